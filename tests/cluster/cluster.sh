@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# A real Kubernetes control plane on 127.0.0.1: etcd + kube-apiserver + kube-controller-manager
+# (garbage collector, namespace and service-account controllers), built from the Go module proxy
+# by build.sh. No containers, no downloads.
+#
+#   cluster.sh up                 start (or reuse) the plane; last line: KUBECONFIG=<path>
+#   cluster.sh down               stop what `up` started and remove its data
+#   cluster.sh status             say whether the plane is running; exit 1 if not
+#   cluster.sh restart-apiserver  stop and start kube-apiserver only (for watch-survival tests)
+#   cluster.sh logs               print the tail of every component's log
+#
+# Environment: KOPF_CLUSTER_DIR (default /tmp/kopf-cluster) holds pki/, etcd data, logs/,
+# *.pid, ports, kubeconfig and env; KOPF_CLUSTER_TIMEOUT (default 120) bounds every wait.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")" && pwd)
+RUN=${KOPF_CLUSTER_DIR:-/tmp/kopf-cluster}
+TIMEOUT=${KOPF_CLUSTER_TIMEOUT:-120}
+PKI=$RUN/pki
+LOGS=$RUN/logs
+export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+
+say() { echo "cluster: $*" >&2; }
+
+die() { # component, message
+  say "$1 failed: $2"
+  if [ -f "$LOGS/$1.log" ]; then
+    say "last lines of $LOGS/$1.log:"
+    tail -n 25 "$LOGS/$1.log" >&2
+  fi
+  say "retry with: bash $ROOT/cluster.sh down && bash $ROOT/cluster.sh up"
+  exit 1
+}
+
+alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_for COMPONENT SECONDS CMD...: retry CMD every 0.2 s; fail with the component's log tail when
+# it does not succeed in time or the component's process exits meanwhile.
+wait_for() {
+  local comp=$1 secs=$2; shift 2
+  local deadline=$(( $(date +%s) + secs ))
+  until "$@" >/dev/null 2>&1; do
+    alive "$comp" || die "$comp" "the process exited while starting"
+    [ "$(date +%s)" -lt "$deadline" ] || die "$comp" "not ready within ${secs}s (waiting for: $*)"
+    sleep 0.2
+  done
+}
+
+load_ports() { # shellcheck disable=SC1091
+  . "$RUN/ports"
+}
+
+api_get() { # path
+  curl --noproxy '*' -fsS --max-time 5 --cacert "$PKI/ca.crt" \
+    -H "Authorization: Bearer $(cat "$PKI/token")" "https://127.0.0.1:$APISERVER_PORT$1"
+}
+
+make_pki() {
+  mkdir -p "$PKI"
+  (
+    cd "$PKI"
+    openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 -keyout ca.key -out ca.crt \
+      -subj "/CN=kopf-test-ca" -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    leaf() { # name, subject, extensions...
+      local name=$1 subj=$2; shift 2
+      openssl req -newkey rsa:2048 -nodes -sha256 -keyout "$name.key" -out "$name.csr" -subj "$subj" 2>/dev/null
+      printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" "$@" >"$name.ext"
+      openssl x509 -req -in "$name.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -sha256 \
+        -out "$name.crt" -extfile "$name.ext" 2>/dev/null
+      rm -f "$name.csr" "$name.ext"
+    }
+    leaf apiserver "/CN=kube-apiserver" "extendedKeyUsage=serverAuth" \
+      "subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
+    leaf admin "/O=system:masters/CN=kube-admin" "extendedKeyUsage=clientAuth"
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key 2>/dev/null
+    openssl rand -hex 32 >token
+    printf '%s,kube-admin,kube-admin,"system:masters"\n' "$(cat token)" >tokens.csv
+  ) || die pki "openssl could not generate the certificates"
+}
+
+write_kubeconfig() {
+  local server="https://127.0.0.1:$APISERVER_PORT"
+  cat >"$RUN/kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: kopf-test
+  cluster:
+    server: $server
+    certificate-authority-data: $(base64 -w0 "$PKI/ca.crt")
+users:
+- name: kube-admin
+  user:
+    token: $(cat "$PKI/token")
+- name: kube-admin-cert
+  user:
+    client-certificate-data: $(base64 -w0 "$PKI/admin.crt")
+    client-key-data: $(base64 -w0 "$PKI/admin.key")
+contexts:
+- name: ktest
+  context: {cluster: kopf-test, user: kube-admin, namespace: default}
+- name: ktest-cert
+  context: {cluster: kopf-test, user: kube-admin-cert, namespace: default}
+current-context: ktest
+EOF
+  chmod 600 "$RUN/kubeconfig"
+  printf 'KUBECONFIG=%s\nK8S_SERVER=%s\nK8S_TOKEN=%s\nK8S_CA_FILE=%s\n' \
+    "$RUN/kubeconfig" "$server" "$(cat "$PKI/token")" "$PKI/ca.crt" >"$RUN/env"
+}
+
+start_etcd() {
+  "$BIN/etcd" --name=kopf-test --data-dir="$RUN/etcd" \
+    --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster="kopf-test=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --listen-metrics-urls="http://127.0.0.1:$ETCD_METRICS_PORT" \
+    --unsafe-no-fsync=true --quota-backend-bytes=4294967296 --log-level=warn \
+    >"$LOGS/etcd.log" 2>&1 &
+  echo $! >"$RUN/etcd.pid"
+  wait_for etcd 30 curl --noproxy '*' -fsS --max-time 2 "http://127.0.0.1:$ETCD_PORT/health"
+}
+
+start_apiserver() {
+  "$BIN/kube-apiserver" \
+    --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+    --bind-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
+    --advertise-address=127.0.0.1 --endpoint-reconciler-type=none \
+    --cert-dir="$PKI" --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
+    --client-ca-file="$PKI/ca.crt" --token-auth-file="$PKI/tokens.csv" \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file="$PKI/sa.key" --service-account-signing-key-file="$PKI/sa.key" \
+    --service-cluster-ip-range=10.0.0.0/24 \
+    --authorization-mode=RBAC \
+    --disable-admission-plugins=ServiceAccount \
+    --allow-privileged=true --profiling=false --v=1 \
+    >>"$LOGS/kube-apiserver.log" 2>&1 &
+  echo $! >"$RUN/kube-apiserver.pid"
+  wait_for kube-apiserver "$TIMEOUT" api_get /readyz
+  wait_for kube-apiserver 30 api_get /api/v1/namespaces/default
+}
+
+start_kcm() {
+  "$BIN/kube-controller-manager" \
+    --kubeconfig="$RUN/kubeconfig" \
+    --authentication-kubeconfig="$RUN/kubeconfig" --authorization-kubeconfig="$RUN/kubeconfig" \
+    --controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller \
+    --service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
+    --leader-elect=false --use-service-account-credentials=false \
+    --bind-address=127.0.0.1 --secure-port="$KCM_PORT" --v=1 \
+    >"$LOGS/kube-controller-manager.log" 2>&1 &
+  echo $! >"$RUN/kube-controller-manager.pid"
+  wait_for kube-controller-manager 60 curl --noproxy '*' -fsSk --max-time 2 "https://127.0.0.1:$KCM_PORT/healthz"
+  wait_for kube-controller-manager 60 api_get /api/v1/namespaces/default/serviceaccounts/default
+}
+
+stop_component() { # name: TERM, wait up to 10 s, then KILL
+  local pidfile="$RUN/$1.pid" pid
+  [ -f "$pidfile" ] || return 0
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+}
+
+cmd_status() {
+  [ -f "$RUN/ports" ] || { say "not running (no $RUN/ports)"; return 1; }
+  load_ports
+  for c in etcd kube-apiserver kube-controller-manager; do
+    alive "$c" || { say "not running ($c is down)"; return 1; }
+  done
+  api_get /readyz >/dev/null 2>&1 || { say "not ready (/readyz fails)"; return 1; }
+  say "running: https://127.0.0.1:$APISERVER_PORT"
+  echo "KUBECONFIG=$RUN/kubeconfig"
+}
+
+cmd_up() {
+  if cmd_status >/dev/null 2>&1; then
+    say "reusing the running plane in $RUN"
+    echo "KUBECONFIG=$RUN/kubeconfig"
+    return 0
+  fi
+  cmd_down >/dev/null 2>&1 || true
+  local started
+  started=$(date +%s.%N)
+  BIN=$(bash "$ROOT/build.sh") || die build "see the output above"
+  mkdir -p "$RUN" "$LOGS"
+  # Data lives in memory when /dev/shm exists: the plane is disposable and fsync buys nothing.
+  if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+    local shm
+    shm=$(mktemp -d /dev/shm/kopf-etcd.XXXXXX)
+    ln -sfn "$shm" "$RUN/etcd"
+  fi
+  cat >"$RUN/ports" <<EOF
+ETCD_PORT=$(free_port)
+ETCD_PEER_PORT=$(free_port)
+ETCD_METRICS_PORT=$(free_port)
+APISERVER_PORT=$(free_port)
+KCM_PORT=$(free_port)
+BIN=$BIN
+EOF
+  load_ports
+  make_pki
+  write_kubeconfig
+  ulimit -n 65536 2>/dev/null || true
+  start_etcd
+  start_apiserver
+  start_kcm
+  say "ready in $(python3 -c "import time; print(round(time.time() - $started, 1))") s: https://127.0.0.1:$APISERVER_PORT (logs in $LOGS)"
+  echo "KUBECONFIG=$RUN/kubeconfig"
+}
+
+cmd_down() {
+  for c in kube-controller-manager kube-apiserver etcd; do stop_component "$c"; done
+  if [ -L "$RUN/etcd" ]; then rm -rf "$(readlink "$RUN/etcd")"; fi
+  rm -rf "$RUN"
+  say "stopped; removed $RUN"
+}
+
+cmd_restart_apiserver() {
+  cmd_status >/dev/null || die kube-apiserver "the plane is not running"
+  load_ports
+  stop_component kube-apiserver
+  start_apiserver
+  say "kube-apiserver restarted"
+}
+
+cmd_logs() {
+  for f in "$LOGS"/*.log; do echo "== $f"; tail -n 40 "$f"; done
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  restart-apiserver) cmd_restart_apiserver ;;
+  logs) cmd_logs ;;
+  *) echo "usage: cluster.sh up|down|status|restart-apiserver|logs" >&2; exit 2 ;;
+esac
