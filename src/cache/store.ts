@@ -1,0 +1,140 @@
+/**
+ * The cache of one informer: the latest state of every object, by key (`namespace/name`).
+ *
+ * Objects are kept as the plain JSON the server sent, minus `metadata.managedFields` (server-side
+ * apply bookkeeping: often half of an object's metadata, and never needed by handlers). The
+ * store holds one copy per object; consumers get that same copy and must not mutate it.
+ *
+ * Ordering: the store is fed by one list/watch stream, so arrival order is change order within a
+ * stream; re-lists are consistent reads, so a listed state is never older than one seen before;
+ * and a state with the same resourceVersion as the stored one is no change. Together these mean
+ * a consumer never sees an older state of an object after a newer one, without comparing
+ * resourceVersions for order (they are opaque strings).
+ *
+ * @module
+ */
+import type { KubeObject } from "../kube/resource.ts";
+import { type ObjectEvent, objectKey } from "../kube/watch.ts";
+
+/** A change the store accepted: what consumers should be told. */
+export interface StoreChange<T extends KubeObject = KubeObject> {
+  type: "ADDED" | "MODIFIED" | "DELETED";
+  /** `namespace/name`, or `name` for cluster-scoped objects. */
+  key: string;
+  /** The new state; for `DELETED`, the last known state. */
+  object: T;
+  /** The state before, if the object was known. */
+  previous?: T;
+  /** From the first listing (the object existed before the watch started). */
+  initial: boolean;
+}
+
+/**
+ * Removes `metadata.managedFields` in place and returns the same object.
+ *
+ * @example
+ * ```ts
+ * import { stripManagedFields } from "./store.ts";
+ * const obj = stripManagedFields({ metadata: { name: "x", managedFields: [{}] } });
+ * obj.metadata?.managedFields; // undefined
+ * ```
+ */
+export function stripManagedFields<T extends KubeObject>(object: T): T {
+  if (object.metadata && "managedFields" in object.metadata) delete object.metadata.managedFields;
+  return object;
+}
+
+/**
+ * The latest state of every object of one informer, by key.
+ *
+ * @example
+ * ```ts
+ * import { ObjectStore } from "./store.ts";
+ * const store = new ObjectStore();
+ * store.apply({
+ *   type: "ADDED",
+ *   object: { metadata: { namespace: "ns", name: "a", resourceVersion: "1" } },
+ *   initial: true,
+ * });
+ * store.get("ns/a")?.metadata?.resourceVersion; // "1"
+ * ```
+ */
+export class ObjectStore<T extends KubeObject = KubeObject> {
+  #objects = new Map<string, T>();
+
+  /** How many objects are stored. */
+  get size(): number {
+    return this.#objects.size;
+  }
+
+  /** The object stored under `key` (`namespace/name`, or `name` if cluster-scoped). */
+  get(key: string): T | undefined {
+    return this.#objects.get(key);
+  }
+
+  /** The object with this name (and namespace, for namespaced resources). */
+  getByName(name: string, namespace?: string): T | undefined {
+    return this.#objects.get(namespace ? `${namespace}/${name}` : name);
+  }
+
+  /** Whether an object is stored under `key`. */
+  has(key: string): boolean {
+    return this.#objects.has(key);
+  }
+
+  /** All keys, in insertion order. */
+  keys(): IterableIterator<string> {
+    return this.#objects.keys();
+  }
+
+  /** All objects, in insertion order. */
+  values(): IterableIterator<T> {
+    return this.#objects.values();
+  }
+
+  /** All `[key, object]` pairs, in insertion order. */
+  entries(): IterableIterator<[string, T]> {
+    return this.#objects.entries();
+  }
+
+  /** All objects, optionally only those of one namespace. */
+  list(namespace?: string): T[] {
+    const all = [...this.#objects.values()];
+    return namespace === undefined ? all : all.filter((o) => o.metadata?.namespace === namespace);
+  }
+
+  /**
+   * Applies one event from the watch. Returns the change to announce, or `undefined` when
+   * nothing changed: the same resourceVersion again, or the deletion of an unknown object.
+   *
+   * A `DELETED` with `finalStateUnknown` (made up after a re-list) announces the stored copy,
+   * which is the last state anyone saw.
+   */
+  apply(event: ObjectEvent<T>): StoreChange<T> | undefined {
+    const key = objectKey(event.object);
+    const previous = this.#objects.get(key);
+    if (event.type === "DELETED") {
+      if (previous === undefined) return undefined;
+      this.#objects.delete(key);
+      const object = event.finalStateUnknown ? previous : event.object;
+      return { type: "DELETED", key, object, previous, initial: event.initial };
+    }
+    const rv = event.object.metadata?.resourceVersion;
+    if (previous !== undefined && rv !== undefined && previous.metadata?.resourceVersion === rv) {
+      return undefined;
+    }
+    this.#objects.set(key, event.object);
+    return {
+      type: previous === undefined ? "ADDED" : "MODIFIED",
+      key,
+      object: event.object,
+      previous,
+      initial: event.initial,
+    };
+  }
+
+  /** Forgets everything. */
+  clear(): void {
+    this.#objects.clear();
+  }
+}

@@ -1,0 +1,622 @@
+/**
+ * The list + watch loop: one resource in one scope, from an initial listing to an endless stream
+ * of changes, surviving disconnects, expired resource versions, silent streams and API server
+ * restarts.
+ *
+ * What it does, in the order things happen:
+ *
+ * 1. An initial listing: pages of 500 objects following `continue` (a stale `continue` token
+ *    restarts the listing), or a streaming list (a watch with `sendInitialEvents=true` that ends
+ *    its initial part with a bookmark annotated `k8s.io/initial-events-end`).
+ * 2. A watch from the listing's resourceVersion with bookmarks on and a server-side timeout drawn
+ *    from 300–600 s, so that many watches do not all reconnect at the same moment.
+ * 3. After every disconnect, a new watch from the last resourceVersion seen (of an event or a
+ *    bookmark). Resource versions are opaque strings: never parsed, never compared for order.
+ * 4. A re-list only on 410 Gone (HTTP 410, or an `ERROR` event with code 410). A re-list is
+ *    diffed against what was already announced: objects that vanished meanwhile become `DELETED`
+ *    events, objects whose resourceVersion did not change are not announced again.
+ * 5. A client-side idle timer (90 s by default, above the server's ~60 s bookmark interval) that
+ *    drops a stream which went silent, e.g. a half-open TCP connection.
+ * 6. Every failure is logged with the resource and namespace and followed by a jittered
+ *    exponential backoff; the loop never gives up and ends only when its signal aborts.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { type ReconnectPolicy, WATCH_BACKOFF, WatchBackoff } from "./_watch_backoff.ts";
+import { watchLines } from "./_watch_lines.ts";
+import {
+  apiVersion,
+  type KubeObject,
+  type ObjectMeta,
+  type Resource,
+  resourceKey,
+  resourcePath,
+} from "./resource.ts";
+
+const logger = getLogger(["kopf", "watch"]);
+
+/** The annotation on the bookmark that ends the initial part of a streaming list. */
+const INITIAL_EVENTS_END = "k8s.io/initial-events-end";
+
+/** Query parameters as the transport takes them; `undefined` values are left out. */
+export type WatchQuery = Record<string, string | number | boolean | undefined>;
+
+/**
+ * What the watch loop needs from an HTTP client. `KubeClient` satisfies it; tests may use a
+ * plain `fetch` transport.
+ *
+ * Both methods throw on a non-2xx response with an error that carries the HTTP status as a
+ * numeric `status` property (and optionally `reason`, and `retryAfterSeconds` for 429).
+ */
+export interface WatchTransport {
+  /** A plain request; resolves to the parsed JSON body. */
+  request<T>(
+    method: string,
+    path: string,
+    options?: { query?: WatchQuery; signal?: AbortSignal },
+  ): Promise<T>;
+  /** A long-lived GET whose response body streams newline-delimited JSON watch events. */
+  stream(path: string, options?: { query?: WatchQuery; signal?: AbortSignal }): Promise<Response>;
+}
+
+/** A change of one object. */
+export interface ObjectEvent<T extends KubeObject = KubeObject> {
+  type: "ADDED" | "MODIFIED" | "DELETED";
+  /** The object as the server sent it (for `DELETED`, its last state). */
+  object: T;
+  /** True for events made from the first listing of this watch (objects that existed before). */
+  initial: boolean;
+  /**
+   * True on a `DELETED` made up after a re-list because the object was gone from the new listing:
+   * the object carries only its identity and last known resourceVersion, its final state is
+   * unknown. A cache should announce its own last copy instead.
+   */
+  finalStateUnknown?: boolean;
+}
+
+/** The end of a (re-)listing: the consumer has now seen the whole state once more. */
+export interface SyncedEvent {
+  type: "SYNCED";
+  /** False for the first listing, true for every re-list after a 410 Gone. */
+  relist: boolean;
+  /** The resourceVersion the listing was taken at. */
+  resourceVersion: string;
+}
+
+/** What {@linkcode listAndWatch} yields. */
+export type WatchEvent<T extends KubeObject = KubeObject> = ObjectEvent<T> | SyncedEvent;
+
+/** How the initial state is fetched: pages of a LIST, or a streaming list (a WATCH). */
+export type InitialSync = "list" | "stream";
+
+/** Options of {@linkcode listAndWatch}. */
+export interface ListAndWatchOptions {
+  /** Watch one namespace; omitted means cluster-wide (or a cluster-scoped resource). */
+  namespace?: string;
+  /** A label selector, applied by the server. */
+  labelSelector?: string;
+  /** A field selector, applied by the server. */
+  fieldSelector?: string;
+  /** Ends the loop: the iteration finishes and the open request is dropped. */
+  signal?: AbortSignal;
+  /** How to fetch the initial state (default `"list"`). */
+  initialSync?: InitialSync;
+  /** Objects per LIST page (default 500). */
+  pageSize?: number;
+  /** Drop a stream that delivered nothing (no event, no bookmark) for this long (default 90 s). */
+  idleTimeoutMs?: number;
+  /** Give up on one LIST page after this long, then back off and retry (default 60 s). */
+  listTimeoutMs?: number;
+  /** The range the server-side `timeoutSeconds` of each watch is drawn from (default 300–600). */
+  serverTimeoutSeconds?: readonly [min: number, max: number];
+  /** Reconnect backoff (default 0.8 s ×2, full jitter, cap 30 s, reset after 2 min healthy). */
+  backoff?: Partial<ReconnectPolicy>;
+  /** Random source for jitter and timeouts (tests make it deterministic). */
+  random?: () => number;
+}
+
+/** Counters and health of one list/watch loop, updated live (for metrics and readiness). */
+export interface WatchStats {
+  /** The first listing has completed. */
+  synced: boolean;
+  /** The last request succeeded and nothing failed since. */
+  healthy: boolean;
+  /** When the server last answered anything (ms since the epoch), or undefined if never. */
+  lastHealthyAt: number | undefined;
+  /** The resourceVersion the next watch would start from, if any. */
+  resourceVersion: string | undefined;
+  /** Listings started (the first one and every re-list; a streaming list counts too). */
+  lists: number;
+  /** LIST pages requested. */
+  listPages: number;
+  /** Listings started after the first complete one (after a 410 Gone). */
+  relists: number;
+  /** Watch requests opened. */
+  watches: number;
+  /** Watch requests opened after the first one. */
+  reconnects: number;
+  /** Object events yielded (ADDED, MODIFIED, DELETED). */
+  events: number;
+  /** Bookmarks received. */
+  bookmarks: number;
+  /** Failures (each followed by a backoff). */
+  errors: number;
+}
+
+/** A running list/watch: iterate it for events; read `stats` at any time. */
+export interface ListWatch<T extends KubeObject = KubeObject> extends AsyncIterable<WatchEvent<T>> {
+  /** Live counters and health. */
+  readonly stats: Readonly<WatchStats>;
+}
+
+/**
+ * The cache key of an object: `namespace/name`, or `name` for a cluster-scoped object.
+ *
+ * @example
+ * ```ts
+ * import { objectKey } from "./watch.ts";
+ * objectKey({ metadata: { namespace: "default", name: "x" } }); // "default/x"
+ * ```
+ */
+export function objectKey(object: KubeObject): string {
+  const name = object.metadata?.name ?? "";
+  const namespace = object.metadata?.namespace;
+  return namespace ? `${namespace}/${name}` : name;
+}
+
+/**
+ * Lists and then watches a resource, forever: yields `ADDED`/`MODIFIED`/`DELETED` for every
+ * change and `SYNCED` after each (re-)listing. The iteration ends only when `signal` aborts (or the
+ * consumer stops iterating); errors are logged and retried, never thrown.
+ *
+ * Only one iteration may run per returned object.
+ *
+ * @example
+ * ```ts ignore
+ * import { listAndWatch } from "./watch.ts";
+ * const controller = new AbortController();
+ * const watch = listAndWatch(client, configMaps, { namespace: "default", signal: controller.signal });
+ * for await (const event of watch) {
+ *   if (event.type === "SYNCED") console.log("all objects seen");
+ *   else console.log(event.type, event.object.metadata?.name);
+ * }
+ * ```
+ */
+export function listAndWatch<T extends KubeObject = KubeObject>(
+  transport: WatchTransport,
+  resource: Resource,
+  options: ListAndWatchOptions = {},
+): ListWatch<T> {
+  const loop = new WatchLoop<T>(transport, resource, options);
+  return {
+    stats: loop.stats,
+    [Symbol.asyncIterator]: () => loop.run(),
+  };
+}
+
+/** The server said 410 Gone: the resourceVersion is too old, a re-list is needed. */
+class GoneError extends Error {
+  override name = "GoneError";
+}
+
+/** The stream delivered nothing for the idle timeout. */
+class IdleError extends Error {
+  override name = "IdleError";
+}
+
+/** An `ERROR` event in a watch stream (other than 410). */
+class WatchErrorEvent extends Error {
+  override name = "WatchErrorEvent";
+  constructor(readonly status: number | undefined, message: string) {
+    super(message);
+  }
+}
+
+interface ListPage {
+  metadata?: { resourceVersion?: string; continue?: string };
+  items?: KubeObject[];
+}
+
+interface RawWatchEvent {
+  type?: string;
+  object?: KubeObject & { code?: number; message?: string; reason?: string };
+}
+
+function statusOf(error: unknown): number | undefined {
+  const status = (error as { status?: unknown } | null)?.status;
+  return typeof status === "number" ? status : undefined;
+}
+
+function retryAfterMs(error: unknown): number {
+  const seconds = (error as { retryAfterSeconds?: unknown } | null)?.retryAfterSeconds;
+  return typeof seconds === "number" && seconds > 0 ? seconds * 1000 : 0;
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.message || error.name;
+  return String(error);
+}
+
+/** Sleeps unless aborted; resolves early (without throwing) on abort. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted || ms <= 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+class WatchLoop<T extends KubeObject> {
+  readonly stats: WatchStats = {
+    synced: false,
+    healthy: false,
+    lastHealthyAt: undefined,
+    resourceVersion: undefined,
+    lists: 0,
+    listPages: 0,
+    relists: 0,
+    watches: 0,
+    reconnects: 0,
+    events: 0,
+    bookmarks: 0,
+    errors: 0,
+  };
+
+  #transport: WatchTransport;
+  #resource: Resource;
+  #path: string;
+  #apiVersion: string;
+  #where: string;
+  #namespace: string | undefined;
+  #labelSelector: string | undefined;
+  #fieldSelector: string | undefined;
+  #signal: AbortSignal;
+  #initialSync: InitialSync;
+  #pageSize: number;
+  #idleTimeoutMs: number;
+  #listTimeoutMs: number;
+  #serverTimeout: readonly [number, number];
+  #random: () => number;
+  #backoff: WatchBackoff;
+  /** key → resourceVersion of every object announced and not yet deleted: the re-list diff base. */
+  #known = new Map<string, string>();
+  #running = false;
+
+  constructor(transport: WatchTransport, resource: Resource, options: ListAndWatchOptions) {
+    this.#transport = transport;
+    this.#resource = resource;
+    this.#namespace = options.namespace;
+    this.#path = resourcePath(resource, { namespace: options.namespace });
+    this.#apiVersion = apiVersion(resource);
+    this.#where = options.namespace ? `namespace ${options.namespace}` : "all namespaces";
+    this.#labelSelector = options.labelSelector || undefined;
+    this.#fieldSelector = options.fieldSelector || undefined;
+    this.#signal = options.signal ?? new AbortController().signal;
+    this.#initialSync = options.initialSync ?? "list";
+    this.#pageSize = options.pageSize ?? 500;
+    this.#idleTimeoutMs = options.idleTimeoutMs ?? 90_000;
+    this.#listTimeoutMs = options.listTimeoutMs ?? 60_000;
+    this.#serverTimeout = options.serverTimeoutSeconds ?? [300, 600];
+    this.#random = options.random ?? Math.random;
+    this.#backoff = new WatchBackoff({ ...WATCH_BACKOFF, ...options.backoff }, this.#random);
+  }
+
+  #context(extra: Record<string, unknown> = {}): Record<string, unknown> {
+    return {
+      resource: resourceKey(this.#resource),
+      namespace: this.#namespace ?? "*",
+      labelSelector: this.#labelSelector,
+      ...extra,
+    };
+  }
+
+  #healthy(): void {
+    this.stats.healthy = true;
+    this.stats.lastHealthyAt = Date.now();
+  }
+
+  async *run(): AsyncGenerator<WatchEvent<T>, void, undefined> {
+    if (this.#running) throw new Error("listAndWatch() may be iterated only once at a time");
+    this.#running = true;
+    let streaming = this.#initialSync === "stream";
+    try {
+      while (!this.#signal.aborted) {
+        try {
+          if (this.stats.resourceVersion === undefined && !streaming) {
+            yield* this.#list();
+          }
+          yield* this.#watch(streaming && this.stats.resourceVersion === undefined);
+        } catch (error) {
+          if (this.#signal.aborted) break;
+          const status = error instanceof GoneError ? 410 : statusOf(error);
+          this.stats.healthy = false;
+          this.stats.errors++;
+          if (status === 410) {
+            // The only reason to list again: the server no longer has the history we need.
+            this.stats.resourceVersion = undefined;
+          }
+          if (
+            streaming && this.stats.resourceVersion === undefined &&
+            (status === 400 || status === 422 || error instanceof StreamingUnsupported)
+          ) {
+            logger.warn(
+              "Streaming lists of {resource} in {namespace} are not served ({error}); " +
+                "falling back to paginated lists.",
+              this.#context({ error: describe(error) }),
+            );
+            streaming = false;
+            continue;
+          }
+          const delay = Math.max(this.#backoff.next(), retryAfterMs(error));
+          const context = this.#context({ error: describe(error), status, delay });
+          if (status === 410) {
+            logger.info(
+              "Watch of {resource} in {namespace} expired (410 Gone): re-listing in {delay} ms.",
+              context,
+            );
+          } else {
+            logger.warn(
+              "Watch of {resource} in {namespace} failed: {error}; retrying in {delay} ms.",
+              context,
+            );
+          }
+          await pause(delay, this.#signal);
+        }
+      }
+    } finally {
+      this.#running = false;
+      this.stats.healthy = false;
+    }
+  }
+
+  #startListing(): { relist: boolean; seen: Set<string> } {
+    // Until a listing completes, a new one still delivers the initial state.
+    const relist = this.stats.synced;
+    this.stats.lists++;
+    if (relist) this.stats.relists++;
+    return { relist, seen: new Set() };
+  }
+
+  /** Announces one listed object unless its announced resourceVersion is the same. */
+  #listed(object: KubeObject, relist: boolean, seen: Set<string>): ObjectEvent<T> | undefined {
+    const key = objectKey(object);
+    seen.add(key);
+    const rv = object.metadata?.resourceVersion ?? "";
+    const before = this.#known.get(key);
+    if (before === rv) return undefined;
+    this.#known.set(key, rv);
+    this.stats.events++;
+    return {
+      type: before === undefined ? "ADDED" : "MODIFIED",
+      object: object as T,
+      initial: !relist,
+    };
+  }
+
+  /** After a complete listing: whatever was announced but not listed is gone. */
+  *#vanished(seen: Set<string>): Generator<ObjectEvent<T>, void, undefined> {
+    const gone = [...this.#known].filter(([key]) => !seen.has(key));
+    for (const [key, rv] of gone) {
+      this.#known.delete(key);
+      this.stats.events++;
+      const slash = key.indexOf("/");
+      const metadata: ObjectMeta = slash === -1
+        ? { name: key, resourceVersion: rv }
+        : { namespace: key.slice(0, slash), name: key.slice(slash + 1), resourceVersion: rv };
+      const object = { apiVersion: this.#apiVersion, kind: this.#resource.kind, metadata };
+      yield { type: "DELETED", object: object as T, initial: false, finalStateUnknown: true };
+    }
+  }
+
+  async *#list(): AsyncGenerator<WatchEvent<T>, void, undefined> {
+    const listing = this.#startListing();
+    let token: string | undefined;
+    while (true) {
+      const query: WatchQuery = {
+        limit: this.#pageSize,
+        continue: token,
+        labelSelector: this.#labelSelector,
+        fieldSelector: this.#fieldSelector,
+      };
+      const timeout = new AbortController();
+      const timer = setTimeout(
+        () => timeout.abort(new Error(`no LIST response within ${this.#listTimeoutMs} ms`)),
+        this.#listTimeoutMs,
+      );
+      const signal = AbortSignal.any([this.#signal, timeout.signal]);
+      let page: ListPage;
+      this.stats.listPages++;
+      try {
+        page = await this.#transport.request<ListPage>("GET", this.#path, { query, signal });
+      } catch (error) {
+        if (timeout.signal.aborted && !this.#signal.aborted) throw timeout.signal.reason;
+        if (token !== undefined && statusOf(error) === 410) {
+          // The continue token outlived the server's history: start over from a fresh snapshot.
+          // Objects announced from the stale pages are re-checked against it.
+          logger.info(
+            "Listing of {resource} in {namespace} expired mid-way (410 Gone): restarting it.",
+            this.#context(),
+          );
+          token = undefined;
+          listing.seen.clear();
+          continue;
+        }
+        throw error;
+      } finally {
+        clearTimeout(timer);
+      }
+      this.#healthy();
+      for (const item of page.items ?? []) {
+        // Items of a list carry no apiVersion/kind; consumers expect whole objects.
+        item.apiVersion ??= this.#apiVersion;
+        item.kind ??= this.#resource.kind;
+        const event = this.#listed(item, listing.relist, listing.seen);
+        if (event) yield event;
+      }
+      token = page.metadata?.continue || undefined;
+      if (token === undefined) {
+        const rv = page.metadata?.resourceVersion ?? "";
+        yield* this.#vanished(listing.seen);
+        this.stats.resourceVersion = rv;
+        this.stats.synced = true;
+        yield { type: "SYNCED", relist: listing.relist, resourceVersion: rv };
+        return;
+      }
+    }
+  }
+
+  /**
+   * One watch request, read to its end. With `streamingList`, it starts with the whole state
+   * (a streaming list) and continues as a plain watch.
+   */
+  async *#watch(streamingList: boolean): AsyncGenerator<WatchEvent<T>, void, undefined> {
+    const [min, max] = this.#serverTimeout;
+    const timeoutSeconds = Math.floor(min + this.#random() * (max - min + 1));
+    const query: WatchQuery = {
+      watch: true,
+      allowWatchBookmarks: true,
+      timeoutSeconds: Math.min(timeoutSeconds, max),
+      labelSelector: this.#labelSelector,
+      fieldSelector: this.#fieldSelector,
+    };
+    const listing = streamingList ? this.#startListing() : undefined;
+    let initialEvents = listing !== undefined;
+    if (listing) {
+      query.sendInitialEvents = true;
+      query.resourceVersionMatch = "NotOlderThan";
+    } else {
+      query.resourceVersion = this.stats.resourceVersion;
+    }
+
+    const abort = new AbortController();
+    const signal = AbortSignal.any([this.#signal, abort.signal]);
+    let lastActivity = Date.now();
+    let idle = false;
+    const check = () => {
+      const quiet = Date.now() - lastActivity;
+      if (quiet >= this.#idleTimeoutMs) {
+        idle = true;
+        abort.abort(new IdleError(`no event or bookmark for ${quiet} ms`));
+      } else {
+        timer = setTimeout(check, this.#idleTimeoutMs - quiet);
+      }
+    };
+    let timer = setTimeout(check, this.#idleTimeoutMs);
+
+    if (this.stats.watches > 0) this.stats.reconnects++;
+    this.stats.watches++;
+    const openedAt = Date.now();
+    let received = 0;
+    try {
+      const response = await this.#transport.stream(this.#path, { query, signal });
+      if (!response.body) throw new Error("the watch response has no body");
+      this.#healthy();
+      for await (const line of watchLines(response.body)) {
+        lastActivity = Date.now();
+        this.stats.lastHealthyAt = lastActivity;
+        received++;
+        const event = JSON.parse(line) as RawWatchEvent;
+        const object = event.object;
+        switch (event.type) {
+          case "ADDED":
+          case "MODIFIED":
+          case "DELETED": {
+            if (!object) continue;
+            if (listing && initialEvents) {
+              // Initial events of a streaming list arrive in no resourceVersion order: only
+              // the closing bookmark tells where the watch stands.
+              const announced = this.#listed(object, listing.relist, listing.seen);
+              if (announced) yield announced;
+              continue;
+            }
+            const changed = this.#changed(event.type, object);
+            this.stats.resourceVersion = object.metadata?.resourceVersion ??
+              this.stats.resourceVersion;
+            if (changed) yield changed;
+            break;
+          }
+          case "BOOKMARK": {
+            this.stats.bookmarks++;
+            const rv = object?.metadata?.resourceVersion;
+            if (listing && initialEvents) {
+              if (object?.metadata?.annotations?.[INITIAL_EVENTS_END] !== "true") {
+                // A server that ignores sendInitialEvents sends plain bookmarks and no initial
+                // state; waiting for the end marker would wait forever.
+                throw new StreamingUnsupported("a bookmark came before the initial-events end");
+              }
+              initialEvents = false;
+              yield* this.#vanished(listing.seen);
+              this.stats.resourceVersion = rv ?? "";
+              this.stats.synced = true;
+              yield { type: "SYNCED", relist: listing.relist, resourceVersion: rv ?? "" };
+            } else if (rv) {
+              this.stats.resourceVersion = rv;
+            }
+            break;
+          }
+          case "ERROR": {
+            const code = object?.code;
+            if (code === 410) throw new GoneError(object?.message ?? "410 Gone");
+            throw new WatchErrorEvent(
+              code,
+              `ERROR event ${code ?? "?"} ${object?.reason ?? ""}: ${object?.message ?? ""}`,
+            );
+          }
+          default:
+            logger.debug(
+              "Ignoring a watch event of unknown type {type} for {resource} in {namespace}.",
+              this.#context({ type: event.type }),
+            );
+        }
+      }
+    } catch (error) {
+      if (idle) throw abort.signal.reason;
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      abort.abort();
+    }
+    if (this.#signal.aborted) return;
+    if (initialEvents) {
+      throw new Error("the streaming list ended before its initial events did");
+    }
+    if (received === 0 && Date.now() - openedAt < 1000) {
+      // A stream that ends at once with nothing in it is a failure in disguise (client-go's
+      // VeryShortWatchError); reconnecting at once would hammer the server.
+      throw new Error("the watch stream ended immediately without any event");
+    }
+    logger.debug("Watch of {resource} in {namespace} ended; resuming from {resourceVersion}.", {
+      ...this.#context(),
+      resourceVersion: this.stats.resourceVersion,
+    });
+  }
+
+  /** Turns a watch event into what the consumer should see, given what it was told before. */
+  #changed(type: string, object: KubeObject): ObjectEvent<T> | undefined {
+    const key = objectKey(object);
+    const rv = object.metadata?.resourceVersion ?? "";
+    const before = this.#known.get(key);
+    if (type === "DELETED") {
+      if (before === undefined) return undefined;
+      this.#known.delete(key);
+    } else {
+      // The same resourceVersion again (e.g. replayed after a reconnect) is not a change.
+      if (before === rv) return undefined;
+      this.#known.set(key, rv);
+      type = before === undefined ? "ADDED" : "MODIFIED";
+    }
+    this.stats.events++;
+    return { type: type as ObjectEvent["type"], object: object as T, initial: false };
+  }
+}
+
+/** The server does not do streaming lists (it ignored `sendInitialEvents`). */
+class StreamingUnsupported extends Error {
+  override name = "StreamingUnsupported";
+}
