@@ -86,6 +86,8 @@ export interface QueueCounters {
  *
  * @example
  * ```ts
+ * import { exponentialBackoff } from "./object_queue.ts";
+ *
  * const backoff = exponentialBackoff({ base: 0.005, cap: 1000 });
  * backoff(1); // 0.005
  * backoff(11); // 5.12
@@ -106,6 +108,8 @@ export function exponentialBackoff(
  *
  * @example
  * ```ts
+ * import { sequenceBackoff } from "./object_queue.ts";
+ *
  * const backoff = sequenceBackoff([1, 1, 2, 3, 5]);
  * backoff(3); // 2
  * backoff(100); // 5
@@ -146,6 +150,8 @@ interface HeapItem {
  *
  * @example
  * ```ts
+ * import { ObjectQueue } from "./object_queue.ts";
+ *
  * const queue = new ObjectQueue({
  *   concurrency: 4,
  *   process: async (key, signal) => {
