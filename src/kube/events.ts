@@ -177,7 +177,8 @@ interface Bucket {
  * ```ts
  * import { EventPoster, type EventTransport } from "./events.ts";
  *
- * declare const client: EventTransport; // e.g. the KubeClient
+ * // In an operator this is the KubeClient; anything with a matching `request()` will do.
+ * const client: EventTransport = { request: () => Promise.resolve({} as never) };
  * const events = new EventPoster(client, { reportingInstance: "my-operator-0" });
  * const body = {
  *   apiVersion: "kopf.dev/v1",
