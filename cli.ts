@@ -1,0 +1,23 @@
+/**
+ * The `kopf` command line.
+ *
+ * ```sh
+ * deno run -A cli.ts run handlers.ts -n default
+ * ```
+ *
+ * `kopf run` itself needs to read the kubeconfig and the handler files and to start `deno`; the
+ * operator it starts gets only what it needs (see `kopf run --help`). Install it as a command
+ * with `deno install -g -A -n kopf cli.ts`.
+ *
+ * @example
+ * ```ts ignore
+ * import { main } from "./cli.ts";
+ * const code = await main(["run", "handlers.ts", "-A"]);
+ * ```
+ *
+ * @module
+ */
+export { main, VERSION } from "./src/cli/main.ts";
+import { main } from "./src/cli/main.ts";
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

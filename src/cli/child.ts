@@ -1,0 +1,283 @@
+/**
+ * The operator process: configures logging, imports the handler files (which register their
+ * handlers), checks that the cluster it is about to use is the one the launcher granted, and runs
+ * the operator until a signal stops it.
+ *
+ * `kopf run` starts this module in a child `deno run` with scoped permissions and passes a
+ * {@linkcode ChildSpec} as its only argument; `--no-sandbox` calls {@linkcode runOperator} in the
+ * launcher's own process; bundled and compiled operators call it from their generated entry.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { EXIT_FAILURE, EXIT_USAGE, printError, UsageError } from "./errors.ts";
+import { configureLogging, type LoggingOptions } from "./logging.ts";
+import type { OperatorOptions } from "./options.ts";
+
+const logger = getLogger(["kopf", "cli"]);
+
+/** What the launcher tells the operator process. */
+export interface ChildSpec {
+  /** Handler files and modules to import, as URLs or import specifiers, in order. */
+  imports: string[];
+  /** How to show them in messages (the paths the user typed), by index of `imports`. */
+  labels?: string[];
+  /** Options of the operator loop. */
+  operator: OperatorOptions;
+  /** Logging configuration. */
+  logging: LoggingOptions;
+  /**
+   * The API server the launcher granted network access to; the operator refuses to start if its
+   * client resolves another one (e.g. a silent fallback to `localhost:8080`).
+   */
+  expectedServer?: string;
+  /**
+   * Stop when stdin reaches end-of-file: the launcher holds the other end of the pipe, so this
+   * happens when the launcher dies without forwarding a signal.
+   */
+  watchStdin?: boolean;
+}
+
+/** How {@linkcode runOperator} gets the framework; replaceable for tests and embedding. */
+export interface OperatorApi {
+  /** Runs the operator loop until `signal` aborts; rejects when the operator fails. */
+  run(options: OperatorOptions & { signal?: AbortSignal }): Promise<void>;
+  /** How many handlers the imported files registered (in the default registry). */
+  countHandlers(): number;
+  /** The API server the client will use for these options. */
+  resolveServer(options: OperatorOptions): Promise<string>;
+}
+
+/** Extra knobs for {@linkcode runOperator}. */
+export interface RunOperatorOptions {
+  /** Skip the imports (a bundled or compiled operator has imported its handlers statically). */
+  preloaded?: boolean;
+  /** Stops the operator, in addition to SIGINT and SIGTERM. */
+  signal?: AbortSignal;
+  /** Listen to SIGINT and SIGTERM (default true). */
+  handleSignals?: boolean;
+  /** The framework's API; defaults to the one in `mod.ts`. */
+  api?: OperatorApi;
+}
+
+async function defaultApi(): Promise<OperatorApi> {
+  // Imported only after the handler files so that a handler that fails to load is reported
+  // before the Kubernetes client is even loaded.
+  const [kopf, config] = await Promise.all([
+    import("../../mod.ts"),
+    import("../kube/config.ts"),
+  ]);
+  return {
+    run: (options) => kopf.run(options),
+    countHandlers: () => kopf.countHandlers(),
+    resolveServer: async (options) =>
+      (await config.loadConfig({ kubeconfig: options.kubeconfig, context: options.context }))
+        .server,
+  };
+}
+
+/** Whether an error is Deno's "permission not granted" (NotCapable, or PermissionDenied before 2.0). */
+export function isPermissionError(error: unknown): boolean {
+  return error instanceof Deno.errors.NotCapable ||
+    (error instanceof Error && /^Requires \w+ access to/.test(error.message));
+}
+
+function firstLine(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.split("\n").find((line) => line.trim())?.trim() ?? String(error);
+}
+
+/** Turns a failure to import a handler file into a one-line reason. */
+function importFailure(label: string, url: string, error: unknown): UsageError {
+  const message = firstLine(error);
+  if (isPermissionError(error)) {
+    const path = message.match(/access to "([^"]+)"/)?.[1];
+    const hint = path ? `; grant it with --allow-read=${path.slice(0, path.lastIndexOf("/"))}` : "";
+    return new UsageError(`${label} cannot be loaded in the sandbox: ${message}${hint}`);
+  }
+  if (/Module not found|Cannot find module|No such file/i.test(message)) {
+    const missing = message.match(/"([^"]+)"/)?.[1];
+    return new UsageError(
+      missing && !url.endsWith(missing) && missing !== url
+        ? `${label} imports a module that does not exist: ${missing}`
+        : `${label}: handler file not found`,
+    );
+  }
+  if (error instanceof SyntaxError || /SyntaxError|Expected|Unexpected/.test(message)) {
+    return new UsageError(`${label} failed to compile: ${message}`);
+  }
+  return new UsageError(`${label} failed while being imported: ${message}`);
+}
+
+function sameServer(a: string, b: string): boolean {
+  const norm = (s: string) => {
+    try {
+      const url = new URL(s);
+      const port = url.port || (url.protocol === "https:" ? "443" : "80");
+      return `${url.protocol}//${url.hostname}:${port}${url.pathname.replace(/\/+$/, "")}`;
+    } catch {
+      return s.replace(/\/+$/, "");
+    }
+  };
+  return norm(a) === norm(b);
+}
+
+/**
+ * Runs an operator as `kopf run` does once the process has its permissions, and returns the exit
+ * code: 0 after a clean stop, 2 for bad input (a handler file that cannot be loaded or registers
+ * nothing, a cluster other than the granted one), 1 when the operator fails. Never throws.
+ *
+ * @example
+ * ```ts ignore
+ * import { runOperator } from "./child.ts";
+ * const code = await runOperator({
+ *   imports: [new URL("./handlers.ts", import.meta.url).href],
+ *   operator: { namespaces: ["default"] },
+ *   logging: { format: "plain" },
+ * });
+ * Deno.exit(code);
+ * ```
+ */
+export async function runOperator(
+  spec: ChildSpec,
+  options: RunOperatorOptions = {},
+): Promise<number> {
+  configureLogging(spec.logging);
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  options.signal?.addEventListener("abort", stop, { once: true });
+  const signals: Deno.Signal[] = (options.handleSignals ?? true) ? ["SIGINT", "SIGTERM"] : [];
+  let received = 0;
+  const onSignal = (name: Deno.Signal) => () => {
+    received += 1;
+    if (received > 1) {
+      // The second signal means "now": do not wait for handlers to finish.
+      logger.warn("Signal {signal} is received again. Exiting without a graceful stop.", {
+        signal: name,
+      });
+      Deno.exit(name === "SIGINT" ? 130 : 143);
+    }
+    logger.info("Signal {signal} is received. Operator is stopping.", { signal: name });
+    stop();
+  };
+  const listeners = signals.map((name) => [name, onSignal(name)] as const);
+  for (const [name, listener] of listeners) Deno.addSignalListener(name, listener);
+  if (spec.watchStdin) watchLauncher(stop);
+  try {
+    if (!options.preloaded) {
+      for (const [i, url] of spec.imports.entries()) {
+        const label = spec.labels?.[i] ?? url;
+        logger.debug("Importing {label}.", { label });
+        try {
+          await import(url);
+        } catch (error) {
+          logger.debug("Import of {label} failed: {stack}", { label, stack: stackOf(error) });
+          throw importFailure(label, url, error);
+        }
+      }
+    }
+    let api: OperatorApi;
+    try {
+      api = options.api ?? await defaultApi();
+    } catch (error) {
+      logger.debug("Loading the framework failed: {stack}", { stack: stackOf(error) });
+      throw new Error(`the framework failed to load: ${firstLine(error)}`);
+    }
+    if (api.countHandlers() === 0) {
+      const what = spec.labels?.length ? spec.labels.join(", ") : "the handler files";
+      throw new UsageError(`no handlers were registered by ${what}`);
+    }
+    await verifyServer(api, spec);
+    if (controller.signal.aborted) return 0;
+    await api.run({ ...spec.operator, signal: controller.signal });
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      printError(error.message);
+      return EXIT_USAGE;
+    }
+    if (controller.signal.aborted && isAbort(error)) return 0;
+    logger.debug("The operator failed: {stack}", { stack: stackOf(error) });
+    printError(
+      isPermissionError(error)
+        ? `the operator needs a permission it was not granted: ${firstLine(error)} ` +
+          `(grant it with --allow-… or --deno-flag)`
+        : `the operator failed: ${firstLine(error)}`,
+    );
+    return EXIT_FAILURE;
+  } finally {
+    for (const [name, listener] of listeners) Deno.removeSignalListener(name, listener);
+    options.signal?.removeEventListener("abort", stop);
+  }
+}
+
+/** Calls `stop` when stdin closes (the launcher is gone). */
+function watchLauncher(stop: () => void): void {
+  (async () => {
+    try {
+      for await (const _ of Deno.stdin.readable) { /* the launcher never writes */ }
+    } catch { /* a broken pipe is an end too */ }
+    logger.warn("The launcher is gone. Operator is stopping.");
+    stop();
+  })();
+}
+
+/**
+ * Makes a wrong cluster loud: the client's server must be the one the launcher computed, and this
+ * process must be allowed to reach it. Otherwise a missing permission could quietly send the client
+ * elsewhere (client-node falls back to `localhost:8080`), or every request would fail later.
+ */
+async function verifyServer(api: OperatorApi, spec: ChildSpec): Promise<void> {
+  let server: string;
+  try {
+    server = await api.resolveServer(spec.operator);
+  } catch (error) {
+    logger.debug("Loading the cluster configuration failed: {stack}", { stack: stackOf(error) });
+    throw new UsageError(`cannot load the cluster configuration: ${firstLine(error)}`);
+  }
+  if (spec.expectedServer && !sameServer(server, spec.expectedServer)) {
+    throw new UsageError(
+      `the operator's client resolved the API server ${server}, but the launcher granted ` +
+        `access to ${spec.expectedServer}; refusing to start`,
+    );
+  }
+  let host: string;
+  try {
+    const url = new URL(server);
+    host = `${url.hostname}:${url.port || (url.protocol === "https:" ? "443" : "80")}`;
+  } catch {
+    throw new UsageError(`the API server address is not a URL: ${server}`);
+  }
+  const { state } = Deno.permissions.querySync({ name: "net", host });
+  if (state !== "granted") {
+    throw new UsageError(
+      `the API server ${server} is not among the hosts this operator may reach ` +
+        `(run it with --allow-net=${host})`,
+    );
+  }
+}
+
+function isAbort(error: unknown): boolean {
+  return error instanceof DOMException && error.name === "AbortError";
+}
+
+function stackOf(error: unknown): string {
+  return error instanceof Error ? error.stack ?? error.message : String(error);
+}
+
+/**
+ * The entry of the operator process started by the launcher: the spec is the only argument, as
+ * JSON.
+ */
+export async function childMain(args: string[] = Deno.args): Promise<number> {
+  let spec: ChildSpec;
+  try {
+    spec = JSON.parse(args[0] ?? "");
+  } catch {
+    printError("this module is started by `kopf run`, not directly");
+    return EXIT_USAGE;
+  }
+  return await runOperator(spec);
+}
+
+if (import.meta.main) Deno.exit(await childMain());

@@ -1,0 +1,73 @@
+/**
+ * The command line of a bundled or compiled operator: its handler files were imported statically
+ * by the generated entry, so it only takes the operator's options (namespaces, liveness, logging)
+ * and runs. Its permissions come from the `deno run` command (bundle) or were baked in (compile).
+ *
+ * @module
+ */
+import { Command, CommanderError } from "commander";
+import { runOperator } from "./child.ts";
+import { EXIT_USAGE, printError, UsageError } from "./errors.ts";
+import {
+  addLoggingOptions,
+  addOperatorOptions,
+  loggingOptionsOf,
+  operatorOptionsOf,
+  type RawOperatorFlags,
+} from "./options.ts";
+
+/** What the generated entry knows about itself. */
+export interface EmbeddedInfo {
+  /** The program name shown in the help (the output file's name). */
+  name: string;
+  /** The handler files it was built from, for messages. */
+  labels: string[];
+}
+
+/**
+ * Parses `args` as an operator's options and runs it; returns the exit code (2 for bad input).
+ *
+ * @example
+ * ```ts ignore
+ * import "./handlers.ts";
+ * import { embeddedMain } from "./embedded.ts";
+ * Deno.exit(await embeddedMain(Deno.args, { name: "my-operator", labels: ["handlers.ts"] }));
+ * ```
+ */
+export async function embeddedMain(args: string[], info: EmbeddedInfo): Promise<number> {
+  let flags: RawOperatorFlags | undefined;
+  const command = new Command(info.name)
+    .description(`A Kopf operator built from ${info.labels.join(", ")}.`)
+    .helpOption("-h, --help", "show help")
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => Deno.stdout.writeSync(new TextEncoder().encode(text)),
+      writeErr: (text) => Deno.stderr.writeSync(new TextEncoder().encode(text)),
+      outputError: () => {},
+    })
+    .action((options: RawOperatorFlags) => {
+      flags = options;
+    });
+  addOperatorOptions(command);
+  addLoggingOptions(command);
+  try {
+    command.parse(args, { from: "user" });
+    if (!flags) return 0;
+    const operator = operatorOptionsOf(flags);
+    const logging = loggingOptionsOf(flags);
+    return await runOperator({ imports: [], labels: info.labels, operator, logging }, {
+      preloaded: true,
+    });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === "commander.helpDisplayed") return 0;
+      printError(error.message.replace(/^error: /, ""));
+      return EXIT_USAGE;
+    }
+    if (error instanceof UsageError) {
+      printError(error.message);
+      return EXIT_USAGE;
+    }
+    throw error;
+  }
+}

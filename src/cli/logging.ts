@@ -1,0 +1,248 @@
+/**
+ * Logging sinks for the command line: the only place where LogTape is configured. The library
+ * logs through `getLogger(["kopf", …])` and never picks sinks; an operator started by `kopf run`
+ * gets one of Kopf's three formats on stderr.
+ *
+ * @module
+ */
+import { configureSync, type LogLevel, type LogRecord, type Sink } from "@logtape/logtape";
+
+/** The output formats of Kopf's `--log-format`. */
+export type LogFormat = "plain" | "full" | "json";
+
+/** The formats accepted by `--log-format`, in the order shown in the help. */
+export const LOG_FORMATS: readonly LogFormat[] = ["full", "plain", "json"];
+
+/** How loud the operator is: Kopf's `-q`, default, `-v`, `-d`. */
+export type Verbosity = "quiet" | "normal" | "verbose" | "debug";
+
+/** What {@linkcode configureLogging} needs. */
+export interface LoggingOptions {
+  /** Default `"full"`, like Kopf. */
+  format?: LogFormat;
+  /** Default `"normal"` (INFO). */
+  verbosity?: Verbosity;
+  /** Prefix object messages with `[namespace/name]`; default on for text, off for JSON. */
+  prefix?: boolean;
+  /** The JSON key of the object reference; default `"object"`. */
+  refKey?: string;
+  /** Where formatted lines go; default: synchronous writes to stderr. */
+  write?: (line: string) => void;
+}
+
+/** A reference to the Kubernetes object a record is about (what Kopf calls `k8s_ref`). */
+export interface ObjectRef {
+  apiVersion?: string;
+  kind?: string;
+  namespace?: string;
+  name?: string;
+  uid?: string;
+}
+
+/**
+ * Categories whose debug records are internals: the API client, watches, caches and queues. `-v`
+ * keeps them at INFO so that handler-level debugging stays readable; `-d` shows them too.
+ */
+export const INTERNAL_CATEGORIES: readonly (readonly string[])[] = [
+  ["kopf", "kube"],
+  ["kopf", "client"],
+  ["kopf", "http"],
+  ["kopf", "watch"],
+  ["kopf", "informer"],
+  ["kopf", "cache"],
+  ["kopf", "queue"],
+  ["kopf", "discovery"],
+  ["kopf", "rate_limit"],
+];
+
+const LEVEL_NAMES: Record<LogLevel, string> = {
+  trace: "DEBUG",
+  debug: "DEBUG",
+  info: "INFO",
+  warning: "WARNING",
+  error: "ERROR",
+  fatal: "CRITICAL",
+};
+
+const SEVERITIES: Record<LogLevel, string> = {
+  trace: "debug",
+  debug: "debug",
+  info: "info",
+  warning: "warn",
+  error: "error",
+  fatal: "fatal",
+};
+
+const REF_FIELDS = ["apiVersion", "kind", "namespace", "name", "uid"] as const;
+
+/** The lowest level shown for a verbosity (Kopf: `-q` WARNING, default INFO, `-v`/`-d` DEBUG). */
+export function levelOf(verbosity: Verbosity): LogLevel {
+  switch (verbosity) {
+    case "quiet":
+      return "warning";
+    case "normal":
+      return "info";
+    default:
+      return "debug";
+  }
+}
+
+/**
+ * The object a record is about: the `object` property if it is one, else the flat
+ * `{ namespace, name, uid, kind, apiVersion }` properties when they name an object (a `name` with
+ * a `kind` or `uid`; a bare `name` is too common a template value to mean an object).
+ */
+export function objectRefOf(record: Pick<LogRecord, "properties">): ObjectRef | undefined {
+  const props = record.properties;
+  const nested = props.object ?? props.k8s_ref;
+  const source = isRecord(nested) && typeof nested.name === "string"
+    ? nested
+    : typeof props.name === "string" && (typeof props.kind === "string" || "uid" in props)
+    ? props
+    : undefined;
+  if (!source) return undefined;
+  const ref: ObjectRef = {};
+  for (const field of REF_FIELDS) {
+    const value = source[field];
+    if (typeof value === "string" && value) ref[field] = value;
+  }
+  return ref;
+}
+
+/** The text of a record's message, with non-string values rendered like `Deno.inspect`. */
+export function renderMessage(record: Pick<LogRecord, "message">): string {
+  let text = "";
+  record.message.forEach((part, i) => {
+    text += i % 2 === 0 ? String(part) : renderValue(part);
+  });
+  return text;
+}
+
+function renderValue(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (value instanceof Error) return value.message || value.name;
+  return Deno.inspect(value, { colors: false, depth: 4, breakLength: Infinity });
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function prefixOf(ref: ObjectRef | undefined): string {
+  if (!ref?.name) return "";
+  return ref.namespace ? `[${ref.namespace}/${ref.name}] ` : `[${ref.name}] `;
+}
+
+/** Python's `%(asctime)s`: `2024-01-31 12:34:56,789` in local time. */
+function asctime(timestamp: number): string {
+  const d = new Date(timestamp);
+  const p = (n: number, w = 2) => String(n).padStart(w, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ` +
+    `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())},${p(d.getMilliseconds(), 3)}`;
+}
+
+function fit(text: string, width: number): string {
+  return text.length > width ? text.slice(0, width) : text.padEnd(width);
+}
+
+/**
+ * Formats one record as one line (without the newline) in one of Kopf's formats:
+ * `plain` is `%(message)s`, `full` is `[%(asctime)s] %(name)-20.20s [%(levelname)-8.8s]
+ * %(message)s`, `json` is one object with `timestamp`, `severity`, `logger`, `message`, the object
+ * reference under `refKey`, and the record's other properties.
+ *
+ * @example
+ * ```ts
+ * import { formatRecord } from "./logging.ts";
+ * const line = formatRecord({
+ *   category: ["kopf", "objects"], level: "info", message: ["Handler 'x' succeeded."],
+ *   rawMessage: "Handler 'x' succeeded.", timestamp: 0,
+ *   properties: { namespace: "ns", name: "obj", kind: "KopfExample" },
+ * }, "plain");
+ * // line === "[ns/obj] Handler 'x' succeeded."
+ * ```
+ */
+export function formatRecord(
+  record: LogRecord,
+  format: LogFormat,
+  options: { prefix?: boolean; refKey?: string } = {},
+): string {
+  const ref = objectRefOf(record);
+  const message = renderMessage(record);
+  if (format === "json") {
+    const line: Record<string, unknown> = {
+      timestamp: new Date(record.timestamp).toISOString(),
+      severity: SEVERITIES[record.level],
+      logger: record.category.join("."),
+      message: (options.prefix ?? false) ? prefixOf(ref) + message : message,
+    };
+    const refKey = options.refKey ?? "object";
+    for (const [key, value] of Object.entries(record.properties)) {
+      const isRef = key === "object" || key === "k8s_ref" ||
+        (REF_FIELDS as readonly string[]).includes(key);
+      if ((ref && isRef) || key in line) continue;
+      line[key] = jsonValue(value);
+    }
+    if (ref) line[refKey] = ref;
+    return JSON.stringify(line);
+  }
+  const text = (options.prefix ?? true) ? prefixOf(ref) + message : message;
+  if (format === "plain") return text;
+  const name = fit(record.category.join("."), 20);
+  const level = fit(LEVEL_NAMES[record.level], 8);
+  return `[${asctime(record.timestamp)}] ${name} [${level}] ${text}`;
+}
+
+function jsonValue(value: unknown): unknown {
+  if (value instanceof Error) return value.stack ?? `${value.name}: ${value.message}`;
+  if (typeof value === "bigint") return String(value);
+  if (typeof value === "function" || typeof value === "symbol") return String(value);
+  return value;
+}
+
+const encoder = new TextEncoder();
+
+function writeStderr(line: string): void {
+  const bytes = encoder.encode(line + "\n");
+  let written = 0;
+  // A pipe may take a partial write; loop so a long JSON line is never cut.
+  while (written < bytes.length) written += Deno.stderr.writeSync(bytes.subarray(written));
+}
+
+/** A LogTape sink that writes every record as one line in the given format. */
+export function getLineSink(options: LoggingOptions = {}): Sink {
+  const format = options.format ?? "full";
+  const write = options.write ?? writeStderr;
+  const prefix = options.prefix ?? format !== "json";
+  return (record) => write(formatRecord(record, format, { prefix, refKey: options.refKey }));
+}
+
+/**
+ * Configures LogTape for an operator process: every category (the framework's and the user's own)
+ * goes to one line sink on stderr at the level of `verbosity`, with internals held at INFO unless
+ * `verbosity` is `"debug"`. Replaces any earlier configuration.
+ *
+ * @example
+ * ```ts
+ * import { configureLogging } from "./logging.ts";
+ * configureLogging({ format: "json", verbosity: "verbose" });
+ * ```
+ */
+export function configureLogging(options: LoggingOptions = {}): void {
+  const verbosity = options.verbosity ?? "normal";
+  const lowest = levelOf(verbosity);
+  const internal: LogLevel = verbosity === "debug" ? "debug" : lowest === "debug" ? "info" : lowest;
+  configureSync({
+    reset: true,
+    sinks: { line: getLineSink(options) },
+    loggers: [
+      { category: [], sinks: ["line"], lowestLevel: lowest },
+      // LogTape's own notices are noise unless something is broken in the logging itself.
+      { category: ["logtape", "meta"], lowestLevel: "warning" },
+      ...INTERNAL_CATEGORIES.map((category) => ({
+        category: [...category],
+        lowestLevel: internal,
+      })),
+    ],
+  });
+}

@@ -1,0 +1,238 @@
+/**
+ * The `kopf` command line: `kopf run`, `kopf bundle`, `kopf compile`. Parses the arguments with
+ * commander, turns every bad input into one line on stderr and exit code 2, and returns the exit
+ * code instead of exiting, so that it can be called from tests and other programs.
+ *
+ * @module
+ */
+import { Command, CommanderError } from "commander";
+import denoJson from "../../deno.json" with { type: "json" };
+import { EXIT_USAGE, printError, UsageError } from "./errors.ts";
+import {
+  addLoggingOptions,
+  addOperatorOptions,
+  loggingOptionsOf,
+  operatorOptionsOf,
+  type RawOperatorFlags,
+} from "./options.ts";
+
+/** The version of Kopf for Deno, from `deno.json`. */
+export const VERSION: string = denoJson.version;
+
+interface RunFlags extends RawOperatorFlags {
+  module?: string[];
+  allowNet?: string[];
+  allowRead?: string[];
+  allowWrite?: string[];
+  allowEnv?: string[];
+  denoFlag?: string[];
+  sandbox?: boolean;
+}
+
+interface ArtifactFlags extends RawOperatorFlags {
+  module?: string[];
+  output?: string;
+  allowNet?: string[];
+  allowRead?: string[];
+  allowWrite?: string[];
+  allowEnv?: string[];
+  denoFlag?: string[];
+  server?: string;
+  inCluster?: boolean;
+  target?: string;
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+function addGrantOptions(command: Command): Command {
+  return command
+    .optionsGroup("Permissions of the operator (beyond what it needs to reach the cluster):")
+    .option("--allow-net <hosts>", "hosts the handlers may connect to, comma-separated", collect)
+    .option("--allow-read <paths>", "paths the handlers may read, comma-separated", collect)
+    .option("--allow-write <paths>", "paths the handlers may write, comma-separated", collect)
+    .option("--allow-env <names>", "variables the handlers may read, comma-separated", collect)
+    .option(
+      "--deno-flag <flag>",
+      "pass a flag to deno as is, e.g. --deno-flag=--allow-sys=hostname or " +
+        "--deno-flag=--config=deno.json; repeatable",
+      collect,
+    );
+}
+
+function grantFlags(flags: RunFlags | ArtifactFlags): string[] {
+  return [
+    ...(flags.allowNet ?? []).map((v) => `--allow-net=${v}`),
+    ...(flags.allowRead ?? []).map((v) => `--allow-read=${v}`),
+    ...(flags.allowWrite ?? []).map((v) => `--allow-write=${v}`),
+    ...(flags.allowEnv ?? []).map((v) => `--allow-env=${v}`),
+    ...(flags.denoFlag ?? []),
+  ];
+}
+
+const RUN_HELP = `
+The operator runs in a child \`deno run\` that may only reach the API server (from --kubeconfig,
+$KUBECONFIG, the in-cluster service account, or ~/.kube/config, in that order), listen on the
+liveness address, read the handler files' directories and the kubeconfig and the files it names,
+read the variables the client needs, and run the kubeconfig's exec credential plugin. Anything
+else a handler tries (another host, another file) fails with NotCapable. Grant more with
+--allow-net, --allow-read, --allow-write, --allow-env or --deno-flag.
+
+Examples:
+  kopf run handlers.ts -n default
+  kopf run handlers.ts -A --liveness http://0.0.0.0:8080/healthz
+  kopf run handlers.ts -n 'team-*' -n '!team-x' --allow-net=api.example.com
+  kopf run -m my-handlers -A --log-format json -v
+
+Exit codes: 0 after a clean stop (SIGINT/SIGTERM), 1 when the operator fails, 2 for bad input.`;
+
+const ARTIFACT_HELP = (verb: string) => `
+The ${verb} includes the handler files and the framework, and runs with the same scoped
+permissions as \`kopf run\`: the API server (from --server, the kubeconfig, or the in-cluster
+environment at build time), the kubeconfig files, the liveness address, and your --allow-*
+additions. For a pod, use --in-cluster: the API address is then read from
+KUBERNETES_SERVICE_HOST/PORT when building (or given with --server 10.96.0.1:443), and the
+service-account directory is readable.`;
+
+/**
+ * Builds the commander program. `onRun` and friends receive checked options; the returned promise
+ * of {@linkcode main} resolves to their exit code.
+ */
+function program(result: { code?: number }): Command {
+  const root = new Command("kopf")
+    .description(
+      "Kubernetes operators in TypeScript with Kopf's ergonomics.\n" +
+        "Handlers are registered with kopf.on.*; `kopf run` starts them with least privilege.",
+    )
+    .version(VERSION, "-V, --version", "print the version")
+    .helpOption("-h, --help", "show help")
+    .helpCommand("help [command]", "show help for a command")
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => Deno.stdout.writeSync(new TextEncoder().encode(text)),
+      writeErr: (text) => Deno.stderr.writeSync(new TextEncoder().encode(text)),
+      // Errors are printed by main() as one line, with the exit code 2.
+      outputError: () => {},
+    });
+
+  const run = root.command("run")
+    .summary("run an operator from handler files")
+    .description(
+      "Import the handler files (TypeScript or JavaScript, paths or URLs) and the -m modules, " +
+        "which register handlers with kopf.on.*, and run the operator until SIGINT or SIGTERM.",
+    )
+    .argument("[files...]", "handler files: local paths or https:// URLs")
+    .option(
+      "-m, --module <specifier>",
+      "import a module from the import map (or jsr:/npm:)",
+      collect,
+    );
+  addOperatorOptions(run);
+  addLoggingOptions(run);
+  addGrantOptions(run);
+  run.optionsGroup("Debugging:")
+    .option("--no-sandbox", "run in this process with its permissions, not in a scoped child")
+    .addHelpText("after", RUN_HELP)
+    .action(async (files: string[], flags: RunFlags) => {
+      const { launch } = await import("./run.ts");
+      const logging = loggingOptionsOf(flags);
+      result.code = await launch({
+        files,
+        modules: flags.module,
+        operator: operatorOptionsOf(flags),
+        logging,
+        denoFlags: grantFlags(flags),
+        sandbox: flags.sandbox !== false,
+        printCommand: logging.verbosity === "verbose" || logging.verbosity === "debug",
+      });
+    });
+
+  for (const verb of ["bundle", "compile"] as const) {
+    const command = root.command(verb)
+      .summary(
+        verb === "bundle"
+          ? "bundle handler files and the framework into one JavaScript file"
+          : "compile handler files and the framework into one executable (deno compile)",
+      )
+      .description(
+        verb === "bundle"
+          ? "Bundle the handler files, the framework and its npm dependencies into one file " +
+            "(deno bundle) and print the `deno run` command, with scoped permissions, that runs it."
+          : "Compile the handler files and the framework into a self-contained executable " +
+            "(deno compile) with the scoped permissions baked in. The executable takes " +
+            "the same options as `kopf run` (namespaces, liveness, logging).",
+      )
+      .argument("[files...]", "handler files")
+      .option("-m, --module <specifier>", "include a module from the import map", collect)
+      .requiredOption(
+        "-o, --output <path>",
+        verb === "bundle" ? "output .js file" : "output executable",
+      )
+      .optionsGroup("Cluster access baked into the permissions:")
+      .option(
+        "--server <host:port>",
+        "the API server address to allow, instead of the kubeconfig's",
+      )
+      .option("--in-cluster", "for a pod: allow the service account and KUBERNETES_SERVICE_*")
+      .option("--kubeconfig <path>", "kubeconfig to take the server and files from")
+      .option("--context <name>", "kubeconfig context to take the server from")
+      .option(
+        "-L, --liveness <url>",
+        "allow listening for a liveness probe, e.g. http://0.0.0.0:8080/healthz",
+      );
+    if (verb === "compile") command.option("--target <triple>", "deno compile --target");
+    addGrantOptions(command);
+    command.addHelpText("after", ARTIFACT_HELP(verb === "bundle" ? "bundle" : "executable"))
+      .action(async (files: string[], flags: ArtifactFlags) => {
+        const { buildArtifact } = await import("./artifact.ts");
+        result.code = await buildArtifact({
+          kind: verb,
+          files,
+          modules: flags.module,
+          output: flags.output!,
+          server: flags.server,
+          inCluster: flags.inCluster,
+          kubeconfig: flags.kubeconfig,
+          context: flags.context,
+          liveness: flags.liveness,
+          denoFlags: grantFlags(flags),
+          target: flags.target,
+        });
+      });
+  }
+  return root;
+}
+
+/**
+ * Runs the `kopf` command line with `args` (without the program name) and returns the exit code.
+ * Bad input is reported as one line on stderr with exit code 2; it never throws.
+ *
+ * @example
+ * ```ts ignore
+ * import { main } from "./main.ts";
+ * Deno.exit(await main(["run", "handlers.ts", "-n", "default"]));
+ * ```
+ */
+export async function main(args: string[]): Promise<number> {
+  const result: { code?: number } = {};
+  try {
+    await program(result).parseAsync(args, { from: "user" });
+    return result.code ?? 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === "commander.helpDisplayed" || error.code === "commander.version") return 0;
+      // `kopf help` exits 0; a bare `kopf` (help shown because the command is missing) is bad input.
+      if (error.code === "commander.help") return error.exitCode === 0 ? 0 : EXIT_USAGE;
+
+      printError(error.message.replace(/^error: /, ""));
+      return EXIT_USAGE;
+    }
+    if (error instanceof UsageError) {
+      printError(error.message);
+      return EXIT_USAGE;
+    }
+    throw error;
+  }
+}

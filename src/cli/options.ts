@@ -1,0 +1,164 @@
+/**
+ * The options of an operator run (Kopf's `kopf run` flags) as commander definitions, and their
+ * checked form. Shared by `kopf run` and by the entry of bundled and compiled operators, so that a
+ * single-file operator takes the same flags.
+ *
+ * @module
+ */
+import { type Command, Option } from "commander";
+import { UsageError } from "./errors.ts";
+import { LOG_FORMATS, type LogFormat, type LoggingOptions, type Verbosity } from "./logging.ts";
+import { listenAddressOf } from "./permissions.ts";
+
+/** What the operator loop is started with (the CLI's part of `kopf.run()`'s options). */
+export interface OperatorOptions {
+  /** Namespace patterns (globs, `!` negation); absent when serving the whole cluster. */
+  namespaces?: string[];
+  /** Serve all namespaces (`-A`). */
+  clusterwide?: boolean;
+  /** Kubeconfig context (`--context`). */
+  context?: string;
+  /** Kubeconfig path or `:`-separated list (`--kubeconfig`). */
+  kubeconfig?: string;
+  /** Liveness endpoint URL, e.g. `http://0.0.0.0:8080/healthz`. */
+  liveness?: string;
+  /** Run without peering. */
+  standalone?: boolean;
+  /** Peering priority (`--dev` is 666). */
+  priority?: number;
+}
+
+/** The raw values commander collects for the operator options. */
+export interface RawOperatorFlags {
+  namespace?: string[];
+  allNamespaces?: boolean;
+  context?: string;
+  kubeconfig?: string;
+  liveness?: string;
+  standalone?: boolean;
+  priority?: string;
+  dev?: boolean;
+  verbose?: boolean;
+  debug?: boolean;
+  quiet?: boolean;
+  logFormat?: string;
+  logPrefix?: boolean;
+  logRefkey?: string;
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/** Adds Kopf's logging flags (`-v`, `-d`, `-q`, `--log-format`, …) to a command. */
+export function addLoggingOptions(command: Command): Command {
+  return command
+    .optionsGroup("Logging:")
+    .option(
+      "-v, --verbose",
+      "show debug messages of handlers and the framework (not its internals)",
+    )
+    .option("-d, --debug", "show all debug messages, including the API client, watches and queues")
+    .option("-q, --quiet", "show only warnings and errors")
+    .addOption(
+      new Option("--log-format <format>", "how log lines look")
+        .choices([...LOG_FORMATS])
+        .default("full")
+        .env("KOPF_LOG_FORMAT"),
+    )
+    .option("--log-prefix", "prefix object messages with [namespace/name] (default for text)")
+    .option("--no-log-prefix", "do not prefix object messages (default for json)")
+    .option("--log-refkey <key>", "JSON key for the object reference", "object");
+}
+
+/** Adds the operator's own flags (namespaces, cluster access, peering, liveness) to a command. */
+export function addOperatorOptions(command: Command): Command {
+  return command
+    .optionsGroup("Scope and cluster:")
+    .option(
+      "-n, --namespace <pattern>",
+      "serve this namespace; repeatable; globs (*, ?) and !negation, e.g. -n 'app-*' -n '!app-x'",
+      collect,
+    )
+    .option("-A, --all-namespaces", "serve all namespaces (cluster-wide)")
+    .option("--context <name>", "kubeconfig context to use instead of the current one")
+    .option("--kubeconfig <path>", "kubeconfig file(s), ':'-separated; default $KUBECONFIG")
+    .optionsGroup("Operator:")
+    .addOption(
+      new Option("-L, --liveness <url>", "serve a liveness probe, e.g. http://0.0.0.0:8080/healthz")
+        .env("KOPF_RUN_LIVENESS"),
+    )
+    .addOption(
+      new Option("--standalone", "run without peering with other operators")
+        .env("KOPF_RUN_STANDALONE"),
+    )
+    .addOption(
+      new Option("-p, --priority <int>", "peering priority").env("KOPF_RUN_PRIORITY"),
+    )
+    .option("--dev", "development mode: the same as --priority 666");
+}
+
+/** Checks the operator flags and returns the options of the operator loop. */
+export function operatorOptionsOf(flags: RawOperatorFlags): OperatorOptions {
+  const options: OperatorOptions = {};
+  if (flags.namespace?.length && flags.allNamespaces) {
+    throw new UsageError("--namespace and --all-namespaces cannot be used together");
+  }
+  if (flags.namespace?.length) {
+    for (const pattern of flags.namespace) {
+      if (!pattern.trim()) throw new UsageError("--namespace needs a non-empty pattern");
+    }
+    options.namespaces = [...flags.namespace];
+  }
+  if (flags.allNamespaces) options.clusterwide = true;
+  if (flags.context !== undefined) {
+    if (!flags.context) throw new UsageError("--context needs a name");
+    options.context = flags.context;
+  }
+  if (flags.kubeconfig !== undefined) {
+    if (!flags.kubeconfig) throw new UsageError("--kubeconfig needs a path");
+    options.kubeconfig = flags.kubeconfig;
+  }
+  if (flags.liveness !== undefined) {
+    listenAddressOf(flags.liveness); // throws a UsageError for anything but http://host:port/…
+    options.liveness = flags.liveness;
+  }
+  if (flags.standalone) options.standalone = true;
+  if (flags.priority !== undefined) {
+    if (!/^-?\d+$/.test(flags.priority.trim())) {
+      throw new UsageError(`--priority must be an integer, not "${flags.priority}"`);
+    }
+    options.priority = Number(flags.priority);
+  }
+  if (flags.dev) {
+    if (flags.priority !== undefined) {
+      throw new UsageError("--dev and --priority cannot be used together");
+    }
+    options.priority = 666;
+  }
+  return options;
+}
+
+/** Checks the logging flags and returns the logging configuration. */
+export function loggingOptionsOf(flags: RawOperatorFlags): LoggingOptions {
+  const loud = [flags.quiet && "--quiet", flags.verbose && "--verbose", flags.debug && "--debug"]
+    .filter(Boolean);
+  if (flags.quiet && (flags.verbose || flags.debug)) {
+    throw new UsageError(`${loud.join(" and ")} cannot be used together`);
+  }
+  const verbosity: Verbosity = flags.debug
+    ? "debug"
+    : flags.verbose
+    ? "verbose"
+    : flags.quiet
+    ? "quiet"
+    : "normal";
+  const format = (flags.logFormat ?? "full") as LogFormat;
+  if (!LOG_FORMATS.includes(format)) {
+    throw new UsageError(`--log-format must be one of ${LOG_FORMATS.join(", ")}`);
+  }
+  const options: LoggingOptions = { format, verbosity };
+  if (flags.logPrefix !== undefined) options.prefix = flags.logPrefix;
+  if (flags.logRefkey) options.refKey = flags.logRefkey;
+  return options;
+}

@@ -1,0 +1,235 @@
+/**
+ * The launcher of `kopf run`: works out what the operator needs (the API server, the files the
+ * client reads, the addresses it listens on), starts the operator in a child `deno run` with only
+ * those permissions, forwards SIGINT/SIGTERM to it, and exits with its exit code.
+ *
+ * @module
+ */
+import { pathToFileURL } from "node:url";
+import { type ApiTarget, resolveApiTarget, resolvePath } from "./api_target.ts";
+import type { ChildSpec } from "./child.ts";
+import { UsageError } from "./errors.ts";
+import type { LoggingOptions } from "./logging.ts";
+import type { OperatorOptions } from "./options.ts";
+import {
+  listenAddressOf,
+  operatorPermissions,
+  type Permissions,
+  shellQuote,
+} from "./permissions.ts";
+
+/** Everything `kopf run` was asked to do. */
+export interface LaunchOptions {
+  /** Handler files (paths or URLs) as typed. */
+  files: string[];
+  /** Handler modules (`-m`): import specifiers resolved through the import map. */
+  modules?: string[];
+  /** The operator loop's options. */
+  operator: OperatorOptions;
+  /** Logging. */
+  logging: LoggingOptions;
+  /** User additions to the grants: `--allow-*` and other Deno flags. */
+  denoFlags?: string[];
+  /** Run in this process with its permissions (`--no-sandbox`). */
+  sandbox?: boolean;
+  /** Print the child command before starting it. */
+  printCommand?: boolean;
+  /** For tests: the environment and the service-account directory. */
+  env?: (name: string) => string | undefined;
+  serviceAccountDir?: string;
+  cwd?: string;
+}
+
+/** The handler sources of a run, checked and resolved. */
+export interface ResolvedHandlers {
+  /** URLs (or specifiers for `jsr:`/`npm:`) to import, in order. */
+  imports: string[];
+  /** What the user typed, for messages. */
+  labels: string[];
+  /** Local files among them (absolute paths). */
+  localFiles: string[];
+  /** Remote URLs among them. */
+  remote: string[];
+}
+
+const REMOTE = /^(https?):\/\//;
+const REGISTRY = /^(jsr|npm):/;
+
+/**
+ * Checks the handler files and modules and turns them into what the operator process imports.
+ * Throws {@linkcode UsageError} for a missing file, a directory, or a module that does not resolve.
+ */
+export function resolveHandlers(
+  files: string[],
+  modules: string[] = [],
+  cwd: string = Deno.cwd(),
+): ResolvedHandlers {
+  const out: ResolvedHandlers = { imports: [], labels: [], localFiles: [], remote: [] };
+  if (files.length === 0 && modules.length === 0) {
+    throw new UsageError("no handler files given: kopf run HANDLERS.ts [...] or -m MODULE");
+  }
+  for (const file of files) {
+    if (REMOTE.test(file)) {
+      out.imports.push(file);
+      out.remote.push(file);
+    } else if (REGISTRY.test(file)) {
+      out.imports.push(file);
+    } else {
+      const path = file.startsWith("file://")
+        ? decodeURIComponent(new URL(file).pathname)
+        : resolvePath(cwd, file);
+      let info: Deno.FileInfo;
+      try {
+        info = Deno.statSync(path);
+      } catch (error) {
+        if (error instanceof Deno.errors.NotFound) {
+          throw new UsageError(`handler file not found: ${file}`);
+        }
+        throw new UsageError(`cannot read the handler file ${file}: ${(error as Error).message}`);
+      }
+      if (!info.isFile) throw new UsageError(`not a file: ${file}`);
+      out.imports.push(pathToFileURL(path).href);
+      out.localFiles.push(path);
+    }
+    out.labels.push(file);
+  }
+  for (const module of modules) {
+    if (/^(\.{1,2}\/|\/)/.test(module)) {
+      throw new UsageError(`-m takes an import specifier, not a path; pass files as arguments`);
+    }
+    let resolved: string;
+    try {
+      resolved = import.meta.resolve(module);
+    } catch {
+      throw new UsageError(`module "${module}" is not in the import map and not a URL`);
+    }
+    if (resolved.startsWith("file:")) {
+      const path = decodeURIComponent(new URL(resolved).pathname);
+      try {
+        Deno.statSync(path);
+      } catch {
+        throw new UsageError(`module "${module}" resolves to a missing file: ${path}`);
+      }
+      out.localFiles.push(path);
+    } else if (REMOTE.test(resolved)) {
+      out.remote.push(resolved);
+    }
+    out.imports.push(resolved);
+    out.labels.push(module);
+  }
+  return out;
+}
+
+/** The launcher's plan: what the child gets. Separate from starting it, for tests and bundling. */
+export interface LaunchPlan {
+  target: ApiTarget;
+  handlers: ResolvedHandlers;
+  permissions: Permissions;
+  spec: ChildSpec;
+}
+
+/** Works out the plan of a run without starting anything. */
+export function planLaunch(options: LaunchOptions): LaunchPlan {
+  const cwd = options.cwd ?? Deno.cwd();
+  const handlers = resolveHandlers(options.files, options.modules, cwd);
+  const target = resolveApiTarget({
+    kubeconfig: options.operator.kubeconfig,
+    context: options.operator.context,
+    env: options.env,
+    serviceAccountDir: options.serviceAccountDir,
+    cwd,
+  });
+  const listen = options.operator.liveness ? [listenAddressOf(options.operator.liveness)] : [];
+  const permissions = operatorPermissions({
+    target,
+    handlerFiles: handlers.localFiles,
+    remoteModules: handlers.remote,
+    listen,
+    extraFlags: options.denoFlags,
+  });
+  const spec: ChildSpec = {
+    imports: handlers.imports,
+    labels: handlers.labels,
+    operator: options.operator,
+    logging: options.logging,
+    expectedServer: target.server,
+    watchStdin: true,
+  };
+  return { target, handlers, permissions, spec };
+}
+
+/** The URL of the operator process's entry module. */
+export function childEntry(): string {
+  return new URL("./child.ts", import.meta.url).href;
+}
+
+/** The `deno run` arguments (without the executable) that start the operator process. */
+export function childArgs(plan: LaunchPlan): string[] {
+  return ["run", ...plan.permissions.toFlags(), childEntry(), JSON.stringify(plan.spec)];
+}
+
+const FORWARDED: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+
+/**
+ * Runs `kopf run`: plans, then starts the operator in a sandboxed child (or, with
+ * `sandbox: false`, in this process) and returns its exit code.
+ */
+export async function launch(options: LaunchOptions): Promise<number> {
+  const plan = planLaunch(options);
+  for (const warning of plan.target.warnings) {
+    Deno.stderr.writeSync(new TextEncoder().encode(`kopf: warning: ${warning}\n`));
+  }
+  if (options.sandbox === false) {
+    const { runOperator } = await import("./child.ts");
+    return await runOperator({ ...plan.spec, expectedServer: undefined, watchStdin: false });
+  }
+  const args = childArgs(plan);
+  if (options.printCommand) {
+    const words = [Deno.execPath(), ...args.slice(0, -1), "'<spec>'"];
+    Deno.stderr.writeSync(
+      new TextEncoder().encode(
+        `kopf: ${words.map((w) => w === "'<spec>'" ? w : shellQuote(w)).join(" ")}\n`,
+      ),
+    );
+  }
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    // The child's stdin is a pipe that only this process holds: if the launcher dies without
+    // forwarding a signal (SIGKILL), the child sees end-of-file and stops instead of lingering.
+    stdin: "piped",
+    stdout: "inherit",
+    stderr: "inherit",
+    // Its own process group: a terminal's Ctrl-C reaches the launcher only, which forwards it
+    // once; otherwise the child would get two SIGINTs and skip its graceful stop.
+    detached: true,
+  }).spawn();
+  const forwarders = FORWARDED.map((signal) => {
+    const forward = () => {
+      try {
+        child.kill(signal);
+      } catch { /* already gone */ }
+    };
+    Deno.addSignalListener(signal, forward);
+    return [signal, forward] as const;
+  });
+  try {
+    const status = await child.status;
+    return status.signal ? 128 + signalNumber(status.signal) : status.code;
+  } finally {
+    for (const [signal, forward] of forwarders) Deno.removeSignalListener(signal, forward);
+    try {
+      await child.stdin.close();
+    } catch { /* closed with the child */ }
+  }
+}
+
+function signalNumber(signal: Deno.Signal): number {
+  const numbers: Partial<Record<Deno.Signal, number>> = {
+    SIGHUP: 1,
+    SIGINT: 2,
+    SIGQUIT: 3,
+    SIGKILL: 9,
+    SIGTERM: 15,
+  };
+  return numbers[signal] ?? 0;
+}
