@@ -30,8 +30,11 @@ import { AsyncLocalStorage } from "node:async_hooks";
  * What these utilities read from an owner: any Kubernetes object as plain JSON fits.
  */
 export interface OwnerBody {
+  /** Goes into the owner reference. */
   apiVersion?: string;
+  /** Goes into the owner reference. */
   kind?: string;
+  /** Name, namespace, uid and labels, which the children inherit. */
   metadata?: {
     name?: string;
     namespace?: string;
@@ -48,20 +51,31 @@ export type HierarchyObjects = object | readonly object[];
 
 /** An entry of `metadata.ownerReferences`. */
 export interface OwnerReference {
+  /** The owner's `apiVersion`. */
   apiVersion?: string;
+  /** The owner's `kind`. */
   kind?: string;
+  /** The owner's name. */
   name?: string;
+  /** The owner's uid: what the garbage collector and these utilities match on. */
   uid?: string;
+  /** Whether the owner is the managing controller (at most one per object). */
   controller?: boolean;
+  /** Whether the owner's foreground deletion waits for this object. */
   blockOwnerDeletion?: boolean;
 }
 
 /** A reference to an object, as used by Events' `involvedObject`. */
 export interface ObjectReference {
+  /** The object's `apiVersion`. */
   apiVersion?: string;
+  /** The object's `kind`. */
   kind?: string;
+  /** The object's name. */
   name?: string;
+  /** The object's uid. */
   uid?: string;
+  /** The object's namespace; absent for cluster-scoped objects. */
   namespace?: string;
 }
 

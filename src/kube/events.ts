@@ -86,8 +86,11 @@ export interface EventPosterOptions {
 
 /** The object an Event is about: any Kubernetes object as plain JSON fits. */
 export interface EventSubject {
+  /** Goes into `involvedObject`; `v1` with kind `Event` is never reported about. */
   apiVersion?: string;
+  /** Goes into `involvedObject`. */
   kind?: string;
+  /** Name, namespace and uid go into `involvedObject`; the uid also keys the aggregation. */
   metadata?: { name?: string; namespace?: string; uid?: string };
 }
 

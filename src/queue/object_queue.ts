@@ -13,6 +13,14 @@
  *   earliest one wins;
  * - errors thrown by the worker are caught and the key is retried with a per-key backoff.
  *
+ * Backoff: client-go's per-item limiter by default (5 ms × 2ⁿ, capped at 1000 s), chosen over
+ * Kopf's Fibonacci `error_delays` (1…610 s) because it retries a transient failure in
+ * milliseconds; {@linkcode sequenceBackoff} gives Kopf's schedule when wanted. Each failed run
+ * counts once, whatever started it, and a change that arrives during the backoff runs the key at
+ * once (the retry is superseded, not stacked), so failures do not compound as in k/k#132805.
+ * Handler errors are not meant to reach the queue: the handling cycle turns them into
+ * `requeueAfter`; only unexpected framework errors are throttled here.
+ *
  * @module
  */
 
