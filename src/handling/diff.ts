@@ -1,0 +1,113 @@
+/**
+ * Kopf's recursive diff of essences: objects are compared key by key, everything else
+ * (including lists) as a whole.
+ *
+ * @module
+ */
+
+import {
+  deepEqual,
+  type FieldPath,
+  type FieldSpec,
+  isObject,
+  parseField,
+  resolveField,
+} from "../storage/fields.ts";
+
+/** What happened to a field. */
+export type DiffOperation = "add" | "change" | "remove";
+
+/**
+ * One change: usable both as a tuple (`const [op, field, old, new_] = item`, like Kopf's) and
+ * by name (`item.operation`, `item.field`, `item.old`, `item.new`).
+ */
+export type DiffItem =
+  & readonly [operation: DiffOperation, field: FieldPath, old: unknown, new: unknown]
+  & {
+    /** What happened. */
+    readonly operation: DiffOperation;
+    /** Where, as a path from the diffed root (`[]` is the root itself). */
+    readonly field: FieldPath;
+    /** The value before (`undefined` for additions). */
+    readonly old: unknown;
+    /** The value after (`undefined` for removals). */
+    readonly new: unknown;
+  };
+
+/** A sequence of changes. */
+export type Diff = readonly DiffItem[];
+
+/** Build a diff item. */
+export function diffItem(
+  operation: DiffOperation,
+  field: FieldPath,
+  old: unknown,
+  new_: unknown,
+): DiffItem {
+  const tuple = [operation, Object.freeze([...field]), old, new_] as const;
+  const item = Object.defineProperties(tuple, {
+    operation: { value: operation, enumerable: false },
+    field: { value: tuple[1], enumerable: false },
+    old: { value: old, enumerable: false },
+    new: { value: new_, enumerable: false },
+  });
+  return Object.freeze(item) as unknown as DiffItem;
+}
+
+function isAbsent(value: unknown): boolean {
+  return value === undefined || value === null;
+}
+
+function* diffIter(a: unknown, b: unknown, path: string[]): Generator<DiffItem> {
+  if (deepEqual(a, b) || (isAbsent(a) && isAbsent(b))) return;
+  if (isAbsent(a)) {
+    yield diffItem("add", path, a ?? undefined, b);
+  } else if (isAbsent(b)) {
+    yield diffItem("remove", path, a, b ?? undefined);
+  } else if (isObject(a) && isObject(b)) {
+    for (const key of Object.keys(b)) {
+      if (!Object.hasOwn(a, key)) yield* diffIter(undefined, b[key], [...path, key]);
+    }
+    for (const key of Object.keys(a)) {
+      if (!Object.hasOwn(b, key)) yield* diffIter(a[key], undefined, [...path, key]);
+    }
+    for (const key of Object.keys(a)) {
+      if (Object.hasOwn(b, key)) yield* diffIter(a[key], b[key], [...path, key]);
+    }
+  } else {
+    yield diffItem("change", path, a, b);
+  }
+}
+
+/**
+ * The diff from `a` to `b`: additions, then removals, then changes of common keys.
+ *
+ * @example
+ * ```ts
+ * diff({ spec: { size: 1 } }, { spec: { size: 2 } });
+ * // → [["change", ["spec", "size"], 1, 2]]
+ * ```
+ */
+export function diff(a: unknown, b: unknown): Diff {
+  return [...diffIter(a, b, [])];
+}
+
+/**
+ * Narrow a diff to one field: items under it get paths relative to it; items above it (e.g.
+ * the whole `spec` added) are re-diffed at that field's depth.
+ */
+export function reduceDiff(d: Diff, field: FieldSpec): Diff {
+  const path = parseField(field);
+  if (path.length === 0) return d;
+  const result: DiffItem[] = [];
+  for (const item of d) {
+    const f = item.field;
+    if (f.length >= path.length && path.every((k, i) => f[i] === k)) {
+      result.push(diffItem(item.operation, f.slice(path.length), item.old, item.new));
+    } else if (f.length < path.length && f.every((k, i) => path[i] === k)) {
+      const tail = path.slice(f.length);
+      result.push(...diffIter(resolveField(item.old, tail), resolveField(item.new, tail), []));
+    }
+  }
+  return result;
+}

@@ -1,0 +1,70 @@
+/**
+ * Lifecycles: which of the handlers due for a cause run in this handling cycle, and in what
+ * order. Each cycle ends in one write, so running more handlers per cycle means fewer writes.
+ *
+ * Our default is {@linkcode allAtOnce}: every due handler runs in one cycle and all their
+ * outcomes leave in a single PATCH. Kopf's default is {@linkcode asap} (one handler per cycle,
+ * i.e. at least one PATCH per handler); select it in `settings.execution.lifecycle` for exact
+ * Kopf pacing.
+ *
+ * @module
+ */
+
+/** What lifecycles can look at besides the handlers (the current progress, per handler id). */
+export interface LifecycleContext {
+  /** Attempts made so far per handler id (0 if never attempted). */
+  retries(id: string): number;
+}
+
+/** Picks the handlers to run now, in order, from the due ones (given in registration order). */
+export type Lifecycle = <H extends { readonly id: string }>(
+  handlers: readonly H[],
+  context: LifecycleContext,
+) => H[];
+
+/**
+ * Run all due handlers in one cycle, in registration order (our default).
+ *
+ * @example
+ * ```ts
+ * settings.execution.lifecycle = kopf.lifecycles.allAtOnce;
+ * ```
+ */
+export const allAtOnce: Lifecycle = (handlers) => [...handlers];
+
+/** Run one handler per cycle, in registration order. */
+export const oneByOne: Lifecycle = (handlers) => handlers.slice(0, 1);
+
+/** Run one random handler per cycle. */
+export const randomized: Lifecycle = (handlers) =>
+  handlers.length ? [handlers[Math.floor(Math.random() * handlers.length)]] : [];
+
+/** Run all due handlers in one cycle, in random order. */
+export const shuffled: Lifecycle = (handlers) => {
+  const result = [...handlers];
+  for (let i = result.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [result[i], result[j]] = [result[j], result[i]];
+  }
+  return result;
+};
+
+/**
+ * Kopf's default: one handler per cycle, the least retried first (ties keep registration
+ * order), so a failing handler does not block the others.
+ */
+export const asap: Lifecycle = (handlers, context) => {
+  const sorted = handlers
+    .map((handler, index) => ({ handler, index, retries: context.retries(handler.id) }))
+    .sort((a, b) => a.retries - b.retries || a.index - b.index);
+  return sorted.slice(0, 1).map((entry) => entry.handler);
+};
+
+/** Lifecycles by name (for settings from configuration files or the CLI). */
+export const LIFECYCLES: Readonly<Record<string, Lifecycle>> = {
+  allAtOnce,
+  oneByOne,
+  randomized,
+  shuffled,
+  asap,
+};

@@ -1,0 +1,218 @@
+/**
+ * Operator settings, grouped and named as in Kopf's `OperatorSettings` (camel-cased), with our
+ * additions for client-side rate limiting, watch health and bounded concurrency.
+ * docs/settings.md lists every difference from Kopf.
+ *
+ * @module
+ */
+
+import { AnnotationsDiffBaseStorage, type DiffBaseStorage } from "./storage/diffbase.ts";
+import { DEFAULT_FINALIZER } from "./storage/finalizers.ts";
+import { type ProgressStorage, SmartProgressStorage } from "./storage/progress.ts";
+import { allAtOnce, type Lifecycle } from "./handling/lifecycles.ts";
+
+/** Process-level behaviour. */
+export class ProcessSettings {
+  /** Seconds after which a hung graceful exit is forced (`null`: never). */
+  ultimateExitingTimeout: number | null = 600;
+}
+
+/** Kubernetes Events posted about objects. */
+export class PostingSettings {
+  /** Post events at all (`kopf.event()`, `kopf.info()`, …). */
+  enabled = true;
+  /** Also post handler log messages as events (off by default, as in Kopf ≥ 1.44). */
+  loggers = false;
+  /** Minimal level of posted events. */
+  level: "debug" | "info" | "warning" | "error" = "info";
+  /** `reportingComponent` / `source.component` of events. */
+  reportingComponent = "kopf";
+  /** `reportingInstance` of events. */
+  reportingInstance = "dev";
+  /** `generateName` prefix of events. */
+  eventNamePrefix = "kopf-event-";
+}
+
+/** Peering between operator instances (Kopf's peering objects). */
+export class PeeringSettings {
+  /** The peering object's name. */
+  name = "default";
+  /** Do not log keep-alives. */
+  stealth = false;
+  /** This instance's priority; the highest live one runs. */
+  priority = 0;
+  /** Seconds our peering record lives without a keep-alive. */
+  lifetime = 60;
+  /** Pause until the peering object exists. */
+  mandatory = false;
+  /** Disable peering. */
+  standalone = false;
+  /** Cluster-wide (ClusterKopfPeering) rather than namespaced (KopfPeering) peering. */
+  clusterwide = false;
+}
+
+/** List/watch behaviour. */
+export class WatchingSettings {
+  /**
+   * `timeoutSeconds` asked from the server per watch request: a number, or `[min, max]` to
+   * pick uniformly per request (client-go's spreading of reconnects), or `null` for none.
+   */
+  serverTimeout: number | readonly [number, number] | null = [300, 600];
+  /** Client-side limit on a whole watch request, seconds (`null`: none). */
+  clientTimeout: number | null = null;
+  /** Connect timeout for watch requests, seconds (`null`: `networking.connectTimeout`). */
+  connectTimeout: number | null = null;
+  /** Pause between watch reconnects, seconds (the first one; later ones back off). */
+  reconnectBackoff = 0.1;
+  /**
+   * Reconnect a watch that brought no event or bookmark for this many seconds. The server
+   * sends a bookmark about every 60 s, so 90 s tolerates one lost bookmark.
+   */
+  idleTimeout = 90;
+  /** Page size of (re)lists (`null`: unpaginated, as Kopf). */
+  chunkSize: number | null = 500;
+
+  /** Kopf's name of {@linkcode idleTimeout}. */
+  get inactivityTimeout(): number {
+    return this.idleTimeout;
+  }
+
+  /** Kopf's name of {@linkcode idleTimeout}. */
+  set inactivityTimeout(value: number) {
+    this.idleTimeout = value;
+  }
+}
+
+/** Per-object work queue. */
+export class QueueingSettings {
+  /** Objects processed concurrently (`null`: unbounded, as Kopf's default — not recommended). */
+  workerLimit: number | null = 100;
+  /** Seconds an idle per-object worker stays around. */
+  idleTimeout = 5;
+  /** Seconds to drain the queue on exit. */
+  exitTimeout = 2;
+  /** Throttling delays (seconds) after framework errors on an object, the last one repeats. */
+  errorDelays: readonly number[] = [1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610];
+}
+
+/** Discovery of resources and namespaces. */
+export class ScanningSettings {
+  /** Do not watch CRDs and namespaces for changes. */
+  disabled = false;
+}
+
+/** Admission webhooks. */
+export class AdmissionSettings {
+  /** The webhook server or tunnel (an engine object; `null`: no webhooks served). */
+  server: unknown = null;
+  /** Name of the webhook configurations to manage (`null`: unmanaged). */
+  managed: string | null = null;
+}
+
+/** Handler execution. */
+export class ExecutionSettings {
+  /** Seconds before retrying a handler after an arbitrary error. */
+  defaultBackoff = 60;
+  /**
+   * Which due handlers run per cycle. Default {@linkcode allAtOnce} (one write per cycle);
+   * Kopf's default is `asap` (one handler, hence one write, per cycle).
+   */
+  lifecycle: Lifecycle = allAtOnce;
+}
+
+/** Daemons and timers. */
+export class BackgroundSettings {
+  /** Seconds between checks whether a stopping daemon has exited. */
+  cancellationPolling = 60;
+  /** Seconds to wait for a daemon to exit instantly on stop (`null`: see the cycles). */
+  instantExitTimeout: number | null = null;
+  /** Zero-time event-loop cycles to wait for a daemon to exit instantly. */
+  instantExitZeroTimeCycles: number | null = 10;
+}
+
+/** API requests. */
+export class NetworkingSettings {
+  /** Whole-request timeout for non-watch requests, seconds. */
+  requestTimeout: number | null = 300;
+  /** Connect timeout, seconds (`null`: none beyond `requestTimeout`). */
+  connectTimeout: number | null = null;
+  /** Retry delays (seconds) for retriable API errors; the count is the number of retries. */
+  errorBackoffs: readonly number[] = [1, 1, 2, 3, 5, 8, 13, 21];
+  /** Always wait exactly the server's `Retry-After` (else the longer of it and the backoff). */
+  enforceRetryAfter = false;
+  /** Honour proxy environment variables. */
+  trustEnv = false;
+  /** Client-side request rate limit, requests per second (0: off). */
+  qps = 50;
+  /** Token bucket size of the rate limit. */
+  burst = 100;
+  /** Maximum concurrent non-watch requests (0: unbounded). Watches never count. */
+  maxInFlight = 32;
+}
+
+/** Where and how state is kept on objects. */
+export class PersistenceSettings {
+  /** Our finalizer. */
+  finalizer: string = DEFAULT_FINALIZER;
+  /** Where handlers' progress is kept. */
+  progressStorage: ProgressStorage = new SmartProgressStorage();
+  /** Where the last handled essence is kept. */
+  diffbaseStorage: DiffBaseStorage = new AnnotationsDiffBaseStorage();
+  /**
+   * Seconds to wait for our own patch to come back through the watch before running
+   * state-dependent handlers on a possibly stale object (0: do not wait).
+   */
+  consistencyTimeout = 5;
+}
+
+/**
+ * All operator settings. Mutate them in an `on.startup` handler or pass an instance to the
+ * operator.
+ *
+ * @example
+ * ```ts
+ * kopf.on.startup(({ settings }) => {
+ *   settings.persistence.finalizer = "my-op.example.com/finalizer";
+ *   settings.networking.qps = 20;
+ *   settings.execution.lifecycle = kopf.lifecycles.asap;
+ * });
+ * ```
+ */
+export class Settings {
+  /** Process-level behaviour. */
+  process: ProcessSettings = new ProcessSettings();
+  /** Kubernetes Events. */
+  posting: PostingSettings = new PostingSettings();
+  /** Peering. */
+  peering: PeeringSettings = new PeeringSettings();
+  /** Watching. */
+  watching: WatchingSettings = new WatchingSettings();
+  /** Queueing. */
+  queueing: QueueingSettings = new QueueingSettings();
+  /** Scanning. */
+  scanning: ScanningSettings = new ScanningSettings();
+  /** Admission webhooks. */
+  admission: AdmissionSettings = new AdmissionSettings();
+  /** Execution. */
+  execution: ExecutionSettings = new ExecutionSettings();
+  /** Background tasks (daemons, timers). */
+  background: BackgroundSettings = new BackgroundSettings();
+  /** Networking. */
+  networking: NetworkingSettings = new NetworkingSettings();
+  /** Persistence. */
+  persistence: PersistenceSettings = new PersistenceSettings();
+}
+
+/**
+ * The `timeoutSeconds` for one watch request: fixed, or uniformly picked in `[min, max]`.
+ * `random` is injectable for tests.
+ */
+export function pickServerTimeout(
+  watching: Pick<WatchingSettings, "serverTimeout">,
+  random: () => number = Math.random,
+): number | null {
+  const timeout = watching.serverTimeout;
+  if (timeout === null || typeof timeout === "number") return timeout;
+  const [min, max] = timeout;
+  return Math.round(min + (max - min) * random());
+}

@@ -1,0 +1,58 @@
+// Settings groups and defaults (Kopf's names camel-cased, plus our documented differences).
+
+import assert from "node:assert/strict";
+import { allAtOnce, asap } from "../../src/handling/lifecycles.ts";
+import { pickServerTimeout, Settings } from "../../src/settings.ts";
+import { AnnotationsDiffBaseStorage } from "../../src/storage/diffbase.ts";
+import { SmartProgressStorage } from "../../src/storage/progress.ts";
+
+Deno.test("defaults follow Kopf where it makes sense and docs/settings.md elsewhere", () => {
+  const s = new Settings();
+  assert.equal(s.persistence.finalizer, "kopf.zalando.org/KopfFinalizerMarker");
+  assert.ok(s.persistence.progressStorage instanceof SmartProgressStorage);
+  assert.ok(s.persistence.diffbaseStorage instanceof AnnotationsDiffBaseStorage);
+  assert.equal(s.persistence.consistencyTimeout, 5);
+  assert.equal(s.execution.defaultBackoff, 60);
+  assert.equal(s.execution.lifecycle, allAtOnce);
+  assert.equal(s.posting.loggers, false);
+  assert.equal(s.posting.eventNamePrefix, "kopf-event-");
+  assert.equal(s.peering.lifetime, 60);
+  assert.equal(s.queueing.workerLimit, 100, "bounded by default, unlike Kopf");
+  assert.deepEqual(s.queueing.errorDelays.slice(0, 6), [1, 1, 2, 3, 5, 8]);
+  assert.deepEqual(s.networking.errorBackoffs, [1, 1, 2, 3, 5, 8, 13, 21]);
+  assert.equal(s.networking.requestTimeout, 300);
+  assert.equal(s.networking.qps, 50);
+  assert.equal(s.networking.burst, 100);
+  assert.ok(s.networking.maxInFlight > 0);
+  assert.equal(s.watching.idleTimeout, 90);
+  assert.deepEqual(s.watching.serverTimeout, [300, 600]);
+  assert.equal(s.background.cancellationPolling, 60);
+});
+
+Deno.test("settings instances are independent and mutable", () => {
+  const a = new Settings();
+  const b = new Settings();
+  a.execution.lifecycle = asap;
+  a.persistence.finalizer = "example.com/f";
+  assert.equal(b.execution.lifecycle, allAtOnce);
+  assert.equal(b.persistence.finalizer, "kopf.zalando.org/KopfFinalizerMarker");
+  assert.notEqual(a.persistence.progressStorage, b.persistence.progressStorage);
+});
+
+Deno.test("Kopf's inactivityTimeout is an alias of idleTimeout", () => {
+  const s = new Settings();
+  s.watching.inactivityTimeout = 70;
+  assert.equal(s.watching.idleTimeout, 70);
+  assert.equal(s.watching.inactivityTimeout, 70);
+});
+
+Deno.test("server timeouts are picked within the range per request", () => {
+  const s = new Settings();
+  assert.equal(pickServerTimeout(s.watching, () => 0), 300);
+  assert.equal(pickServerTimeout(s.watching, () => 1), 600);
+  assert.equal(pickServerTimeout(s.watching, () => 0.5), 450);
+  s.watching.serverTimeout = 120;
+  assert.equal(pickServerTimeout(s.watching), 120);
+  s.watching.serverTimeout = null;
+  assert.equal(pickServerTimeout(s.watching), null);
+});
