@@ -126,11 +126,11 @@ export interface WatchStats {
   lastHealthyAt: number | undefined;
   /** The resourceVersion the next watch would start from, if any. */
   resourceVersion: string | undefined;
-  /** Listings started (the first one and every re-list; a streaming list counts too). */
+  /** Listings completed (the first one and every re-list; a streaming list counts too). */
   lists: number;
-  /** LIST pages requested. */
+  /** LIST pages requested (failed attempts included). */
   listPages: number;
-  /** Listings started after the first complete one (after a 410 Gone). */
+  /** Listings completed after the first one (each caused by a 410 Gone). */
   relists: number;
   /** Watch requests opened. */
   watches: number;
@@ -377,10 +377,16 @@ class WatchLoop<T extends KubeObject> {
 
   #startListing(): { relist: boolean; seen: Set<string> } {
     // Until a listing completes, a new one still delivers the initial state.
-    const relist = this.stats.synced;
+    return { relist: this.stats.synced, seen: new Set() };
+  }
+
+  /** A listing is complete: the consumer has seen the whole state at `rv`. */
+  #synced(listing: { relist: boolean }, rv: string): SyncedEvent {
+    this.stats.resourceVersion = rv;
+    this.stats.synced = true;
     this.stats.lists++;
-    if (relist) this.stats.relists++;
-    return { relist, seen: new Set() };
+    if (listing.relist) this.stats.relists++;
+    return { type: "SYNCED", relist: listing.relist, resourceVersion: rv };
   }
 
   /** Announces one listed object unless its announced resourceVersion is the same. */
@@ -463,9 +469,7 @@ class WatchLoop<T extends KubeObject> {
       if (token === undefined) {
         const rv = page.metadata?.resourceVersion ?? "";
         yield* this.#vanished(listing.seen);
-        this.stats.resourceVersion = rv;
-        this.stats.synced = true;
-        yield { type: "SYNCED", relist: listing.relist, resourceVersion: rv };
+        yield this.#synced(listing, rv);
         return;
       }
     }
@@ -552,9 +556,7 @@ class WatchLoop<T extends KubeObject> {
               }
               initialEvents = false;
               yield* this.#vanished(listing.seen);
-              this.stats.resourceVersion = rv ?? "";
-              this.stats.synced = true;
-              yield { type: "SYNCED", relist: listing.relist, resourceVersion: rv ?? "" };
+              yield this.#synced(listing, rv ?? "");
             } else if (rv) {
               this.stats.resourceVersion = rv;
             }
