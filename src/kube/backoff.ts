@@ -1,0 +1,121 @@
+/**
+ * Exponential backoff with full jitter, and an abortable sleep.
+ *
+ * Full jitter (a uniform draw between zero and the exponential ceiling) is what spreads the
+ * retries of many clients that failed at the same moment — e.g. every operator replica when the
+ * API server restarts — instead of letting them hammer it in lockstep.
+ *
+ * @module
+ */
+
+/** The shape of an exponential backoff. */
+export interface BackoffPolicy {
+  /** Ceiling of the first delay, in milliseconds. */
+  initialMs: number;
+  /** Growth of the ceiling per consecutive failure (≥ 1). */
+  factor: number;
+  /** Largest ceiling, in milliseconds. */
+  maxMs: number;
+}
+
+/**
+ * The client's request retry backoff: 0.5 s doubling to a 30 s cap. With the default of
+ * 8 retries it spans about a minute in the worst case (about half that on average), close to
+ * Kopf's `error_backoffs` (1, 1, 2, 3, 5, 8, 13, 21 s).
+ */
+export const REQUEST_BACKOFF: Readonly<BackoffPolicy> = Object.freeze({
+  initialMs: 500,
+  factor: 2,
+  maxMs: 30_000,
+});
+
+/**
+ * The ceiling of the delay before retry number `attempt` (0-based):
+ * `min(maxMs, initialMs × factor^attempt)`.
+ */
+export function backoffCeiling(attempt: number, policy: BackoffPolicy): number {
+  if (!(attempt >= 0)) attempt = 0;
+  if (!(policy.initialMs > 0)) return 0;
+  // Overflows to Infinity for huge attempt numbers, which the cap absorbs.
+  const grown = policy.initialMs * Math.max(policy.factor, 1) ** attempt;
+  return Math.max(0, Math.min(policy.maxMs, grown));
+}
+
+/**
+ * A full-jitter delay before retry number `attempt` (0-based): uniform in
+ * `[0, backoffCeiling(attempt))`.
+ *
+ * @example
+ * ```ts
+ * import { backoffDelay, REQUEST_BACKOFF } from "./backoff.ts";
+ * const ms = backoffDelay(3, REQUEST_BACKOFF); // somewhere in [0, 4000)
+ * ```
+ */
+export function backoffDelay(
+  attempt: number,
+  policy: BackoffPolicy,
+  random: () => number = Math.random,
+): number {
+  const r = Math.min(Math.max(random(), 0), 1);
+  return r * backoffCeiling(attempt, policy);
+}
+
+/**
+ * Stateful backoff: each {@linkcode Backoff.next} is one more consecutive failure;
+ * {@linkcode Backoff.reset} after a success.
+ *
+ * @example
+ * ```ts
+ * import { Backoff, REQUEST_BACKOFF } from "./backoff.ts";
+ * const backoff = new Backoff(REQUEST_BACKOFF);
+ * backoff.next(); // in [0, 500)
+ * backoff.next(); // in [0, 1000)
+ * backoff.reset();
+ * ```
+ */
+export class Backoff {
+  #policy: BackoffPolicy;
+  #random: () => number;
+  #attempt = 0;
+
+  /** Creates a backoff; `random` is injectable for tests. */
+  constructor(policy: BackoffPolicy = REQUEST_BACKOFF, random: () => number = Math.random) {
+    this.#policy = policy;
+    this.#random = random;
+  }
+
+  /** Consecutive failures so far. */
+  get attempt(): number {
+    return this.#attempt;
+  }
+
+  /** The delay before the next retry, in milliseconds; counts one more failure. */
+  next(): number {
+    return backoffDelay(this.#attempt++, this.#policy, this.#random);
+  }
+
+  /** Starts over (after a success). */
+  reset(): void {
+    this.#attempt = 0;
+  }
+}
+
+/**
+ * Resolves after `ms` milliseconds, or rejects with the signal's reason as soon as it aborts.
+ * The timer is cleared on abort, so nothing keeps the process alive.
+ */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  if (ms <= 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}

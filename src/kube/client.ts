@@ -1,0 +1,687 @@
+/**
+ * `KubeClient`: every request the framework makes to the API server goes through here.
+ *
+ * Per request: credentials from the {@linkcode ClusterConfig} (re-fetched once after a 401),
+ * a client-side token bucket (default 50 QPS, burst 100), a cap on requests in flight (watch
+ * streams excluded — they live for minutes and would starve the cap), a timeout (default
+ * 300 s, Kopf's `request_timeout`), and retries with exponential backoff and full jitter.
+ *
+ * Retry rules — a request is repeated only when repeating cannot do harm:
+ *
+ * | failure | idempotent (GET, HEAD, PUT, DELETE, merge/apply PATCH) | POST, JSON PATCH |
+ * | --- | --- | --- |
+ * | connection refused, DNS error (nothing was sent) | retried | retried |
+ * | 429 Too Many Requests (rejected before processing) | retried, `Retry-After` honoured | retried |
+ * | 503 with `Retry-After` (the server asks to come back) | retried | retried |
+ * | other 5xx | retried | not retried (it may have been applied) |
+ * | connection reset / timeout after sending | retried | not retried |
+ * | TLS verification failure | not retried | not retried |
+ * | 401 | credentials reloaded once, then retried | same |
+ * | other 4xx | not retried | not retried |
+ *
+ * A POST may create an object (or, with `generateName`, a second one) even when its response
+ * is lost; a JSON patch without a `test` op may apply twice (`add` to `/-`). Callers who know
+ * their request is safe can pass `idempotent: true`.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { Backoff, type BackoffPolicy, REQUEST_BACKOFF } from "./backoff.ts";
+import { type ClusterConfig, loadConfig, type LoadConfigOptions } from "./config.ts";
+import {
+  ApiError,
+  ConfigError,
+  ConnectionError,
+  type KubeStatus,
+  RequestTimeoutError,
+} from "./errors.ts";
+import { type Clock, InFlightLimit, SYSTEM_CLOCK, TokenBucket } from "./rate_limit.ts";
+import {
+  apiVersion,
+  describePath,
+  type KubeList,
+  type KubeObject,
+  type Resource,
+  resourcePath,
+} from "./resource.ts";
+import { createTransport, failurePhase, type Transport } from "./_transport.ts";
+
+const logger = getLogger(["kopf", "kube"]);
+
+/** Query parameters; `undefined` values are left out, arrays repeat the key. */
+export type Query = Record<string, string | number | boolean | readonly string[] | undefined>;
+
+/** Options of {@linkcode KubeClient.request}. */
+export interface RequestOptions {
+  /** Query parameters. */
+  query?: Query;
+  /** A JSON-able body, or a prepared string/bytes (then set `contentType`). */
+  body?: unknown;
+  /** Body content type (default `application/json` when there is a body). */
+  contentType?: string;
+  /** `Accept` header (default `application/json`). */
+  accept?: string;
+  /** Aborts the request, including waits for rate limits and retries. */
+  signal?: AbortSignal;
+  /** Timeout per attempt, in milliseconds (default: the client's `timeoutMs`). */
+  timeoutMs?: number;
+  /** Overrides whether the request is safe to repeat (see the module docs). */
+  idempotent?: boolean;
+  /** Overrides the client's retry limit for this request. */
+  retries?: number;
+}
+
+/** Options of {@linkcode KubeClient.stream}. */
+export interface StreamOptions {
+  /** Query parameters (e.g. `watch=true`, `resourceVersion`, `allowWatchBookmarks`). */
+  query?: Query;
+  /** Closes the stream. */
+  signal?: AbortSignal;
+  /** How long to wait for the response headers, in milliseconds (default: `timeoutMs`). */
+  timeoutMs?: number;
+  /**
+   * Retries for opening the stream (default 0: watch loops have their own reconnect backoff,
+   * and two nested backoffs would multiply).
+   */
+  retries?: number;
+  /** `Accept` header (default `application/json`). */
+  accept?: string;
+}
+
+/** Settings of a {@linkcode KubeClient}. */
+export interface ClientOptions {
+  /** Timeout per request attempt, in milliseconds (default 300 000, Kopf's `request_timeout`). */
+  timeoutMs?: number;
+  /** Sustained requests per second (default 50; `0` turns the token bucket off). */
+  qps?: number;
+  /** Requests allowed at once above the sustained rate (default 100). */
+  burst?: number;
+  /** Requests in flight at most, watch streams excluded (default 64; `0` = no cap). */
+  maxInFlight?: number;
+  /** Retries after the first attempt for retryable failures (default 8). */
+  retries?: number;
+  /** Retry backoff (default 0.5 s ×2, cap 30 s, full jitter). */
+  backoff?: BackoffPolicy;
+  /** Longest `Retry-After` honoured, in milliseconds (default 60 000). */
+  maxRetryAfterMs?: number;
+  /** `User-Agent` header. */
+  userAgent?: string;
+  /** Time source for the limiters (tests). */
+  clock?: Clock;
+  /** Random source for the jitter (tests). */
+  random?: () => number;
+}
+
+/** Options of {@linkcode KubeClient.connect}: where to connect, and how to behave. */
+export interface ConnectOptions extends LoadConfigOptions, ClientOptions {}
+
+/** Request counters, as plain numbers (for a `/metrics` endpoint later). */
+export interface ClientMetrics {
+  /** Attempts sent, by HTTP method (retries included). */
+  requests: Record<string, number>;
+  /** Responses by HTTP status code. */
+  responses: Record<string, number>;
+  /** Attempts that were retries. */
+  retries: number;
+  /** Requests that had to wait for the token bucket. */
+  throttledWaits: number;
+  /** Total time spent waiting for the token bucket, in milliseconds. */
+  throttledMs: number;
+  /** Times credentials were reloaded after a 401. */
+  reauthentications: number;
+  /** Attempts that failed without a response (connection errors and timeouts). */
+  transportErrors: number;
+  /** Watch streams opened. */
+  streams: number;
+  /** Requests holding an in-flight slot right now. */
+  inFlight: number;
+  /** Requests waiting for an in-flight slot right now. */
+  waitingForSlot: number;
+}
+
+/** Options shared by the typed helpers. */
+export interface ObjectOptions {
+  /** Namespace (omit for cluster-scoped resources). */
+  namespace?: string;
+  /** Subresource such as `"status"`. */
+  subresource?: string;
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode KubeClient.list}. */
+export interface ListOptions {
+  /** Namespace; omit for all namespaces (or for cluster-scoped resources). */
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  /** Page size; the result's `metadata.continue` fetches the next page. */
+  limit?: number;
+  /** The continue token of the previous page. */
+  continue?: string;
+  resourceVersion?: string;
+  resourceVersionMatch?: "Exact" | "NotOlderThan";
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode KubeClient.create} and {@linkcode KubeClient.replace}. */
+export interface WriteOptions extends ObjectOptions {
+  fieldManager?: string;
+  /** Validate only (`dryRun=All`). */
+  dryRun?: boolean;
+}
+
+/** Patch flavours: JSON merge patch, JSON patch (RFC 6902), or server-side apply. */
+export type PatchType = "merge" | "json" | "apply";
+
+/** Options of {@linkcode KubeClient.patch}. */
+export interface PatchOptions extends WriteOptions {
+  /** Patch flavour (default `"merge"`). */
+  type?: PatchType;
+  /** Server-side apply only: take over conflicting fields from other managers. */
+  force?: boolean;
+}
+
+/** Options of {@linkcode KubeClient.delete}. */
+export interface DeleteOptions extends ObjectOptions {
+  propagationPolicy?: "Foreground" | "Background" | "Orphan";
+  /** Delete only if the object still has this uid / resourceVersion. */
+  preconditions?: { uid?: string; resourceVersion?: string };
+  gracePeriodSeconds?: number;
+  dryRun?: boolean;
+}
+
+const PATCH_CONTENT_TYPES: Record<PatchType, string> = {
+  merge: "application/merge-patch+json",
+  json: "application/json-patch+json",
+  apply: "application/apply-patch+yaml",
+};
+
+const IDEMPOTENT_METHODS = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
+
+/**
+ * The Kubernetes API client.
+ *
+ * @example
+ * ```ts ignore
+ * import { KubeClient } from "./client.ts";
+ * const client = await KubeClient.connect({ qps: 20 });
+ * try {
+ *   const pods = { group: "", version: "v1", plural: "pods", namespaced: true } as const;
+ *   const page = await client.list(pods as never, { namespace: "default", limit: 100 });
+ *   console.log(page.items.length);
+ * } finally {
+ *   client.close();
+ * }
+ * ```
+ */
+export class KubeClient {
+  /** The resolved configuration this client talks with. */
+  readonly config: ClusterConfig;
+  /** API server base URL. */
+  readonly server: string;
+  /** The context's default namespace, if any (never applied implicitly). */
+  readonly namespace?: string;
+  #transport: Transport;
+  #bucket: TokenBucket;
+  #slots: InFlightLimit;
+  #timeoutMs: number;
+  #retries: number;
+  #backoff: BackoffPolicy;
+  #maxRetryAfterMs: number;
+  #userAgent: string;
+  #clock: Clock;
+  #random: () => number;
+  #closed = false;
+  #metrics = {
+    requests: {} as Record<string, number>,
+    responses: {} as Record<string, number>,
+    retries: 0,
+    throttledWaits: 0,
+    throttledMs: 0,
+    reauthentications: 0,
+    transportErrors: 0,
+    streams: 0,
+  };
+
+  /** Loads the configuration (see `loadConfig`) and creates a client for it. */
+  static async connect(options: ConnectOptions = {}): Promise<KubeClient> {
+    return new KubeClient(await loadConfig(options), options);
+  }
+
+  /** Creates a client for an already loaded configuration. */
+  constructor(config: ClusterConfig, options: ClientOptions = {}) {
+    this.config = config;
+    this.server = config.server.replace(/\/+$/, "");
+    this.namespace = config.namespace;
+    this.#clock = options.clock ?? SYSTEM_CLOCK;
+    this.#random = options.random ?? Math.random;
+    this.#timeoutMs = options.timeoutMs ?? 300_000;
+    this.#retries = options.retries ?? 8;
+    this.#backoff = options.backoff ?? REQUEST_BACKOFF;
+    this.#maxRetryAfterMs = options.maxRetryAfterMs ?? 60_000;
+    this.#userAgent = options.userAgent ?? `kopf-deno/0.1.0 (deno ${Deno.version.deno})`;
+    this.#bucket = new TokenBucket({
+      qps: options.qps ?? 50,
+      burst: options.burst ?? 100,
+      clock: this.#clock,
+    });
+    this.#slots = new InFlightLimit(options.maxInFlight ?? 64);
+    this.#transport = createTransport(config.tls);
+    logger.debug("Kubernetes client for {server} ({source}) via {transport}", {
+      server: this.server,
+      source: config.source,
+      transport: this.#transport.kind,
+    });
+  }
+
+  /** A snapshot of the request counters. */
+  get metrics(): ClientMetrics {
+    const m = this.#metrics;
+    return {
+      ...m,
+      requests: { ...m.requests },
+      responses: { ...m.responses },
+      inFlight: this.#slots.active,
+      waitingForSlot: this.#slots.waiting,
+    };
+  }
+
+  /**
+   * Sends a request and returns the parsed JSON response (or the text, for non-JSON answers).
+   * Throws {@linkcode ApiError} for non-2xx answers, {@linkcode ConnectionError} when the
+   * server cannot be reached, {@linkcode RequestTimeoutError} on timeouts — after retries.
+   */
+  async request<T = unknown>(
+    method: string,
+    path: string,
+    options: RequestOptions = {},
+  ): Promise<T> {
+    method = method.toUpperCase();
+    const { response, text } = await this.#send(method, path, {
+      query: options.query,
+      body: options.body,
+      contentType: options.contentType,
+      accept: options.accept,
+      signal: options.signal,
+      timeoutMs: options.timeoutMs ?? this.#timeoutMs,
+      idempotent: options.idempotent ?? isIdempotent(method, options.contentType),
+      retries: options.retries ?? this.#retries,
+      stream: false,
+    });
+    if (!text) return undefined as T;
+    const type = response.headers.get("content-type") ?? "";
+    if (type.includes("json") || type === "") {
+      try {
+        return JSON.parse(text) as T;
+      } catch (error) {
+        if (type.includes("json")) {
+          throw new ApiError({
+            verb: method,
+            path,
+            status: response.status,
+            reason: "BadResponse",
+            message: `invalid JSON in the response: ${String(error)}`,
+          });
+        }
+      }
+    }
+    return text as T;
+  }
+
+  /**
+   * Opens a long-lived GET (a watch) and returns the `Response` with its body still streaming.
+   * Same credentials and token bucket as every request, but no in-flight slot and no
+   * whole-request timeout (only for the response headers). Throws {@linkcode ApiError} for
+   * non-2xx answers (after reading the `Status` body) and {@linkcode ConnectionError} when the
+   * server cannot be reached.
+   */
+  async stream(path: string, options: StreamOptions = {}): Promise<Response> {
+    const { response } = await this.#send("GET", path, {
+      query: options.query,
+      accept: options.accept,
+      signal: options.signal,
+      timeoutMs: options.timeoutMs ?? this.#timeoutMs,
+      idempotent: true,
+      retries: options.retries ?? 0,
+      stream: true,
+    });
+    this.#metrics.streams++;
+    return response;
+  }
+
+  /** Reads one object (or its subresource). */
+  get<T = KubeObject>(resource: Resource, name: string, options: ObjectOptions = {}): Promise<T> {
+    return this.request<T>("GET", this.#path(resource, options, name), { signal: options.signal });
+  }
+
+  /** Lists one page of objects; follow `metadata.continue` for more. */
+  list<T = KubeObject>(resource: Resource, options: ListOptions = {}): Promise<KubeList<T>> {
+    return this.request<KubeList<T>>(
+      "GET",
+      resourcePath(resource, { namespace: options.namespace }),
+      {
+        query: {
+          labelSelector: options.labelSelector,
+          fieldSelector: options.fieldSelector,
+          limit: options.limit,
+          continue: options.continue,
+          resourceVersion: options.resourceVersion,
+          resourceVersionMatch: options.resourceVersionMatch,
+        },
+        signal: options.signal,
+      },
+    );
+  }
+
+  /**
+   * Creates an object. The namespace defaults to the body's `metadata.namespace`; `apiVersion`
+   * and `kind` are filled in from the resource when missing.
+   */
+  create<T = KubeObject>(
+    resource: Resource,
+    body: KubeObject,
+    options: WriteOptions = {},
+  ): Promise<T> {
+    const namespace = options.namespace ??
+      (resource.namespaced ? body.metadata?.namespace : undefined);
+    const path = resourcePath(resource, {
+      namespace,
+      name: options.subresource ? body.metadata?.name : undefined,
+      subresource: options.subresource,
+    });
+    return this.request<T>("POST", path, {
+      body: { apiVersion: apiVersion(resource), kind: resource.kind, ...body },
+      query: writeQuery(options),
+      signal: options.signal,
+    });
+  }
+
+  /** Replaces an object (PUT); conflicts if `metadata.resourceVersion` is stale. */
+  replace<T = KubeObject>(
+    resource: Resource,
+    name: string,
+    body: KubeObject,
+    options: WriteOptions = {},
+  ): Promise<T> {
+    return this.request<T>("PUT", this.#path(resource, options, name, body), {
+      body: { apiVersion: apiVersion(resource), kind: resource.kind, ...body },
+      query: writeQuery(options),
+      signal: options.signal,
+    });
+  }
+
+  /**
+   * Patches an object (or its subresource): a JSON merge patch (default), a JSON patch
+   * (an array of operations), or server-side apply (needs `fieldManager`; `force` takes over
+   * conflicting fields).
+   */
+  patch<T = KubeObject>(
+    resource: Resource,
+    name: string,
+    patch: unknown,
+    options: PatchOptions = {},
+  ): Promise<T> {
+    const type = options.type ?? "merge";
+    if (type === "apply" && !options.fieldManager) {
+      throw new TypeError("server-side apply needs a fieldManager");
+    }
+    if (type === "json" && !Array.isArray(patch)) {
+      throw new TypeError("a JSON patch must be an array of operations");
+    }
+    if (options.force && type !== "apply") {
+      throw new TypeError("force is only meaningful for server-side apply");
+    }
+    let body = patch;
+    if (type === "apply" && patch && typeof patch === "object" && !Array.isArray(patch)) {
+      body = { apiVersion: apiVersion(resource), kind: resource.kind, ...patch };
+    }
+    return this.request<T>("PATCH", this.#path(resource, options, name), {
+      body,
+      contentType: PATCH_CONTENT_TYPES[type],
+      query: { ...writeQuery(options), force: options.force ? true : undefined },
+      signal: options.signal,
+    });
+  }
+
+  /**
+   * Deletes an object. Resolves with what the server returns: the object (while finalizers
+   * hold it) or a `Status`.
+   */
+  delete<T = KubeObject | KubeStatus>(
+    resource: Resource,
+    name: string,
+    options: DeleteOptions = {},
+  ): Promise<T> {
+    const hasBody = options.propagationPolicy !== undefined ||
+      options.preconditions !== undefined ||
+      options.gracePeriodSeconds !== undefined;
+    return this.request<T>("DELETE", this.#path(resource, options, name), {
+      body: hasBody
+        ? {
+          apiVersion: "v1",
+          kind: "DeleteOptions",
+          propagationPolicy: options.propagationPolicy,
+          preconditions: options.preconditions,
+          gracePeriodSeconds: options.gracePeriodSeconds,
+        }
+        : undefined,
+      query: { dryRun: options.dryRun ? "All" : undefined },
+      signal: options.signal,
+    });
+  }
+
+  /** Closes the connections. Requests after this fail. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#transport.close();
+  }
+
+  #path(resource: Resource, options: ObjectOptions, name: string, body?: KubeObject): string {
+    const namespace = options.namespace ??
+      (resource.namespaced ? body?.metadata?.namespace : undefined);
+    return resourcePath(resource, { namespace, name, subresource: options.subresource });
+  }
+
+  async #send(method: string, path: string, init: {
+    query?: Query;
+    body?: unknown;
+    contentType?: string;
+    accept?: string;
+    signal?: AbortSignal;
+    timeoutMs: number;
+    idempotent: boolean;
+    retries: number;
+    stream: boolean;
+  }): Promise<{ response: Response; text?: string }> {
+    if (this.#closed) throw new Error(`${method} ${describePath(path)}: the client is closed`);
+    const url = this.#url(path, init.query);
+    const { signal } = init;
+    let body: string | Uint8Array<ArrayBuffer> | undefined;
+    let contentType = init.contentType;
+    if (init.body !== undefined) {
+      if (typeof init.body === "string") {
+        body = init.body;
+      } else if (init.body instanceof Uint8Array) {
+        body = new Uint8Array(init.body);
+      } else {
+        body = JSON.stringify(init.body);
+        contentType ??= "application/json";
+      }
+    }
+    const backoff = new Backoff(this.#backoff, this.#random);
+    let attempt = 0;
+    let reauthenticated = false;
+
+    while (true) {
+      signal?.throwIfAborted();
+      const waited = await this.#bucket.acquire(signal);
+      if (waited > 0) {
+        this.#metrics.throttledWaits++;
+        this.#metrics.throttledMs += waited;
+      }
+      const release = init.stream ? () => {} : await this.#slots.acquire(signal);
+      let response: Response;
+      let text: string | undefined;
+      const timeout = new AbortController();
+      const timer = setTimeout(
+        () => timeout.abort(new DOMException("request timed out", "TimeoutError")),
+        init.timeoutMs,
+      );
+      const attemptSignal = signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal;
+      try {
+        const auth = await this.config.credentials.get();
+        const headers = new Headers({
+          Accept: init.accept ?? "application/json",
+          "User-Agent": this.#userAgent,
+        });
+        if (contentType) headers.set("Content-Type", contentType);
+        for (const [key, value] of auth.headers) headers.append(key, value);
+        this.#metrics.requests[method] = (this.#metrics.requests[method] ?? 0) + 1;
+        response = await this.#transport.send({
+          method,
+          url,
+          headers,
+          body,
+          signal: attemptSignal,
+          certPem: auth.certPem,
+          keyPem: auth.keyPem,
+        });
+        // A plain request's body is read under the same timeout; a stream's body is not, nor is
+        // an error body of a stream (small, read below).
+        if (!init.stream || !response.ok) text = await response.text();
+      } catch (error) {
+        clearTimeout(timer);
+        release();
+        if (signal?.aborted) throw signal.reason;
+        if (error instanceof ConfigError) throw error;
+        this.#metrics.transportErrors++;
+        const timedOut = timeout.signal.aborted;
+        const phase = timedOut ? "transfer" : failurePhase(error);
+        const retryable = phase === "connect" || (phase === "transfer" && init.idempotent);
+        if (!retryable || attempt >= init.retries) {
+          if (timedOut) {
+            throw new RequestTimeoutError({
+              verb: method,
+              path,
+              timeoutMs: init.timeoutMs,
+              attempts: attempt + 1,
+            });
+          }
+          throw new ConnectionError({
+            verb: method,
+            url,
+            cause: error,
+            attempts: attempt + 1,
+            maybeSent: phase === "transfer",
+          });
+        }
+        const delay = backoff.next();
+        logger.debug("{verb} {what}: {error}; retry {attempt}/{retries} in {delay} ms", {
+          verb: method,
+          what: describePath(path),
+          error: timedOut ? "timed out" : String(error),
+          attempt: attempt + 1,
+          retries: init.retries,
+          delay: Math.round(delay),
+        });
+        await this.#clock.sleep(delay, signal);
+        attempt++;
+        this.#metrics.retries++;
+        continue;
+      }
+      clearTimeout(timer);
+      release();
+      const status = response.status;
+      this.#metrics.responses[status] = (this.#metrics.responses[status] ?? 0) + 1;
+      if (status >= 200 && status < 300) return { response, text };
+
+      const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
+      const error = ApiError.from(method, path, status, parseBody(text), retryAfter);
+      if (status === 401 && !reauthenticated && this.config.credentials.invalidate()) {
+        // Rejected by authentication, so nothing happened: safe to repeat at once, any method.
+        reauthenticated = true;
+        this.#metrics.reauthentications++;
+        logger.info("{verb} {what}: 401 Unauthorized; reloading credentials and retrying once", {
+          verb: method,
+          what: describePath(path),
+        });
+        continue;
+      }
+      const retryable = status === 429 ||
+        (status === 503 && error.retryAfterSeconds !== undefined) ||
+        (status >= 500 && init.idempotent);
+      if (!retryable || attempt >= init.retries) throw error;
+      let delay = backoff.next();
+      if (error.retryAfterSeconds !== undefined) {
+        delay = Math.max(delay, Math.min(error.retryAfterSeconds * 1000, this.#maxRetryAfterMs));
+      }
+      logger.debug("{verb} {what}: {status} {reason}; retry {attempt}/{retries} in {delay} ms", {
+        verb: method,
+        what: describePath(path),
+        status,
+        reason: error.reason,
+        attempt: attempt + 1,
+        retries: init.retries,
+        delay: Math.round(delay),
+      });
+      await this.#clock.sleep(delay, signal);
+      attempt++;
+      this.#metrics.retries++;
+    }
+  }
+
+  #url(path: string, query?: Query): string {
+    if (!path.startsWith("/")) path = `/${path}`;
+    let url = this.server + path;
+    if (query) {
+      const params = new URLSearchParams();
+      for (const [key, value] of Object.entries(query)) {
+        if (value === undefined) continue;
+        if (Array.isArray(value)) { for (const v of value) params.append(key, v); }
+        else params.append(key, String(value));
+      }
+      const text = params.toString();
+      if (text) url += (path.includes("?") ? "&" : "?") + text;
+    }
+    return url;
+  }
+}
+
+/** Whether a request may be repeated without a different outcome (see the module docs). */
+export function isIdempotent(method: string, contentType?: string): boolean {
+  method = method.toUpperCase();
+  if (IDEMPOTENT_METHODS.has(method)) return true;
+  if (method === "PATCH") {
+    return contentType === PATCH_CONTENT_TYPES.merge || contentType === PATCH_CONTENT_TYPES.apply ||
+      contentType === "application/strategic-merge-patch+json";
+  }
+  return false;
+}
+
+/** `Retry-After` as seconds: delta-seconds or an HTTP date; `undefined` if absent or bad. */
+export function parseRetryAfter(
+  value: string | null,
+  now: number = Date.now(),
+): number | undefined {
+  if (value === null || value.trim() === "") return undefined;
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed);
+  const date = Date.parse(trimmed);
+  if (Number.isNaN(date)) return undefined;
+  return Math.max(0, Math.ceil((date - now) / 1000));
+}
+
+function parseBody(text: string | undefined): unknown {
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function writeQuery(options: WriteOptions): Query {
+  return { fieldManager: options.fieldManager, dryRun: options.dryRun ? "All" : undefined };
+}

@@ -1,0 +1,721 @@
+/**
+ * Where the cluster is and how to authenticate: kubeconfig files (`KUBECONFIG`, merged like
+ * kubectl), a chosen context, or the in-cluster service account.
+ *
+ * Parsing and the kubeconfig data model come from `@kubernetes/client-node`'s `KubeConfig`,
+ * imported lazily here and nowhere else: it costs about 0.25 s and 100+ MB of memory, and
+ * nothing on the request path needs it. What loading returns is plain data plus a small
+ * {@linkcode Credentials} object the client asks for headers on every request.
+ *
+ * Unlike client-node's `loadFromDefault()`, loading never falls back to
+ * `http://localhost:8080`: when nothing is found (or a file cannot be read for lack of a Deno
+ * permission) it throws a {@linkcode ConfigError} saying what was looked for.
+ *
+ * Permissions: `--allow-env=KUBECONFIG,HOME,KUBERNETES_SERVICE_HOST,KUBERNETES_SERVICE_PORT`
+ * (client-node's dependencies enumerate the environment at import: add `--ignore-env` when the
+ * list is scoped), `--allow-read` for the kubeconfig and the files it names (or the
+ * service-account directory in a cluster), and `--allow-run` for exec plugins.
+ *
+ * @module
+ */
+
+import type { Cluster, Context, KubeConfig, User } from "@kubernetes/client-node";
+import { load as loadYaml } from "js-yaml";
+import {
+  type AuthMaterial,
+  type CredentialKind,
+  type Credentials,
+  type ExecClusterInfo,
+  ExecCredentials,
+  type ExecSpec,
+  fileError,
+  StaticCredentials,
+  TokenFileCredentials,
+} from "./_credentials.ts";
+import { ConfigError } from "./errors.ts";
+
+export type { AuthMaterial, CredentialKind, Credentials, ExecSpec };
+export { ExecCredentials, TokenFileCredentials };
+
+/** TLS settings for talking to the API server. */
+export interface TlsSettings {
+  /** CA bundle (PEM) to verify the server with, in addition to the system roots. */
+  readonly caPem?: string;
+  /** Client certificate (PEM), when the user authenticates with one. */
+  readonly certPem?: string;
+  /** Client key (PEM) for {@linkcode TlsSettings.certPem}. */
+  readonly keyPem?: string;
+  /** `insecure-skip-tls-verify`: do not verify the server's certificate at all. */
+  readonly insecureSkipTlsVerify?: boolean;
+  /** `tls-server-name`: the name to verify the server's certificate against. */
+  readonly tlsServerName?: string;
+  /** `proxy-url`: an HTTP(S) or SOCKS5 proxy. */
+  readonly proxyUrl?: string;
+}
+
+/**
+ * A resolved cluster configuration: what the client needs, as plain data.
+ *
+ * Build one by hand for tests or special setups, or get one from {@linkcode loadConfig}.
+ *
+ * @example
+ * ```ts
+ * import { tokenCredentials, type ClusterConfig } from "./config.ts";
+ * const config: ClusterConfig = {
+ *   server: "https://127.0.0.1:6443",
+ *   source: "manual",
+ *   tls: { caPem: "-----BEGIN CERTIFICATE-----\n..." },
+ *   credentials: tokenCredentials("s3cr3t"),
+ * };
+ * ```
+ */
+export interface ClusterConfig {
+  /** API server base URL, e.g. `https://127.0.0.1:6443` (no trailing slash). */
+  readonly server: string;
+  /** The context's default namespace (or the service account's namespace in a cluster). */
+  readonly namespace?: string;
+  /** Where it came from: kubeconfig path(s), `in-cluster`, or anything for hand-made configs. */
+  readonly source: string;
+  /** The chosen context's name (kubeconfig only). */
+  readonly context?: string;
+  /** TLS settings. */
+  readonly tls: TlsSettings;
+  /** Per-request credentials. */
+  readonly credentials: Credentials;
+}
+
+/** Options of {@linkcode loadConfig}. */
+export interface LoadConfigOptions {
+  /**
+   * Kubeconfig file(s) to use instead of `KUBECONFIG` / `~/.kube/config`. Several files are
+   * merged like kubectl merges `KUBECONFIG`: the first file to define a name wins.
+   */
+  kubeconfig?: string | string[];
+  /** Context to use instead of the `current-context`. */
+  context?: string;
+  /** Use the in-cluster service account and skip kubeconfig discovery. */
+  inCluster?: boolean;
+  /**
+   * Prefix for the service-account files (`<root>/var/run/secrets/kubernetes.io/serviceaccount`),
+   * as client-node's `loadFromCluster(pathPrefix)`; for tests.
+   */
+  inClusterRoot?: string;
+  /** How often a token file is re-read, in milliseconds (default 60 s, as client-go). */
+  tokenRefreshMs?: number;
+}
+
+const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/**
+ * Loads the cluster configuration, in controller-runtime's order: the `kubeconfig` option,
+ * then `KUBECONFIG` (a `:`-separated list, merged), then the in-cluster service account (when
+ * `KUBERNETES_SERVICE_HOST`/`PORT` are set), then `~/.kube/config`.
+ *
+ * Throws a {@linkcode ConfigError} with a one-line message naming the file and field for
+ * anything unusable: a missing file, bad YAML, an unknown or unset context, a missing
+ * certificate file, and no configuration at all.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadConfig } from "./config.ts";
+ * const config = await loadConfig({ context: "kind-dev" });
+ * console.log(config.server, config.namespace);
+ * ```
+ */
+export async function loadConfig(options: LoadConfigOptions = {}): Promise<ClusterConfig> {
+  if (options.inCluster) return await loadInCluster(options);
+  let files: string[];
+  if (options.kubeconfig !== undefined) {
+    files = [options.kubeconfig].flat().filter((f) => f);
+    if (!files.length) throw new ConfigError("the kubeconfig option names no file");
+  } else {
+    const fromEnv = readEnv("KUBECONFIG");
+    if (fromEnv) {
+      files = fromEnv.split(Deno.build.os === "windows" ? ";" : ":").filter((f) => f);
+      // kubectl skips listed files that do not exist, as long as one does.
+      const present = [];
+      for (const file of files) if (await fileExists(file)) present.push(file);
+      if (!present.length) {
+        throw new ConfigError(
+          `none of the files in KUBECONFIG exists: ${files.join(", ")}`,
+          { source: files.join(":") },
+        );
+      }
+      files = present;
+    } else if (readEnv("KUBERNETES_SERVICE_HOST") && readEnv("KUBERNETES_SERVICE_PORT")) {
+      return await loadInCluster(options);
+    } else {
+      const home = readEnv("HOME") ?? readEnv("USERPROFILE");
+      const fallback = home ? `${home}/.kube/config` : undefined;
+      if (!fallback || !(await fileExists(fallback))) {
+        throw new ConfigError(
+          "no cluster configuration found: KUBECONFIG is not set, " +
+            `${fallback ?? "~/.kube/config (HOME is not set)"} does not exist, and ` +
+            "KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT are not set (not in a cluster)",
+        );
+      }
+      files = [fallback];
+    }
+  }
+  return await loadKubeconfig(files, options);
+}
+
+/**
+ * Credentials with a fixed bearer token.
+ *
+ * @example
+ * ```ts
+ * import { tokenCredentials } from "./config.ts";
+ * const credentials = tokenCredentials("s3cr3t");
+ * ```
+ */
+export function tokenCredentials(token: string): Credentials {
+  return new StaticCredentials("token", { headers: [["Authorization", `Bearer ${token}`]] });
+}
+
+/** Credentials that add nothing (anonymous, or a client certificate in {@linkcode TlsSettings}). */
+export function noCredentials(): Credentials {
+  return new StaticCredentials("none", { headers: [] });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+type KubeConfigClass = typeof KubeConfig;
+
+let kubeConfigClass: Promise<KubeConfigClass> | undefined;
+
+/** The `KubeConfig` class, imported on first use only. */
+function importKubeConfig(): Promise<KubeConfigClass> {
+  kubeConfigClass ??= import("@kubernetes/client-node").then((m) => m.KubeConfig);
+  return kubeConfigClass;
+}
+
+interface LoadedFile {
+  path: string;
+  dir: string;
+  raw: Record<string, unknown>;
+  kc: KubeConfig;
+}
+
+async function loadKubeconfig(files: string[], options: LoadConfigOptions): Promise<ClusterConfig> {
+  const KubeConfigCtor = await importKubeConfig();
+  const loaded: LoadedFile[] = [];
+  for (const path of files) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(path);
+    } catch (error) {
+      throw new ConfigError(`cannot read the file: ${fileError(error)}`, {
+        source: path,
+        cause: error,
+      });
+    }
+    let raw: unknown;
+    try {
+      raw = loadYaml(text);
+    } catch (error) {
+      const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
+      throw new ConfigError(`invalid YAML: ${message}`, { source: path, cause: error });
+    }
+    if (raw === undefined || raw === null) raw = {};
+    if (typeof raw !== "object" || Array.isArray(raw)) {
+      throw new ConfigError("not a kubeconfig: the document is not a mapping", { source: path });
+    }
+    const doc = raw as Record<string, unknown>;
+    for (const key of ["clusters", "users", "contexts"]) {
+      if (doc[key] !== undefined && doc[key] !== null && !Array.isArray(doc[key])) {
+        throw new ConfigError("must be a list", { source: path, field: key });
+      }
+    }
+    const kc = new KubeConfigCtor();
+    try {
+      // client-node reads `token-file` itself, relative to the working directory and only
+      // once; token files are handled below instead (relative to the kubeconfig, re-read).
+      kc.loadFromString(JSON.stringify(withoutTokenFiles(doc)));
+    } catch (error) {
+      throw new ConfigError(error instanceof Error ? error.message : String(error), {
+        source: path,
+        cause: error,
+      });
+    }
+    const dir = dirname(path);
+    kc.makePathsAbsolute(dir);
+    loaded.push({ path, dir, raw: doc, kc });
+  }
+
+  // kubectl's merge: the first file to define a name wins; so does the first current-context.
+  const source = files.join(":");
+  const clusters = new Map<string, { cluster: Cluster; file: LoadedFile }>();
+  const users = new Map<string, { user: User; file: LoadedFile }>();
+  const contexts = new Map<string, { context: Context; file: LoadedFile }>();
+  let currentContext: string | undefined;
+  for (const file of loaded) {
+    for (const cluster of file.kc.getClusters()) {
+      if (!clusters.has(cluster.name)) clusters.set(cluster.name, { cluster, file });
+    }
+    for (const user of file.kc.getUsers()) {
+      if (!users.has(user.name)) users.set(user.name, { user, file });
+    }
+    for (const context of file.kc.getContexts()) {
+      if (!contexts.has(context.name)) contexts.set(context.name, { context, file });
+    }
+    currentContext ||= file.kc.getCurrentContext() || undefined;
+  }
+
+  const contextName = options.context ?? currentContext;
+  if (!contextName) {
+    throw new ConfigError(
+      `no current-context is set and no context was chosen (contexts: ${
+        [...contexts.keys()].join(", ") || "none"
+      })`,
+      { source, field: "current-context" },
+    );
+  }
+  const contextEntry = contexts.get(contextName);
+  if (!contextEntry) {
+    throw new ConfigError(
+      `context "${contextName}" not found (contexts: ${[...contexts.keys()].join(", ") || "none"})`,
+      { source, field: options.context !== undefined ? "contexts" : "current-context" },
+    );
+  }
+  const { context } = contextEntry;
+  const contextField = `contexts[${context.name}]`;
+  const clusterEntry = clusters.get(context.cluster);
+  if (!clusterEntry) {
+    throw new ConfigError(
+      `cluster "${context.cluster}" not found (clusters: ${
+        [...clusters.keys()].join(", ") || "none"
+      })`,
+      { source: contextEntry.file.path, field: `${contextField}.cluster` },
+    );
+  }
+  let userEntry: { user: User; file: LoadedFile } | undefined;
+  if (context.user) {
+    userEntry = users.get(context.user);
+    if (!userEntry) {
+      throw new ConfigError(
+        `user "${context.user}" not found (users: ${[...users.keys()].join(", ") || "none"})`,
+        { source: contextEntry.file.path, field: `${contextField}.user` },
+      );
+    }
+  }
+
+  const { cluster, file: clusterFile } = clusterEntry;
+  const clusterField = `clusters[${cluster.name}]`;
+  const server = checkServer(cluster.server, clusterFile.path, `${clusterField}.server`);
+  const caPem = await pemFrom({
+    file: cluster.caFile,
+    data: cluster.caData,
+    source: clusterFile.path,
+    field: `${clusterField}.certificate-authority`,
+    expect: "CERTIFICATE",
+  });
+  const tlsBase = {
+    caPem,
+    insecureSkipTlsVerify: cluster.skipTLSVerify || undefined,
+    tlsServerName: cluster.tlsServerName || undefined,
+    proxyUrl: cluster.proxyUrl || undefined,
+  };
+
+  let tls: TlsSettings = tlsBase;
+  let credentials: Credentials = noCredentials();
+  if (userEntry) {
+    const { user, file } = userEntry;
+    const userField = `users[${user.name}]`;
+    const rawUser = rawEntry(file.raw, "users", user.name, "user");
+    const certPem = await pemFrom({
+      file: user.certFile,
+      data: user.certData,
+      source: file.path,
+      field: `${userField}.client-certificate`,
+      expect: "CERTIFICATE",
+    });
+    const keyPem = await pemFrom({
+      file: user.keyFile,
+      data: user.keyData,
+      source: file.path,
+      field: `${userField}.client-key`,
+      expect: "PRIVATE KEY",
+    });
+    if ((certPem === undefined) !== (keyPem === undefined)) {
+      throw new ConfigError(
+        "a client certificate needs both client-certificate and client-key",
+        { source: file.path, field: userField },
+      );
+    }
+    tls = { ...tlsBase, certPem, keyPem };
+    const base: AuthMaterial = { headers: impersonationHeaders(user, rawUser) };
+    credentials = await userCredentials({
+      user,
+      rawUser,
+      file,
+      field: userField,
+      base,
+      hasCert: certPem !== undefined,
+      cluster: {
+        server,
+        "certificate-authority-data": caPem ? base64(caPem) : undefined,
+        "tls-server-name": tlsBase.tlsServerName,
+        "insecure-skip-tls-verify": tlsBase.insecureSkipTlsVerify,
+        "proxy-url": tlsBase.proxyUrl,
+      },
+      kc: loaded[0].kc,
+      contextName,
+      allFiles: loaded,
+      tokenRefreshMs: options.tokenRefreshMs,
+    });
+  }
+
+  return {
+    server,
+    namespace: context.namespace || undefined,
+    source,
+    context: contextName,
+    tls,
+    credentials,
+  };
+}
+
+async function userCredentials(init: {
+  user: User;
+  rawUser: Record<string, unknown>;
+  file: LoadedFile;
+  field: string;
+  base: AuthMaterial;
+  hasCert: boolean;
+  cluster: ExecClusterInfo;
+  kc: KubeConfig;
+  contextName: string;
+  allFiles: LoadedFile[];
+  tokenRefreshMs?: number;
+}): Promise<Credentials> {
+  const { user, rawUser, file, field, base } = init;
+  if (user.exec) {
+    const spec = { ...(user.exec as ExecSpec) };
+    // client-go resolves a relative command with a path separator against the kubeconfig's
+    // directory; bare names are looked up in PATH.
+    if (
+      typeof spec.command === "string" && spec.command.includes("/") && !isAbsolute(spec.command)
+    ) {
+      spec.command = joinPath(file.dir, spec.command);
+    }
+    return new ExecCredentials({
+      spec,
+      base,
+      cluster: init.cluster,
+      source: file.path,
+      field: `${field}.exec`,
+    });
+  }
+  const providerTokenFile = user.authProvider?.config?.tokenFile;
+  if (typeof providerTokenFile === "string" && providerTokenFile) {
+    const credentials = new TokenFileCredentials({
+      path: isAbsolute(providerTokenFile)
+        ? providerTokenFile
+        : joinPath(file.dir, providerTokenFile),
+      base,
+      refreshMs: init.tokenRefreshMs,
+      source: file.path,
+      field: `${field}.auth-provider.config.tokenFile`,
+    });
+    await credentials.get();
+    return credentials;
+  }
+  if (user.authProvider) {
+    return await authProviderCredentials(init);
+  }
+  const tokenFile = rawUser["token-file"];
+  if (typeof tokenFile === "string" && tokenFile && !user.token) {
+    const path = isAbsolute(tokenFile) ? tokenFile : joinPath(file.dir, tokenFile);
+    const credentials = new TokenFileCredentials({
+      path,
+      base,
+      refreshMs: init.tokenRefreshMs,
+      source: file.path,
+      field: `${field}.token-file`,
+    });
+    await credentials.get(); // fail now, not on the first request
+    return credentials;
+  }
+  if (user.token) {
+    return new StaticCredentials("token", {
+      headers: [...base.headers, ["Authorization", `Bearer ${user.token}`]],
+    });
+  }
+  if (user.username) {
+    const basic = base64(`${user.username}:${user.password ?? ""}`);
+    return new StaticCredentials("basic", {
+      headers: [...base.headers, ["Authorization", `Basic ${basic}`]],
+    });
+  }
+  return new StaticCredentials(init.hasCert ? "client-certificate" : "none", base);
+}
+
+/**
+ * Delegates `auth-provider` users (OIDC, legacy GCP/Azure, legacy `exec` under auth-provider)
+ * to client-node, which refreshes those tokens itself. Only these users keep client-node on
+ * the request path.
+ */
+async function authProviderCredentials(init: {
+  user: User;
+  file: LoadedFile;
+  field: string;
+  base: AuthMaterial;
+  contextName: string;
+  allFiles: LoadedFile[];
+}): Promise<Credentials> {
+  const KubeConfigCtor = await importKubeConfig();
+  const kc = new KubeConfigCtor();
+  const clusters: Cluster[] = [];
+  const users: User[] = [];
+  const contexts: Context[] = [];
+  const seen = new Set<string>();
+  const firstWins = <T extends { name: string }>(kind: string, item: T, into: T[]) => {
+    if (seen.has(`${kind}/${item.name}`)) return;
+    seen.add(`${kind}/${item.name}`);
+    into.push(item);
+  };
+  for (const file of init.allFiles) {
+    for (const c of file.kc.getClusters()) firstWins("cluster", c, clusters);
+    for (const u of file.kc.getUsers()) firstWins("user", u, users);
+    for (const x of file.kc.getContexts()) firstWins("context", x, contexts);
+  }
+  kc.loadFromOptions({ clusters, users, contexts, currentContext: init.contextName });
+  const name = init.user.authProvider?.name ?? "unknown";
+  const source = init.file.path;
+  const field = `${init.field}.auth-provider`;
+  return {
+    kind: "auth-provider",
+    async get(): Promise<AuthMaterial> {
+      const opts: { headers?: Record<string, string>; cert?: unknown; key?: unknown } = {
+        headers: {},
+      };
+      try {
+        await kc.applyToHTTPSOptions(opts as Parameters<KubeConfig["applyToHTTPSOptions"]>[0]);
+      } catch (error) {
+        throw new ConfigError(`auth-provider "${name}" failed: ${String(error)}`, {
+          source,
+          field,
+          cause: error,
+        });
+      }
+      const headers = [...init.base.headers];
+      for (const [key, value] of Object.entries(opts.headers ?? {})) {
+        if (key.toLowerCase() !== "impersonate-user") headers.push([key, String(value)]);
+      }
+      return {
+        headers,
+        certPem: opts.cert ? String(opts.cert) : undefined,
+        keyPem: opts.key ? String(opts.key) : undefined,
+      };
+    },
+    invalidate: () => false,
+  };
+}
+
+async function loadInCluster(options: LoadConfigOptions): Promise<ClusterConfig> {
+  const source = "in-cluster";
+  const host = readEnv("KUBERNETES_SERVICE_HOST");
+  const port = readEnv("KUBERNETES_SERVICE_PORT");
+  if (!host || !port) {
+    throw new ConfigError("KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must be set", {
+      source,
+    });
+  }
+  const root = options.inClusterRoot ?? "";
+  const dir = `${root}${SERVICE_ACCOUNT_DIR}`;
+  const KubeConfigCtor = await importKubeConfig();
+  const kc = new KubeConfigCtor();
+  kc.loadFromCluster(root);
+  const cluster = kc.getCurrentCluster();
+  const user = kc.getCurrentUser();
+  if (!cluster || !user) throw new ConfigError("client-node built no cluster/user", { source });
+  const server = checkServer(cluster.server, source, "KUBERNETES_SERVICE_HOST");
+  const caPem = await pemFrom({
+    file: cluster.caFile,
+    source,
+    field: "ca.crt",
+    expect: "CERTIFICATE",
+  });
+  const tokenPath: string = user.authProvider?.config?.tokenFile ?? `${dir}/token`;
+  const credentials = new TokenFileCredentials({
+    path: tokenPath,
+    refreshMs: options.tokenRefreshMs,
+    source,
+    field: "token",
+  });
+  await credentials.get(); // fail now, not on the first request
+  // Read here rather than by client-node, which needs --allow-sys=uid for this and otherwise
+  // silently leaves the namespace unset.
+  let namespace: string | undefined;
+  try {
+    namespace = (await Deno.readTextFile(`${dir}/namespace`)).trim() || undefined;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) {
+      throw new ConfigError(`cannot read ${dir}/namespace: ${fileError(error)}`, {
+        source,
+        field: "namespace",
+        cause: error,
+      });
+    }
+  }
+  return { server, namespace, source, tls: { caPem }, credentials };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function readEnv(name: string): string | undefined {
+  try {
+    return Deno.env.get(name) || undefined;
+  } catch (error) {
+    throw new ConfigError(
+      `cannot read the environment variable ${name}: ${
+        error instanceof Error ? error.message : error
+      } (grant --allow-env=${name}, or pass the kubeconfig explicitly)`,
+      { cause: error },
+    );
+  }
+}
+
+async function fileExists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    // Not silently "absent": a missing permission must not turn into another cluster.
+    throw new ConfigError(`cannot check the file: ${fileError(error)}`, {
+      source: path,
+      cause: error,
+    });
+  }
+}
+
+function checkServer(server: string, source: string, field: string): string {
+  let url: URL;
+  try {
+    url = new URL(server);
+  } catch {
+    throw new ConfigError(`not a URL: ${JSON.stringify(server)}`, { source, field });
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    throw new ConfigError(`unsupported scheme ${url.protocol} in ${server}`, { source, field });
+  }
+  return server.replace(/\/+$/, "");
+}
+
+async function pemFrom(init: {
+  file?: string;
+  data?: string;
+  source: string;
+  field: string;
+  expect: string;
+}): Promise<string | undefined> {
+  let pem: string;
+  if (init.file) {
+    try {
+      pem = await Deno.readTextFile(init.file);
+    } catch (error) {
+      throw new ConfigError(`cannot read ${init.file}: ${fileError(error)}`, {
+        source: init.source,
+        field: init.field,
+        cause: error,
+      });
+    }
+  } else if (init.data) {
+    try {
+      pem = new TextDecoder().decode(Uint8Array.from(atob(init.data), (c) => c.charCodeAt(0)));
+    } catch (error) {
+      throw new ConfigError("is not valid base64", {
+        source: init.source,
+        field: `${init.field}-data`,
+        cause: error,
+      });
+    }
+  } else {
+    return undefined;
+  }
+  if (!pem.includes(`${init.expect}-----`)) {
+    throw new ConfigError(`holds no PEM ${init.expect}`, {
+      source: init.source,
+      field: init.file ? init.field : `${init.field}-data`,
+    });
+  }
+  return pem;
+}
+
+function impersonationHeaders(
+  user: User,
+  rawUser: Record<string, unknown>,
+): [string, string][] {
+  const headers: [string, string][] = [];
+  if (user.impersonateUser) headers.push(["Impersonate-User", user.impersonateUser]);
+  const groups = rawUser["as-groups"];
+  if (Array.isArray(groups)) {
+    for (const group of groups) headers.push(["Impersonate-Group", String(group)]);
+  }
+  if (typeof rawUser["as-uid"] === "string") headers.push(["Impersonate-Uid", rawUser["as-uid"]]);
+  const extra = rawUser["as-user-extra"];
+  if (extra && typeof extra === "object") {
+    for (const [key, values] of Object.entries(extra)) {
+      for (const value of [values].flat()) {
+        headers.push([`Impersonate-Extra-${encodeURIComponent(key)}`, String(value)]);
+      }
+    }
+  }
+  return headers;
+}
+
+function rawEntry(
+  doc: Record<string, unknown>,
+  list: string,
+  name: string,
+  key: string,
+): Record<string, unknown> {
+  const entries = doc[list];
+  if (!Array.isArray(entries)) return {};
+  const entry = entries.find((e) => e && typeof e === "object" && e.name === name);
+  const inner = entry?.[key];
+  return inner && typeof inner === "object" ? inner : {};
+}
+
+function withoutTokenFiles(doc: Record<string, unknown>): Record<string, unknown> {
+  if (!Array.isArray(doc.users)) return doc;
+  return {
+    ...doc,
+    users: doc.users.map((entry) => {
+      if (!entry || typeof entry !== "object" || !entry.user || typeof entry.user !== "object") {
+        return entry;
+      }
+      const { "token-file": _dropped, ...user } = entry.user as Record<string, unknown>;
+      return { ...entry, user };
+    }),
+  };
+}
+
+function base64(text: string): string {
+  let binary = "";
+  for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}
+
+function dirname(path: string): string {
+  const slash = path.lastIndexOf("/");
+  if (slash < 0) return ".";
+  return slash === 0 ? "/" : path.slice(0, slash);
+}
+
+/** `dir` + a relative path, with `.` and `..` segments resolved. */
+function joinPath(dir: string, relative: string): string {
+  const parts: string[] = [];
+  for (const part of `${dir}/${relative}`.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") parts.pop();
+    else parts.push(part);
+  }
+  return (dir.startsWith("/") ? "/" : "") + parts.join("/");
+}
+
+function isAbsolute(path: string): boolean {
+  return path.startsWith("/") || /^[A-Za-z]:[\\/]/.test(path);
+}

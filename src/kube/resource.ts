@@ -1,0 +1,243 @@
+/**
+ * Resource types as the API server serves them, and the URLs built from them.
+ *
+ * A {@linkcode Resource} is one concrete group/version/plural (e.g. `kopfexamples.v1.kopf.dev`),
+ * as found by discovery. Objects themselves stay plain JSON ({@linkcode KubeObject}).
+ *
+ * @module
+ */
+
+/**
+ * One concrete resource type served by the API server, as found by discovery.
+ *
+ * Two resources are the same when group, version and plural are equal; compare them with
+ * {@linkcode resourceKey}.
+ */
+export interface Resource {
+  /** API group, `""` for the core group (pods, configmaps, …). */
+  readonly group: string;
+  /** API version, e.g. `"v1"`, `"v1beta1"`. */
+  readonly version: string;
+  /** Plural name used in URLs, e.g. `"kopfexamples"`. */
+  readonly plural: string;
+  /** Kind as in YAML, e.g. `"KopfExample"`. */
+  readonly kind: string;
+  /** Singular name, e.g. `"kopfexample"` (lower-cased kind when the server reports none). */
+  readonly singular: string;
+  /** Short names, e.g. `["kex"]`. */
+  readonly shortcuts: readonly string[];
+  /** Categories, e.g. `["all"]`. */
+  readonly categories: readonly string[];
+  /** Whether objects live in namespaces. */
+  readonly namespaced: boolean;
+  /** Whether this version is the group's preferred version. */
+  readonly preferred: boolean;
+  /** Verbs the server supports, e.g. `["get", "list", "watch", "patch"]`. */
+  readonly verbs: readonly string[];
+  /** Subresource names, e.g. `["status", "scale"]`. */
+  readonly subresources: readonly string[];
+}
+
+/** Standard object metadata (the fields the framework reads; everything else passes through). */
+export interface ObjectMeta {
+  name?: string;
+  generateName?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  deletionGracePeriodSeconds?: number;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  finalizers?: string[];
+  ownerReferences?: {
+    apiVersion: string;
+    kind: string;
+    name: string;
+    uid: string;
+    controller?: boolean;
+    blockOwnerDeletion?: boolean;
+  }[];
+  managedFields?: unknown[];
+  [key: string]: unknown;
+}
+
+/** A Kubernetes object as plain JSON. */
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: ObjectMeta;
+  spec?: unknown;
+  status?: unknown;
+  [key: string]: unknown;
+}
+
+/** A list response: one page of objects plus the list's resourceVersion and continue token. */
+export interface KubeList<T = KubeObject> {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { resourceVersion?: string; continue?: string; remainingItemCount?: number };
+  items: T[];
+}
+
+/** Where an object lives: its namespace (for namespaced resources), name and subresource. */
+export interface ObjectLocation {
+  /** Namespace; omit for cluster-scoped resources or for cluster-wide lists. */
+  namespace?: string;
+  /** Object name; omit for collections. */
+  name?: string;
+  /** Subresource such as `"status"`; needs a name. */
+  subresource?: string;
+}
+
+/**
+ * The `apiVersion` of a resource's objects: `"v1"` for core, else `"group/version"`.
+ *
+ * @example
+ * ```ts
+ * import { apiVersion } from "./resource.ts";
+ * apiVersion({ group: "kopf.dev", version: "v1" }); // "kopf.dev/v1"
+ * ```
+ */
+export function apiVersion(resource: Pick<Resource, "group" | "version">): string {
+  return resource.group ? `${resource.group}/${resource.version}` : resource.version;
+}
+
+/**
+ * A stable string identifying a resource: `plural.version.group` (`pods.v1` for core),
+ * the same spelling kubectl accepts and Kopf prints.
+ *
+ * @example
+ * ```ts
+ * import { resourceKey } from "./resource.ts";
+ * resourceKey({ group: "kopf.dev", version: "v1", plural: "kopfexamples" }); // "kopfexamples.v1.kopf.dev"
+ * ```
+ */
+export function resourceKey(resource: Pick<Resource, "group" | "version" | "plural">): string {
+  return [resource.plural, resource.version, resource.group].filter((part) => part).join(".");
+}
+
+/**
+ * The API path of a collection, an object, or an object's subresource.
+ *
+ * Follows Kopf's rules: a subresource needs a name; a namespace is rejected for cluster-scoped
+ * resources (silently dropping it would hide a bug); a named namespaced object needs a
+ * namespace. Without a namespace, a namespaced collection is listed across all namespaces.
+ *
+ * @example
+ * ```ts
+ * import { resourcePath } from "./resource.ts";
+ * const pods = { group: "", version: "v1", plural: "pods", namespaced: true };
+ * resourcePath(pods, { namespace: "default", name: "web", subresource: "status" });
+ * // "/api/v1/namespaces/default/pods/web/status"
+ * ```
+ */
+export function resourcePath(
+  resource: Pick<Resource, "group" | "version" | "plural" | "namespaced">,
+  location: ObjectLocation = {},
+): string {
+  const { namespace, name, subresource } = location;
+  if (subresource !== undefined && name === undefined) {
+    throw new TypeError(
+      `${resourceKey(resource)}: subresource "${subresource}" needs an object name`,
+    );
+  }
+  if (!resource.namespaced && namespace !== undefined) {
+    throw new TypeError(
+      `${resourceKey(resource)} is cluster-scoped: namespace "${namespace}" cannot be used`,
+    );
+  }
+  if (resource.namespaced && namespace === undefined && name !== undefined) {
+    throw new TypeError(`${resourceKey(resource)} is namespaced: "${name}" needs a namespace`);
+  }
+  let path = resource.group === ""
+    ? `/api/${resource.version}`
+    : `/apis/${resource.group}/${resource.version}`;
+  if (namespace !== undefined) path += `/namespaces/${segment(namespace, "namespace")}`;
+  path += `/${resource.plural}`;
+  if (name !== undefined) path += `/${segment(name, "name")}`;
+  if (subresource !== undefined) path += `/${segment(subresource, "subresource")}`;
+  return path;
+}
+
+function segment(value: string, what: string): string {
+  if (value === "" || value === "." || value === "..") {
+    throw new TypeError(`invalid ${what} ${JSON.stringify(value)} in an API path`);
+  }
+  return encodeURIComponent(value);
+}
+
+/** What {@linkcode describePath} found in an API path. */
+export interface PathParts {
+  group: string;
+  version: string;
+  plural: string;
+  namespace?: string;
+  name?: string;
+  subresource?: string;
+}
+
+/**
+ * Splits a resource API path (`/api/v1/namespaces/ns/pods/name/status`) into its parts;
+ * `undefined` for non-resource paths such as `/apis` or `/version`.
+ */
+export function parsePath(path: string): PathParts | undefined {
+  const clean = path.split("?")[0].replace(/\/+$/, "");
+  const parts = clean.split("/").slice(1).map((p) => {
+    try {
+      return decodeURIComponent(p);
+    } catch {
+      return p;
+    }
+  });
+  let rest: string[];
+  let group: string;
+  let version: string;
+  if (parts[0] === "api" && parts.length >= 3) {
+    group = "";
+    version = parts[1];
+    rest = parts.slice(2);
+  } else if (parts[0] === "apis" && parts.length >= 4) {
+    group = parts[1];
+    version = parts[2];
+    rest = parts.slice(3);
+  } else {
+    return undefined;
+  }
+  let namespace: string | undefined;
+  // `namespaces/<ns>/<plural>...` is a namespaced path; `namespaces/<ns>` alone is the
+  // Namespace object itself.
+  if (rest[0] === "namespaces" && rest.length >= 3) {
+    namespace = rest[1];
+    rest = rest.slice(2);
+  }
+  const [plural, name, ...sub] = rest;
+  if (!plural) return undefined;
+  return {
+    group,
+    version,
+    plural,
+    namespace,
+    name,
+    subresource: sub.length ? sub.join("/") : undefined,
+  };
+}
+
+/**
+ * A short human description of what a request path addresses, for error messages and logs:
+ * `kopfexamples.kopf.dev ns/name`, `pods/status ns/web`, `namespaces default`,
+ * `kopfexamples.kopf.dev in ns`, `pods` (all namespaces, or cluster-scoped); non-resource
+ * paths as they are.
+ */
+export function describePath(path: string): string {
+  const parts = parsePath(path);
+  if (!parts) return path.split("?")[0];
+  const type = (parts.group ? `${parts.plural}.${parts.group}` : parts.plural) +
+    (parts.subresource ? `/${parts.subresource}` : "");
+  if (parts.name !== undefined) {
+    return `${type} ${parts.namespace !== undefined ? `${parts.namespace}/` : ""}${parts.name}`;
+  }
+  return parts.namespace !== undefined ? `${type} in ${parts.namespace}` : type;
+}
