@@ -54,6 +54,8 @@ export interface ResolvedHandlers {
 
 const REMOTE = /^(https?):\/\//;
 const REGISTRY = /^(jsr|npm):/;
+// npm packages load from Deno's cache or node_modules without a read grant.
+const NPM_CACHE = /\/(node_modules|npm\/registry\.npmjs\.org)\//;
 
 /**
  * Checks the handler files and modules and turns them into what the operator process imports.
@@ -97,13 +99,19 @@ export function resolveHandlers(
     if (/^(\.{1,2}\/|\/)/.test(module)) {
       throw new UsageError(`-m takes an import specifier, not a path; pass files as arguments`);
     }
+    if (REGISTRY.test(module)) {
+      out.imports.push(module);
+      out.labels.push(module);
+      continue;
+    }
     let resolved: string;
     try {
+      // The operator process resolves the specifier from the same place with the same import map.
       resolved = import.meta.resolve(module);
     } catch {
       throw new UsageError(`module "${module}" is not in the import map and not a URL`);
     }
-    if (resolved.startsWith("file:")) {
+    if (resolved.startsWith("file:") && !NPM_CACHE.test(resolved)) {
       const path = decodeURIComponent(new URL(resolved).pathname);
       try {
         Deno.statSync(path);
@@ -114,7 +122,7 @@ export function resolveHandlers(
     } else if (REMOTE.test(resolved)) {
       out.remote.push(resolved);
     }
-    out.imports.push(resolved);
+    out.imports.push(module);
     out.labels.push(module);
   }
   return out;

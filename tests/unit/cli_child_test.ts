@@ -25,6 +25,7 @@ async function runChild(
     flags?: string[];
     files?: Record<string, string>;
     onStart?: (child: Deno.ChildProcess) => Promise<void>;
+    stdin?: "piped" | "null";
   },
 ): Promise<Outcome & { dir: string }> {
   const dir = await Deno.makeTempDir({ prefix: "kopf-cli-child-" });
@@ -58,7 +59,7 @@ Deno.exit(await runOperator(spec, { api: ${api} }));
         .map((f) => f.replaceAll("__DIR__", dir)),
       `${dir}/main.ts`,
     ],
-    stdin: "null",
+    stdin: options.stdin ?? "null",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -222,4 +223,32 @@ Deno.test("handler files: syntax errors, runtime errors, and reads outside the s
       `"${outside.dir}/lib.ts", run again with the --allow-read flag; ` +
       `grant it with --allow-read=${outside.dir}\n`,
   );
+});
+
+Deno.test("when the launcher dies (its stdin pipe closes), the operator stops", async () => {
+  const out = await runChild({
+    spec: { watchStdin: true },
+    stdin: "piped",
+    api: `{
+      run: async ({ signal }) => {
+        console.log("running");
+        await new Promise((r) => signal.addEventListener("abort", r));
+      },
+      countHandlers: () => 1,
+      resolveServer: async () => "https://127.0.0.1:6443",
+    }`,
+    onStart: async (child) => {
+      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let seen = "";
+      while (!seen.includes("running")) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        seen += value;
+      }
+      await child.stdin.close();
+      while (!(await reader.read()).done) { /* drain */ }
+    },
+  });
+  assert.equal(out.code, 0, out.stderr);
+  assert.match(out.stderr, /The launcher is gone\. Operator is stopping\./);
 });

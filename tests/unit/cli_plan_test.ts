@@ -1,0 +1,190 @@
+import assert from "node:assert/strict";
+import {
+  buildArgs,
+  bundleRunCommand,
+  entrySourceOf,
+  planArtifact,
+} from "../../src/cli/artifact.ts";
+import { UsageError } from "../../src/cli/errors.ts";
+import { childArgs, planLaunch, resolveHandlers } from "../../src/cli/run.ts";
+
+const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+
+function fixture(): { dir: string; kubeconfig: string } {
+  const dir = Deno.makeTempDirSync({ prefix: "kopf-cli-plan-" });
+  Deno.mkdirSync(`${dir}/app`);
+  Deno.writeTextFileSync(`${dir}/app/handlers.ts`, "export {};\n");
+  const kubeconfig = `${dir}/kubeconfig`;
+  Deno.writeTextFileSync(
+    kubeconfig,
+    `clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443", certificate-authority: ca.crt}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: k, context: {cluster: c, user: u}}]
+current-context: k
+`,
+  );
+  return { dir, kubeconfig };
+}
+
+Deno.test("handler files resolve to file URLs; bad ones are UsageErrors", () => {
+  const { dir } = fixture();
+  const resolved = resolveHandlers(["app/handlers.ts", "https://example.test/h.ts"], [], dir);
+  assert.deepEqual(resolved.imports, [
+    `file://${dir}/app/handlers.ts`,
+    "https://example.test/h.ts",
+  ]);
+  assert.deepEqual(resolved.localFiles, [`${dir}/app/handlers.ts`]);
+  assert.deepEqual(resolved.remote, ["https://example.test/h.ts"]);
+  assert.deepEqual(resolved.labels, ["app/handlers.ts", "https://example.test/h.ts"]);
+  for (
+    const [files, modules] of [
+      [[], []],
+      [["app/missing.ts"], []],
+      [["app"], []],
+      [[], ["./app/handlers.ts"]],
+      [[], ["not-in-the-import-map"]],
+    ] as [string[], string[]][]
+  ) {
+    assert.throws(() => resolveHandlers(files, modules, dir), UsageError, JSON.stringify(files));
+  }
+});
+
+Deno.test("-m modules resolve through the import map; npm/jsr need no grants", () => {
+  const resolved = resolveHandlers([], ["js-yaml", "npm:commander@15"], ROOT);
+  assert.deepEqual(resolved.imports, ["js-yaml", "npm:commander@15"]);
+  assert.deepEqual(resolved.localFiles, []);
+  assert.deepEqual(resolved.remote, []);
+});
+
+Deno.test("the launch plan: the child's grants and its spec", () => {
+  const { dir, kubeconfig } = fixture();
+  const plan = planLaunch({
+    files: ["app/handlers.ts"],
+    operator: { namespaces: ["ns1"], liveness: "http://127.0.0.1:8080/healthz" },
+    logging: { format: "json" },
+    denoFlags: ["--allow-net=127.0.0.1:9000"],
+    env: (name) => ({ KUBECONFIG: kubeconfig } as Record<string, string>)[name],
+    cwd: dir,
+  });
+  const args = childArgs(plan);
+  assert.deepEqual(args.slice(0, 7), [
+    "run",
+    "--no-prompt",
+    "--allow-net=127.0.0.1:6443,127.0.0.1:8080,127.0.0.1:9000",
+    `--allow-read=${kubeconfig},${dir}/ca.crt,${dir}/app`,
+    "--allow-env=KUBECONFIG,POD_ID",
+    "--ignore-env",
+    new URL("../../src/cli/child.ts", import.meta.url).href,
+  ]);
+  assert.deepEqual(JSON.parse(args[7]), {
+    imports: [`file://${dir}/app/handlers.ts`],
+    labels: ["app/handlers.ts"],
+    operator: { namespaces: ["ns1"], liveness: "http://127.0.0.1:8080/healthz" },
+    logging: { format: "json" },
+    expectedServer: "https://127.0.0.1:6443",
+    watchStdin: true,
+  });
+});
+
+Deno.test("artifacts: a static entry, no handler-directory grant, the config to build with", () => {
+  const { dir, kubeconfig } = fixture();
+  const plan = planArtifact({
+    kind: "bundle",
+    files: ["app/handlers.ts"],
+    output: "out/operator.js",
+    kubeconfig,
+    liveness: "http://0.0.0.0:8080/healthz",
+    cwd: dir,
+    env: () => undefined,
+  });
+  assert.equal(plan.output, `${dir}/out/operator.js`);
+  assert.equal(plan.config, `${ROOT}/deno.json`, "no deno.json above the handlers: the package's");
+  assert.match(plan.entrySource, new RegExp(`^import "file://${dir}/app/handlers.ts";$`, "m"));
+  assert.match(
+    plan.entrySource,
+    /embeddedMain\(Deno\.args, \{"name":"operator","labels":\["app\/handlers\.ts"\]\}\)/,
+  );
+  assert.deepEqual(bundleRunCommand(plan), [
+    "deno",
+    "run",
+    "--no-prompt",
+    "--allow-net=127.0.0.1:6443,0.0.0.0:8080",
+    `--allow-read=${kubeconfig},${dir}/ca.crt`,
+    "--allow-env=POD_ID",
+    "--ignore-env",
+    `${dir}/out/operator.js`,
+  ]);
+  assert.deepEqual(buildArgs(plan, "bundle", "/tmp/entry.ts"), [
+    "bundle",
+    "--platform=deno",
+    `--config=${ROOT}/deno.json`,
+    `--output=${dir}/out/operator.js`,
+    "/tmp/entry.ts",
+  ]);
+
+  Deno.writeTextFileSync(`${dir}/deno.json`, "{}");
+  const own = planArtifact({
+    kind: "compile",
+    files: ["app/handlers.ts"],
+    output: "op",
+    kubeconfig,
+    cwd: dir,
+  });
+  assert.equal(own.config, `${dir}/deno.json`, "the deno.json above the handler files wins");
+});
+
+Deno.test("in-cluster artifacts: the service address from the build environment or --server", () => {
+  const { dir } = fixture();
+  const fromEnv = planArtifact({
+    kind: "compile",
+    files: ["app/handlers.ts"],
+    output: "op",
+    inCluster: true,
+    cwd: dir,
+    env: (name) =>
+      ({ KUBERNETES_SERVICE_HOST: "10.96.0.1", KUBERNETES_SERVICE_PORT: "443" } as Record<
+        string,
+        string
+      >)[name],
+  });
+  const args = buildArgs(fromEnv, "compile", "/tmp/entry.ts", "x86_64-unknown-linux-gnu");
+  assert.deepEqual(args.slice(0, 6), [
+    "compile",
+    "--no-prompt",
+    "--allow-net=10.96.0.1:443",
+    "--allow-read=/var/run/secrets/kubernetes.io/serviceaccount",
+    "--allow-env=KUBERNETES_SERVICE_HOST,KUBERNETES_SERVICE_PORT,POD_ID",
+    "--ignore-env",
+  ]);
+  assert.ok(args.includes("--target=x86_64-unknown-linux-gnu"));
+  const given = planArtifact({
+    kind: "compile",
+    files: ["app/handlers.ts"],
+    output: "op",
+    inCluster: true,
+    server: "[fd00::1]:6443",
+    cwd: dir,
+    env: () => undefined,
+  });
+  assert.equal(given.target.netAddress, "[fd00::1]:6443");
+  assert.throws(
+    () =>
+      planArtifact({
+        kind: "compile",
+        files: ["app/handlers.ts"],
+        output: "op",
+        inCluster: true,
+        cwd: dir,
+        env: () => undefined,
+      }),
+    (e) => e instanceof UsageError && /--in-cluster needs the API address/.test(e.message),
+  );
+});
+
+Deno.test("the generated entry imports handlers before the command line", () => {
+  const source = entrySourceOf(["file:///a/h1.ts", "npm:x"], ["h1.ts", "x"], "op");
+  const lines = source.split("\n");
+  assert.equal(lines[1], `import "file:///a/h1.ts";`);
+  assert.equal(lines[2], `import "npm:x";`);
+  assert.match(lines[3], /^import \{ embeddedMain \} from "file:\/\/.*\/src\/cli\/embedded\.ts";$/);
+});
