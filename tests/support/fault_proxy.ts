@@ -72,7 +72,8 @@ type Rule =
 
 interface OpenStream {
   id: number;
-  path: string;
+  /** Path and query, as requested. */
+  url: string;
   events: number;
   silent: boolean;
   cut(mode: CutMode): void;
@@ -312,9 +313,9 @@ export class FaultProxy {
     return open.length;
   }
 
-  /** Watch streams open right now (optionally only those whose path matches). */
-  openWatches(path?: RegExp): number {
-    return [...this.#open.values()].filter((s) => !path || path.test(s.path)).length;
+  /** Watch streams open right now (optionally only those whose path and query match). */
+  openWatches(url?: RegExp): number {
+    return [...this.#open.values()].filter((s) => !url || url.test(s.url)).length;
   }
 
   /** Drops all armed faults that have not fired yet. */
@@ -417,14 +418,14 @@ export class FaultProxy {
         ? `cut (${rule.mode}) after ${rule.afterEvents}`
         : `silenced after ${rule.afterEvents}`;
     }
-    const body = this.#watchBody(upstream.body, url.pathname, done.signal, rule);
+    const body = this.#watchBody(upstream.body, url.pathname + url.search, done.signal, rule);
     return new Response(body, { status: 200, headers: responseHeaders });
   }
 
   /** Forwards a watch body event by event, so it can be cut or silenced at an event boundary. */
   #watchBody(
     source: ReadableStream<Uint8Array>,
-    path: string,
+    url: string,
     clientGone: AbortSignal,
     rule: Rule | undefined,
   ): ReadableStream<Uint8Array> {
@@ -435,7 +436,7 @@ export class FaultProxy {
     let finished = false;
     const stream: OpenStream = {
       id: this.#nextId++,
-      path,
+      url,
       events: 0,
       silent: false,
       cut: (mode) => {
