@@ -60,6 +60,7 @@ export class StaticCredentials implements Credentials {
   readonly kind: CredentialKind;
   #material: Promise<AuthMaterial>;
 
+  /** Credentials that always give `material`. */
   constructor(kind: CredentialKind, material: AuthMaterial) {
     this.kind = kind;
     this.#material = Promise.resolve(material);
@@ -80,6 +81,7 @@ export class StaticCredentials implements Credentials {
  */
 export class TokenFileCredentials implements Credentials {
   readonly kind: CredentialKind = "token-file";
+  /** The token file. */
   readonly path: string;
   #base: AuthMaterial;
   #refreshMs: number;
@@ -90,6 +92,7 @@ export class TokenFileCredentials implements Credentials {
   #source: string;
   #field: string;
 
+  /** Creates the source; the file is read on first use. */
   constructor(init: {
     path: string;
     base?: AuthMaterial;
@@ -166,21 +169,33 @@ export class TokenFileCredentials implements Credentials {
 
 /** The `exec` stanza of a kubeconfig user (client-go's `ExecConfig`). */
 export interface ExecSpec {
+  /** The plugin: a path, or a name looked up in `PATH`. */
   command: string;
+  /** Its arguments. */
   args?: string[];
+  /** Extra environment variables for it. */
   env?: { name: string; value: string }[];
+  /** The `ExecCredential` version asked for (default `client.authentication.k8s.io/v1`). */
   apiVersion?: string;
+  /** Shown when the command is not found. */
   installHint?: string;
+  /** Pass the cluster's details in `KUBERNETES_EXEC_INFO`. */
   provideClusterInfo?: boolean;
+  /** `Never` / `IfAvailable` / `Always`; the plugin is always run without a terminal here. */
   interactiveMode?: string;
 }
 
 /** What the exec plugin learns about the cluster when `provideClusterInfo` is set. */
 export interface ExecClusterInfo {
+  /** API server URL. */
   server: string;
+  /** CA bundle, base64-encoded PEM. */
   "certificate-authority-data"?: string;
+  /** TLS server name override. */
   "tls-server-name"?: string;
+  /** Whether the server's certificate is not verified. */
   "insecure-skip-tls-verify"?: boolean;
+  /** Proxy URL. */
   "proxy-url"?: string;
 }
 
@@ -202,6 +217,7 @@ export class ExecCredentials implements Credentials {
   #cached?: { material: AuthMaterial; expiresAt: number };
   #pending?: Promise<AuthMaterial>;
 
+  /** Creates the source; the plugin runs on first use. */
   constructor(init: {
     spec: ExecSpec;
     base?: AuthMaterial;

@@ -107,7 +107,7 @@ export interface ClientOptions {
   maxRetryAfterMs?: number;
   /** `User-Agent` header. */
   userAgent?: string;
-  /** Time source for the limiters (tests). */
+  /** Time source for the limiters and retry sleeps (tests). */
   clock?: Clock;
   /** Random source for the jitter (tests). */
   random?: () => number;
@@ -146,6 +146,7 @@ export interface ObjectOptions {
   namespace?: string;
   /** Subresource such as `"status"`. */
   subresource?: string;
+  /** Aborts the request. */
   signal?: AbortSignal;
 }
 
@@ -153,19 +154,25 @@ export interface ObjectOptions {
 export interface ListOptions {
   /** Namespace; omit for all namespaces (or for cluster-scoped resources). */
   namespace?: string;
+  /** Server-side label selector, e.g. `app=web,tier!=db`. */
   labelSelector?: string;
+  /** Server-side field selector, e.g. `metadata.name=x`. */
   fieldSelector?: string;
   /** Page size; the result's `metadata.continue` fetches the next page. */
   limit?: number;
   /** The continue token of the previous page. */
   continue?: string;
+  /** List at (or not older than) this resourceVersion; `"0"` allows the watch cache. */
   resourceVersion?: string;
+  /** How `resourceVersion` is interpreted. */
   resourceVersionMatch?: "Exact" | "NotOlderThan";
+  /** Aborts the request. */
   signal?: AbortSignal;
 }
 
 /** Options of {@linkcode KubeClient.create} and {@linkcode KubeClient.replace}. */
 export interface WriteOptions extends ObjectOptions {
+  /** The field manager recorded for this write (required for server-side apply). */
   fieldManager?: string;
   /** Validate only (`dryRun=All`). */
   dryRun?: boolean;
@@ -184,10 +191,13 @@ export interface PatchOptions extends WriteOptions {
 
 /** Options of {@linkcode KubeClient.delete}. */
 export interface DeleteOptions extends ObjectOptions {
+  /** How dependents are deleted (garbage collection). */
   propagationPolicy?: "Foreground" | "Background" | "Orphan";
   /** Delete only if the object still has this uid / resourceVersion. */
   preconditions?: { uid?: string; resourceVersion?: string };
+  /** Grace period before the object is deleted (pods). */
   gracePeriodSeconds?: number;
+  /** Validate only (`dryRun=All`). */
   dryRun?: boolean;
 }
 
@@ -205,10 +215,12 @@ const IDEMPOTENT_METHODS = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
  * @example
  * ```ts ignore
  * import { KubeClient } from "./client.ts";
+ * import { Discovery } from "./discovery.ts";
+ * import { parseSelector } from "./selector.ts";
  * const client = await KubeClient.connect({ qps: 20 });
  * try {
- *   const pods = { group: "", version: "v1", plural: "pods", namespaced: true } as const;
- *   const page = await client.list(pods as never, { namespace: "default", limit: 100 });
+ *   const [pods] = await new Discovery(client).resolve(parseSelector("v1", "pods"));
+ *   const page = await client.list(pods, { namespace: "default", limit: 100 });
  *   console.log(page.items.length);
  * } finally {
  *   client.close();

@@ -24,6 +24,7 @@ const logger = getLogger(["kopf", "discovery"]);
 
 /** What discovery needs from a client: plain GETs (a `KubeClient` fits). */
 export interface DiscoveryTransport {
+  /** Sends a request and returns the parsed JSON answer. */
   request<T>(
     method: string,
     path: string,
@@ -51,6 +52,7 @@ export interface ResolveOptions {
    * are returned (core group preferred), as for webhooks and one-off requests.
    */
   watchable?: boolean;
+  /** Aborts the discovery requests. */
   signal?: AbortSignal;
 }
 
@@ -61,6 +63,7 @@ export class ResolveError extends Error {
   /** Close names (unknown) or the competing resources (ambiguous). */
   readonly candidates: readonly string[];
 
+  /** Creates the error. */
   constructor(kind: "unknown" | "ambiguous", message: string, candidates: readonly string[]) {
     super(message);
     this.name = "ResolveError";
@@ -70,7 +73,7 @@ export class ResolveError extends Error {
 }
 
 /** Aggregated discovery, preferring v2 over v2beta1 over legacy JSON. */
-export const AGGREGATED_ACCEPT =
+export const AGGREGATED_ACCEPT: string =
   "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList," +
   "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList," +
   "application/json";
@@ -101,6 +104,7 @@ export class Discovery {
   /** Discovery requests made (for tests and metrics). */
   fetches = 0;
 
+  /** Creates an empty cache over `client`; nothing is fetched until the first lookup. */
   constructor(client: DiscoveryTransport, options: DiscoveryOptions = {}) {
     this.#client = client;
     this.#missRefreshMs = options.missRefreshMs ?? 10_000;

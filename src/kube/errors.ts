@@ -35,6 +35,7 @@ export class ConfigError extends Error {
   /** The offending field, e.g. `users[admin].client-certificate`. */
   readonly field?: string;
 
+  /** Creates the error; `source` and `field` are prefixed to the message. */
   constructor(message: string, options: { source?: string; field?: string; cause?: unknown } = {}) {
     const where = options.source === undefined
       ? ""
@@ -51,22 +52,35 @@ export class ConfigError extends Error {
 
 /** The `details` stanza of a Kubernetes `Status`. */
 export interface StatusDetails {
+  /** Name of the object concerned. */
   name?: string;
+  /** API group of the object concerned. */
   group?: string;
+  /** Kind (or plural) of the object concerned. */
   kind?: string;
+  /** UID of the object concerned. */
   uid?: string;
+  /** Field-level causes, e.g. of a 422 Invalid. */
   causes?: { reason?: string; message?: string; field?: string }[];
+  /** How long the server asks the client to wait. */
   retryAfterSeconds?: number;
 }
 
 /** A Kubernetes `Status` object, as returned with error responses. */
 export interface KubeStatus {
+  /** `"Status"`. */
   kind?: string;
+  /** `"v1"`. */
   apiVersion?: string;
+  /** `"Success"` or `"Failure"`. */
   status?: string;
+  /** Human-readable description. */
   message?: string;
+  /** Machine-readable reason, e.g. `NotFound`, `Conflict`, `Invalid`. */
   reason?: string;
+  /** Extra data about the object concerned. */
   details?: StatusDetails;
+  /** HTTP status code. */
   code?: number;
 }
 
@@ -105,6 +119,7 @@ export class ApiError extends Error {
   /** Seconds the server asked to wait (`Retry-After` or `details.retryAfterSeconds`). */
   readonly retryAfterSeconds?: number;
 
+  /** Creates the error; prefer {@linkcode ApiError.from} for a response body. */
   constructor(init: {
     verb: string;
     path: string;
@@ -186,6 +201,7 @@ export class ConnectionError extends Error {
   /** Whether the request may have reached the server (then non-idempotent calls are unsafe to repeat). */
   readonly maybeSent: boolean;
 
+  /** Creates the error for a request to `url` that failed with `cause`. */
   constructor(init: {
     verb: string;
     url: string;
@@ -215,6 +231,7 @@ export class RequestTimeoutError extends Error {
   /** The timeout that ran out, in milliseconds. */
   readonly timeoutMs: number;
 
+  /** Creates the error for a request to `path` that ran out of `timeoutMs`. */
   constructor(init: { verb: string; path: string; timeoutMs: number; attempts?: number }) {
     const attempts = init.attempts ?? 1;
     super(

@@ -47,12 +47,15 @@ export interface TokenBucketOptions {
  * ```
  */
 export class TokenBucket {
+  /** Sustained requests per second (`0`: off). */
   readonly qps: number;
+  /** Bucket size. */
   readonly burst: number;
   #clock: Clock;
   #tokens: number;
   #last: number;
 
+  /** Creates a full bucket. */
   constructor(options: TokenBucketOptions) {
     if (!(options.qps >= 0)) throw new RangeError(`qps must be ≥ 0, got ${options.qps}`);
     this.qps = options.qps;
@@ -132,10 +135,12 @@ export class TokenBucket {
  * ```
  */
 export class InFlightLimit {
+  /** The cap (`Infinity` when uncapped). */
   readonly max: number;
   #active = 0;
   #waiters: { grant: () => void }[] = [];
 
+  /** Creates a limit of `max` concurrent operations (`0`: no cap). */
   constructor(max: number) {
     if (!(max >= 0)) throw new RangeError(`max in flight must be ≥ 0, got ${max}`);
     this.max = max === 0 ? Infinity : max;

@@ -40,18 +40,31 @@ export interface Resource {
 
 /** Standard object metadata (the fields the framework reads; everything else passes through). */
 export interface ObjectMeta {
+  /** Object name, unique per namespace and resource. */
   name?: string;
+  /** Prefix for a server-generated name (on create). */
   generateName?: string;
+  /** Namespace of namespaced objects. */
   namespace?: string;
+  /** Server-assigned unique id. */
   uid?: string;
+  /** Opaque version of this state of the object (never compare it as a number). */
   resourceVersion?: string;
+  /** Incremented on changes of the desired state (spec). */
   generation?: number;
+  /** When the object was created (RFC 3339). */
   creationTimestamp?: string;
+  /** Set when deletion was requested; finalizers then hold the object. */
   deletionTimestamp?: string;
+  /** Grace period of a requested deletion. */
   deletionGracePeriodSeconds?: number;
+  /** Labels. */
   labels?: Record<string, string>;
+  /** Annotations. */
   annotations?: Record<string, string>;
+  /** Finalizers that block the deletion until removed. */
   finalizers?: string[];
+  /** Owners (for garbage collection and adoption). */
   ownerReferences?: {
     apiVersion: string;
     kind: string;
@@ -60,25 +73,37 @@ export interface ObjectMeta {
     controller?: boolean;
     blockOwnerDeletion?: boolean;
   }[];
+  /** Server-side apply bookkeeping. */
   managedFields?: unknown[];
+  /** Anything else the server sends. */
   [key: string]: unknown;
 }
 
 /** A Kubernetes object as plain JSON. */
 export interface KubeObject {
+  /** `group/version`, or `v1` for core objects. */
   apiVersion?: string;
+  /** Kind, e.g. `KopfExample`. */
   kind?: string;
+  /** Standard metadata. */
   metadata?: ObjectMeta;
+  /** Desired state. */
   spec?: unknown;
+  /** Observed state. */
   status?: unknown;
+  /** Other top-level fields (`data`, `rules`, …). */
   [key: string]: unknown;
 }
 
 /** A list response: one page of objects plus the list's resourceVersion and continue token. */
 export interface KubeList<T = KubeObject> {
+  /** `group/version` of the list. */
   apiVersion?: string;
+  /** E.g. `KopfExampleList`. */
   kind?: string;
+  /** The list's resourceVersion (to watch from) and the continue token of the next page. */
   metadata: { resourceVersion?: string; continue?: string; remainingItemCount?: number };
+  /** The objects of this page. */
   items: T[];
 }
 
@@ -171,11 +196,17 @@ function segment(value: string, what: string): string {
 
 /** What {@linkcode describePath} found in an API path. */
 export interface PathParts {
+  /** API group (`""` for core). */
   group: string;
+  /** API version. */
   version: string;
+  /** Plural resource name. */
   plural: string;
+  /** Namespace, for namespaced paths. */
   namespace?: string;
+  /** Object name, for object paths. */
   name?: string;
+  /** Subresource (`status`, `scale`, …). */
   subresource?: string;
 }
 

@@ -82,10 +82,15 @@ export class Selector {
   readonly group?: string;
   /** API version, or `undefined` for the preferred version. */
   readonly version?: string;
+  /** Matched exactly against the kind. */
   readonly kind?: string;
+  /** Matched exactly against the plural. */
   readonly plural?: string;
+  /** Matched exactly against the singular. */
   readonly singular?: string;
+  /** Matched against the short names. */
   readonly shortcut?: string;
+  /** Matched against the categories. */
   readonly category?: string;
   /** A name matched against kind, plural, singular and short names — or {@linkcode EVERYTHING}. */
   readonly anyName?: string | typeof EVERYTHING;
