@@ -30,35 +30,55 @@ export type Lifecycle = <H extends { readonly id: string }>(
  * settings.execution.lifecycle = kopf.lifecycles.allAtOnce;
  * ```
  */
-export const allAtOnce: Lifecycle = (handlers) => [...handlers];
+export function allAtOnce<H extends { readonly id: string }>(
+  handlers: readonly H[],
+  _context?: LifecycleContext,
+): H[] {
+  return [...handlers];
+}
 
 /** Run one handler per cycle, in registration order. */
-export const oneByOne: Lifecycle = (handlers) => handlers.slice(0, 1);
+export function oneByOne<H extends { readonly id: string }>(
+  handlers: readonly H[],
+  _context?: LifecycleContext,
+): H[] {
+  return handlers.slice(0, 1);
+}
 
 /** Run one random handler per cycle. */
-export const randomized: Lifecycle = (handlers) =>
-  handlers.length ? [handlers[Math.floor(Math.random() * handlers.length)]] : [];
+export function randomized<H extends { readonly id: string }>(
+  handlers: readonly H[],
+  _context?: LifecycleContext,
+): H[] {
+  return handlers.length ? [handlers[Math.floor(Math.random() * handlers.length)]] : [];
+}
 
 /** Run all due handlers in one cycle, in random order. */
-export const shuffled: Lifecycle = (handlers) => {
+export function shuffled<H extends { readonly id: string }>(
+  handlers: readonly H[],
+  _context?: LifecycleContext,
+): H[] {
   const result = [...handlers];
   for (let i = result.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));
     [result[i], result[j]] = [result[j], result[i]];
   }
   return result;
-};
+}
 
 /**
  * Kopf's default: one handler per cycle, the least retried first (ties keep registration
  * order), so a failing handler does not block the others.
  */
-export const asap: Lifecycle = (handlers, context) => {
+export function asap<H extends { readonly id: string }>(
+  handlers: readonly H[],
+  context: LifecycleContext,
+): H[] {
   const sorted = handlers
     .map((handler, index) => ({ handler, index, retries: context.retries(handler.id) }))
     .sort((a, b) => a.retries - b.retries || a.index - b.index);
   return sorted.slice(0, 1).map((entry) => entry.handler);
-};
+}
 
 /** Lifecycles by name (for settings from configuration files or the CLI). */
 export const LIFECYCLES: Readonly<Record<string, Lifecycle>> = {

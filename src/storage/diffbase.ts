@@ -215,6 +215,7 @@ export class AnnotationsDiffBaseStorage extends DiffBaseStorage {
     return this.keys.prefix;
   }
 
+  /** Build the essence of a body. */
   override build(body: RawBody, extraFields: Iterable<FieldSpec> = []): BodyEssence {
     const essence = super.build(body, extraFields);
     removeAnnotations(essence, this.keys.makeKeys(this.key, body));
@@ -222,6 +223,7 @@ export class AnnotationsDiffBaseStorage extends DiffBaseStorage {
     return essence;
   }
 
+  /** The stored record (or essence), or `null`. */
   override fetch(body: RawBody): BodyEssence | null {
     const annotations = body.metadata?.annotations ?? {};
     for (const fullKey of this.keys.makeKeys(this.key, body)) {
@@ -232,6 +234,7 @@ export class AnnotationsDiffBaseStorage extends DiffBaseStorage {
     return null;
   }
 
+  /** Write into the patch. */
   override store(body: RawBody, patch: JsonObject, essence: BodyEssence): void {
     const fullKeys = this.keys.makeKeys(this.key, body);
     let encoded = `${compactJson(essence)}\n`;
@@ -279,17 +282,20 @@ export class StatusDiffBaseStorage extends DiffBaseStorage {
       : [...field];
   }
 
+  /** Build the essence of a body. */
   override build(body: RawBody, extraFields: Iterable<FieldSpec> = []): BodyEssence {
     const essence = super.build(body, extraFields);
     removeField(essence, this.field);
     return essence;
   }
 
+  /** The stored record (or essence), or `null`. */
   override fetch(body: RawBody): BodyEssence | null {
     const encoded = resolveField(body, this.field, null);
     return encoded === null ? null : decodeEssence(`field ${this.field.join(".")}`, encoded);
   }
 
+  /** Write into the patch. */
   override store(_body: RawBody, patch: JsonObject, essence: BodyEssence): void {
     // A string rather than an object: merge-patches would otherwise merge old and new essences.
     ensureField(patch, this.field, compactJson(essence));
@@ -307,6 +313,7 @@ export class MultiDiffBaseStorage extends DiffBaseStorage {
     this.storages = storages;
   }
 
+  /** Build the essence of a body. */
   override build(body: RawBody, extraFields: Iterable<FieldSpec> = []): BodyEssence {
     const fields = [...extraFields];
     let essence = super.build(body, fields);
@@ -315,6 +322,7 @@ export class MultiDiffBaseStorage extends DiffBaseStorage {
     return essence;
   }
 
+  /** The stored record (or essence), or `null`. */
   override fetch(body: RawBody): BodyEssence | null {
     for (const storage of this.storages) {
       const essence = storage.fetch(body);
@@ -323,6 +331,7 @@ export class MultiDiffBaseStorage extends DiffBaseStorage {
     return null;
   }
 
+  /** Write into the patch. */
   override store(body: RawBody, patch: JsonObject, essence: BodyEssence): void {
     for (const storage of this.storages) storage.store(body, patch, essence);
   }

@@ -194,6 +194,7 @@ export class AnnotationsProgressStorage extends ProgressStorage {
     return this.keys.prefix;
   }
 
+  /** The stored record (or essence), or `null`. */
   override fetch(key: string, body: RawBody): ProgressRecord | null {
     const annotations = body.metadata?.annotations ?? {};
     for (const fullKey of this.keys.makeKeys(key, body)) {
@@ -204,6 +205,7 @@ export class AnnotationsProgressStorage extends ProgressStorage {
     return null;
   }
 
+  /** Write into the patch. */
   override store(key: string, record: ProgressRecord, body: RawBody, patch: JsonObject): void {
     const decoded: JsonObject = {};
     for (const field of RECORD_FIELDS) {
@@ -219,12 +221,14 @@ export class AnnotationsProgressStorage extends ProgressStorage {
     storeMarker(this.prefix, patch, body);
   }
 
+  /** Remove from the object via the patch. */
   override purge(key: string, body: RawBody, patch: JsonObject): void {
     for (const fullKey of this.keys.makeKeys(key, body)) {
       purgeField(body, patch, ["metadata", "annotations", fullKey]);
     }
   }
 
+  /** Set or clear the touch marker via the patch. */
   override touch(body: RawBody, patch: JsonObject, value: string | null): void {
     for (const fullKey of this.keys.makeKeys(this.touchKey, body)) {
       const current = resolveField(body, ["metadata", "annotations", fullKey], null);
@@ -235,6 +239,7 @@ export class AnnotationsProgressStorage extends ProgressStorage {
     }
   }
 
+  /** Remove this storage's own fields from an essence. */
   override clear(essence: JsonObject): JsonObject {
     const copy = super.clear(essence);
     const annotations = resolveField(copy, ["metadata", "annotations"], {});
@@ -281,6 +286,7 @@ export class StatusProgressStorage extends ProgressStorage {
     this.touchField = formatField(options.touchField ?? "status.{name}.dummy", name);
   }
 
+  /** The stored record (or essence), or `null`. */
   override fetch(key: string, body: RawBody): ProgressRecord | null {
     const container = resolveField(body, this.field, {});
     if (!isObject(container)) return null;
@@ -288,6 +294,7 @@ export class StatusProgressStorage extends ProgressStorage {
     return isRecord(record) ? record : null;
   }
 
+  /** Write into the patch. */
   override store(key: string, record: ProgressRecord, _body: RawBody, patch: JsonObject): void {
     // Nulls are kept: in a merge-patch they delete the stale fields of the previous record.
     const full: JsonObject = {};
@@ -295,15 +302,18 @@ export class StatusProgressStorage extends ProgressStorage {
     ensureField(patch, [...this.field, key], full);
   }
 
+  /** Remove from the object via the patch. */
   override purge(key: string, body: RawBody, patch: JsonObject): void {
     purgeField(body, patch, [...this.field, key]);
   }
 
+  /** Set or clear the touch marker via the patch. */
   override touch(body: RawBody, patch: JsonObject, value: string | null): void {
     const current = resolveField(body, this.touchField, null);
     if (current !== value) ensureField(patch, this.touchField, value);
   }
 
+  /** Remove this storage's own fields from an essence. */
   override clear(essence: JsonObject): JsonObject {
     const copy = super.clear(essence);
     removeField(copy, this.field);
@@ -317,7 +327,9 @@ export class StatusProgressStorage extends ProgressStorage {
  * records left by older operators are still honoured and cleaned up.
  */
 export class NoWriteStatusProgressStorage extends StatusProgressStorage {
+  /** Write into the patch. */
   override store(_key: string, _record: ProgressRecord, _body: RawBody, _patch: JsonObject): void {}
+  /** Set or clear the touch marker via the patch. */
   override touch(_body: RawBody, _patch: JsonObject, _value: string | null): void {}
 }
 
@@ -332,6 +344,7 @@ export class MultiProgressStorage extends ProgressStorage {
     this.storages = storages;
   }
 
+  /** The stored record (or essence), or `null`. */
   override fetch(key: string, body: RawBody): ProgressRecord | null {
     for (const storage of this.storages) {
       const record = storage.fetch(key, body);
@@ -340,24 +353,29 @@ export class MultiProgressStorage extends ProgressStorage {
     return null;
   }
 
+  /** Write into the patch. */
   override store(key: string, record: ProgressRecord, body: RawBody, patch: JsonObject): void {
     for (const storage of this.storages) storage.store(key, record, body, patch);
   }
 
+  /** Remove from the object via the patch. */
   override purge(key: string, body: RawBody, patch: JsonObject): void {
     for (const storage of this.storages) storage.purge(key, body, patch);
   }
 
+  /** Set or clear the touch marker via the patch. */
   override touch(body: RawBody, patch: JsonObject, value: string | null): void {
     for (const storage of this.storages) storage.touch(body, patch, value);
   }
 
+  /** Remove this storage's own fields from an essence. */
   override clear(essence: JsonObject): JsonObject {
     let result = essence;
     for (const storage of this.storages) result = storage.clear(result);
     return result;
   }
 
+  /** Flush batched writes. */
   override flush(): void {
     for (const storage of this.storages) storage.flush();
   }

@@ -1,0 +1,225 @@
+/**
+ * Kopf for Deno: Kubernetes operators in TypeScript with Kopf's ergonomics.
+ *
+ * Handlers are registered Kopf-style — selector first, options optional, handler last — and
+ * receive one context object with Kopf's kwargs by their names. Their state (progress, the
+ * last handled essence) is kept on the objects in Kopf's own formats, so objects handled by a
+ * Python Kopf operator carry over.
+ *
+ * @example
+ * ```ts ignore
+ * import * as kopf from "jsr:@kopf/kopf";
+ *
+ * kopf.on.create("kopfexamples", async ({ spec, name, logger }) => {
+ *   logger.info(`And here we are! Created ${name} with spec: ${JSON.stringify(spec)}`);
+ *   return { message: "hello" }; // stored in status.<handler id>
+ * });
+ *
+ * kopf.on.update("kopf.dev/v1", "kopfexamples", { field: "spec.size", labels: { app: kopf.PRESENT } },
+ *   ({ old, new: value, diff }) => {});
+ *
+ * kopf.on.delete("kopfexamples", { optional: false }, async ({ name }) => {});
+ * ```
+ *
+ * @module
+ */
+
+// Registration.
+export {
+  type ChangingMatchCause,
+  daemon,
+  defaultRegistry,
+  index,
+  on,
+  Registry,
+  selectChangingHandlers,
+  setDefaultRegistry,
+  timer,
+} from "./src/registry/registry.ts";
+export type { MatchCause } from "./src/registry/matching.ts";
+export { register, subhandler, Subhandlers } from "./src/registry/subhandlers.ts";
+export {
+  ABSENT,
+  all,
+  all as all_,
+  any,
+  any as any_,
+  type MetaFilter,
+  type MetaFilterFn,
+  none,
+  none as none_,
+  not,
+  not as not_,
+  PRESENT,
+  type ValueFilter,
+  type ValueFilterFn,
+  type ValueLiteral,
+} from "./src/registry/filters.ts";
+export type {
+  ActivityHandler,
+  ActivityRegistrar,
+  AnyHandlerFn,
+  ChangingHandler,
+  DaemonHandler,
+  ErasedContext,
+  HandlerRecord,
+  HandlerRecordBase,
+  IndexingHandler,
+  OnApi,
+  Registrar,
+  Registrars,
+  RegistrationHandler,
+  RegistrationKind,
+  RegistrationKinds,
+  RegistrationOptions,
+  ResourceHandler,
+  ResourceHandlerBase,
+  SelectorArg,
+  SelectorName,
+  SpawningHandlerBase,
+  TimerHandler,
+  WatchingHandler,
+} from "./src/registry/registration.ts";
+export type {
+  Activity,
+  ActivityContext,
+  ActivityFn,
+  ActivityOptions,
+  AnyFields,
+  Awaitable,
+  BaseContext,
+  Body,
+  ChangeFilterOptions,
+  ChangingCauseContext,
+  ChangingContext,
+  ChangingFn,
+  ChangingReason,
+  CreateOptions,
+  DaemonContext,
+  DaemonFn,
+  DaemonOptions,
+  DaemonStopped,
+  DeleteOptions,
+  EventCauseContext,
+  EventContext,
+  EventFn,
+  EventOptions,
+  EventType,
+  FieldOptions,
+  FilterOptions,
+  HandlerSink,
+  IdOptions,
+  IndexContext,
+  IndexFn,
+  IndexOptions,
+  Logger,
+  Memo,
+  RegistryOption,
+  ResourceContext,
+  ResumeOptions,
+  RetryContext,
+  RetryOptions,
+  SpawningOptions,
+  StopReason,
+  SubhandlerApi,
+  SubhandlerOptions,
+  TimerContext,
+  TimerFn,
+  TimerOptions,
+  UpdateOptions,
+} from "./src/registry/context.ts";
+
+// Resources.
+export {
+  EVERYTHING,
+  type ResourcePredicate,
+  Selector,
+  type SelectorSpec,
+} from "./src/kube/selector.ts";
+export type { KubeObject, ObjectMeta, Resource } from "./src/kube/resource.ts";
+
+// Errors.
+export {
+  AdmissionError,
+  type ErrorsMode,
+  HandlerRetriesError,
+  HandlerTimeoutError,
+  PermanentError,
+  TemporaryError,
+  type TemporaryErrorOptions,
+} from "./src/handling/errors.ts";
+
+// What handlers read and write.
+export {
+  type Diff,
+  diff,
+  type DiffItem,
+  type DiffOperation,
+  reduceDiff,
+} from "./src/handling/diff.ts";
+export { type MetaPatch, Patch, type PatchFn } from "./src/handling/patch.ts";
+export type { JsonPatchOp } from "./src/storage/finalizers.ts";
+export type { FieldPath, FieldSpec, JsonObject, JsonValue, RawBody } from "./src/storage/fields.ts";
+export { KeyFormer, type KeyFormingOptions } from "./src/storage/conventions.ts";
+export type { Reason } from "./src/handling/causes.ts";
+
+// Settings, lifecycles, storages.
+export {
+  AdmissionSettings,
+  BackgroundSettings,
+  ExecutionSettings,
+  NetworkingSettings,
+  PeeringSettings,
+  PersistenceSettings,
+  PostingSettings,
+  ProcessSettings,
+  QueueingSettings,
+  ScanningSettings,
+  Settings,
+  WatchingSettings,
+} from "./src/settings.ts";
+export * as lifecycles from "./src/handling/lifecycles.ts";
+export type { Lifecycle, LifecycleContext } from "./src/handling/lifecycles.ts";
+export {
+  AnnotationsProgressStorage,
+  type AnnotationsProgressStorageOptions,
+  MultiProgressStorage,
+  type ProgressRecord,
+  ProgressStorage,
+  SmartProgressStorage,
+  type SmartProgressStorageOptions,
+  StatusProgressStorage,
+  type StatusProgressStorageOptions,
+} from "./src/storage/progress.ts";
+export {
+  AnnotationsDiffBaseStorage,
+  type AnnotationsDiffBaseStorageOptions,
+  type BodyEssence,
+  DiffBaseStorage,
+  type DiffBaseStorageOptions,
+  MultiDiffBaseStorage,
+  StatusDiffBaseStorage,
+  type StatusDiffBaseStorageOptions,
+} from "./src/storage/diffbase.ts";
+
+// Hierarchies (Kopf's kopf.adopt() & co).
+export {
+  adjustNamespace,
+  adopt,
+  type AdoptOptions,
+  appendOwnerReference,
+  buildObjectReference,
+  buildOwnerReference,
+  harmonizeNaming,
+  type HierarchyObjects,
+  label,
+  type LabelOptions,
+  type NamespaceOptions,
+  type NamingOptions,
+  type NestedFields,
+  type ObjectReference,
+  type OwnerBody,
+  type OwnerReference,
+  type OwnerReferenceOptions,
+  removeOwnerReference,
+} from "./src/kits/hierarchies.ts";

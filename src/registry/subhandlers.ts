@@ -1,0 +1,127 @@
+/**
+ * Sub-handlers: handlers registered by a running changing handler, collected per invocation
+ * and run by the handling cycle after the parent returns (Kopf's `@kopf.subhandler` and
+ * `kopf.register`).
+ *
+ * Two spellings: the context's `subhandler()`/`register()`, and the top-level
+ * `kopf.subhandler()`/`kopf.register()` which find the running handler's collector through
+ * `AsyncLocalStorage` (as Kopf does with context variables).
+ *
+ * @module
+ */
+
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { ChangingFn, SubhandlerApi, SubhandlerOptions } from "./context.ts";
+import { buildSubhandler, type ChangingHandler } from "./registration.ts";
+
+/** The sub-handlers registered during one invocation of a parent handler. */
+export class Subhandlers {
+  /** The parent handler. */
+  readonly parent: ChangingHandler;
+  readonly #handlers: ChangingHandler[] = [];
+
+  /** Start collecting for one invocation of `parent`. */
+  constructor(parent: ChangingHandler) {
+    this.parent = parent;
+  }
+
+  /** The collected sub-handlers, in registration order. */
+  get handlers(): readonly ChangingHandler[] {
+    return this.#handlers;
+  }
+
+  /**
+   * Add a sub-handler. Ids must be unique per invocation: two sub-handlers with one id would
+   * share (and corrupt) one progress record, e.g. anonymous functions registered in a loop.
+   */
+  add(fn: unknown, options: SubhandlerOptions = {}, api = "subhandler"): ChangingHandler {
+    const handler = buildSubhandler(this.parent, fn, options as Record<string, unknown>, api);
+    const clash = this.#handlers.find((h) => h.id === handler.id);
+    if (clash && clash.fn !== handler.fn) {
+      throw new TypeError(
+        `${this.parent.title}: sub-handler id '${handler.id}' is registered twice in one ` +
+          "invocation; give each sub-handler a unique id (e.g. { id: `task-${name}` })",
+      );
+    }
+    if (!clash) this.#handlers.push(handler);
+    return handler;
+  }
+
+  /** The `subhandler()`/`register()` functions for the parent's context. */
+  api<S, St>(): SubhandlerApi<S, St> {
+    const subhandler = (
+      first: ChangingFn<S, St> | SubhandlerOptions<S, St>,
+      second?: ChangingFn<S, St>,
+    ): ChangingFn<S, St> => {
+      const [options, fn] = typeof first === "function" ? [{}, first] : [first, second];
+      this.add(fn, options as SubhandlerOptions, "subhandler");
+      return fn as ChangingFn<S, St>;
+    };
+    const register = (
+      fn: ChangingFn<S, St>,
+      options?: SubhandlerOptions<S, St>,
+    ): ChangingFn<S, St> => {
+      this.add(fn, (options ?? {}) as SubhandlerOptions, "register");
+      return fn;
+    };
+    return { subhandler: subhandler as SubhandlerApi<S, St>["subhandler"], register };
+  }
+}
+
+const current = new AsyncLocalStorage<Subhandlers>();
+
+/** Run a parent handler's invocation with `collector` as the target of top-level registrations. */
+export function withSubhandlers<T>(collector: Subhandlers, fn: () => T): T {
+  return current.run(collector, fn);
+}
+
+function collector(api: string): Subhandlers {
+  const found = current.getStore();
+  if (!found) {
+    throw new TypeError(
+      `kopf.${api}(): sub-handlers can only be registered while a changing handler ` +
+        "(create/update/delete/resume/field) is running",
+    );
+  }
+  return found;
+}
+
+/**
+ * Register a sub-handler of the running changing handler (Kopf's `@kopf.subhandler`).
+ *
+ * @example
+ * ```ts
+ * kopf.on.create("kopfexamples", ({ spec }) => {
+ *   for (const item of spec.items as string[]) {
+ *     kopf.subhandler({ id: `item-${item}` }, ({ logger }) => logger.info(`Handling ${item}`));
+ *   }
+ * });
+ * ```
+ */
+export function subhandler<S = Record<string, unknown>, St = Record<string, unknown>>(
+  ...args: [fn: ChangingFn<S, St>] | [options: SubhandlerOptions<S, St>, fn: ChangingFn<S, St>]
+): ChangingFn<S, St> {
+  const [options, fn] = args.length === 1 ? [{}, args[0]] : args;
+  collector("subhandler").add(fn, options as SubhandlerOptions, "subhandler");
+  return fn;
+}
+
+/**
+ * Register a function as a sub-handler of the running changing handler (Kopf's `kopf.register`).
+ *
+ * @example
+ * ```ts
+ * kopf.on.create("kopfexamples", ({ spec }) => {
+ *   for (const item of spec.items as string[]) {
+ *     kopf.register(({ logger }) => logger.info(item), { id: `item-${item}` });
+ *   }
+ * });
+ * ```
+ */
+export function register<S = Record<string, unknown>, St = Record<string, unknown>>(
+  fn: ChangingFn<S, St>,
+  options?: SubhandlerOptions<S, St>,
+): ChangingFn<S, St> {
+  collector("register").add(fn, (options ?? {}) as SubhandlerOptions, "register");
+  return fn;
+}
