@@ -28,14 +28,13 @@
 
 import { getLogger } from "@logtape/logtape";
 import { Backoff, type BackoffPolicy, REQUEST_BACKOFF } from "./backoff.ts";
-import { type ClusterConfig, loadConfig, type LoadConfigOptions } from "./config.ts";
 import {
-  ApiError,
-  ConfigError,
-  ConnectionError,
-  type KubeStatus,
-  RequestTimeoutError,
-} from "./errors.ts";
+  type AuthMaterial,
+  type ClusterConfig,
+  loadConfig,
+  type LoadConfigOptions,
+} from "./config.ts";
+import { ApiError, ConnectionError, type KubeStatus, RequestTimeoutError } from "./errors.ts";
 import { type Clock, InFlightLimit, SYSTEM_CLOCK, TokenBucket } from "./rate_limit.ts";
 import {
   apiVersion,
@@ -534,6 +533,14 @@ export class KubeClient {
         this.#metrics.throttledMs += waited;
       }
       const release = init.stream ? () => {} : await this.#slots.acquire(signal);
+      let auth: AuthMaterial;
+      try {
+        auth = await this.config.credentials.get();
+      } catch (error) {
+        // Not a transport failure: an exec plugin or token file problem, reported as it is.
+        release();
+        throw error;
+      }
       let response: Response;
       let text: string | undefined;
       const timeout = new AbortController();
@@ -543,7 +550,6 @@ export class KubeClient {
       );
       const attemptSignal = signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal;
       try {
-        const auth = await this.config.credentials.get();
         const headers = new Headers({
           Accept: init.accept ?? "application/json",
           "User-Agent": this.#userAgent,
@@ -567,7 +573,6 @@ export class KubeClient {
         clearTimeout(timer);
         release();
         if (signal?.aborted) throw signal.reason;
-        if (error instanceof ConfigError) throw error;
         this.#metrics.transportErrors++;
         const timedOut = timeout.signal.aborted;
         const phase = timedOut ? "transfer" : failurePhase(error);

@@ -186,7 +186,23 @@ let kubeConfigClass: Promise<KubeConfigClass> | undefined;
 
 /** The `KubeConfig` class, imported on first use only. */
 function importKubeConfig(): Promise<KubeConfigClass> {
-  kubeConfigClass ??= import("@kubernetes/client-node").then((m) => m.KubeConfig);
+  kubeConfigClass ??= import("@kubernetes/client-node").then(
+    (m) => m.KubeConfig,
+    (error) => {
+      kubeConfigClass = undefined;
+      // Its dependencies read environment variables at import (`debug` lists all of them,
+      // undici reads UNDICI_*): with a scoped --allow-env that fails unless --ignore-env is set.
+      const hint = error instanceof Deno.errors.NotCapable
+        ? " (with a scoped --allow-env, add --ignore-env)"
+        : "";
+      throw new ConfigError(
+        `cannot load @kubernetes/client-node: ${
+          error instanceof Error ? error.message : error
+        }${hint}`,
+        { cause: error },
+      );
+    },
+  );
   return kubeConfigClass;
 }
 

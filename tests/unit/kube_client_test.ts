@@ -8,7 +8,12 @@ import assert from "node:assert/strict";
 import { isIdempotent, KubeClient, parseRetryAfter } from "../../src/kube/client.ts";
 import type { ClusterConfig, Credentials } from "../../src/kube/config.ts";
 import { tokenCredentials } from "../../src/kube/config.ts";
-import { ApiError, ConnectionError, RequestTimeoutError } from "../../src/kube/errors.ts";
+import {
+  ApiError,
+  ConfigError,
+  ConnectionError,
+  RequestTimeoutError,
+} from "../../src/kube/errors.ts";
 import type { Clock } from "../../src/kube/rate_limit.ts";
 import type { Resource } from "../../src/kube/resource.ts";
 
@@ -527,4 +532,32 @@ Deno.test("isIdempotent() and parseRetryAfter()", () => {
   const now = Date.parse("2026-01-01T00:00:00Z");
   assert.equal(parseRetryAfter("Thu, 01 Jan 2026 00:00:05 GMT", now), 5);
   assert.equal(parseRetryAfter("Wed, 31 Dec 2025 00:00:00 GMT", now), 0);
+});
+
+Deno.test("a credentials failure is thrown as it is, without retries or requests", async () => {
+  await using server = await serve(() => Response.json({}));
+  let calls = 0;
+  const credentials: Credentials = {
+    kind: "exec",
+    get: () => {
+      calls++;
+      return Promise.reject(
+        new ConfigError("exec plugin failed", { source: "x", field: "users[a].exec" }),
+      );
+    },
+    invalidate: () => true,
+  };
+  const client = new KubeClient(config(server.url, credentials), {
+    clock: new FakeClock(),
+    maxInFlight: 1,
+  });
+  try {
+    await assert.rejects(client.request("GET", "/api"), ConfigError);
+    await assert.rejects(client.request("GET", "/api"), ConfigError);
+    assert.equal(calls, 2);
+    assert.equal(server.seen.length, 0);
+    assert.equal(client.metrics.inFlight, 0, "the slot was released");
+  } finally {
+    client.close();
+  }
 });
