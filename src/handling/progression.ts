@@ -126,10 +126,18 @@ export class HandlerState {
 
   /** The record to store (all fields; storages omit nulls as Kopf does). */
   toRecord(): ProgressRecord {
+    // Unchanged times keep their stored text: Kopf writes microseconds, Dates hold milliseconds,
+    // and re-formatting would make every record read from Kopf look changed (and be rewritten).
+    const text = (date: Date | null, stored: string | null | undefined): string | null =>
+      date === null
+        ? null
+        : stored && parseIso8601(stored)?.getTime() === date.getTime()
+        ? stored
+        : formatIso8601(date);
     return {
-      started: formatIso8601(this.started),
-      stopped: this.stopped ? formatIso8601(this.stopped) : null,
-      delayed: this.delayed ? formatIso8601(this.delayed) : null,
+      started: text(this.started, this.origin?.started),
+      stopped: text(this.stopped, this.origin?.stopped),
+      delayed: text(this.delayed, this.origin?.delayed),
       purpose: this.purpose,
       retries: this.retries,
       success: this.success,

@@ -275,3 +275,24 @@ Deno.test("state stores only changed records, purges own and sub-handlers, and r
   );
   assert.deepEqual(scalar, { status: { c: "text" } });
 });
+
+Deno.test("records written by Kopf (microseconds) read back unchanged and are not rewritten", () => {
+  const storage = new AnnotationsProgressStorage();
+  const record = {
+    started: "2026-01-02T03:04:05.123456+00:00",
+    delayed: "2026-01-02T03:14:05.654321+00:00",
+    purpose: "create",
+    retries: 1,
+    success: false,
+    failure: false,
+    message: "not yet",
+  };
+  const body = { metadata: { annotations: { "kopf.zalando.org/fn": JSON.stringify(record) } } };
+  const state = State.fromStorage(body, storage, ["fn"], at(0)).withPurpose("create").withHandlers([
+    "fn",
+  ], at(0));
+  assert.deepEqual(state.get("fn")!.asStored(), record);
+  const patch: JsonObject = {};
+  state.store(body, patch, storage);
+  assert.deepEqual(patch, {});
+});
