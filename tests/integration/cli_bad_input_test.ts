@@ -68,6 +68,13 @@ Deno.test("a handler file that fails to compile", async () => {
   );
 });
 
+Deno.test("a handler file that registers nothing", async () => {
+  assertOneLineError(
+    await kopf(["run", "handlers.ts", "-A"], { env, cwd: dir }),
+    /^kopf: error: no handlers were registered by handlers\.ts$/,
+  );
+});
+
 Deno.test("a kubeconfig without a current context", async () => {
   assertOneLineError(
     await kopf(["run", "handlers.ts", "-A", "--kubeconfig", `${dir}/nocontext`], { cwd: dir }),
