@@ -1,0 +1,67 @@
+/**
+ * Ours in the benchmark: the same operator as Kopf's, handler for handler
+ * (bench/kopf/operators/ours_*.ts), started the way users start it — `kopf run --standalone -n <ns>`
+ * through cli.ts, with its defaults, the scoped child process included in the measurements.
+ *
+ * @module
+ */
+import { OperatorProcess } from "../../tests/support/operator_process.ts";
+import type { Target } from "./scenario.ts";
+import { criteriaOf, type Variant } from "./targets.ts";
+
+const HERE = new URL(".", import.meta.url).pathname;
+const ROOT = new URL("../..", import.meta.url).pathname;
+
+/**
+ * Why ours cannot run yet, or `undefined` when it can: mod.ts must export `run` and `on`, and the
+ * operator file of the variant must exist.
+ */
+export async function oursUnavailable(variant: Variant): Promise<string | undefined> {
+  const file = `${HERE}operators/ours_${variant}.ts`;
+  try {
+    await Deno.stat(file);
+  } catch {
+    return `${file} does not exist`;
+  }
+  const probe = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `import * as k from "${ROOT}mod.ts"; console.log(typeof k.run, typeof k.on?.create)`,
+    ],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const said = new TextDecoder().decode(probe.stdout).trim();
+  if (said !== "function function") {
+    return `mod.ts does not export run and on.create yet (${
+      said || new TextDecoder().decode(probe.stderr).trim().split("\n")[0]
+    })`;
+  }
+  return undefined;
+}
+
+/** The target for ours, or the reason it cannot run. */
+export async function oursFactory(variant: Variant): Promise<Target | string> {
+  const unavailable = await oursUnavailable(variant);
+  if (unavailable) return unavailable;
+  const file = `${HERE}operators/ours_${variant}.ts`;
+  const args = (
+    ns: string,
+  ) => ["run", "-A", `${ROOT}cli.ts`, "run", "--standalone", "-n", ns, file];
+  return {
+    id: "ours",
+    label: "ours (Kopf for Deno)",
+    variant,
+    criteria: criteriaOf(variant),
+    command: [Deno.execPath(), ...args("<ns>")],
+    start: ({ plane, namespace, logFile }) =>
+      OperatorProcess.start({
+        command: Deno.execPath(),
+        args: args(namespace),
+        cwd: ROOT,
+        env: { KUBECONFIG: plane.operator.kubeconfig },
+        logFile,
+      }),
+  };
+}
