@@ -50,8 +50,11 @@ export interface OperatorApi {
 
 /** Extra knobs for {@linkcode runOperator}. */
 export interface RunOperatorOptions {
-  /** Skip the imports (a bundled or compiled operator has imported its handlers statically). */
-  preloaded?: boolean;
+  /**
+   * Load the handlers with these instead of importing `spec.imports` (bundled and compiled
+   * operators, whose handlers are built in); labels still come from the spec.
+   */
+  loaders?: (() => Promise<unknown>)[];
   /** Stops the operator, in addition to SIGINT and SIGTERM. */
   signal?: AbortSignal;
   /** Listen to SIGINT and SIGTERM (default true). */
@@ -169,16 +172,16 @@ export async function runOperator(
   for (const [name, listener] of listeners) Deno.addSignalListener(name, listener);
   if (spec.watchStdin) watchLauncher(stop);
   try {
-    if (!options.preloaded) {
-      for (const [i, url] of spec.imports.entries()) {
-        const label = spec.labels?.[i] ?? url;
-        logger.debug("Importing {label}.", { label });
-        try {
-          await import(url);
-        } catch (error) {
-          logger.debug("Import of {label} failed: {stack}", { label, stack: stackOf(error) });
-          throw importFailure(label, url, error);
-        }
+    const loaders = options.loaders ?? spec.imports.map((url) => () => import(url));
+    for (const [i, load] of loaders.entries()) {
+      const url = spec.imports[i] ?? "";
+      const label = spec.labels?.[i] ?? url;
+      logger.debug("Importing {label}.", { label });
+      try {
+        await load();
+      } catch (error) {
+        logger.debug("Import of {label} failed: {stack}", { label, stack: stackOf(error) });
+        throw importFailure(label, url, error);
       }
     }
     let api: OperatorApi;

@@ -1,7 +1,7 @@
 /**
- * The command line of a bundled or compiled operator: its handler files were imported statically
- * by the generated entry, so it only takes the operator's options (namespaces, liveness, logging)
- * and runs. Its permissions come from the `deno run` command (bundle) or were baked in (compile).
+ * The command line of a bundled or compiled operator: its handler files are built in (the
+ * generated entry passes a loader for each), so it only takes the operator's options
+ * (namespaces, liveness, logging) and runs. Its permissions come from the `deno run` command (bundle) or were baked in (compile).
  *
  * @module
  */
@@ -29,12 +29,16 @@ export interface EmbeddedInfo {
  *
  * @example
  * ```ts ignore
- * import "./handlers.ts";
  * import { embeddedMain } from "./embedded.ts";
- * Deno.exit(await embeddedMain(Deno.args, { name: "my-operator", labels: ["handlers.ts"] }));
+ * const info = { name: "my-operator", labels: ["handlers.ts"] };
+ * Deno.exit(await embeddedMain(Deno.args, info, [() => import("./handlers.ts")]));
  * ```
  */
-export async function embeddedMain(args: string[], info: EmbeddedInfo): Promise<number> {
+export async function embeddedMain(
+  args: string[],
+  info: EmbeddedInfo,
+  loaders: (() => Promise<unknown>)[] = [],
+): Promise<number> {
   let flags: RawOperatorFlags | undefined;
   const command = new Command(info.name)
     .description(`A Kopf operator built from ${info.labels.join(", ")}.`)
@@ -55,9 +59,7 @@ export async function embeddedMain(args: string[], info: EmbeddedInfo): Promise<
     if (!flags) return 0;
     const operator = operatorOptionsOf(flags);
     const logging = loggingOptionsOf(flags);
-    return await runOperator({ imports: [], labels: info.labels, operator, logging }, {
-      preloaded: true,
-    });
+    return await runOperator({ imports: [], labels: info.labels, operator, logging }, { loaders });
   } catch (error) {
     if (error instanceof CommanderError) {
       if (error.code === "commander.helpDisplayed") return 0;

@@ -99,10 +99,13 @@ Deno.test("artifacts: a static entry, no handler-directory grant, the config to 
   });
   assert.equal(plan.output, `${dir}/out/operator.js`);
   assert.equal(plan.config, `${ROOT}/deno.json`, "no deno.json above the handlers: the package's");
-  assert.match(plan.entrySource, new RegExp(`^import "file://${dir}/app/handlers.ts";$`, "m"));
   assert.match(
     plan.entrySource,
-    /embeddedMain\(Deno\.args, \{"name":"operator","labels":\["app\/handlers\.ts"\]\}\)/,
+    new RegExp(`^  \\(\\) => import\\("file://${dir}/app/handlers.ts"\\),$`, "m"),
+  );
+  assert.match(
+    plan.entrySource,
+    /embeddedMain\(Deno\.args, \{"name":"operator","labels":\["app\/handlers\.ts"\]\}, \[$/m,
   );
   assert.deepEqual(bundleRunCommand(plan), [
     "deno",
@@ -117,6 +120,8 @@ Deno.test("artifacts: a static entry, no handler-directory grant, the config to 
   assert.deepEqual(buildArgs(plan, "bundle", "/tmp/entry.ts"), [
     "bundle",
     "--platform=deno",
+    "--keep-names",
+    "--sourcemap=inline",
     `--config=${ROOT}/deno.json`,
     `--output=${dir}/out/operator.js`,
     "/tmp/entry.ts",
@@ -181,10 +186,15 @@ Deno.test("in-cluster artifacts: the service address from the build environment 
   );
 });
 
-Deno.test("the generated entry imports handlers before the command line", () => {
+Deno.test("the generated entry hands literal import() loaders to the command line", () => {
   const source = entrySourceOf(["file:///a/h1.ts", "npm:x"], ["h1.ts", "x"], "op");
   const lines = source.split("\n");
-  assert.equal(lines[1], `import "file:///a/h1.ts";`);
-  assert.equal(lines[2], `import "npm:x";`);
-  assert.match(lines[3], /^import \{ embeddedMain \} from "file:\/\/.*\/src\/cli\/embedded\.ts";$/);
+  assert.match(lines[1], /^import \{ embeddedMain \} from "file:\/\/.*\/src\/cli\/embedded\.ts";$/);
+  assert.equal(
+    lines[3],
+    `Deno.exit(await embeddedMain(Deno.args, {"name":"op","labels":["h1.ts","x"]}, [`,
+  );
+  assert.equal(lines[4], `  () => import("file:///a/h1.ts"),`);
+  assert.equal(lines[5], `  () => import("npm:x"),`);
+  assert.equal(lines[6], "]));");
 });
