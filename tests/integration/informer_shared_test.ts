@@ -6,11 +6,11 @@ import assert from "node:assert/strict";
 import { type InformerEvent, Informers } from "../../src/cache/informer.ts";
 import { cluster } from "../support/cluster.ts";
 import { FaultProxy } from "../support/fault_proxy.ts";
-import { FetchTransport } from "../support/fetch_transport.ts";
 import { waitFor } from "../support/wait.ts";
 import {
   assertOrdered,
   Churn,
+  connect,
   countRequests,
   logIfAsked,
   probeResource,
@@ -24,11 +24,7 @@ Deno.test("informers: consumers share one list+watch, selectors go to the server
   const resource = await probeResource(c);
   const ns = await c.namespace("informer-shared");
   const proxy = await FaultProxy.start(c);
-  const transport = new FetchTransport({
-    server: proxy.server,
-    token: c.token,
-    caPem: proxy.caPem,
-  });
+  const transport = await connect(proxy.kubeconfig);
   const informers = new Informers(transport);
   try {
     const churn = new Churn(c, resource, ns);

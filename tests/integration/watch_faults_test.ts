@@ -7,11 +7,11 @@ import assert from "node:assert/strict";
 import { type Informer, Informers, type InformersOptions } from "../../src/cache/informer.ts";
 import { cluster, type TestCluster } from "../support/cluster.ts";
 import { FaultProxy } from "../support/fault_proxy.ts";
-import { FetchTransport } from "../support/fetch_transport.ts";
 import { waitFor } from "../support/wait.ts";
 import {
   assertOrdered,
   Churn,
+  connect,
   countRequests,
   logIfAsked,
   type ProbeResource,
@@ -44,13 +44,9 @@ async function setup(
   const resource = await probeResource(c);
   const namespace = await c.namespace(name);
   const proxy = await FaultProxy.start(c);
-  const transport = new FetchTransport({
-    server: proxy.server,
-    token: c.token,
-    caPem: proxy.caPem,
-  });
+  const transport = await connect(proxy.kubeconfig);
   const churn = new Churn(c, resource, namespace);
-  const path = new RegExp(`/${resource.plural}(/|$)`);
+  const path = new RegExp(`/${resource.plural}(/|\\?|$)`);
   const m0 = await c.metrics();
   const lists = async () =>
     countRequests((await c.metrics()).since(m0), resource, { verb: "LIST", scope: "namespace" });
@@ -205,7 +201,8 @@ Deno.test("watch: a 429 storm (fault proxy) during the listing and the watch is 
   assert.equal(s.proxy.pendingFaults, 0);
   assert.equal(await s.lists(), listsAfterSync, "a 429 on a watch is no reason to relist");
   assert.equal(s.informer.stats?.relists, 0);
-  assert.ok(s.informer.stats!.errors >= 7, `errors: ${s.informer.stats!.errors}`);
+  // The client retries 429s of plain requests itself; those of watch requests reach the loop.
+  assert.ok(s.informer.stats!.errors >= 5, `errors: ${s.informer.stats!.errors}`);
 });
 
 Deno.test("watch: an idle, healthy informer makes no requests over a window", async () => {

@@ -4,11 +4,11 @@
 import assert from "node:assert/strict";
 import { Informers } from "../../src/cache/informer.ts";
 import { cluster } from "../support/cluster.ts";
-import { FetchTransport } from "../support/fetch_transport.ts";
 import { waitFor } from "../support/wait.ts";
 import {
   assertOrdered,
   Churn,
+  connect,
   logIfAsked,
   probeResource,
   Seen,
@@ -20,7 +20,7 @@ Deno.test("watch: survives an apiserver restart, nothing lost or reordered", asy
   const c = await cluster();
   const resource = await probeResource(c);
   const ns = await c.namespace("watch-restart");
-  const transport = new FetchTransport({ server: c.server, token: c.token, caPem: c.caPem });
+  const transport = await connect(c.kubeconfig);
   const informers = new Informers(transport, { backoff: { initialMs: 200, maxMs: 2000 } });
   try {
     const churn = new Churn(c, resource, ns);

@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import type { InformerEvent } from "../../src/cache/informer.ts";
+import { KubeClient } from "../../src/kube/client.ts";
 import type { KubeObject, Resource } from "../../src/kube/resource.ts";
 import { HarnessApiError, type RequestCounts, type TestCluster } from "./cluster.ts";
 import { waitFor } from "./wait.ts";
@@ -90,6 +91,14 @@ export async function probeResource(c: TestCluster): Promise<ProbeResource> {
         .catch(() => {});
     },
   };
+}
+
+/**
+ * The framework's own client for a kubeconfig (the cluster's, or the fault proxy's), with short
+ * retry delays so that tests recover from injected faults in seconds.
+ */
+export function connect(kubeconfig: string): Promise<KubeClient> {
+  return KubeClient.connect({ kubeconfig, backoff: { initialMs: 100, factor: 2, maxMs: 1000 } });
 }
 
 /**
