@@ -13,6 +13,7 @@ import { getLogger } from "@logtape/logtape";
 import { EXIT_FAILURE, EXIT_USAGE, printError, UsageError } from "./errors.ts";
 import { configureLogging, type LoggingOptions } from "./logging.ts";
 import type { OperatorOptions } from "./options.ts";
+import type { RbacOptions, RbacResource } from "./rbac.ts";
 
 const logger = getLogger(["kopf", "cli"]);
 
@@ -36,6 +37,11 @@ export interface ChildSpec {
    * happens when the launcher dies without forwarding a signal.
    */
   watchStdin?: boolean;
+  /**
+   * `"rbac"`: instead of running, print the RBAC manifests the registered handlers need
+   * (`kopf rbac`), with these options.
+   */
+  rbac?: RbacOptions;
 }
 
 /** How {@linkcode runOperator} gets the framework; replaceable for tests and embedding. */
@@ -46,6 +52,8 @@ export interface OperatorApi {
   countHandlers(): number;
   /** The API server the client will use for these options. */
   resolveServer(options: OperatorOptions): Promise<string>;
+  /** The resources the registered handlers serve, resolved by the cluster's discovery. */
+  rbacResources?(options: OperatorOptions): Promise<RbacResource[]>;
 }
 
 /** Extra knobs for {@linkcode runOperator}. */
@@ -81,6 +89,35 @@ async function defaultApi(): Promise<OperatorApi> {
     resolveServer: async (options) =>
       (await config.loadConfig({ kubeconfig: options.kubeconfig, context: options.context }))
         .server,
+    rbacResources: async (options) => {
+      const [{ KubeClient }, { Discovery }] = await Promise.all([
+        import("../kube/client.ts"),
+        import("../kube/discovery.ts"),
+      ]);
+      const client = await KubeClient.connect({
+        kubeconfig: options.kubeconfig,
+        context: options.context,
+      });
+      try {
+        const discovery = new Discovery(client);
+        const registry = kopf.defaultRegistry();
+        const out: RbacResource[] = [];
+        for (const selector of registry.selectors()) {
+          for (const resource of await discovery.resolve(selector)) {
+            out.push({
+              group: resource.group,
+              plural: resource.plural,
+              namespaced: resource.namespaced,
+              patch: registry.needsPatching(resource),
+              status: resource.subresources.includes("status"),
+            });
+          }
+        }
+        return out;
+      } finally {
+        client.close();
+      }
+    },
   };
 }
 
@@ -196,6 +233,14 @@ export async function runOperator(
       throw new UsageError(`no handlers were registered by ${what}`);
     }
     await verifyServer(api, spec);
+    if (spec.rbac) {
+      const { rbacManifests, toYamlStream } = await import("./rbac.ts");
+      if (!api.rbacResources) throw new Error("this framework cannot describe its resources");
+      const resources = await api.rbacResources(spec.operator);
+      const docs = rbacManifests(resources, { ...spec.rbac, namespaces: spec.operator.namespaces });
+      Deno.stdout.writeSync(new TextEncoder().encode(toYamlStream(docs)));
+      return 0;
+    }
     if (controller.signal.aborted) return 0;
     await api.run({ ...spec.operator, signal: controller.signal });
     return 0;

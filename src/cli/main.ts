@@ -1,5 +1,5 @@
 /**
- * The `kopf` command line: `kopf run`, `kopf bundle`, `kopf compile`. Parses the arguments with
+ * The `kopf` command line: `kopf run`, `kopf rbac`, `kopf bundle`, `kopf compile`. Parses the arguments with
  * commander, turns every bad input into one line on stderr and exit code 2, and returns the exit
  * code instead of exiting, so that it can be called from tests and other programs.
  *
@@ -27,6 +27,11 @@ interface RunFlags extends RawOperatorFlags {
   allowEnv?: string[];
   denoFlag?: string[];
   sandbox?: boolean;
+}
+
+interface RbacFlags {
+  name?: string;
+  serviceAccountNamespace?: string;
 }
 
 interface ArtifactFlags extends RawOperatorFlags {
@@ -148,6 +153,49 @@ function program(result: { code?: number }): Command {
         printCommand: logging.verbosity === "verbose" || logging.verbosity === "debug",
       });
     });
+
+  const rbac = root.command("rbac")
+    .summary("print the RBAC manifests the handlers need")
+    .description(
+      "Import the handler files (in the same sandbox as `kopf run`), resolve the resources they " +
+        "serve with the cluster's discovery, and print a ServiceAccount with the least Role or " +
+        "ClusterRole and binding they need: list/watch on served resources, patch where handlers " +
+        "keep state, events create/patch, CRDs list/watch, namespaces list/watch for patterns.",
+    )
+    .argument("[files...]", "handler files: local paths or https:// URLs")
+    .option(
+      "-m, --module <specifier>",
+      "import a module from the import map (or jsr:/npm:)",
+      collect,
+    )
+    .option("-n, --namespace <pattern>", "namespaces the operator will serve; repeatable", collect)
+    .option("-A, --all-namespaces", "the operator will serve all namespaces (the default)")
+    .option("--name <name>", "name of the ServiceAccount, roles and bindings", "kopf-operator")
+    .option("--service-account-namespace <ns>", "namespace of the ServiceAccount")
+    .option("--context <name>", "kubeconfig context for discovery")
+    .option("--kubeconfig <path>", "kubeconfig file(s) for discovery");
+  addLoggingOptions(rbac);
+  addGrantOptions(rbac);
+  rbac.addHelpText(
+    "after",
+    "\nExample:\n  kopf rbac handlers.ts -n default | kubectl apply -f -",
+  ).action(async (files: string[], flags: RunFlags & RbacFlags) => {
+    const { launch } = await import("./run.ts");
+    const operator = operatorOptionsOf({
+      namespace: flags.namespace,
+      allNamespaces: flags.allNamespaces,
+      context: flags.context,
+      kubeconfig: flags.kubeconfig,
+    });
+    result.code = await launch({
+      files,
+      modules: flags.module,
+      operator,
+      logging: loggingOptionsOf(flags),
+      denoFlags: grantFlags(flags),
+      rbac: { name: flags.name, serviceAccountNamespace: flags.serviceAccountNamespace },
+    });
+  });
 
   for (const verb of ["bundle", "compile"] as const) {
     const command = root.command(verb)

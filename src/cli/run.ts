@@ -11,6 +11,7 @@ import type { ChildSpec } from "./child.ts";
 import { UsageError } from "./errors.ts";
 import type { LoggingOptions } from "./logging.ts";
 import type { OperatorOptions } from "./options.ts";
+import type { RbacOptions } from "./rbac.ts";
 import {
   listenAddressOf,
   operatorPermissions,
@@ -34,6 +35,8 @@ export interface LaunchOptions {
   sandbox?: boolean;
   /** Print the child command before starting it. */
   printCommand?: boolean;
+  /** Print the RBAC manifests the handlers need instead of running (`kopf rbac`). */
+  rbac?: RbacOptions;
   /** For tests: the environment and the service-account directory. */
   env?: (name: string) => string | undefined;
   serviceAccountDir?: string;
@@ -163,6 +166,7 @@ export function planLaunch(options: LaunchOptions): LaunchPlan {
     expectedServer: target.server,
     watchStdin: true,
   };
+  if (options.rbac) spec.rbac = options.rbac;
   return { target, handlers, permissions, spec };
 }
 

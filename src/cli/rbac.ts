@@ -1,0 +1,162 @@
+/**
+ * `kopf rbac`: the least RBAC an operator needs, from what its handlers registered. The handler
+ * files are imported in the same sandbox as `kopf run`; their selectors are resolved with the
+ * cluster's discovery; the output is a ServiceAccount with a (Cluster)Role and binding.
+ *
+ * What is granted (Kopf's `deployment-rbac.yaml`, narrowed to what the handlers use):
+ * - every served resource: `list` and `watch`, plus `patch` (and `patch` on `/status` where the
+ *   resource has it) when any handler keeps state on the objects (changing handlers, daemons,
+ *   timers);
+ * - `events`: `create` and `patch` (events are aggregated) in the served namespaces;
+ * - `customresourcedefinitions`: `list` and `watch`, so that discovery follows CRD changes;
+ * - `namespaces`: `list` and `watch` when a namespace pattern is a glob or a negation.
+ *
+ * @module
+ */
+import { dump } from "js-yaml";
+
+/** A served resource as RBAC needs it. */
+export interface RbacResource {
+  /** API group (`""` for the core group). */
+  group: string;
+  /** Plural name. */
+  plural: string;
+  /** Namespaced or cluster-scoped. */
+  namespaced: boolean;
+  /** Whether the operator writes to the objects (progress, finalizers, results). */
+  patch: boolean;
+  /** Whether the resource has a `/status` subresource (written separately). */
+  status: boolean;
+}
+
+/** Names and scope of the manifests. */
+export interface RbacOptions {
+  /** Name of the ServiceAccount, roles and bindings (default `kopf-operator`). */
+  name?: string;
+  /** Namespace of the ServiceAccount (default: the first served namespace, else `default`). */
+  serviceAccountNamespace?: string;
+  /** Served namespace patterns (`-n`); none means cluster-wide. */
+  namespaces?: string[];
+}
+
+/** One RBAC policy rule. */
+export interface PolicyRule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+}
+
+// deno-lint-ignore no-explicit-any
+type Manifest = Record<string, any>;
+
+/** Whether a namespace pattern names exactly one namespace (no glob, no negation). */
+export function isPlainNamespace(pattern: string): boolean {
+  return /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(pattern);
+}
+
+function resourceRules(resources: RbacResource[]): PolicyRule[] {
+  const rules: PolicyRule[] = [];
+  const seen = new Set<string>();
+  for (const r of resources) {
+    const key = `${r.group}/${r.plural}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const verbs = r.patch ? ["list", "watch", "patch"] : ["list", "watch"];
+    rules.push({ apiGroups: [r.group], resources: [r.plural], verbs });
+    if (r.patch && r.status) {
+      rules.push({ apiGroups: [r.group], resources: [`${r.plural}/status`], verbs: ["patch"] });
+    }
+  }
+  return rules;
+}
+
+const EVENTS_RULE: PolicyRule = {
+  apiGroups: [""],
+  resources: ["events"],
+  verbs: ["create", "patch"],
+};
+const CRDS_RULE: PolicyRule = {
+  apiGroups: ["apiextensions.k8s.io"],
+  resources: ["customresourcedefinitions"],
+  verbs: ["list", "watch"],
+};
+const NAMESPACES_RULE: PolicyRule = {
+  apiGroups: [""],
+  resources: ["namespaces"],
+  verbs: ["list", "watch"],
+};
+
+/**
+ * The manifests: a ServiceAccount; for a cluster-wide operator (or namespace globs) one
+ * ClusterRole with everything and its binding; for named namespaces a Role and RoleBinding in
+ * each, plus a ClusterRole for what is cluster-scoped.
+ *
+ * @example
+ * ```ts
+ * import { rbacManifests } from "./rbac.ts";
+ * const docs = rbacManifests(
+ *   [{ group: "kopf.dev", plural: "kopfexamples", namespaced: true, patch: true, status: true }],
+ *   { namespaces: ["default"] },
+ * );
+ * // ServiceAccount, Role + RoleBinding in "default", ClusterRole + binding for CRDs
+ * ```
+ */
+export function rbacManifests(resources: RbacResource[], options: RbacOptions = {}): Manifest[] {
+  const name = options.name ?? "kopf-operator";
+  const patterns = options.namespaces ?? [];
+  const plain = patterns.length > 0 && patterns.every(isPlainNamespace);
+  const saNamespace = options.serviceAccountNamespace ?? (plain ? patterns[0] : "default");
+  const subject = { kind: "ServiceAccount", name, namespace: saNamespace };
+  const docs: Manifest[] = [
+    { apiVersion: "v1", kind: "ServiceAccount", metadata: { name, namespace: saNamespace } },
+  ];
+  const clusterRules: PolicyRule[] = [CRDS_RULE];
+  if (patterns.length > 0 && !plain) clusterRules.push(NAMESPACES_RULE);
+  const namespaced = resources.filter((r) => r.namespaced);
+  const clusterScoped = resources.filter((r) => !r.namespaced);
+  clusterRules.push(...resourceRules(clusterScoped));
+  if (!plain) {
+    // Cluster-wide, or namespaces that come and go by pattern: the grants cannot be per namespace.
+    clusterRules.push(...resourceRules(namespaced), EVENTS_RULE);
+  }
+  docs.push(
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRole",
+      metadata: { name },
+      rules: clusterRules,
+    },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRoleBinding",
+      metadata: { name },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name },
+      subjects: [subject],
+    },
+  );
+  if (plain) {
+    for (const namespace of patterns) {
+      docs.push(
+        {
+          apiVersion: "rbac.authorization.k8s.io/v1",
+          kind: "Role",
+          metadata: { name, namespace },
+          rules: [...resourceRules(namespaced), EVENTS_RULE],
+        },
+        {
+          apiVersion: "rbac.authorization.k8s.io/v1",
+          kind: "RoleBinding",
+          metadata: { name, namespace },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name },
+          subjects: [subject],
+        },
+      );
+    }
+  }
+  return docs;
+}
+
+/** The manifests as one YAML stream. */
+export function toYamlStream(docs: Manifest[]): string {
+  return docs.map((doc) => "---\n" + dump(doc, { lineWidth: -1, noRefs: true })).join("");
+}
