@@ -1,0 +1,137 @@
+/**
+ * Single-artifact operators against the local control plane: `kopf bundle` produces one file that
+ * runs with the printed `deno run` command and its scoped permissions; `kopf compile` produces an
+ * executable with the permissions baked in. `deno compile` needs Deno's `denort` runtime, which
+ * cannot be downloaded here: the compile test runs only where DENORT_BIN points at one.
+ */
+import assert from "node:assert/strict";
+import { cluster } from "../support/cluster.ts";
+import { OperatorProcess } from "../support/operator_process.ts";
+import { waitFor } from "../support/wait.ts";
+
+const ROOT = new URL("../..", import.meta.url).pathname;
+const CLI = `${ROOT}cli.ts`;
+const MOD = `${ROOT}mod.ts`;
+
+const hasRun = typeof ((await import("../../mod.ts")) as { run?: unknown }).run === "function";
+if (!hasRun) {
+  console.error("cli_artifact_test: mod.ts has no run() yet: the artifact tests are ignored");
+}
+const denort = Deno.env.get("DENORT_BIN");
+if (!denort) {
+  console.error(
+    "cli_artifact_test: SKIPPED `kopf compile`: DENORT_BIN is not set, and deno compile cannot " +
+      "download denort on this machine (no route to dl.deno.land; no registry ships it)",
+  );
+}
+
+const HANDLERS = `
+import * as kopf from ${JSON.stringify(MOD)};
+kopf.on.create("kopfexamples", async function create_fn({ name }) {
+  let other = "reached";
+  try {
+    await fetch("http://127.0.0.1:1/");
+  } catch (error) {
+    other = (error as Error).name;
+  }
+  return { built: true, name, other };
+});
+`;
+
+async function kopf(args: string[], env: Record<string, string>) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args],
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}
+
+async function exercise(command: string, args: string[], env: Record<string, string>, ns: string) {
+  const c = await cluster();
+  const op = OperatorProcess.start({ command, args: [...args, "-n", ns, "--standalone"], env });
+  try {
+    await c.api("POST", `/apis/kopf.dev/v1/namespaces/${ns}/kopfexamples`, {
+      apiVersion: "kopf.dev/v1",
+      kind: "KopfExample",
+      metadata: { name: "built" },
+      spec: {},
+    });
+    const result = await waitFor(
+      async () =>
+        (await c.api("GET", `/apis/kopf.dev/v1/namespaces/${ns}/kopfexamples/built`)).status
+          ?.create_fn,
+      { timeout: 60, message: "the handler's result" },
+    ).catch((e) => {
+      throw new Error(`${e.message}\n${op.output()}`);
+    });
+    assert.deepEqual(result, { built: true, name: "built", other: "NotCapable" });
+    assert.equal((await op.stop()).code, 0, op.output());
+  } finally {
+    await op.stop();
+  }
+}
+
+Deno.test({
+  name: "kopf bundle: one file that runs with the printed scoped `deno run` command",
+  ignore: !hasRun,
+  async fn() {
+    const c = await cluster();
+    await c.applyCrd(c.kopfExampleCrd);
+    const ns = await c.namespace("cli-bundle");
+    const dir = await Deno.makeTempDir({ prefix: "kopf-cli-bundle-" });
+    try {
+      await Deno.mkdir(`${dir}/src`);
+      await Deno.writeTextFile(`${dir}/src/handlers.ts`, HANDLERS);
+      const out = await kopf(
+        ["bundle", `${dir}/src/handlers.ts`, "-o", `${dir}/dist/operator.js`],
+        { KUBECONFIG: c.kubeconfig },
+      );
+      assert.equal(out.code, 0, out.stderr);
+      const printed = out.stdout.trim();
+      assert.match(printed, /^deno run --no-prompt --allow-net=127\.0\.0\.1:\d+ /);
+      assert.ok(printed.endsWith(`${dir}/dist/operator.js [-n NAMESPACE | -A]`), printed);
+      assert.doesNotMatch(
+        printed,
+        new RegExp(`--allow-read=[^ ]*${dir}/src`),
+        "handlers are inside",
+      );
+      // Run exactly the printed command (it has no quoted words).
+      const words = printed.replace(/ \[-n NAMESPACE \| -A\]$/, "").split(" ");
+      assert.equal(words[0], "deno");
+      await exercise(Deno.execPath(), words.slice(1), { KUBECONFIG: c.kubeconfig }, ns);
+    } finally {
+      await c.deleteNamespace(ns);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "kopf compile: an executable with the scoped permissions baked in (needs DENORT_BIN)",
+  ignore: !hasRun || !denort,
+  async fn() {
+    const c = await cluster();
+    await c.applyCrd(c.kopfExampleCrd);
+    const ns = await c.namespace("cli-compile");
+    const dir = await Deno.makeTempDir({ prefix: "kopf-cli-compile-" });
+    try {
+      await Deno.writeTextFile(`${dir}/handlers.ts`, HANDLERS);
+      const out = await kopf(
+        ["compile", `${dir}/handlers.ts`, "-o", `${dir}/my-operator`],
+        { KUBECONFIG: c.kubeconfig, DENORT_BIN: denort! },
+      );
+      assert.equal(out.code, 0, out.stderr);
+      await exercise(`${dir}/my-operator`, [], { KUBECONFIG: c.kubeconfig }, ns);
+    } finally {
+      await c.deleteNamespace(ns);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
