@@ -113,6 +113,44 @@ Deno.test({
   },
 });
 
+Deno.test("a bundle registers the same handler ids as kopf run (anonymous handlers too)", async () => {
+  // Handler ids key the state kept on objects: an operator must not lose it when it is bundled.
+  const c = await cluster();
+  const dir = await Deno.makeTempDir({ prefix: "kopf-cli-ids-" });
+  try {
+    await Deno.mkdir(`${dir}/src`);
+    await Deno.writeTextFile(
+      `${dir}/src/handlers.ts`,
+      `import * as kopf from ${JSON.stringify(MOD)};
+kopf.on.create("kopfexamples", async function create_fn() {});
+kopf.on.update("kopfexamples", async () => {});
+console.log("ids: " + kopf.defaultRegistry().handlers.map((h) => h.id).join(","));
+Deno.exit(0);
+`,
+    );
+    const env = { KUBECONFIG: c.kubeconfig };
+    const run = await kopf(["run", `${dir}/src/handlers.ts`, "-A"], env);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout.trim(), "ids: create_fn,lambda:handlers.ts:3");
+    const built = await kopf(["bundle", `${dir}/src/handlers.ts`, "-o", `${dir}/dist/op.js`], env);
+    assert.equal(built.code, 0, built.stderr);
+    const words = built.stdout.trim().replace(/ \[-n NAMESPACE \| -A\]$/, "").split(" ");
+    const bundled = await new Deno.Command(Deno.execPath(), {
+      args: [...words.slice(1), "-A"],
+      env,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(
+      new TextDecoder().decode(bundled.stdout).trim(),
+      run.stdout.trim(),
+      new TextDecoder().decode(bundled.stderr),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test({
   name: "kopf compile: an executable with the scoped permissions baked in (needs DENORT_BIN)",
   ignore: !hasRun || !denort,
