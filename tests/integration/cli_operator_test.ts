@@ -178,3 +178,86 @@ current-context: k
     }
   },
 });
+
+// In a pod, the service account is mounted at /var/run/secrets/kubernetes.io/serviceaccount. A
+// private mount namespace (unshare -m, as root) gives the operator such a directory without
+// touching the machine's own /run.
+const canUnshare = Deno.uid() === 0 &&
+  (await new Deno.Command("unshare", { args: ["-m", "true"], stderr: "null" }).output()
+    .then((o) => o.success, () => false));
+if (!canUnshare) {
+  console.error("cli_operator_test: SKIPPED in-cluster test: needs root and unshare -m");
+}
+
+Deno.test({
+  name: "in-cluster: the service-account directory and KUBERNETES_SERVICE_* are all it gets",
+  ignore: ignore || !canUnshare,
+  async fn() {
+    const c = await cluster();
+    await c.applyCrd(c.kopfExampleCrd);
+    const ns = await c.namespace("cli-incluster");
+    const dir = await Deno.makeTempDir({ prefix: "kopf-cli-incluster-" });
+    await Deno.writeTextFile(`${dir}/handlers.ts`, handlersSource(1, 1));
+    const sa = "/var/run/secrets/kubernetes.io/serviceaccount";
+    await Deno.writeTextFile(
+      `${dir}/pod.sh`,
+      `set -e
+mount -t tmpfs tmpfs /run
+mkdir -p ${sa}
+cp ${c.caFile} ${sa}/ca.crt
+printf %s ${c.token} > ${sa}/token
+printf %s ${ns} > ${sa}/namespace
+exec "$@"
+`,
+    );
+    const url = new URL(c.server);
+    const op = OperatorProcess.start({
+      command: "unshare",
+      args: [
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        `${dir}/pod.sh`,
+        Deno.execPath(),
+        "run",
+        "-A",
+        CLI,
+        "run",
+        `${dir}/handlers.ts`,
+        "-n",
+        ns,
+        "--standalone",
+        "-v",
+      ],
+      env: {
+        KUBECONFIG: "",
+        HOME: "/nonexistent",
+        KUBERNETES_SERVICE_HOST: url.hostname,
+        KUBERNETES_SERVICE_PORT: url.port,
+      },
+    });
+    try {
+      const launched = await op.waitForLog(/^kopf: .* run /, 30);
+      assert.ok(
+        launched.includes(` --allow-read=${sa},${dir} `) &&
+          launched.includes(
+            ` --allow-env=KUBERNETES_SERVICE_HOST,KUBERNETES_SERVICE_PORT,POD_ID --ignore-env `,
+          ) && launched.includes(` --allow-net=${url.host} `),
+        launched,
+      );
+      await createExample(c, ns, "in-pod");
+      await waitFor(() => statusOf(c, ns, "in-pod"), {
+        timeout: 60,
+        message: "the handler's result",
+      }).catch((e) => {
+        throw new Error(`${e.message}\n${op.output()}`);
+      });
+      assert.equal((await op.stop()).code, 0, op.output());
+    } finally {
+      await op.stop();
+      await c.deleteNamespace(ns);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
