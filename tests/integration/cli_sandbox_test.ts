@@ -75,6 +75,17 @@ Deno.exit(0);
       "env KUBECONFIG: ok: visible",
       "run: NotCapable",
     ]);
+    // --no-sandbox runs the handlers in the launcher's own process, with its (here: all)
+    // permissions: the same probes now succeed.
+    const open = await kopf(["run", `${dir}/handlers.ts`, "-A", "--no-sandbox"], {
+      KUBECONFIG: c.kubeconfig,
+      HOME: "/root",
+    });
+    assert.equal(open.code, 0, open.stderr);
+    const openLines = open.stdout.trim().split("\n");
+    assert.ok(openLines.includes("other host: ok: denied-server"), open.stdout);
+    assert.ok(openLines.includes("other file: ok: "), open.stdout);
+    assert.ok(openLines.includes("env HOME: ok: /root"), open.stdout);
   } finally {
     await denied.shutdown();
     await granted.shutdown();
