@@ -1,0 +1,32 @@
+# An operator image: Kopf for Deno and one handler file, started by `kopf run`, which runs the
+# operator in a child `deno run` that may only reach the API server and read the files it needs.
+#
+#   docker build -t my-operator --build-arg HANDLERS=examples/01-minimal/example.ts .
+#   deno run -A cli.ts rbac examples/01-minimal/example.ts -A | kubectl apply -f -
+#   # then a Deployment with `serviceAccountName: kopf-operator` and `image: my-operator`
+#
+# Handler files import the framework as "@kopf/kopf" (the package's own name in deno.json), so
+# the file works wherever it is copied under /app. An operator of several files: copy their
+# directory instead and name its main file in CMD.
+FROM denoland/deno:2.9.6
+
+WORKDIR /app
+COPY deno.json deno.lock mod.ts cli.ts ./
+COPY src/ ./src/
+ARG HANDLERS=examples/01-minimal/example.ts
+COPY ${HANDLERS} ./handlers/operator.ts
+
+# The image's non-root `deno` user owns DENO_DIR: cache the dependencies as that user, run as it.
+USER deno
+RUN deno cache --frozen cli.ts src/cli/child.ts handlers/operator.ts
+
+# The launcher reads the handler files and the service account (or a kubeconfig: add its path to
+# --allow-read and set KUBECONFIG) and starts the operator with `deno run` and scoped grants.
+# SIGTERM from Kubernetes is forwarded to the operator, which stops gracefully.
+ENTRYPOINT ["deno", "run", "--no-prompt", \
+  "--allow-read=/app,/var/run/secrets/kubernetes.io/serviceaccount", \
+  "--allow-env=KUBECONFIG,HOME,KUBERNETES_SERVICE_HOST,KUBERNETES_SERVICE_PORT,POD_ID,KOPF_LOG_FORMAT,KOPF_RUN_LIVENESS,KOPF_RUN_STANDALONE,KOPF_RUN_PRIORITY", \
+  "--ignore-env", \
+  "--allow-run=/bin/deno", \
+  "/app/cli.ts", "run"]
+CMD ["--all-namespaces", "--log-format=json", "/app/handlers/operator.ts"]
