@@ -49,6 +49,8 @@ export interface KopfRunnerOptions {
   command?: readonly string[];
   /** Also write the operator's output to this process's stderr as it comes (default `false`). */
   echo?: boolean;
+  /** Called with every output line as it comes (e.g. to show it with a prefix). */
+  onOutput?: (line: string, stream: "stdout" | "stderr") => void;
   /** Keep at most this many characters of output in memory (default 10,000,000). */
   maxOutputChars?: number;
 }
@@ -246,6 +248,7 @@ export class KopfRunner implements AsyncDisposable {
     this.#runOutput = trim(this.#runOutput + line + "\n");
     if (which === "stdout") this.#stdout = trim(this.#stdout + line + "\n");
     else this.#stderr = trim(this.#stderr + line + "\n");
+    this.#options.onOutput?.(line, which);
     this.#waiters = this.#waiters.filter((waiter) => {
       if (!waiter.pattern.test(line)) return true;
       waiter.resolve(line);

@@ -56,6 +56,18 @@ Deno.test("KopfRunner collects stdout and stderr and stops with SIGTERM (exit 0)
   assert.equal(await runner.stop(), 0, "stop() again returns the same code");
 });
 
+Deno.test("onOutput sees every line with its stream, in order", async () => {
+  const script = await standIn();
+  const seen: string[] = [];
+  const runner = new KopfRunner(["z"], {
+    command: command(script, "exit3"),
+    onOutput: (line, stream) => seen.push(`${stream}: ${line}`),
+  });
+  await runner.wait();
+  assert.deepEqual(seen.filter((l) => l.startsWith("stdout")), ["stdout: out: started z"]);
+  assert.deepEqual(seen.filter((l) => l.startsWith("stderr")), ["stderr: err: log line"]);
+});
+
 Deno.test("KopfRunner kills an operator that ignores SIGTERM after the timeout", async () => {
   const script = await standIn();
   const runner = new KopfRunner([], { command: command(script, "stubborn"), timeout: 1 });
