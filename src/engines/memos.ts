@@ -1,0 +1,48 @@
+/**
+ * Memos: the operator-wide memo (what activities get, or `memo` given to `kopf.run`) and how the
+ * per-object memos are made from it — a shallow copy per object, on first sight, as Kopf does,
+ * with Kopf's `copy.copy()` protocol as {@linkcode MEMO_COPY}. Every handler of one object
+ * (changing, event, index, daemon, timer) shares that object's memo.
+ *
+ * @module
+ */
+
+import type { Memo } from "../registry/context.ts";
+import type { KubeObject, Resource } from "../kube/resource.ts";
+import { resourceKey } from "../kube/resource.ts";
+
+/**
+ * A method a memo may define to decide how it is copied for each object (Kopf's `copy.copy()`
+ * protocol). Returning `this` makes the memo shared by all objects.
+ *
+ * @example
+ * ```ts
+ * import { copyMemo, MEMO_COPY } from "./memos.ts";
+ * class Shared {
+ *   connections = new Map<string, unknown>();
+ *   [MEMO_COPY](): Shared {
+ *     return this; // one memo for the operator and all objects
+ *   }
+ * }
+ * const memo = new Shared();
+ * copyMemo(memo) === memo; // true
+ * ```
+ */
+export const MEMO_COPY: unique symbol = Symbol.for("kopf.memo.copy");
+
+/**
+ * The per-object copy of a memo: the memo's own {@linkcode MEMO_COPY} method if it has one,
+ * else a shallow copy keeping its prototype (so class instances stay instances).
+ */
+export function copyMemo<M extends object = Memo>(memo: M): M {
+  const custom = (memo as { [MEMO_COPY]?: () => M })[MEMO_COPY];
+  if (typeof custom === "function") return custom.call(memo);
+  return Object.assign(Object.create(Object.getPrototypeOf(memo)), memo);
+}
+
+/** The key of an object in per-object memories: resource, namespace, name. */
+export function objectKey(resource: Resource, body: KubeObject): string {
+  const meta = body.metadata ?? {};
+  const name = meta.namespace ? `${meta.namespace}/${meta.name ?? ""}` : meta.name ?? "";
+  return `${resourceKey(resource)}\u0000${name}`;
+}

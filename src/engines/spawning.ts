@@ -1,0 +1,410 @@
+/**
+ * The spawning engine: keeps the daemons and timers of every object in step with the watch
+ * stream — spawned when an object is first seen matching (or when the operator starts), stopped
+ * when it is deleted, stops matching, or the operator exits.
+ *
+ * It listens to the shared informers directly (every event, not the coalesced queue), so the
+ * live body of daemons and the idle clock of timers follow every change.
+ *
+ * Its contract with the handling cycle, which owns the finalizer:
+ * - {@linkcode SpawningEngine.excluded} — the daemons/timers stopped for good for an object; pass
+ *   it to `Registry.requiresFinalizer(cause, excluded)`;
+ * - {@linkcode SpawningEngine.isRunning} — whether any daemon/timer of an object is still
+ *   running or stopping; the finalizer of an object being deleted must stay until it is false;
+ * - the `requeue` callback — called when that may have changed (a daemon exited or was
+ *   abandoned), so the cycle looks at the object again and can release the finalizer.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { InformerEvent, Subscription } from "../cache/informer.ts";
+import { Patch } from "../handling/patch.ts";
+import { type Clock, SYSTEM_CLOCK } from "../kube/rate_limit.ts";
+import type { KubeObject, Resource } from "../kube/resource.ts";
+import type { Logger, Memo, StopReason } from "../registry/context.ts";
+import type { Registry } from "../registry/registry.ts";
+import type { DaemonHandler, TimerHandler } from "../registry/registration.ts";
+import type { Settings } from "../settings.ts";
+import type { BodyEssence } from "../storage/diffbase.ts";
+import { deepEqual } from "../storage/fields.ts";
+import { isDeletionOngoing } from "../storage/finalizers.ts";
+import { objectLogger, resourceContext } from "./_context.ts";
+import { runDaemon, type Spawned, type SpawnEnv, stopSpawned } from "./daemons.ts";
+import { objectKey } from "./memos.ts";
+import { DaemonStopper } from "./stopper.ts";
+import { runTimer } from "./timers.ts";
+import { type PatchingClient, PatchWriter } from "./writing.ts";
+
+const logger = getLogger(["kopf", "spawning"]);
+
+const NEVER: AbortSignal = new AbortController().signal;
+const NONE: ReadonlySet<string> = new Set();
+
+/** Something that delivers informer events (an `Informer`). */
+export interface EventSource {
+  /** Subscribe a listener. */
+  subscribe(listener: (event: InformerEvent) => void): Subscription;
+}
+
+/** Options of {@linkcode SpawningEngine}. */
+export interface SpawningEngineOptions {
+  /** Where the daemons and timers are registered. */
+  registry: Registry;
+  /** The operator settings. */
+  settings: Settings;
+  /** Writes results and patches. */
+  client: PatchingClient;
+  /** The object's memo (shared with its other handlers). */
+  memo: (resource: Resource, body: KubeObject) => Memo;
+  /** The object's logger (default: category `kopf.objects` with the object reference). */
+  logger?: (resource: Resource, body: KubeObject) => Logger;
+  /** The operator's indexes by id. */
+  indices?: Readonly<Record<string, unknown>>;
+  /**
+   * Called when the daemons of an object changed in a way that matters to its finalizer (one
+   * exited for good, or all of a deleted object's have stopped).
+   */
+  requeue?: (resource: Resource, body: KubeObject) => void;
+  /** Aborts every daemon's signal at once (the operator's hard stop). */
+  signal?: AbortSignal;
+  /** The time source (tests). */
+  clock?: Clock;
+}
+
+interface Task extends Spawned {
+  exited: boolean;
+  stopping?: Promise<unknown>;
+}
+
+interface ObjectState {
+  readonly resource: Resource;
+  readonly key: string;
+  readonly uid: string | undefined;
+  body: KubeObject;
+  essence: BodyEssence | undefined;
+  idleResetAt: number;
+  readonly logger: Logger;
+  readonly writer: PatchWriter;
+  readonly foreverStopped: Set<string>;
+  readonly running: Map<string, Task>;
+  deleting: boolean;
+  gone: boolean;
+}
+
+/** Counters of the spawning engine. */
+export interface SpawningStats {
+  /** Objects with daemons or timers known. */
+  objects: number;
+  /** Daemons and timers running (or stopping). */
+  running: number;
+  /** Requests sent by daemons' and timers' writes. */
+  writes: number;
+  /** Writes not sent because they would change nothing. */
+  skippedWrites: number;
+}
+
+/**
+ * Runs the daemons and timers of all objects of the resources it is attached to.
+ *
+ * @example
+ * ```ts ignore
+ * const spawning = new SpawningEngine({ registry, settings, client, memo, requeue });
+ * spawning.attach(resource, informers.get(resource));
+ * // …
+ * await spawning.stopAll({ graceTimeout: 5 }); // at operator exit
+ * ```
+ */
+export class SpawningEngine {
+  readonly #registry: Registry;
+  readonly #settings: Settings;
+  readonly #client: PatchingClient;
+  readonly #memo: (resource: Resource, body: KubeObject) => Memo;
+  readonly #logger: (resource: Resource, body: KubeObject) => Logger;
+  readonly #indices: Readonly<Record<string, unknown>>;
+  readonly #requeue: (resource: Resource, body: KubeObject) => void;
+  readonly #signal: AbortSignal | undefined;
+  readonly #clock: Clock;
+  readonly #objects = new Map<string, ObjectState>();
+  #exiting = false;
+  #graceTimeout: number | undefined;
+  #retiredWrites = 0;
+  #retiredSkips = 0;
+
+  /** An engine with nothing attached yet. */
+  constructor(options: SpawningEngineOptions) {
+    this.#registry = options.registry;
+    this.#settings = options.settings;
+    this.#client = options.client;
+    this.#memo = options.memo;
+    this.#logger = options.logger ?? objectLogger;
+    this.#indices = options.indices ?? {};
+    this.#requeue = options.requeue ?? (() => {});
+    this.#signal = options.signal;
+    this.#clock = options.clock ?? SYSTEM_CLOCK;
+  }
+
+  /** Whether the registry has daemons or timers for the resource. */
+  serves(resource: Resource): boolean {
+    return this.#registry.hasHandlers(resource, "daemon") ||
+      this.#registry.hasHandlers(resource, "timer");
+  }
+
+  /**
+   * Follow an informer of a resource (if the resource has daemons or timers): returns the
+   * subscription, or `null` if there is nothing to run for it.
+   */
+  attach(resource: Resource, source: EventSource): Subscription | null {
+    if (!this.serves(resource)) return null;
+    return source.subscribe((event) => this.observe(resource, event));
+  }
+
+  /** Handle one informer event (what {@linkcode attach} subscribes). */
+  observe(resource: Resource, event: InformerEvent): void {
+    if (event.type === "SYNCED") return;
+    const body = event.object;
+    const key = objectKey(resource, body);
+    let state = this.#objects.get(key);
+    if (event.type === "DELETED") {
+      if (state && sameObject(state, body)) {
+        state.body = body;
+        state.gone = true;
+        this.#stopObject(state, "resource-deleted");
+        this.#forgetIfIdle(state);
+      }
+      return;
+    }
+    if (state && !sameObject(state, body)) {
+      // Deleted and re-created under the same name while we were not looking.
+      state.gone = true;
+      this.#stopObject(state, "resource-deleted");
+      this.#objects.delete(key);
+      state = undefined;
+    }
+    if (!state) {
+      if (this.#exiting) return;
+      state = this.#create(resource, key, body);
+    }
+    state.body = body;
+    state.writer.observe(body);
+    const essence = this.#settings.persistence.diffbaseStorage.build(
+      body,
+      this.#registry.extraFields(resource),
+    );
+    if (state.essence !== undefined && !deepEqual(state.essence, essence)) {
+      state.idleResetAt = this.#clock.now();
+    }
+    state.essence = essence;
+    if (isDeletionOngoing(body)) {
+      state.deleting = true;
+      this.#stopObject(state, "resource-deleted");
+      return;
+    }
+    this.#reconcile(state);
+  }
+
+  /** Whether any daemon or timer of the object is running or still stopping. */
+  isRunning(resource: Resource, body: KubeObject): boolean {
+    const state = this.#objects.get(objectKey(resource, body));
+    return state !== undefined && sameObject(state, body) && state.running.size > 0;
+  }
+
+  /** The ids of the object's daemons and timers that exited for good (not to be respawned). */
+  excluded(resource: Resource, body: KubeObject): ReadonlySet<string> {
+    const state = this.#objects.get(objectKey(resource, body));
+    return state && sameObject(state, body) ? state.foreverStopped : NONE;
+  }
+
+  /** Counters (for the health endpoint and benchmarks). */
+  get stats(): SpawningStats {
+    let running = 0;
+    let writes = this.#retiredWrites;
+    let skippedWrites = this.#retiredSkips;
+    for (const state of this.#objects.values()) {
+      running += state.running.size;
+      writes += state.writer.writes;
+      skippedWrites += state.writer.skipped;
+    }
+    return { objects: this.#objects.size, running, writes, skippedWrites };
+  }
+
+  /**
+   * Stop every daemon and timer (the operator exits): no new ones are spawned, all are stopped
+   * in parallel through their cancellation stages; those without `cancellationTimeout` get
+   * `graceTimeout` seconds (default 5, as Kopf gives hung tasks) before they are abandoned.
+   */
+  async stopAll(
+    options: { reason?: StopReason; graceTimeout?: number } = {},
+  ): Promise<void> {
+    this.#exiting = true;
+    this.#graceTimeout = options.graceTimeout ?? 5;
+    const reason = options.reason ?? "operator-exiting";
+    const stops = [...this.#objects.values()].map((state) => this.#stopObject(state, reason));
+    await Promise.all(stops);
+  }
+
+  #create(resource: Resource, key: string, body: KubeObject): ObjectState {
+    const state: ObjectState = {
+      resource,
+      key,
+      uid: body.metadata?.uid,
+      body,
+      essence: undefined,
+      idleResetAt: this.#clock.now(),
+      logger: this.#logger(resource, body),
+      writer: new PatchWriter(this.#client, resource, {
+        consistencyTimeout: this.#settings.persistence.consistencyTimeout,
+      }),
+      foreverStopped: new Set(),
+      running: new Map(),
+      deleting: false,
+      gone: false,
+    };
+    this.#objects.set(key, state);
+    return state;
+  }
+
+  #contextInput(state: ObjectState, param: unknown, signal: AbortSignal, patch: Patch) {
+    return {
+      resource: state.resource,
+      body: () => state.body,
+      logger: state.logger,
+      memo: this.#memo(state.resource, state.body),
+      param,
+      signal,
+      indices: this.#indices,
+      patch,
+    };
+  }
+
+  #reconcile(state: ObjectState): void {
+    if (this.#exiting || state.deleting || state.gone) return;
+    let filterContext: unknown;
+    const matching = this.#registry.selectSpawning({
+      resource: state.resource,
+      body: state.body,
+      context: () =>
+        filterContext ??= resourceContext(
+          this.#contextInput(state, undefined, NEVER, new Patch()),
+          {},
+        ),
+    }, state.foreverStopped);
+    const ids = new Set(matching.map((h) => h.id));
+    for (const task of state.running.values()) {
+      if (!ids.has(task.handler.id) && !task.stopping) {
+        task.stopping = this.#stopTask(state, task, "filters-mismatch");
+      }
+    }
+    for (const handler of matching) {
+      if (!state.running.has(handler.id)) this.#spawn(state, handler);
+    }
+  }
+
+  #spawn(state: ObjectState, handler: DaemonHandler | TimerHandler): void {
+    const stopper = new DaemonStopper({ clock: this.#clock, parent: this.#signal });
+    const env: SpawnEnv = {
+      settings: this.#settings,
+      logger: state.logger,
+      clock: this.#clock,
+      stopper,
+      context: (extra) => {
+        const input = this.#contextInput(state, handler.param, extra.signal, extra.patch);
+        return resourceContext(input, {
+          retry: extra.retry,
+          started: extra.started,
+          runtime: extra.runtime,
+          stopped: extra.stopped,
+        });
+      },
+      write: (patch) => state.writer.write(state.body, patch, state.logger),
+      idleResetAt: () => state.idleResetAt,
+      body: () => state.body,
+    };
+    const task: Task = {
+      handler,
+      stopper,
+      logger: state.logger,
+      exited: false,
+      done: Promise.resolve(),
+    };
+    const run = handler.kind === "daemon" ? runDaemon(handler, env) : runTimer(handler, env);
+    (task as { done: Promise<void> }).done = run
+      .catch((error) => {
+        state.logger.error("{title} crashed: {error}", { title: handler.title, error });
+      })
+      .finally(() => {
+        task.exited = true;
+        this.#exited(state, task);
+      });
+    state.running.set(handler.id, task);
+  }
+
+  #stopTask(state: ObjectState, task: Task, reason: StopReason): Promise<unknown> {
+    const graceTimeout = this.#exiting ? this.#graceTimeout : undefined;
+    return stopSpawned(task, reason, {
+      settings: this.#settings,
+      clock: this.#clock,
+      graceTimeout,
+    }).then((result) => {
+      if (result === "abandoned" && state.running.get(task.handler.id) === task) {
+        state.running.delete(task.handler.id);
+        this.#settled(state);
+      }
+    }, (error) => {
+      logger.error("Stopping {title} failed: {error}", { title: task.handler.title, error });
+    });
+  }
+
+  #stopObject(state: ObjectState, reason: StopReason): Promise<unknown> {
+    const stops: Promise<unknown>[] = [];
+    for (const task of state.running.values()) {
+      task.stopping ??= this.#stopTask(state, task, reason);
+      stops.push(task.stopping);
+    }
+    return Promise.all(stops);
+  }
+
+  #exited(state: ObjectState, task: Task): void {
+    const ownExit = task.stopper.reason === null;
+    task.stopper.set("done");
+    if (state.running.get(task.handler.id) === task) state.running.delete(task.handler.id);
+    if (ownExit) {
+      // It returned or failed for good: never respawned for this object in this process.
+      state.foreverStopped.add(task.handler.id);
+    }
+    if (state.deleting || state.gone || ownExit) {
+      this.#settled(state);
+    } else if (!this.#exiting) {
+      // Stopped because the filters stopped matching: they may match again by now.
+      this.#reconcile(state);
+    }
+  }
+
+  #settled(state: ObjectState): void {
+    if (state.gone) {
+      this.#forgetIfIdle(state);
+      return;
+    }
+    if (!state.deleting || state.running.size === 0) {
+      try {
+        this.#requeue(state.resource, state.body);
+      } catch (error) {
+        logger.error("Requeueing after daemons stopped failed: {error}", { error });
+      }
+    }
+  }
+
+  #forgetIfIdle(state: ObjectState): void {
+    if (state.running.size > 0) return;
+    if (this.#objects.get(state.key) === state) {
+      this.#objects.delete(state.key);
+      this.#retiredWrites += state.writer.writes;
+      this.#retiredSkips += state.writer.skipped;
+    }
+  }
+}
+
+function sameObject(state: ObjectState, body: KubeObject): boolean {
+  const uid = body.metadata?.uid;
+  return state.uid === undefined || uid === undefined || state.uid === uid;
+}

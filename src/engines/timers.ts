@@ -1,0 +1,85 @@
+/**
+ * Timers: periodic calls per matching object (Kopf's `@kopf.timer`), with Kopf's schedule:
+ *
+ * - `interval`: sleep that long from the end of one call to the start of the next;
+ * - `interval` + `sharp`: align calls to a grid of `interval` from the first call, however long
+ *   each call takes;
+ * - `idle`: call only when the object's essence has not changed for that long (a change
+ *   postpones the call; with an interval too, the interval is counted after the idle wait);
+ * - `idle` alone: once per quiet period — the next call waits for a change and a new quiet
+ *   period;
+ * - neither: a single call.
+ *
+ * A failed call is retried per its error (delay, backoff) instead of the schedule; retry
+ * counters start over after every success, as in Kopf.
+ *
+ * @module
+ */
+
+import type { TimerHandler } from "../registry/registration.ts";
+import { freshProgress } from "./_invoke.ts";
+import { callOnce, initialDelayOf, type SpawnEnv } from "./daemons.ts";
+import { sleepUnless } from "./stopper.ts";
+
+/**
+ * The seconds to sleep after a successful call for a sharp timer: what remains to the next
+ * multiple of `interval` counted from the call's start.
+ *
+ * @example
+ * ```ts
+ * import { sharpDelay } from "./timers.ts";
+ * sharpDelay(5, 1.5); // 3.5
+ * sharpDelay(5, 7); // 3 (a slow call skips a slot)
+ * ```
+ */
+export function sharpDelay(interval: number, elapsed: number): number {
+  return interval - (Math.max(0, elapsed) % interval);
+}
+
+/** Run a timer until it is stopped (or, without `interval` and `idle`, after one call). */
+export async function runTimer(handler: TimerHandler, env: SpawnEnv): Promise<void> {
+  const { stopper, clock } = env;
+  const delay = initialDelayOf(handler, env);
+  if (delay > 0) await sleepUnless(clock, delay, stopper.requested);
+  let progress = freshProgress();
+  let done = false;
+  while (!stopper.isSet) {
+    if (done) {
+      progress = freshProgress();
+      done = false;
+    }
+
+    if (handler.idle !== undefined) {
+      // The last change is a moving target: each change extends the wait; it is never shortened.
+      while (!stopper.isSet && clock.now() - env.idleResetAt() < handler.idle * 1000) {
+        const left = (env.idleResetAt() + handler.idle * 1000 - clock.now()) / 1000;
+        await sleepUnless(clock, left, stopper.requested);
+      }
+      if (stopper.isSet) break;
+    }
+
+    const started = clock.now();
+    const result = await callOnce(handler, env, progress);
+    if (result.cancelled) break;
+
+    if (!result.final) {
+      progress = { retries: progress.retries + 1, started: progress.started };
+      await sleepUnless(clock, result.delay ?? 0, stopper.requested);
+      continue;
+    }
+    done = true;
+    if (handler.interval !== undefined && handler.sharp) {
+      const elapsed = (clock.now() - started) / 1000;
+      await sleepUnless(clock, sharpDelay(handler.interval, elapsed), stopper.requested);
+    } else if (handler.interval !== undefined) {
+      await sleepUnless(clock, handler.interval, stopper.requested);
+    } else if (handler.idle !== undefined) {
+      // Idle-only: wait for a change after this call's start, then for a new quiet period.
+      while (!stopper.isSet && env.idleResetAt() <= started) {
+        await sleepUnless(clock, handler.idle, stopper.requested);
+      }
+    } else {
+      break;
+    }
+  }
+}
