@@ -163,6 +163,13 @@ export type { FieldPath, FieldSpec, JsonObject, JsonValue, RawBody } from "./src
 export { KeyFormer, type KeyFormingOptions } from "./src/storage/conventions.ts";
 export type { Reason } from "./src/handling/causes.ts";
 
+// Running an operator.
+export { countHandlers, run, type RunOptions } from "./src/operator.ts";
+
+// Kubernetes Events about objects.
+export { event, type EventPostOptions, exception, info, warn } from "./src/handling/posting.ts";
+export type { EventSubject, EventSubjects } from "./src/kube/events.ts";
+
 // Settings, lifecycles, storages.
 export {
   AdmissionSettings,

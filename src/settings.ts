@@ -15,6 +15,11 @@ import { allAtOnce, type Lifecycle } from "./handling/lifecycles.ts";
 export class ProcessSettings {
   /** Seconds after which a hung graceful exit is forced (`null`: never). */
   ultimateExitingTimeout: number | null = 600;
+  /**
+   * Seconds that running handlers may take to finish when the operator stops; then their
+   * signals are aborted and the operator stops waiting for them.
+   */
+  drainTimeout = 30;
 }
 
 /** Kubernetes Events posted about objects. */
@@ -163,6 +168,13 @@ export class PersistenceSettings {
    * state-dependent handlers on a possibly stale object (0: do not wait).
    */
   consistencyTimeout = 5;
+  /**
+   * Add the finalizer in a write of its own before any handler runs (Kopf's order), instead of
+   * in the same write as the handlers' first outcome. Costs one more write per object; closes
+   * the window in which an object deleted while its very first handlers run is released without
+   * its deletion handlers (docs/engine.md).
+   */
+  finalizerFirst = false;
 }
 
 /**

@@ -1,0 +1,629 @@
+/**
+ * The handling cycle of one object (docs/engine.md): read-your-writes, cause detection on the
+ * essence against the stored diff-base, the handlers due for the cause (all at once by
+ * default), their progress, results and the diff-base — and one write of it all (plus one to
+ * `/status`). Also the `on.event` handlers, which see every raw event outside the cycle.
+ *
+ * The cycle keeps Kopf's order and log lines (Kopf's `process_resource_causes` and
+ * `process_changing_cause`), with three differences that save writes: the finalizer is added in
+ * the same write as the first outcome (unless `persistence.finalizerFirst`), delayed handlers
+ * are woken up by the queue's timer rather than by a "touch" patch, and superseded causes purge
+ * only the handlers that are not part of the new cause (Kopf purges all and loses their delays).
+ *
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import type { EventPoster } from "../kube/events.ts";
+import type { KubeClient } from "../kube/client.ts";
+import type { Resource } from "../kube/resource.ts";
+import type { EventType } from "../registry/context.ts";
+import type { ChangingMatchCause, Registry } from "../registry/registry.ts";
+import { selectChangingHandlers } from "../registry/registry.ts";
+import type { ChangingHandler, WatchingHandler } from "../registry/registration.ts";
+import { Subhandlers, withSubhandlers } from "../registry/subhandlers.ts";
+import type { Settings } from "../settings.ts";
+import { deepCopy, deepEqual, type RawBody, resolveField } from "../storage/fields.ts";
+import { isDeletionBlocked, isDeletionOngoing } from "../storage/finalizers.ts";
+import {
+  capitalizedTitle,
+  computeEssences,
+  detectReason,
+  type Essences,
+  HANDLER_REASONS,
+  type Reason,
+  TITLES,
+} from "./causes.ts";
+import { reduceDiff } from "./diff.ts";
+import { HandlerChildrenRetry, type Outcome } from "./errors.ts";
+import { executeOnce, invoke } from "./invoke.ts";
+import {
+  changingCauseContext,
+  changingContext,
+  eventContext,
+  type LogPoster,
+  objectLogger,
+} from "./kwargs.ts";
+import type { Memories, ObjectMemory } from "./memories.ts";
+import { applyMergePatch, Patch, type PatchFn } from "./patch.ts";
+import { deliverResults, State } from "./progression.ts";
+import { writeOutcome } from "./outcome.ts";
+
+/** What a background engine (daemons, timers) tells the cycle about one object. */
+export interface EngineVerdict {
+  /**
+   * Seconds until the object needs another cycle for this engine (e.g. daemons still stopping
+   * while the object is being deleted). While any delay is pending for an object being deleted,
+   * our finalizer stays on it.
+   */
+  readonly delays?: readonly number[];
+  /** Daemon/timer ids that stopped for good for this object: they need no finalizer any more. */
+  readonly excluded?: ReadonlySet<string>;
+}
+
+/** What an engine sees of an object in a cycle. */
+export interface EngineCycleInput {
+  /** The operator's key of the object. */
+  readonly key: string;
+  /** The resource. */
+  readonly resource: Resource;
+  /** The latest body (the cache's copy: do not modify it). */
+  readonly body: RawBody;
+  /** The essence changed since last handled (resets timers' idle time). */
+  readonly changed: boolean;
+  /** The object's memory (its memo is shared with its handlers). */
+  readonly memory: ObjectMemory;
+  /** The object's logger. */
+  readonly logger: Logger;
+}
+
+/**
+ * A background engine's part in each object's cycle (daemons and timers plug in here): called
+ * before the changing handlers of every cycle of an object that exists, as Kopf spawns daemons
+ * before and stops them after the changing handlers.
+ */
+export interface ObjectEngine {
+  /** Take part in one cycle of one object. */
+  cycle(input: EngineCycleInput): EngineVerdict | Promise<EngineVerdict>;
+}
+
+/** What the cycle works with (one per operator). */
+export interface CycleEnvironment {
+  /** The API client (only patch and get are used). */
+  readonly client: Pick<KubeClient, "patch" | "get">;
+  /** The handlers. */
+  readonly registry: Registry;
+  /** The settings. */
+  readonly settings: Settings;
+  /** Per-object memories. */
+  readonly memories: Memories;
+  /** Where object loggers post Events when `settings.posting.loggers` is on. */
+  readonly poster?: Pick<EventPoster, "event">;
+  /** The operator's indexes, by id. */
+  readonly indices?: () => Readonly<Record<string, unknown>>;
+  /** Background engines taking part in every cycle. */
+  readonly engines?: readonly ObjectEngine[];
+}
+
+/** One cycle's input. */
+export interface CycleInput {
+  /** The operator's key of the object (resource + namespace + name). */
+  readonly key: string;
+  /** The resource. */
+  readonly resource: Resource;
+  /** The latest body from the cache (`undefined`: gone). */
+  readonly body: RawBody | undefined;
+  /** Aborted when the operator stops waiting for this cycle. */
+  readonly signal: AbortSignal;
+}
+
+/** What the queue should do next with the object. */
+export interface CycleResult {
+  /** Run the object again after so many seconds (delayed handlers, consistency wait). */
+  readonly requeueAfter?: number;
+  /** Requests that changed the object in this cycle. */
+  readonly writes?: number;
+}
+
+/** The logger of an object, posting to Events if the settings say so. */
+export function loggerFor(env: CycleEnvironment, body: RawBody): Logger {
+  const posting = env.settings.posting;
+  const poster = env.poster;
+  const post: LogPoster | undefined = posting.loggers && posting.enabled && poster
+    ? (level, message) =>
+      poster.event(body, {
+        type: level === "error" ? "Error" : level === "warning" ? "Warning" : "Normal",
+        reason: "Logging",
+        message,
+      })
+    : undefined;
+  return objectLogger(body, { post, level: posting.level });
+}
+
+function addFinalizer(finalizer: string, onRefused: () => void): PatchFn {
+  return (body) => {
+    if (isDeletionBlocked(body, finalizer)) return;
+    if (isDeletionOngoing(body)) {
+      // The API server refuses new finalizers on objects being deleted.
+      onRefused();
+      return;
+    }
+    const metadata = body.metadata ??= {};
+    metadata.finalizers = [...(metadata.finalizers ?? []), finalizer];
+  };
+}
+
+function removeFinalizer(finalizer: string): PatchFn {
+  return (body) => {
+    const finalizers = body.metadata?.finalizers;
+    if (Array.isArray(finalizers)) {
+      body.metadata!.finalizers = finalizers.filter((f) => f !== finalizer);
+    }
+  };
+}
+
+/** Everything one run of the changing handlers shares. */
+interface ChangingRun {
+  readonly env: CycleEnvironment;
+  readonly resource: Resource;
+  readonly body: RawBody;
+  readonly view: RawBody;
+  readonly patch: Patch;
+  readonly logger: Logger;
+  readonly memory: ObjectMemory;
+  readonly signal: AbortSignal;
+  readonly reason: Reason;
+  readonly initial: boolean;
+  readonly essences: Essences;
+}
+
+function handlerReason(reason: Reason): "create" | "update" | "delete" | "resume" {
+  return (HANDLER_REASONS.includes(reason) ? reason : "update") as
+    | "create"
+    | "update"
+    | "delete"
+    | "resume";
+}
+
+function matchCause(run: Omit<ChangingRun, "patch" | "signal">, patch: Patch): ChangingMatchCause {
+  return {
+    resource: run.resource,
+    body: run.body,
+    reason: run.reason,
+    initial: run.initial,
+    essences: { old: run.essences.old, new: run.essences.new },
+    context: () =>
+      changingCauseContext({
+        resource: run.resource,
+        body: run.view,
+        patch,
+        logger: run.logger,
+        memo: run.memory.memo,
+        signal: new AbortController().signal,
+        indices: run.env.indices?.(),
+        reason: handlerReason(run.reason),
+        diff: run.essences.diff,
+        old: run.essences.old ?? undefined,
+        new: run.essences.new,
+      }),
+  };
+}
+
+/**
+ * Run the planned handlers of a cause once each (Kopf's `execute_handlers_once`): the awakened
+ * ones, as many and in the order the lifecycle picks. When the operator stops, the handlers not
+ * started yet are skipped and the outcomes so far are returned.
+ */
+async function executeHandlers(
+  run: ChangingRun,
+  handlers: readonly ChangingHandler[],
+  state: State,
+  containers: readonly Set<string>[],
+): Promise<Map<string, Outcome>> {
+  const now = new Date();
+  const todo = handlers.filter((h) => state.get(h.id)?.isAwakened(now));
+  const plan = run.env.settings.execution.lifecycle(todo, {
+    retries: (id) => state.get(id)?.retries ?? 0,
+  });
+  const outcomes = new Map<string, Outcome>();
+  for (const handler of plan) {
+    if (run.signal.aborted) break;
+    try {
+      outcomes.set(handler.id, await executeChanging(run, handler, state, containers));
+    } catch (error) {
+      if (run.signal.aborted) break;
+      throw error;
+    }
+  }
+  return outcomes;
+}
+
+async function executeChanging(
+  run: ChangingRun,
+  handler: ChangingHandler,
+  state: State,
+  containers: readonly Set<string>[],
+): Promise<Outcome> {
+  const handlerState = state.get(handler.id)!;
+  const subrefs = new Set<string>();
+  const { essences } = run;
+  const scoped = handler.field !== null;
+  const call = async (remaining: number | undefined): Promise<unknown> => {
+    const collector = new Subhandlers(handler);
+    const controller = new AbortController();
+    const now = new Date();
+    const context = changingContext({
+      resource: run.resource,
+      body: run.view,
+      patch: run.patch,
+      logger: run.logger,
+      memo: run.memory.memo,
+      signal: AbortSignal.any([run.signal, controller.signal]),
+      indices: run.env.indices?.(),
+      param: handler.param,
+      reason: handlerReason(run.reason),
+      diff: scoped ? reduceDiff(essences.diff, handler.field!) : essences.diff,
+      old: scoped ? resolveField(essences.old, handler.field!) : essences.old ?? undefined,
+      new: scoped ? resolveField(essences.new, handler.field!) : essences.new,
+      retry: handlerState.retries,
+      started: handlerState.started,
+      runtime: handlerState.runtime(now),
+      subhandlers: collector.api(),
+    });
+    const result = await invoke(handler.fn, context as never, {
+      title: handler.title,
+      body: run.view,
+      timeout: remaining,
+      signal: run.signal,
+      controller,
+      around: (fn) => withSubhandlers(collector, fn),
+    });
+    // Sub-handlers run after their parent returns, as if at its end (Kopf's implicit execute).
+    await executeSubhandlers(run, collector.handlers, [...containers, subrefs]);
+    return result;
+  };
+  return await executeOnce(call, {
+    handler,
+    state: handlerState,
+    defaultErrors: "temporary",
+    defaultBackoff: run.env.settings.execution.defaultBackoff,
+    logger: run.logger,
+    signal: run.signal,
+    subrefs,
+  });
+}
+
+/**
+ * Run the sub-handlers registered by one invocation of a parent; their progress goes to the
+ * same patch. Unfinished ones make the parent retry (after their earliest delay).
+ */
+async function executeSubhandlers(
+  run: ChangingRun,
+  handlers: readonly ChangingHandler[],
+  containers: readonly Set<string>[],
+): Promise<void> {
+  if (!handlers.length) return;
+  const storage = run.env.settings.persistence.progressStorage;
+  const now = new Date();
+  const selected = selectChangingHandlers(handlers, matchCause(run, run.patch));
+  let state = State.fromStorage(run.body, storage, handlers.map((h) => h.id), now)
+    .withPurpose(run.reason)
+    .withHandlers(selected.map((h) => h.id), now);
+  const outcomes = await executeHandlers(run, selected, state, containers);
+  state = state.withOutcomes(outcomes, new Date());
+  state.store(run.body, run.patch.raw, storage);
+  deliverResults(outcomes, run.patch.raw);
+  for (const id of state.states.keys()) {
+    for (const container of containers) container.add(id);
+  }
+  if (!state.done) {
+    throw new HandlerChildrenRetry("Sub-handlers are not finished.", {
+      delay: state.delay(new Date()),
+    });
+  }
+}
+
+/** Kopf's `process_changing_cause`: returns the delays of unfinished handlers. */
+async function processChanging(run: ChangingRun): Promise<number[]> {
+  const { env, body, patch, logger, reason, essences } = run;
+  const { registry, settings } = env;
+  if (reason === "free") {
+    logger.debug("Deletion, but we are done with it, and we do not care.");
+    return [];
+  }
+  if (reason === "noop") {
+    logger.debug("Something has changed, but we are not interested (the essence is the same).");
+    return [];
+  }
+  if (!HANDLER_REASONS.includes(reason)) return [];
+
+  const storage = settings.persistence.progressStorage;
+  const title = TITLES[reason];
+  const Title = capitalizedTitle(reason);
+  const now = new Date();
+  const owned = registry.changingHandlers(run.resource);
+  const ownedIds = owned.map((h) => h.id);
+  const selected = registry.selectChanging(matchCause(run, patch));
+  const selectedIds = selected.map((h) => h.id);
+  let state = State.fromStorage(body, storage, ownedIds, now)
+    .withPurpose(reason)
+    .withHandlers(selectedIds, now);
+
+  const extras = state.extras;
+  for (const [extra, counters] of extras) {
+    logger.info(
+      `${capitalizedTitle(extra)} is superseded by ${title}: ${counters.success} succeeded; ` +
+        `${counters.failure} failed; ${counters.running} left to the moment.`,
+    );
+    state = state.withPurpose(reason, selectedIds);
+  }
+  if (extras.size) {
+    // Only what the new cause does not continue: its own handlers keep their progress.
+    const stale = new Map([...state.states].filter(([, s]) => !s.active));
+    new State(stale, reason).purge(body, patch.raw, storage, []);
+  }
+
+  logger.debug(`${Title} is in progress: {body}`, { body });
+  if (essences.diff.length && essences.old !== null) {
+    logger.debug(`${Title} diff: {diff}`, { diff: essences.diff });
+  }
+
+  let finished = true;
+  let delays: number[] = [];
+  if (selected.length) {
+    const outcomes = await executeHandlers(run, selected, state, []);
+    state = state.withOutcomes(outcomes, new Date());
+    state.store(body, patch.raw, storage);
+    deliverResults(outcomes, patch.raw);
+    if (state.done) {
+      const counts = state.counts;
+      logger.info(
+        `${Title} is processed: ${counts.success} succeeded; ${counts.failure} failed.`,
+      );
+      state.purge(body, patch.raw, storage, ownedIds);
+    }
+    finished = state.done;
+    delays = state.delays(new Date());
+  }
+  if (finished) {
+    if (!deepEqual(essences.old, essences.new)) {
+      settings.persistence.diffbaseStorage.store(body, patch.raw, essences.new);
+    }
+    run.memory.fullyHandledOnce = true;
+  }
+  return delays;
+}
+
+/**
+ * One handling cycle of one object. Returns when to run it again (delayed handlers, or the
+ * remaining wait for our own write to come back through the watch).
+ */
+export async function processObject(
+  env: CycleEnvironment,
+  input: CycleInput,
+): Promise<CycleResult> {
+  const { key, resource, body, signal } = input;
+  if (!body) return {};
+  const { registry, settings } = env;
+  const persistence = settings.persistence;
+  const finalizer = persistence.finalizer;
+  const memory = env.memories.recall(key, body.metadata?.uid);
+
+  // Read-your-writes: never act on a state older than our own last write.
+  const wait = memory.consistencyWait(Date.now());
+  if (wait > 0) return { requeueAfter: wait / 1000 };
+
+  const logger = loggerFor(env, body);
+  const patch = new Patch();
+  const fns: PatchFn[] = [];
+  const view = deepCopy(body);
+
+  let essences: Essences | null = null;
+  let reason: Reason | null = null;
+  let initial = false;
+  if (registry.hasHandlers(resource, "changing")) {
+    essences = computeEssences({
+      body,
+      diffbaseStorage: persistence.diffbaseStorage,
+      progressStorage: persistence.progressStorage,
+      extraFields: registry.extraFields(resource),
+    });
+    const detected = detectReason({
+      eventType: null,
+      body,
+      finalizer,
+      old: essences.old,
+      diff: essences.diff,
+      initial: memory.noticedByListing && !memory.fullyHandledOnce,
+    });
+    reason = detected.reason;
+    initial = detected.initial;
+  }
+
+  const verdicts: EngineVerdict[] = [];
+  for (const engine of env.engines ?? []) {
+    verdicts.push(
+      await engine.cycle({
+        key,
+        resource,
+        body,
+        changed: (essences?.diff.length ?? 0) > 0,
+        memory,
+        logger,
+      }),
+    );
+  }
+  const excluded = new Set(verdicts.flatMap((v) => [...(v.excluded ?? [])]));
+  const delays = verdicts.flatMap((v) => [...(v.delays ?? [])]);
+
+  const base = { env, resource, body, view, logger, memory, reason: reason ?? "noop", initial };
+  const cause = matchCause({ ...base, essences: essences ?? emptyEssences() }, patch);
+  // Objects that match no changing handler are handled in stealth: no state, no logs.
+  let changing = reason !== null && registry.prematchesChanging(cause);
+
+  const ongoing = isDeletionOngoing(body);
+  const blocked = isDeletionBlocked(body, finalizer);
+  const mustBlock = registry.requiresFinalizer(cause, excluded);
+  let finalizerRemoved = false;
+  let finalizerAdded = false;
+  let finalizerRefused = false;
+  if (mustBlock && !blocked && !ongoing) {
+    logger.debug("Adding the finalizer, thus preventing the actual deletion.");
+    fns.push(addFinalizer(finalizer, () => finalizerRefused = true));
+    finalizerAdded = true;
+    if (persistence.finalizerFirst) changing = false;
+  }
+  if (!mustBlock && blocked) {
+    logger.debug("Removing the finalizer, as there are no handlers requiring it.");
+    fns.push(removeFinalizer(finalizer));
+    finalizerRemoved = true;
+    changing = false;
+  }
+
+  if (changing && essences) {
+    const run: ChangingRun = { ...base, essences, patch, signal };
+    delays.push(...await processChanging(run));
+  }
+
+  if (ongoing && blocked && !finalizerRemoved && !delays.length) {
+    logger.debug("Removing the finalizer, thus allowing the actual deletion.");
+    fns.push(removeFinalizer(finalizer));
+  }
+
+  let writes = 0;
+  fns.push(...patch.fns);
+  const merge = patch.toMergePatch();
+  if (Object.keys(merge).length || fns.length) {
+    // Kopf's touch-dummy is never written here; one left by Kopf goes with the next real write.
+    persistence.progressStorage.touch(body, merge, null);
+    const written = await writeOutcome({
+      client: env.client,
+      resource,
+      body,
+      patch: merge,
+      fns,
+      logger,
+      // Outcomes of handlers that did run are written even when the operator is stopping.
+      signal: signal.aborted ? AbortSignal.timeout(10_000) : undefined,
+    });
+    writes = written.writes;
+    const requiresDeletion = registry.changingHandlers(resource).some((h) => h.requiresFinalizer);
+    if ((written.gone || finalizerRefused) && finalizerAdded && requiresDeletion) {
+      logger.warn(
+        "The object was deleted while its first handlers ran, before the finalizer was added: " +
+          "its deletion handlers will not run (persistence.finalizerFirst avoids this).",
+      );
+    }
+    if (written.gone) return { writes };
+    memory.await(
+      written.object?.metadata?.resourceVersion,
+      persistence.consistencyTimeout * 1000,
+      Date.now(),
+    );
+  }
+
+  if (delays.length) {
+    const delay = Math.min(...delays);
+    if (!writes && delay > 0) {
+      logger.debug(`Sleeping for ${delay} seconds for the delayed handlers.`);
+    }
+    return { requeueAfter: delay, writes };
+  }
+  if (changing) logger.debug("Handling cycle is finished, waiting for new changes.");
+  return { writes };
+}
+
+function emptyEssences(): Essences {
+  return { old: null, new: {}, diff: [], degraded: false };
+}
+
+/** One raw watch event for the `on.event` handlers. */
+export interface EventInput {
+  /** The operator's key of the object. */
+  readonly key: string;
+  /** The resource. */
+  readonly resource: Resource;
+  /** The event type (`null` for the initial listing). */
+  readonly type: EventType;
+  /** The object as the event brought it. */
+  readonly object: RawBody;
+  /** The latest cached state (results are compared with it), if the object still exists. */
+  readonly latest?: RawBody;
+  /** Aborted when the operator stops. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * Run the `on.event` handlers for one raw event (Kopf's `process_watching_cause`): no retries,
+ * errors logged and ignored; their results (and `patch`) are written only if they change the
+ * object.
+ */
+export async function processEvent(env: CycleEnvironment, input: EventInput): Promise<number> {
+  const { registry } = env;
+  const { resource, object, signal } = input;
+  if (!registry.hasHandlers(resource, "watching")) return 0;
+  const memory = env.memories.get(input.key) ??
+    env.memories.recall(input.key, object.metadata?.uid);
+  const logger = loggerFor(env, object);
+  const patch = new Patch();
+  const view = deepCopy(object);
+  const build = (handler?: WatchingHandler, handlerSignal?: AbortSignal) =>
+    eventContext({
+      resource,
+      body: view,
+      patch,
+      logger,
+      memo: memory.memo,
+      signal: handlerSignal ?? signal,
+      indices: env.indices?.(),
+      param: handler?.param,
+      type: input.type,
+      object: view,
+    });
+  const handlers = registry.selectWatching({ resource, body: object, context: () => build() });
+  const outcomes = new Map<string, Outcome>();
+  const started = new Date();
+  for (const handler of handlers) {
+    if (signal.aborted) break;
+    try {
+      const outcome = await executeOnce(async () => {
+        const controller = new AbortController();
+        const context = build(handler, AbortSignal.any([signal, controller.signal]));
+        return await invoke(handler.fn, context as never, {
+          title: handler.title,
+          body: view,
+          signal,
+          controller,
+        });
+      }, {
+        handler,
+        state: { retries: 0, started },
+        defaultErrors: "ignored",
+        defaultBackoff: env.settings.execution.defaultBackoff,
+        logger,
+        signal,
+      });
+      outcomes.set(handler.id, outcome);
+    } catch (error) {
+      if (signal.aborted) break;
+      throw error;
+    }
+  }
+  if (input.type === "DELETED" || !input.latest) return 0;
+  deliverResults(outcomes, patch.raw);
+  const merge = patch.toMergePatch();
+  if (!Object.keys(merge).length && !patch.fns.length) return 0;
+  const latest = input.latest;
+  const target = applyMergePatch(deepCopy(latest), merge);
+  for (const fn of patch.fns) fn(target);
+  if (deepEqual(target, latest)) return 0;
+  const written = await writeOutcome({
+    client: env.client,
+    resource,
+    body: latest,
+    patch: merge,
+    fns: patch.fns,
+    logger,
+  });
+  return written.writes;
+}

@@ -1,0 +1,714 @@
+/**
+ * The operator loop, `kopf.run()`: resolves the registered selectors through discovery, watches
+ * every served resource through shared informers (one per resource × namespace × server-side
+ * label selector), puts object keys on one coalescing queue, runs a handling cycle per key, and
+ * stops gracefully.
+ *
+ * Custom resources that appear later are picked up: CRDs are watched only when some selector is
+ * unresolved or non-specific (EVERYTHING, categories, predicates). Namespace globs are resolved
+ * by watching namespaces; plain names are watched directly.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import {
+  type Informer,
+  type InformerEvent,
+  Informers,
+  type Subscription,
+} from "./cache/informer.ts";
+import { KubeClient } from "./kube/client.ts";
+import { Discovery, ResolveError } from "./kube/discovery.ts";
+import { ApiError } from "./kube/errors.ts";
+import { EventPoster } from "./kube/events.ts";
+import { matchNamespaces, specificNamespaces } from "./kube/namespaces.ts";
+import { type KubeObject, type Resource, resourceKey } from "./kube/resource.ts";
+import type { Memo } from "./registry/context.ts";
+import { defaultRegistry, type Registry } from "./registry/registry.ts";
+import { Settings } from "./settings.ts";
+import type { RawBody } from "./storage/fields.ts";
+import { isDeletionBlocked } from "./storage/finalizers.ts";
+import { ObjectQueue, sequenceBackoff } from "./queue/object_queue.ts";
+import {
+  type CycleEnvironment,
+  loggerFor,
+  type ObjectEngine,
+  processEvent,
+  processObject,
+} from "./handling/cycle.ts";
+import { Memories } from "./handling/memories.ts";
+import { writeOutcome } from "./handling/outcome.ts";
+import { registerPostingTarget, withPostingTarget } from "./handling/posting.ts";
+
+const logger = getLogger(["kopf", "operator"]);
+
+/** One object event of a served resource, as background engines see it. */
+export interface ObjectEventInfo {
+  /** The operator's key of the object (resource + namespace + name). */
+  readonly key: string;
+  /** The resource. */
+  readonly resource: Resource;
+  /** The event. */
+  readonly type: "ADDED" | "MODIFIED" | "DELETED";
+  /** The object (for DELETED, its last state). */
+  readonly object: RawBody;
+  /** From the first listing of its watch. */
+  readonly initial: boolean;
+}
+
+/** What background engines can use of a running operator. */
+export interface OperatorHandle {
+  /** The API client. */
+  readonly client: KubeClient;
+  /** The settings. */
+  readonly settings: Settings;
+  /** The handlers. */
+  readonly registry: Registry;
+  /** Per-object memories (memos). */
+  readonly memories: Memories;
+  /** The shared informers. */
+  readonly informers: Informers;
+  /** Aborted when the operator starts stopping. */
+  readonly signal: AbortSignal;
+  /** Run an object's handling cycle again (e.g. when its daemons have stopped). */
+  requeue(key: string, delaySeconds?: number): void;
+}
+
+/**
+ * A background engine (daemons, timers, indexes, health) plugged into the operator: it starts
+ * with the operator, sees every object event, takes part in every object's cycle (see
+ * {@linkcode ObjectEngine}), and is stopped before the operator stops.
+ */
+export interface BackgroundEngine extends Partial<ObjectEngine> {
+  /** Called once the client exists, before resources are watched. */
+  start?(operator: OperatorHandle): void | Promise<void>;
+  /** Every object event of every served resource, in order per object. Must not throw. */
+  onEvent?(event: ObjectEventInfo): void;
+  /** This engine's indexes by id (merged into every handler's `indices`). */
+  indices?(): Readonly<Record<string, unknown>>;
+  /** Called when the operator stops, before the client is closed. */
+  stop?(): void | Promise<void>;
+}
+
+/** Options of {@linkcode run}. */
+export interface RunOptions {
+  /**
+   * Namespace patterns to serve (Kopf's globs with `!` negation, or RegExps). Neither this nor
+   * `clusterwide`: the whole cluster, with a warning (as Kopf).
+   */
+  namespaces?: readonly (string | RegExp)[];
+  /** Serve all namespaces. */
+  clusterwide?: boolean;
+  /** The handlers (default: the global registry of `kopf.on.*`). */
+  registry?: Registry;
+  /** The settings (default: `new Settings()`). */
+  settings?: Settings;
+  /** Stops the operator when aborted. */
+  signal?: AbortSignal;
+  /** Stop on SIGINT/SIGTERM (default false: embedding applications handle their signals). */
+  handleSignals?: boolean;
+  /** Kubeconfig file(s). */
+  kubeconfig?: string;
+  /** Kubeconfig context. */
+  context?: string;
+  /** The operator-wide memo; every object's `memo` starts as a shallow copy of it. */
+  memo?: Memo;
+  /** Called once every served resource is listed and watched. */
+  ready?: () => void | Promise<void>;
+  /** Accepted for the CLI; served by the health engine. */
+  liveness?: string;
+  /** Accepted for the CLI (peering is not implemented: every operator is standalone). */
+  standalone?: boolean;
+  /** Accepted for the CLI (peering priority). */
+  priority?: number;
+}
+
+/**
+ * What the framework itself (and its tests) may pass besides {@linkcode RunOptions}: not part of
+ * the public API.
+ */
+export interface OperatorInternals {
+  /** A client to use instead of connecting (it is not closed on stop). */
+  client?: KubeClient;
+  /** Background engines (daemons, timers, indexes, health) besides the built-in ones. */
+  engines?: readonly BackgroundEngine[];
+}
+
+/** How many handlers are registered in the global registry (for the CLI). */
+export function countHandlers(registry: Registry = defaultRegistry()): number {
+  return registry.handlers.length;
+}
+
+interface Scope {
+  readonly informer: Informer<KubeObject>;
+  readonly subscription: Subscription;
+}
+
+interface Served {
+  readonly resource: Resource;
+  readonly labelSelector: string | undefined;
+  readonly scopes: Map<string, Scope>;
+}
+
+interface Location {
+  readonly resource: Resource;
+  readonly informer: Informer<KubeObject>;
+  readonly storeKey: string;
+}
+
+const CRDS: Resource = {
+  group: "apiextensions.k8s.io",
+  version: "v1",
+  plural: "customresourcedefinitions",
+  kind: "CustomResourceDefinition",
+  singular: "customresourcedefinition",
+  shortcuts: ["crd", "crds"],
+  categories: [],
+  namespaced: false,
+  preferred: true,
+  verbs: ["list", "watch", "get"],
+  subresources: ["status"],
+};
+
+const NAMESPACES: Resource = {
+  group: "",
+  version: "v1",
+  plural: "namespaces",
+  kind: "Namespace",
+  singular: "namespace",
+  shortcuts: ["ns"],
+  categories: [],
+  namespaced: false,
+  preferred: true,
+  verbs: ["list", "watch", "get"],
+  subresources: ["status"],
+};
+
+function objectKeyOf(resource: Resource, storeKey: string): string {
+  return `${resourceKey(resource)}/${storeKey}`;
+}
+
+function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** One running operator. */
+class Operator {
+  readonly #options: RunOptions & OperatorInternals;
+  readonly #settings: Settings;
+  readonly #registry: Registry;
+  readonly #stop = new AbortController();
+  readonly #memories: Memories;
+  readonly #served = new Map<string, Served>();
+  readonly #locations = new Map<string, Location>();
+  readonly #pending = new Set<Promise<unknown>>();
+  readonly #warned = new Set<string>();
+  readonly #handlersStop = new AbortController();
+  #client!: KubeClient;
+  #ownClient = false;
+  #poster!: EventPoster;
+  #informers!: Informers;
+  #queue!: ObjectQueue;
+  #discovery!: Discovery;
+  #env!: CycleEnvironment;
+  #namespaces: Set<string> | null = null;
+  #observers: Subscription[] = [];
+  #rescanTimer: ReturnType<typeof setTimeout> | undefined;
+  #rescanning: Promise<void> = Promise.resolve();
+
+  constructor(options: RunOptions & OperatorInternals) {
+    this.#options = options;
+    this.#settings = options.settings ?? new Settings();
+    this.#registry = options.registry ?? defaultRegistry();
+    this.#memories = new Memories(options.memo ?? {});
+  }
+
+  async run(): Promise<void> {
+    const removeSignals = this.#listenForStop();
+    let unregister = () => {};
+    try {
+      if (this.#stop.signal.aborted) return;
+      await this.#connect();
+      unregister = registerPostingTarget({
+        poster: this.#poster,
+        settings: this.#settings.posting,
+      });
+      for (const engine of this.#engines) await engine.start?.(this.#handle());
+      await this.#serve();
+      if (!this.#stop.signal.aborted) await this.#waitForSync();
+      if (!this.#stop.signal.aborted) await this.#options.ready?.();
+      await new Promise<void>((resolve) => {
+        if (this.#stop.signal.aborted) return resolve();
+        this.#stop.signal.addEventListener("abort", () => resolve(), { once: true });
+      });
+    } finally {
+      removeSignals();
+      await this.#shutdown();
+      unregister();
+    }
+  }
+
+  get #engines(): readonly BackgroundEngine[] {
+    return this.#options.engines ?? [];
+  }
+
+  #listenForStop(): () => void {
+    const external = this.#options.signal;
+    const onAbort = () => {
+      if (this.#stop.signal.aborted) return;
+      logger.info("Stop-flag is raised. Operator is stopping.");
+      this.#stop.abort();
+    };
+    if (external?.aborted) this.#stop.abort();
+    else external?.addEventListener("abort", onAbort, { once: true });
+    const listeners: [Deno.Signal, () => void][] = [];
+    if (this.#options.handleSignals) {
+      for (const name of ["SIGINT", "SIGTERM"] as const) {
+        const listener = () => {
+          if (this.#stop.signal.aborted) return;
+          logger.info("Signal {signal} is received. Operator is stopping.", { signal: name });
+          this.#stop.abort();
+        };
+        Deno.addSignalListener(name, listener);
+        listeners.push([name, listener]);
+      }
+    }
+    return () => {
+      external?.removeEventListener("abort", onAbort);
+      for (const [name, listener] of listeners) Deno.removeSignalListener(name, listener);
+    };
+  }
+
+  async #connect(): Promise<void> {
+    const { networking, watching, posting, queueing } = this.#settings;
+    if (this.#options.client) {
+      this.#client = this.#options.client;
+    } else {
+      this.#client = await KubeClient.connect({
+        kubeconfig: this.#options.kubeconfig,
+        context: this.#options.context,
+        qps: networking.qps,
+        burst: networking.burst,
+        maxInFlight: networking.maxInFlight,
+        timeoutMs: networking.requestTimeout === null
+          ? undefined
+          : networking.requestTimeout * 1000,
+        retries: networking.errorBackoffs.length,
+      });
+      this.#ownClient = true;
+    }
+    this.#poster = new EventPoster(this.#client, {
+      reportingComponent: posting.reportingComponent,
+      reportingInstance: posting.reportingInstance,
+      eventNamePrefix: posting.eventNamePrefix,
+    });
+    const serverTimeout = watching.serverTimeout;
+    this.#informers = new Informers(this.#client, {
+      pageSize: watching.chunkSize ?? undefined,
+      idleTimeoutMs: watching.idleTimeout * 1000,
+      serverTimeoutSeconds: serverTimeout === null
+        ? undefined
+        : typeof serverTimeout === "number"
+        ? [serverTimeout, serverTimeout]
+        : serverTimeout,
+    });
+    this.#discovery = new Discovery(this.#client);
+    this.#env = {
+      client: this.#client,
+      registry: this.#registry,
+      settings: this.#settings,
+      memories: this.#memories,
+      poster: this.#poster,
+      indices: () => Object.assign({}, ...this.#engines.map((e) => e.indices?.() ?? {})),
+      engines: this.#engines.filter((e): e is BackgroundEngine & ObjectEngine =>
+        typeof e.cycle === "function"
+      ),
+    };
+    const target = { poster: this.#poster, settings: posting };
+    this.#queue = new ObjectQueue({
+      name: "objects",
+      concurrency: queueing.workerLimit ?? 1_000_000,
+      backoff: sequenceBackoff(queueing.errorDelays),
+      process: (key, signal) => withPostingTarget(target, () => this.#process(key, signal)),
+    });
+  }
+
+  #handle(): OperatorHandle {
+    return {
+      client: this.#client,
+      settings: this.#settings,
+      registry: this.#registry,
+      memories: this.#memories,
+      informers: this.#informers,
+      signal: this.#stop.signal,
+      requeue: (key, delaySeconds) =>
+        delaySeconds ? this.#queue.addAfter(key, delaySeconds) : this.#queue.add(key),
+    };
+  }
+
+  async #process(key: string, signal: AbortSignal): Promise<{ requeueAfter?: number } | void> {
+    const location = this.#locations.get(key);
+    if (!location) return;
+    const body = location.informer.store.get(location.storeKey);
+    const result = await processObject(this.#env, {
+      key,
+      resource: location.resource,
+      body,
+      signal,
+    });
+    return result.requeueAfter === undefined ? undefined : { requeueAfter: result.requeueAfter };
+  }
+
+  // --- What to serve -----------------------------------------------------------------------
+
+  async #serve(): Promise<void> {
+    const { namespaces, clusterwide } = this.#options;
+    if (namespaces?.length && clusterwide) {
+      throw new TypeError("kopf.run(): give either namespaces or clusterwide, not both");
+    }
+    if (!namespaces?.length) {
+      if (!clusterwide) {
+        logger.warn(
+          "No namespaces or clusterwide mode are given: serving the whole cluster. " +
+            "Use namespaces: [...] or clusterwide: true to make it explicit.",
+        );
+      }
+      this.#namespaces = null;
+    } else {
+      await this.#resolveNamespaces(namespaces);
+    }
+    const { resources, observe } = await this.#resolve();
+    for (const resource of resources) this.#serveResource(resource);
+    if (observe && !this.#settings.scanning.disabled) this.#observeCrds();
+  }
+
+  async #resolveNamespaces(patterns: readonly (string | RegExp)[]): Promise<void> {
+    const names = specificNamespaces(patterns);
+    if (names || this.#settings.scanning.disabled) {
+      this.#namespaces = new Set(names ?? specificNamespaces(literalPatterns(patterns)) ?? []);
+      return;
+    }
+    try {
+      await this.#client.list(NAMESPACES, { limit: 1, signal: this.#stop.signal });
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.status !== 403) throw error;
+      const literals = specificNamespaces(literalPatterns(patterns)) ?? [];
+      logger.warn(
+        "Namespaces cannot be listed (403): serving only the namespaces named literally " +
+          "({names}); the globs are ignored.",
+        { names: literals.join(", ") || "none" },
+      );
+      this.#namespaces = new Set(literals);
+      return;
+    }
+    this.#namespaces = new Set();
+    const informer = this.#informers.get(NAMESPACES);
+    this.#observers.push(informer.subscribe((event) => this.#onNamespace(event, patterns)));
+    await informer.waitForSync(this.#stop.signal).catch(() => {});
+  }
+
+  #onNamespace(event: InformerEvent, patterns: readonly (string | RegExp)[]): void {
+    if (event.type === "SYNCED" || !this.#namespaces) return;
+    const name = event.object.metadata?.name;
+    if (!name || !matchNamespaces(name, patterns)) return;
+    if (event.type === "DELETED") {
+      if (!this.#namespaces.delete(name)) return;
+      logger.debug("Namespace {namespace} is gone: not served any more.", { namespace: name });
+      for (const served of this.#served.values()) this.#unserveScope(served, name);
+    } else if (!this.#namespaces.has(name)) {
+      this.#namespaces.add(name);
+      logger.debug("Namespace {namespace} is served.", { namespace: name });
+      for (const served of this.#served.values()) {
+        if (served.resource.namespaced) this.#serveScope(served, name);
+      }
+    }
+  }
+
+  /** Resolve every selector; unresolved and non-specific ones ask for CRD observation. */
+  async #resolve(): Promise<{ resources: Resource[]; observe: boolean }> {
+    const found = new Map<string, Resource>();
+    let observe = false;
+    for (const selector of this.#registry.selectors()) {
+      if (!selector.isSpecific) observe = true;
+      try {
+        for (
+          const resource of await this.#discovery.resolve(selector, { signal: this.#stop.signal })
+        ) {
+          found.set(resourceKey(resource), resource);
+        }
+      } catch (error) {
+        if (!(error instanceof ResolveError)) throw error;
+        observe = true;
+        const text = error.kind === "unknown"
+          ? `Unresolved resources cannot be served (try creating their CRDs): ${selector}`
+          : `Ambiguous resources will not be served (try specifying API groups): ${error.message}`;
+        if (!this.#warned.has(text)) {
+          this.#warned.add(text);
+          logger.warn(text.replaceAll("{", "{{").replaceAll("}", "}}"));
+        }
+      }
+    }
+    return { resources: [...found.values()], observe };
+  }
+
+  #observeCrds(): void {
+    const informer = this.#informers.get(CRDS);
+    this.#observers.push(informer.subscribe((event) => {
+      if (event.type === "SYNCED" || event.initial) return;
+      clearTimeout(this.#rescanTimer);
+      // A new CRD is served only once established: wait for the burst of its events to settle.
+      this.#rescanTimer = setTimeout(() => {
+        this.#rescanning = this.#rescanning.then(() => this.#rescan()).catch((error) =>
+          logger.error("Re-scanning the resources failed: {error}", { error })
+        );
+      }, 500);
+    }));
+  }
+
+  async #rescan(): Promise<void> {
+    if (this.#stop.signal.aborted) return;
+    this.#discovery.invalidate();
+    const { resources } = await this.#resolve();
+    const wanted = new Map(resources.map((r) => [resourceKey(r), r]));
+    for (const [key, served] of this.#served) {
+      if (wanted.has(key)) continue;
+      logger.info("Resource {resource} is not served any more.", { resource: key });
+      for (const scope of [...served.scopes.keys()]) this.#unserveScope(served, scope);
+      this.#served.delete(key);
+    }
+    for (const [key, resource] of wanted) {
+      if (this.#served.has(key)) continue;
+      logger.info("Resource {resource} is served.", { resource: key });
+      this.#serveResource(resource);
+    }
+  }
+
+  #serveResource(resource: Resource): void {
+    const key = resourceKey(resource);
+    if (this.#served.has(key) || this.#stop.signal.aborted) return;
+    const served: Served = {
+      resource,
+      labelSelector: this.#registry.labelSelector(resource) ?? undefined,
+      scopes: new Map(),
+    };
+    this.#served.set(key, served);
+    if (!resource.namespaced || this.#namespaces === null) {
+      this.#serveScope(served, undefined);
+    } else {
+      for (const namespace of this.#namespaces) this.#serveScope(served, namespace);
+    }
+  }
+
+  #serveScope(served: Served, namespace: string | undefined): void {
+    const scopeKey = namespace ?? "";
+    if (served.scopes.has(scopeKey)) return;
+    const informer = this.#informers.get(served.resource, {
+      namespace,
+      labelSelector: served.labelSelector,
+    });
+    const subscription = informer.subscribe((event) => this.#onEvent(served, informer, event));
+    served.scopes.set(scopeKey, { informer, subscription });
+  }
+
+  #unserveScope(served: Served, namespace: string): void {
+    const scope = served.scopes.get(namespace);
+    if (!scope) return;
+    scope.subscription.unsubscribe();
+    served.scopes.delete(namespace);
+    for (const [key, location] of this.#locations) {
+      if (location.informer !== scope.informer) continue;
+      this.#locations.delete(key);
+      this.#memories.forget(key);
+      this.#queue.forget(key);
+    }
+  }
+
+  async #waitForSync(): Promise<void> {
+    const informers = [...this.#served.values()].flatMap((s) =>
+      [...s.scopes.values()].map((scope) => scope.informer)
+    );
+    await Promise.all(informers.map((i) => i.waitForSync(this.#stop.signal).catch(() => {})));
+  }
+
+  // --- Events --------------------------------------------------------------------------------
+
+  #onEvent(served: Served, informer: Informer<KubeObject>, event: InformerEvent): void {
+    if (event.type === "SYNCED" || this.#stop.signal.aborted) return;
+    const { resource } = served;
+    const key = objectKeyOf(resource, event.key);
+    const object = event.object as RawBody;
+    const rv = object.metadata?.resourceVersion;
+    const memory = event.type === "DELETED"
+      ? this.#memories.get(key)
+      : this.#memories.recall(key, object.metadata?.uid);
+    memory?.see(rv);
+    if (memory && event.initial) memory.noticedByListing = true;
+    for (const engine of this.#engines) {
+      try {
+        engine.onEvent?.({ key, resource, type: event.type, object, initial: event.initial });
+      } catch (error) {
+        logger.error("A background engine failed on an event: {error}", { error });
+      }
+    }
+    if (this.#registry.hasHandlers(resource, "watching")) {
+      this.#chainEvent(key, resource, informer, event);
+    }
+    if (event.type === "DELETED") {
+      this.#gone(key, served, object);
+      return;
+    }
+    this.#locations.set(key, { resource, informer, storeKey: event.key });
+    this.#queue.add(key);
+  }
+
+  #chainEvent(
+    key: string,
+    resource: Resource,
+    informer: Informer<KubeObject>,
+    event: Exclude<InformerEvent, { type: "SYNCED" }>,
+  ): void {
+    const memory = this.#memories.get(key);
+    const previous = memory?.eventChain ?? Promise.resolve();
+    const target = { poster: this.#poster, settings: this.#settings.posting };
+    const next = previous.then(() =>
+      withPostingTarget(target, () =>
+        processEvent(this.#env, {
+          key,
+          resource,
+          type: event.initial ? null : event.type,
+          object: event.object as RawBody,
+          latest: informer.store.get(event.key) as RawBody | undefined,
+          signal: this.#handlersStop.signal,
+        }))
+    ).then(() => {}, (error) => {
+      logger.error("Event handlers of {key} failed: {error}", { key, error });
+    });
+    if (memory) memory.eventChain = next;
+    this.#pending.add(next);
+    void next.finally(() => this.#pending.delete(next));
+  }
+
+  #gone(key: string, served: Served, object: RawBody): void {
+    const resource = served.resource;
+    this.#memories.forget(key);
+    this.#queue.forget(key);
+    this.#locations.delete(key);
+    if (this.#registry.hasHandlers(resource, "changing")) {
+      loggerFor(this.#env, object).debug("Deleted, really deleted, and we are notified.");
+    }
+    // With a server-side label selector, an object whose labels stop matching arrives as
+    // DELETED while it still exists: a real deletion cannot end with our finalizer on it.
+    const finalizer = this.#settings.persistence.finalizer;
+    if (served.labelSelector && isDeletionBlocked(object, finalizer)) {
+      const task = this.#releaseFinalizer(resource, object).catch((error) =>
+        logger.error("Releasing the finalizer of {key} failed: {error}", { key, error })
+      );
+      this.#pending.add(task);
+      void task.finally(() => this.#pending.delete(task));
+    }
+  }
+
+  async #releaseFinalizer(resource: Resource, object: RawBody): Promise<void> {
+    const name = object.metadata?.name ?? "";
+    const namespace = resource.namespaced ? object.metadata?.namespace : undefined;
+    let body: RawBody;
+    try {
+      body = await this.#client.get<RawBody>(resource, name, { namespace });
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404) return;
+      throw error;
+    }
+    const finalizer = this.#settings.persistence.finalizer;
+    if (!isDeletionBlocked(body, finalizer)) return;
+    const objectLogger = loggerFor(this.#env, body);
+    objectLogger.debug("Removing the finalizer, as there are no handlers requiring it.");
+    await writeOutcome({
+      client: this.#client,
+      resource,
+      body,
+      patch: {},
+      fns: [(b) => {
+        const list = b.metadata?.finalizers;
+        if (Array.isArray(list)) b.metadata!.finalizers = list.filter((f) => f !== finalizer);
+      }],
+      logger: objectLogger,
+    });
+  }
+
+  // --- Stopping ------------------------------------------------------------------------------
+
+  async #shutdown(): Promise<void> {
+    this.#stop.abort();
+    clearTimeout(this.#rescanTimer);
+    for (const observer of this.#observers) observer.unsubscribe();
+    for (const served of this.#served.values()) {
+      for (const scope of served.scopes.values()) scope.subscription.unsubscribe();
+    }
+    const drain = this.#settings.process.drainTimeout;
+    const abortHandlers = setTimeout(() => this.#handlersStop.abort(), drain * 1000);
+    try {
+      await this.#queue?.shutdown({ drainTimeout: drain });
+      await Promise.race([
+        Promise.allSettled([...this.#pending]),
+        delay(drain * 1000 + 1000, this.#handlersStop.signal),
+      ]);
+      for (const engine of this.#engines) {
+        try {
+          await engine.stop?.();
+        } catch (error) {
+          logger.error("A background engine failed to stop: {error}", { error });
+        }
+      }
+      await this.#rescanning;
+      await this.#poster?.close({ timeout: 10 });
+    } finally {
+      clearTimeout(abortHandlers);
+      this.#handlersStop.abort();
+      await this.#informers?.stop();
+      if (this.#ownClient) this.#client.close();
+    }
+  }
+}
+
+function literalPatterns(patterns: readonly (string | RegExp)[]): string[] {
+  return patterns.filter((p): p is string => typeof p === "string" && !/[!*?,]/.test(p));
+}
+
+/**
+ * Run an operator in this process until `signal` aborts (or SIGINT/SIGTERM with
+ * `handleSignals`): discover and watch the resources of the registered handlers and handle
+ * their objects. Resolves when the operator has stopped: watches closed, running handlers
+ * finished (or aborted after `settings.process.drainTimeout`), events flushed.
+ *
+ * @example
+ * ```ts ignore
+ * import * as kopf from "jsr:@kopf/kopf";
+ *
+ * kopf.on.create("kopfexamples", ({ name, logger }) => {
+ *   logger.info(`Created ${name}`);
+ *   return { message: "hello" };
+ * });
+ *
+ * const controller = new AbortController();
+ * await kopf.run({ namespaces: ["default"], signal: controller.signal });
+ * ```
+ */
+export async function run(options: RunOptions = {}): Promise<void> {
+  await new Operator(options).run();
+}
+
+/** {@linkcode run} with the framework's internal options (engines, a ready-made client). */
+export async function runOperator(
+  options: RunOptions & OperatorInternals = {},
+): Promise<void> {
+  await new Operator(options).run();
+}
