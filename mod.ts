@@ -166,6 +166,12 @@ export type { Reason } from "./src/handling/causes.ts";
 // Running an operator.
 export { countHandlers, run, type RunOptions } from "./src/operator.ts";
 
+// Indexes, memos, activities and credentials (daemons, timers, indexes: see src/engines/).
+export { Index, Store } from "./src/engines/indexes.ts";
+export { copyMemo, MEMO_COPY } from "./src/engines/memos.ts";
+export { ActivityError } from "./src/engines/activities.ts";
+export { ConnectionInfo, type ConnectionInfoFields } from "./src/engines/login.ts";
+
 // Kubernetes Events about objects.
 export { event, type EventPostOptions, exception, info, warn } from "./src/handling/posting.ts";
 export type { EventSubject, EventSubjects } from "./src/kube/events.ts";

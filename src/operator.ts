@@ -40,6 +40,10 @@ import {
 import { Memories } from "./handling/memories.ts";
 import { writeOutcome } from "./handling/outcome.ts";
 import { registerPostingTarget, withPostingTarget } from "./handling/posting.ts";
+import { ActivityError, runActivity } from "./engines/activities.ts";
+import { backgroundEngines } from "./engines/background.ts";
+import { loginConfig } from "./engines/login.ts";
+import { armUltimateExit, handleSignals } from "./engines/shutdown.ts";
 
 const logger = getLogger(["kopf", "operator"]);
 
@@ -213,6 +217,8 @@ class Operator {
   readonly #pending = new Set<Promise<unknown>>();
   readonly #warned = new Set<string>();
   readonly #handlersStop = new AbortController();
+  readonly #memo: Memo;
+  readonly #engineList: readonly BackgroundEngine[];
   #client!: KubeClient;
   #ownClient = false;
   #poster!: EventPoster;
@@ -229,13 +235,25 @@ class Operator {
     this.#options = options;
     this.#settings = options.settings ?? new Settings();
     this.#registry = options.registry ?? defaultRegistry();
-    this.#memories = new Memories(options.memo ?? {});
+    this.#memo = options.memo ?? {};
+    this.#memories = new Memories(this.#memo);
+    // Indexes, daemons and timers, and the health endpoint, as the registry and options need.
+    const builtins = backgroundEngines({
+      registry: this.#registry,
+      memo: this.#memo,
+      liveness: options.liveness,
+      logger: (_resource, body) => loggerFor(this.#env, body),
+    }, this.#settings);
+    this.#engineList = [...builtins, ...(options.engines ?? [])];
   }
 
   async run(): Promise<void> {
     const removeSignals = this.#listenForStop();
     let unregister = () => {};
     try {
+      if (this.#stop.signal.aborted) return;
+      // Startup handlers may change the settings: everything is built after them.
+      await this.#activity("startup");
       if (this.#stop.signal.aborted) return;
       await this.#connect();
       unregister = registerPostingTarget({
@@ -251,14 +269,47 @@ class Operator {
         this.#stop.signal.addEventListener("abort", () => resolve(), { once: true });
       });
     } finally {
+      // A stop that hangs (a stuck handler, cleanup) must not keep the process alive forever.
+      const ultimate = armUltimateExit(this.#settings.process.ultimateExitingTimeout);
       removeSignals();
-      await this.#shutdown();
-      unregister();
+      try {
+        await this.#shutdown();
+        unregister();
+        await this.#activity("cleanup").catch((error) =>
+          logger.error("Cleanup failed: {error}", { error })
+        );
+      } finally {
+        ultimate.dispose();
+      }
     }
   }
 
   get #engines(): readonly BackgroundEngine[] {
-    return this.#options.engines ?? [];
+    return this.#engineList;
+  }
+
+  /** Run an operator activity (startup, cleanup) if it has handlers; a failure throws. */
+  async #activity(activity: "startup" | "cleanup"): Promise<void> {
+    if (!this.#registry.activityHandlers(activity).length) return;
+    const indices = Object.assign({}, ...this.#engines.map((e) => e.indices?.() ?? {}));
+    try {
+      await runActivity({
+        registry: this.#registry,
+        activity,
+        settings: this.#settings,
+        memo: this.#memo,
+        indices,
+        // Startup stops retrying when the operator is stopped; cleanup runs to its end.
+        signal: activity === "startup" ? this.#stop.signal : undefined,
+      });
+    } catch (error) {
+      if (
+        activity === "startup" && this.#stop.signal.aborted && !(error instanceof ActivityError)
+      ) {
+        return;
+      }
+      throw error;
+    }
   }
 
   #listenForStop(): () => void {
@@ -270,21 +321,11 @@ class Operator {
     };
     if (external?.aborted) this.#stop.abort();
     else external?.addEventListener("abort", onAbort, { once: true });
-    const listeners: [Deno.Signal, () => void][] = [];
-    if (this.#options.handleSignals) {
-      for (const name of ["SIGINT", "SIGTERM"] as const) {
-        const listener = () => {
-          if (this.#stop.signal.aborted) return;
-          logger.info("Signal {signal} is received. Operator is stopping.", { signal: name });
-          this.#stop.abort();
-        };
-        Deno.addSignalListener(name, listener);
-        listeners.push([name, listener]);
-      }
-    }
+    // The first signal stops gracefully; a second one exits at once.
+    const signals = this.#options.handleSignals ? handleSignals(() => this.#stop.abort()) : null;
     return () => {
       external?.removeEventListener("abort", onAbort);
-      for (const [name, listener] of listeners) Deno.removeSignalListener(name, listener);
+      signals?.dispose();
     };
   }
 
@@ -293,9 +334,7 @@ class Operator {
     if (this.#options.client) {
       this.#client = this.#options.client;
     } else {
-      this.#client = await KubeClient.connect({
-        kubeconfig: this.#options.kubeconfig,
-        context: this.#options.context,
+      const clientOptions = {
         qps: networking.qps,
         burst: networking.burst,
         maxInFlight: networking.maxInFlight,
@@ -303,6 +342,19 @@ class Operator {
           ? undefined
           : networking.requestTimeout * 1000,
         retries: networking.errorBackoffs.length,
+      };
+      // With kopf.on.login handlers, their credentials (refreshed on 401 and on expiration).
+      const login = await loginConfig({
+        registry: this.#registry,
+        settings: this.#settings,
+        memo: this.#memo,
+        indices: Object.assign({}, ...this.#engines.map((e) => e.indices?.() ?? {})),
+        signal: this.#stop.signal,
+      });
+      this.#client = login ? new KubeClient(login, clientOptions) : await KubeClient.connect({
+        kubeconfig: this.#options.kubeconfig,
+        context: this.#options.context,
+        ...clientOptions,
       });
       this.#ownClient = true;
     }
@@ -655,19 +707,21 @@ class Operator {
     }
     const drain = this.#settings.process.drainTimeout;
     const abortHandlers = setTimeout(() => this.#handlersStop.abort(), drain * 1000);
+    // Daemons and timers are told to stop at once, while running handlers finish.
+    const engines = Promise.all(this.#engines.map(async (engine) => {
+      try {
+        await engine.stop?.();
+      } catch (error) {
+        logger.error("A background engine failed to stop: {error}", { error });
+      }
+    }));
     try {
       await this.#queue?.shutdown({ drainTimeout: drain });
       await Promise.race([
         Promise.allSettled([...this.#pending]),
         delay(drain * 1000 + 1000, this.#handlersStop.signal),
       ]);
-      for (const engine of this.#engines) {
-        try {
-          await engine.stop?.();
-        } catch (error) {
-          logger.error("A background engine failed to stop: {error}", { error });
-        }
-      }
+      await engines;
       await this.#rescanning;
       await this.#poster?.close({ timeout: 10 });
     } finally {

@@ -241,6 +241,7 @@ interface Failure {
 
 interface ObjectIndexing {
   body: KubeObject;
+  indexedVersion: string | undefined;
   uid: string | undefined;
   running: Promise<void> | undefined;
   next: KubeObject | undefined;
@@ -346,6 +347,13 @@ export class OperatorIndexes {
     while (state?.running) await state.running;
   }
 
+  /** Whether this state of the object has been indexed (and nothing newer is pending). */
+  isIndexed(resource: Resource, body: KubeObject): boolean {
+    const state = this.#objects.get(objectKey(resource, body));
+    return state !== undefined && !state.running && !state.next &&
+      state.indexedVersion === body.metadata?.resourceVersion;
+  }
+
   /** Handle one informer event of a resource (what {@linkcode attach} subscribes). */
   observe(resource: Resource, event: InformerEvent): void {
     if (event.type === "SYNCED") return;
@@ -397,7 +405,15 @@ export class OperatorIndexes {
       state = undefined;
     }
     if (!state) {
-      state = { body, uid, running: undefined, next: undefined, gone: false, failures: new Map() };
+      state = {
+        body,
+        indexedVersion: undefined,
+        uid,
+        running: undefined,
+        next: undefined,
+        gone: false,
+        failures: new Map(),
+      };
       this.#objects.set(key, state);
     }
     state.next = body;
@@ -410,6 +426,7 @@ export class OperatorIndexes {
         state.body = state.next;
         state.next = undefined;
         await this.#index(resource, key, state);
+        state.indexedVersion = state.body.metadata?.resourceVersion;
       }
     } catch (error) {
       logger.error("Indexing failed unexpectedly: {error}", { error });

@@ -85,7 +85,7 @@ export class ConnectionInfo implements ConnectionInfoFields {
     Object.assign(this, fields);
   }
 }
-// The optional fields, for type checking of `new ConnectionInfo(…).token` and friends.
+/** The fields of a {@linkcode ConnectionInfo} (merged into the class for type checking). */
 export interface ConnectionInfo extends ConnectionInfoFields {}
 
 /** Read a PEM from data (PEM text or base64 of it) or a file. */
