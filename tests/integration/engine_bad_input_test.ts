@@ -1,0 +1,188 @@
+// Bad input on the real API server: corrupt stored state (written by another tool), handlers
+// that throw strings, return things that are not JSON, or never resolve — none of them stalls
+// the other objects, and a stuck handler cannot keep the operator from stopping.
+
+import assert from "node:assert/strict";
+import * as kopf from "../../mod.ts";
+import { cluster } from "../support/cluster.ts";
+import {
+  createObject,
+  getObject,
+  logs,
+  objectMessages,
+  startOperator,
+  testResource,
+} from "../support/engine.ts";
+import { waitFor } from "../support/wait.ts";
+
+const c = await cluster();
+const res = await testResource(c, "enginebadinputs");
+const DIFF_BASE = "kopf.zalando.org/last-handled-configuration";
+
+Deno.test("corrupt stored annotations are treated as unhandled, with a warning", async () => {
+  const ns = await c.namespace("corrupt");
+  const registry = new kopf.Registry();
+  const calls: string[] = [];
+  registry.on.create(res.plural, { id: "create_fn" }, ({ name }) => {
+    calls.push(name);
+    return { ok: true };
+  });
+  registry.on.update(res.plural, { id: "update_fn" }, ({ name }) => {
+    calls.push(`update:${name}`);
+  });
+  await createObject(c, res, ns, "corrupt", { size: 1 }, {
+    annotations: { [DIFF_BASE]: "{not json", "kopf.zalando.org/create_fn": "][" },
+  });
+  const operator = await startOperator(c, { registry, namespaces: [ns] });
+  try {
+    const obj = await waitFor(async () => {
+      const o = await getObject(c, res, ns, "corrupt");
+      return o?.status?.create_fn?.ok && o.metadata.annotations[DIFF_BASE] !== "{not json" && o;
+    }, { message: "the object to be handled as new" });
+    assert.deepEqual(calls, ["corrupt"]);
+    assert.deepEqual(JSON.parse(obj.metadata.annotations[DIFF_BASE]), { spec: { size: 1 } });
+    const warnings = logs.filter((l) => l.level === "warning").map((l) => l.message);
+    assert.ok(
+      warnings.some((m) => m.includes("unparsable diff-base")),
+      `warnings: ${warnings.join("\n")}`,
+    );
+    assert.ok(warnings.some((m) => m.includes("unparsable progress record")));
+  } finally {
+    await operator.stop();
+    await c.deleteNamespace(ns);
+  }
+});
+
+Deno.test("a handler throwing a string retries by its backoff and does not stall others", async () => {
+  const ns = await c.namespace("strings");
+  const registry = new kopf.Registry();
+  registry.on.create(res.plural, { id: "stringy", retries: 2, backoff: 1 }, ({ name }) => {
+    if (name === "bad") throw "a plain string";
+    return { ok: true };
+  });
+  const operator = await startOperator(c, { registry, namespaces: [ns] });
+  try {
+    await createObject(c, res, ns, "bad");
+    await createObject(c, res, ns, "good");
+    await waitFor(async () => (await getObject(c, res, ns, "good"))?.status?.stringy?.ok);
+    await waitFor(
+      () => objectMessages("bad", ns).includes("Creation is processed: 0 succeeded; 1 failed."),
+      { message: "the string-throwing handler to give up" },
+    );
+    const messages = objectMessages("bad", ns);
+    assert.ok(
+      messages.includes(
+        "Handler 'stringy' failed with an exception and will try again in 1 seconds: " +
+          "a plain string",
+      ),
+      messages.join("\n"),
+    );
+    assert.ok(
+      messages.some((m) =>
+        m.startsWith("Handler 'stringy' failed with an exception and will stop now") &&
+        m.endsWith("a plain string")
+      ),
+      messages.join("\n"),
+    );
+    const bad = await getObject(c, res, ns, "bad");
+    assert.ok(bad!.metadata.annotations[DIFF_BASE], "a failed creation is still handled");
+  } finally {
+    await operator.stop();
+    await c.deleteNamespace(ns);
+  }
+});
+
+Deno.test("results that are not JSON are not stored, with a warning; the handler succeeds", async () => {
+  const ns = await c.namespace("nonjson");
+  const registry = new kopf.Registry();
+  registry.on.create(res.plural, { id: "fn_result" }, () => () => "a function");
+  registry.on.create(res.plural, { id: "bigint_result" }, () => ({ big: 10n }));
+  registry.on.create(res.plural, { id: "cyclic_result" }, () => {
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    return cyclic;
+  });
+  registry.on.create(res.plural, { id: "fine" }, () => ({ when: new Date(0) }));
+  const operator = await startOperator(c, { registry, namespaces: [ns] });
+  try {
+    await createObject(c, res, ns, "nonjson");
+    const obj = await waitFor(async () => {
+      const o = await getObject(c, res, ns, "nonjson");
+      return o?.metadata.annotations?.[DIFF_BASE] && o;
+    }, { message: "the creation to be processed" });
+    assert.deepEqual(obj.status, { fine: { when: "1970-01-01T00:00:00.000Z" } });
+    const messages = objectMessages("nonjson", ns);
+    assert.ok(messages.includes("Creation is processed: 4 succeeded; 0 failed."));
+    for (const id of ["fn_result", "bigint_result", "cyclic_result"]) {
+      assert.ok(
+        messages.some((m) =>
+          m.startsWith(`Handler '${id}' returned a value that is not JSON`) &&
+          m.endsWith("nothing is stored for it.")
+        ),
+        `${id}: ${messages.join("\n")}`,
+      );
+    }
+  } finally {
+    await operator.stop();
+    await c.deleteNamespace(ns);
+  }
+});
+
+Deno.test("a handler that never resolves times out and does not stall other objects", async () => {
+  const ns = await c.namespace("stuck");
+  const registry = new kopf.Registry();
+  let aborted = false;
+  registry.on.create(res.plural, { id: "maybe_stuck", timeout: 3 }, ({ name, signal }) => {
+    if (name !== "stuck") return { ok: true };
+    signal.addEventListener("abort", () => aborted = true);
+    return new Promise(() => {});
+  });
+  const operator = await startOperator(c, { registry, namespaces: [ns] });
+  try {
+    await createObject(c, res, ns, "stuck");
+    await waitFor(() => objectMessages("stuck", ns).includes("Handler 'maybe_stuck' is invoked."));
+    await createObject(c, res, ns, "other");
+    await waitFor(async () => (await getObject(c, res, ns, "other"))?.status?.maybe_stuck?.ok);
+    assert.ok(
+      !objectMessages("stuck", ns).some((m) => m.includes("timed out")),
+      "the other object was handled while this one was stuck",
+    );
+    await waitFor(
+      () => objectMessages("stuck", ns).includes("Creation is processed: 0 succeeded; 1 failed."),
+      { message: "the stuck handler to time out" },
+    );
+    assert.ok(
+      objectMessages("stuck", ns).some((m) =>
+        /^Handler 'maybe_stuck' has timed out after 0:00:0\d/.test(m)
+      ),
+      objectMessages("stuck", ns).join("\n"),
+    );
+    assert.ok(aborted, "the handler's signal is aborted on its timeout");
+  } finally {
+    await operator.stop();
+    await c.deleteNamespace(ns);
+  }
+});
+
+Deno.test("a stuck handler cannot keep the operator from stopping", async () => {
+  const ns = await c.namespace("stuck-stop");
+  const registry = new kopf.Registry();
+  let aborted = false;
+  registry.on.create(res.plural, { id: "forever" }, ({ signal }) => {
+    signal.addEventListener("abort", () => aborted = true);
+    return new Promise(() => {});
+  });
+  const settings = new kopf.Settings();
+  settings.process.drainTimeout = 1;
+  const operator = await startOperator(c, { registry, settings, namespaces: [ns] });
+  try {
+    await createObject(c, res, ns, "forever");
+    await waitFor(() => objectMessages("forever", ns).includes("Handler 'forever' is invoked."));
+  } finally {
+    await operator.stop();
+    await c.deleteNamespace(ns);
+  }
+  assert.ok(aborted, "the stuck handler's signal is aborted after the drain timeout");
+  const obj = await getObject(c, res, ns, "forever").catch(() => null);
+  if (obj) assert.equal(obj.metadata.annotations?.[DIFF_BASE], undefined, "not marked handled");
+});
