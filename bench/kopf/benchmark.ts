@@ -167,7 +167,7 @@ export async function runBenchmark(
       }
       log(`run ${target.label} / ${variant}: n=${scenario.n}, idle=${scenario.idleSeconds}s`);
       const logFile = `${options.outDir}/${id}-${variant}.log`;
-      const result = await runScenario(plane, target, scenario, logFile);
+      const result = await runScenario(plane, target, scenario, logFile, log);
       results.push(result);
       log(
         `  ${result.error ? `PROBLEM: ${result.error.split("\n")[0]}` : "complete"}; ` +

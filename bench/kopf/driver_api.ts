@@ -38,10 +38,14 @@ export class DriverApi {
     });
   }
 
-  /** One request; parsed JSON back; throws {@linkcode DriverApiError} on non-2xx. */
+  /**
+   * One request; parsed JSON back; throws {@linkcode DriverApiError} on non-2xx, and gives up
+   * after two minutes so that a stuck request cannot hang the benchmark.
+   */
   // deno-lint-ignore no-explicit-any
   async request(method: string, path: string, body?: unknown, contentType?: string): Promise<any> {
-    const response = await this.fetch(method, path, body, contentType);
+    const signal = AbortSignal.timeout(120_000);
+    const response = await this.fetch(method, path, body, contentType, signal);
     const text = await response.text();
     if (!response.ok) throw new DriverApiError(response.status, text, `${method} ${path}`);
     return text ? JSON.parse(text) : {};
@@ -71,7 +75,13 @@ export class DriverApi {
 
   /** The apiserver's `/metrics` text. */
   async metrics(): Promise<string> {
-    const response = await this.fetch("GET", "/metrics");
+    const response = await this.fetch(
+      "GET",
+      "/metrics",
+      undefined,
+      undefined,
+      AbortSignal.timeout(120_000),
+    );
     const text = await response.text();
     if (!response.ok) throw new DriverApiError(response.status, text, "GET /metrics");
     return text;

@@ -68,7 +68,7 @@ export async function prepareIdentity(
     c.caKeyFile,
     "-CAcreateserial",
     "-CAserial",
-    `${dir}/operator.srl`,
+    "operator.srl",
     "-days",
     "30",
     "-sha256",

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { cluster } from "../../tests/support/cluster.ts";
 import { reportMarkdown, runBenchmark, type TargetId } from "./benchmark.ts";
@@ -64,7 +65,7 @@ for (const v of variants) {
 }
 
 const stamp = new Date().toISOString().replace(/[:.]/g, "-");
-const outDir = values.out ?? `${ROOT}bench/results/${stamp}`;
+const outDir = resolve(values.out ?? `${ROOT}bench/results/${stamp}`);
 const planeScript = `${ROOT}tests/cluster/cluster.sh`;
 let startedPlane = false;
 if (values.plane === "private") {

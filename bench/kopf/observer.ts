@@ -46,10 +46,17 @@ export class Observer {
   readonly eventCounts: Record<string, number> = {};
   /** Watch failures that were retried (normally none). */
   readonly errors: string[] = [];
+  /**
+   * Watches opened after the first: the server ends a watch whose client falls behind
+   * ("Forcing watcher close due to unresponsiveness"), and the observer resumes from the last
+   * resourceVersion, losing nothing but time.
+   */
+  reconnects = 0;
   #abort = new AbortController();
   #loop: Promise<void> | undefined;
   #resourceVersion = "";
   #present = new Set<string>();
+  #reader: ReadableStreamDefaultReader<string> | undefined;
 
   constructor(
     readonly api: DriverApi,
@@ -80,7 +87,9 @@ export class Observer {
 
   async #watchLoop(opened: () => void): Promise<void> {
     const signal = this.#abort.signal;
+    let attempt = 0;
     while (!signal.aborted) {
+      if (attempt++ > 0) this.reconnects++;
       try {
         const query =
           `watch=true&allowWatchBookmarks=true&resourceVersion=${this.#resourceVersion}`;
@@ -98,10 +107,13 @@ export class Observer {
           else await new Promise((resolve) => setTimeout(resolve, 500));
           continue;
         }
-        const lines = response.body!.pipeThrough(new TextDecoderStream());
+        const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+        this.#reader = reader;
         let partial = "";
-        for await (const chunk of lines) {
-          const parts = (partial + chunk).split("\n");
+        while (true) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          const parts = (partial + value).split("\n");
           partial = parts.pop() ?? "";
           for (const line of parts) if (line.trim()) await this.#event(JSON.parse(line));
         }
@@ -155,6 +167,14 @@ export class Observer {
   /** Stops watching. */
   async stop(): Promise<void> {
     this.#abort.abort();
-    await this.#loop?.catch(() => {});
+    // Aborting the fetch has been seen not to wake a read pending on a long-idle watch body;
+    // cancelling the reader does, and the wait is bounded either way.
+    this.#reader?.cancel().catch(() => {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#loop?.catch(() => {}),
+      new Promise((resolve) => timer = setTimeout(resolve, 5000)),
+    ]);
+    clearTimeout(timer);
   }
 }

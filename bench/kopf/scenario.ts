@@ -131,6 +131,8 @@ export interface TargetResult {
   error: string | null;
   logFile: string;
   observerErrors: string[];
+  /** How often the benchmark's own watch had to resume (see Observer.reconnects). */
+  observerReconnects: number;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -169,6 +171,7 @@ export async function runScenario(
   target: Target,
   options: ScenarioOptions,
   logFile: string,
+  log: (line: string) => void = () => {},
 ): Promise<TargetResult> {
   const api = new DriverApi(plane.endpoint);
   const namespace = `bench-${target.id}-${target.variant}-${crypto.randomUUID().slice(0, 6)}`;
@@ -192,6 +195,7 @@ export async function runScenario(
     error: null,
     logFile,
     observerErrors: observer.errors,
+    observerReconnects: 0,
   };
   const names = Array.from({ length: options.n }, (_, i) => `obj-${String(i).padStart(5, "0")}`);
   const body = (name: string) => ({
@@ -301,6 +305,7 @@ export async function runScenario(
     await settle();
     const after = await boundary();
     const handledAt = names.flatMap((name) => handled.has(name) ? [handled.get(name)!] : []);
+    log(`  ${phase}: ${handledAt.length}/${options.n} handled`);
     close(phase, before, after, {
       expected: options.n,
       startedAt,
@@ -388,11 +393,13 @@ export async function runScenario(
     if (operator) {
       const beforeStop = await boundary().catch(() => undefined);
       const stopAt = Date.now();
+      log("  stopping the operator");
       const status = await operator.stop();
       result.exitCode = status.code;
       sampler?.stop();
       result.peakRssBytes = sampler?.peakRssBytes() ?? null;
       await observer.stop();
+      result.observerReconnects = observer.reconnects;
       // The apiserver counts a watch when it closes; give the closing ones a moment to land.
       await sleep(1000);
       if (beforeStop) {
@@ -407,6 +414,7 @@ export async function runScenario(
     } else {
       await observer.stop();
     }
+    log(`  deleting namespace ${namespace}`);
     await cleanup(api, collection, namespace).catch((error) => {
       result.error ??= `cleanup: ${error}`;
     });

@@ -222,6 +222,7 @@ function fakeTarget(id: string, label: string, createWall: number | null): Targe
     error: null,
     logFile: "",
     observerErrors: [],
+    observerReconnects: 0,
   };
 }
 
