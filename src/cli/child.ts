@@ -78,14 +78,10 @@ async function defaultApi(): Promise<OperatorApi> {
     import("../../mod.ts"),
     import("../kube/config.ts"),
   ]);
-  // `run` lands in mod.ts with the operator loop; until then a clear error instead of a crash.
-  const run = (kopf as { run?: OperatorApi["run"] }).run;
   return {
-    run: (options) => {
-      if (!run) throw new Error("this version of the framework has no run()");
-      return run(options);
-    },
-    countHandlers: () => kopf.defaultRegistry().handlers.length,
+    // Signals are this process's: runOperator turns them into `signal`.
+    run: (options) => kopf.run({ ...options, handleSignals: false }),
+    countHandlers: () => kopf.countHandlers(),
     resolveServer: async (options) =>
       (await config.loadConfig({ kubeconfig: options.kubeconfig, context: options.context }))
         .server,

@@ -25,12 +25,19 @@ if (!denort) {
   );
 }
 
+// A loopback server the artifacts are not granted: their handler's fetch to it must fail.
+const other = Deno.serve(
+  { hostname: "127.0.0.1", port: 0, onListen() {} },
+  () => new Response("x"),
+);
+globalThis.addEventListener("unload", () => other.shutdown());
+
 const HANDLERS = `
 import * as kopf from ${JSON.stringify(MOD)};
 kopf.on.create("kopfexamples", async function create_fn({ name }) {
   let other = "reached";
   try {
-    await fetch("http://127.0.0.1:1/");
+    await fetch("http://127.0.0.1:${other.addr.port}/");
   } catch (error) {
     other = (error as Error).name;
   }
