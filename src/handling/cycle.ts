@@ -343,7 +343,12 @@ async function processChanging(run: ChangingRun): Promise<number[]> {
   const now = new Date();
   const owned = registry.changingHandlers(run.resource);
   const ownedIds = owned.map((h) => h.id);
-  const selected = registry.selectChanging(matchCause(run, patch));
+  // Selected before deduplication (Kopf's order): one function registered for both resume
+  // and create must run on creation under its create registration.
+  const candidates = registry.resourceHandlers(run.resource).filter((h): h is ChangingHandler =>
+    h.kind === "changing"
+  );
+  const selected = selectChangingHandlers(candidates, matchCause(run, patch));
   const selectedIds = selected.map((h) => h.id);
   let state = State.fromStorage(body, storage, ownedIds, now)
     .withPurpose(reason)
