@@ -284,3 +284,31 @@ Deno.test("example 99-all-at-once: every handler once, a retried failure, events
   assert.match(runner.output, /Cleaning up in 1s\.\.\./, "the cleanup activity");
   await c.deleteNamespace(ns);
 });
+
+Deno.test("examples/demo.ts (deno task demo): create, update and delete an object, with the operator's log", async () => {
+  const c = await cluster();
+  const out = await new Deno.Command(Deno.execPath(), {
+    // The example is named: the default becomes 01-minimal once that example exists.
+    args: ["run", "-A", `${ROOT}examples/demo.ts`, "examples/99-all-at-once/example.ts"],
+    env: { KUBECONFIG: c.kubeconfig, NO_COLOR: "1" },
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, text);
+  for (
+    const step of [
+      "Applying the CRD",
+      "Starting the operator",
+      "Creating kopf-demo/kopf-example-1",
+      "Updating it",
+      "Deleting it",
+      "the operator exited with code 0",
+    ]
+  ) {
+    assert.match(text, new RegExp(escape(step)), step);
+  }
+  assert.match(text, /operator \| \[kopf-demo\/kopf-example-1\] Handler '.+' succeeded\./);
+  assert.match(text, /"create_1": \{\s*"job1-status": 100/);
+});
