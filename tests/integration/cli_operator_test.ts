@@ -221,6 +221,42 @@ Deno.test({
   },
 });
 
+Deno.test("a crash inside the operator: exit 1, the cause on one line, the trace only with -v", async () => {
+  const c = await cluster();
+  const dir = await Deno.makeTempDir({ prefix: "kopf-cli-crash-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/handlers.ts`,
+      `import * as kopf from ${JSON.stringify(MOD)};
+kopf.on.startup(async function check_license() { throw new kopf.PermanentError("no license"); });
+kopf.on.create("kopfexamples", async function create_fn() {});
+`,
+    );
+    const run = async (...extra: string[]) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", CLI, "run", `${dir}/handlers.ts`, "-A", "--standalone", ...extra],
+        env: { KUBECONFIG: c.kubeconfig },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+    };
+    const plain = await run();
+    assert.equal(plain.code, 1, plain.stderr);
+    const errors = plain.stderr.split("\n").filter((l) => l.startsWith("kopf: error:"));
+    assert.deepEqual(errors, [
+      "kopf: error: the operator failed: Activity 'startup' failed: check_license: no license",
+    ]);
+    assert.doesNotMatch(plain.stderr, /\n\s+at /, "no trace without -v");
+    const verbose = await run("-v");
+    assert.equal(verbose.code, 1, verbose.stderr);
+    assert.match(verbose.stderr, /\[DEBUG +\] The operator failed: \w*Error: .*no license\n\s+at /);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 // In a pod, the service account is mounted at /var/run/secrets/kubernetes.io/serviceaccount. A
 // private mount namespace (unshare -m, as root) gives the operator such a directory without
 // touching the machine's own /run.
