@@ -156,7 +156,28 @@ export function rbacManifests(resources: RbacResource[], options: RbacOptions = 
   return docs;
 }
 
-/** The manifests as one YAML stream. */
-export function toYamlStream(docs: Manifest[]): string {
-  return docs.map((doc) => "---\n" + dump(doc, { lineWidth: -1, noRefs: true })).join("");
+/** What `kopf rbac` says above the manifests: what they cover, and what they cannot know. */
+export const RBAC_HEADER: string = [
+  "RBAC for a Kopf operator, printed by `kopf rbac` from the handlers it registers: what the",
+  "framework does for them (list/watch, patch where state is kept, events, discovery).",
+  "The handlers' own API calls (e.g. creating children) are not known here: add rules for them.",
+].join("\n");
+
+/**
+ * The manifests as one YAML stream, with `header` as a comment at the top of the first document.
+ *
+ * @example
+ * ```ts
+ * import { rbacManifests, toYamlStream } from "./rbac.ts";
+ * const yaml = toYamlStream(rbacManifests([], { namespaces: ["default"] }));
+ * // "---\n# RBAC for a Kopf operator, …\napiVersion: v1\nkind: ServiceAccount\n…"
+ * ```
+ */
+export function toYamlStream(docs: Manifest[], header: string = RBAC_HEADER): string {
+  const comment = header
+    ? header.split("\n").map((line) => `# ${line}`.trimEnd()).join("\n") + "\n"
+    : "";
+  return docs.map((doc, i) =>
+    "---\n" + (i === 0 ? comment : "") + dump(doc, { lineWidth: -1, noRefs: true })
+  ).join("");
 }
