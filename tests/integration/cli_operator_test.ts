@@ -257,6 +257,49 @@ kopf.on.create("kopfexamples", async function create_fn() {});
   }
 });
 
+Deno.test("when the launcher is killed (SIGKILL, nothing forwarded), the operator stops too", async () => {
+  const c = await cluster();
+  const ns = await c.namespace("cli-orphan");
+  const dir = await Deno.makeTempDir({ prefix: "kopf-cli-orphan-" });
+  await Deno.writeTextFile(`${dir}/handlers.ts`, handlersSource(1, 1));
+  const op = OperatorProcess.start({
+    command: Deno.execPath(),
+    args: ["run", "-A", CLI, "run", `${dir}/handlers.ts`, "-n", ns, "--standalone"],
+    env: { KUBECONFIG: c.kubeconfig },
+  });
+  let childPid: number | undefined;
+  try {
+    // The operator process is the one whose command line names this test's handler directory.
+    childPid = await waitFor(async () => {
+      for await (const entry of Deno.readDir("/proc")) {
+        if (!/^\d+$/.test(entry.name) || Number(entry.name) === op.pid) continue;
+        const cmdline = await Deno.readTextFile(`/proc/${entry.name}/cmdline`).catch(() => "");
+        if (cmdline.includes("src/cli/child.ts") && cmdline.includes(dir)) {
+          return Number(entry.name);
+        }
+      }
+      return undefined;
+    }, { timeout: 30, message: "the operator process" });
+    op.kill("SIGKILL");
+    await op.status;
+    await waitFor(async () => {
+      const stat = await Deno.readTextFile(`/proc/${childPid}/stat`).catch(() => "");
+      // Gone, or a zombie waiting for its (dead) parent's reaper.
+      return stat === "" || / Z /.test(stat);
+    }, { timeout: 30, message: `the orphaned operator process ${childPid} to stop` });
+    childPid = undefined;
+  } finally {
+    if (childPid) {
+      try {
+        Deno.kill(childPid, "SIGKILL"); // the test failed: do not leave the orphan running
+      } catch { /* gone */ }
+    }
+    await op.stop();
+    await c.deleteNamespace(ns);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 // In a pod, the service account is mounted at /var/run/secrets/kubernetes.io/serviceaccount. A
 // private mount namespace (unshare -m, as root) gives the operator such a directory without
 // touching the machine's own /run.
