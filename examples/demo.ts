@@ -33,7 +33,7 @@ const DIFF_BASE = "kopf.zalando.org/last-handled-configuration";
 type Obj = Record<string, any>;
 
 function say(text: string): void {
-  console.log(`\n\x1b[1m==> ${text}\x1b[0m`);
+  console.log(Deno.noColor ? `\n==> ${text}` : `\n\x1b[1m==> ${text}\x1b[0m`);
 }
 
 function exists(path: string): boolean {
