@@ -160,12 +160,21 @@ export class DaemonsEngine implements Engine {
   readonly #keys = new KeyMap();
   #spawning: SpawningEngine | undefined;
   #indices: () => Readonly<Record<string, unknown>>;
+  #ready: () => Promise<void>;
   #polling = 60;
 
-  /** An engine for the daemons and timers of `options.registry`. */
-  constructor(options: BackgroundOptions, indices: () => Readonly<Record<string, unknown>>) {
+  /**
+   * An engine for the daemons and timers of `options.registry`; they start calling once
+   * `ready` resolves (the indexes are built).
+   */
+  constructor(
+    options: BackgroundOptions,
+    indices: () => Readonly<Record<string, unknown>>,
+    ready: () => Promise<void> = () => Promise.resolve(),
+  ) {
     this.#options = options;
     this.#indices = indices;
+    this.#ready = ready;
   }
 
   /** The spawning engine (once started), for stats. */
@@ -189,6 +198,7 @@ export class DaemonsEngine implements Engine {
         ownKeys: () => Reflect.ownKeys(indices()),
         getOwnPropertyDescriptor: (_t, id) => Reflect.getOwnPropertyDescriptor(indices(), id),
       }),
+      ready: this.#ready,
       requeue: (resource, body) => {
         const key = this.#keys.get(resource, body);
         if (key !== undefined) handle.requeue(key);
@@ -291,8 +301,13 @@ export class IndexesEngine implements Engine {
     return true;
   }
 
-  async cycle(input: EngineCycle): Promise<EngineCycleVerdict> {
+  /** Resolves once {@linkcode ready} (or when the operator stops). */
+  async whenReady(): Promise<void> {
     if (!this.ready) await this.#waitReady();
+  }
+
+  async cycle(input: EngineCycle): Promise<EngineCycleVerdict> {
+    await this.whenReady();
     // The object's own latest state is indexed before its handlers see the indexes.
     if (this.#indexes.serves(input.resource)) {
       await this.#indexes.settled(input.resource, input.body);
@@ -409,7 +424,10 @@ export function backgroundEngines(options: BackgroundOptions, settings: Settings
   const hasSpawning = registry.handlers.some((h) => h.kind === "daemon" || h.kind === "timer");
   const indexes = new IndexesEngine(options, settings);
   if (hasIndexes) engines.push(indexes);
-  if (hasSpawning) engines.push(new DaemonsEngine(options, () => indexes.indices()));
+  if (hasSpawning) {
+    const ready = hasIndexes ? () => indexes.whenReady() : undefined;
+    engines.push(new DaemonsEngine(options, () => indexes.indices(), ready));
+  }
   if (options.liveness) {
     engines.push(
       new HealthEngine({ ...options, liveness: options.liveness }, () => ({

@@ -68,6 +68,11 @@ export interface SpawningEngineOptions {
   requeue?: (resource: Resource, body: KubeObject) => void;
   /** Aborts every daemon's signal at once (the operator's hard stop). */
   signal?: AbortSignal;
+  /**
+   * Resolves when daemons and timers may start calling their functions (Kopf: once every
+   * index has indexed its initial listing). Default: at once.
+   */
+  ready?: () => Promise<void>;
   /** The time source (tests). */
   clock?: Clock;
 }
@@ -125,6 +130,7 @@ export class SpawningEngine {
   readonly #requeue: (resource: Resource, body: KubeObject) => void;
   readonly #signal: AbortSignal | undefined;
   readonly #clock: Clock;
+  readonly #ready: () => Promise<void>;
   readonly #objects = new Map<string, ObjectState>();
   #exiting = false;
   #graceTimeout: number | undefined;
@@ -142,6 +148,7 @@ export class SpawningEngine {
     this.#requeue = options.requeue ?? (() => {});
     this.#signal = options.signal;
     this.#clock = options.clock ?? SYSTEM_CLOCK;
+    this.#ready = options.ready ?? (() => Promise.resolve());
   }
 
   /** Whether the registry has daemons or timers for the resource. */
@@ -327,7 +334,15 @@ export class SpawningEngine {
       exited: false,
       done: Promise.resolve(),
     };
-    const run = handler.kind === "daemon" ? runDaemon(handler, env) : runTimer(handler, env);
+    const run = (async () => {
+      // Stopped while waiting for readiness: never called.
+      const stopped = new Promise<void>((resolve) =>
+        stopper.requested.addEventListener("abort", () => resolve(), { once: true })
+      );
+      await Promise.race([this.#ready(), stopped]);
+      if (stopper.isSet) return;
+      await (handler.kind === "daemon" ? runDaemon(handler, env) : runTimer(handler, env));
+    })();
     (task as { done: Promise<void> }).done = run
       .catch((error) => {
         state.logger.error("{title} crashed: {error}", { title: handler.title, error });
