@@ -1,0 +1,181 @@
+// Invoking handlers: deadlines, stops, sync and async throws, adopt() defaults, JSON results,
+// and the outcome of one attempt with Kopf's log lines.
+
+import assert from "node:assert/strict";
+import type { Logger } from "@logtape/logtape";
+import { HandlerTimeoutError, PermanentError, TemporaryError } from "../../src/handling/errors.ts";
+import { executeOnce, invoke, jsonResult } from "../../src/handling/invoke.ts";
+import { currentBody } from "../../src/kits/hierarchies.ts";
+import type { HandlerRecordBase } from "../../src/registry/registration.ts";
+
+const BODY = {
+  apiVersion: "v1",
+  kind: "Thing",
+  metadata: { name: "x", namespace: "ns", uid: "u" },
+};
+
+function options(extra: Partial<Parameters<typeof invoke>[2]> = {}) {
+  return {
+    title: "Handler 'fn'",
+    body: BODY,
+    signal: new AbortController().signal,
+    controller: new AbortController(),
+    ...extra,
+  };
+}
+
+Deno.test("invoke: sync and async handlers, their results and throws", async () => {
+  assert.equal(await invoke(() => 1, {}, options()), 1);
+  assert.equal(await invoke(async () => await Promise.resolve(2), {}, options()), 2);
+  await assert.rejects(
+    invoke(
+      () => {
+        throw "a string";
+      },
+      {},
+      options(),
+    ),
+    (e) => e === "a string",
+  );
+  await assert.rejects(invoke(() => Promise.reject(new Error("async")), {}, options()), /async/);
+});
+
+Deno.test("invoke: the object being handled is the default owner for kopf.adopt()", async () => {
+  const seen = await invoke(() => currentBody.getStore(), {}, options());
+  assert.equal(seen, BODY);
+  assert.equal(currentBody.getStore(), undefined);
+});
+
+Deno.test("invoke: a handler that never resolves times out and its signal is aborted", async () => {
+  const controller = new AbortController();
+  await assert.rejects(
+    invoke(() => new Promise(() => {}), {}, options({ timeout: 0.05, controller })),
+    (error) =>
+      error instanceof HandlerTimeoutError &&
+      /^Handler 'fn' has timed out after 0:00:00\.\d+ of this attempt\.$/.test(error.message),
+  );
+  assert.ok(controller.signal.aborted);
+});
+
+Deno.test("invoke: an operator stop stops waiting", async () => {
+  const stop = new AbortController();
+  const pending = invoke(() => new Promise(() => {}), {}, options({ signal: stop.signal }));
+  stop.abort(new Error("stopping"));
+  await assert.rejects(pending, /stopping/);
+});
+
+Deno.test("jsonResult: JSON values pass, the rest is refused with a reason", () => {
+  assert.deepEqual(jsonResult({ a: [1, "b"] }), { ok: true, value: { a: [1, "b"] } });
+  assert.deepEqual(jsonResult(new Date(0)), { ok: true, value: "1970-01-01T00:00:00.000Z" });
+  assert.deepEqual(jsonResult(undefined), { ok: true, value: undefined });
+  assert.equal(jsonResult(() => 1).ok, false);
+  assert.equal(jsonResult(Symbol("s")).ok, false);
+  assert.equal(jsonResult(10n).ok, false);
+  const cyclic: Record<string, unknown> = {};
+  cyclic.self = cyclic;
+  assert.equal(jsonResult(cyclic).ok, false);
+});
+
+function recordingLogger(lines: string[]): Logger {
+  const log = (level: string) => (message: string) => lines.push(`${level}: ${message}`);
+  return {
+    debug: log("debug"),
+    info: log("info"),
+    warn: log("warn"),
+    error: log("error"),
+  } as unknown as Logger;
+}
+
+function handler(extra: Partial<HandlerRecordBase> = {}): HandlerRecordBase {
+  return { id: "fn", fn: () => {}, param: undefined, title: "Handler 'fn'", source: "", ...extra };
+}
+
+function execOptions(lines: string[], extra: Partial<Parameters<typeof executeOnce>[1]> = {}) {
+  return {
+    handler: handler(),
+    state: { retries: 0, started: new Date() },
+    defaultErrors: "temporary" as const,
+    defaultBackoff: 60,
+    logger: recordingLogger(lines),
+    signal: new AbortController().signal,
+    ...extra,
+  };
+}
+
+Deno.test("executeOnce: success, temporary, permanent and arbitrary errors, as Kopf logs them", async () => {
+  const lines: string[] = [];
+  const ok = await executeOnce(() => Promise.resolve({ a: 1 }), execOptions(lines));
+  assert.deepEqual([ok.final, ok.result], [true, { a: 1 }]);
+  const temporary = await executeOnce(
+    () => Promise.reject(new TemporaryError("later", { delay: 5 })),
+    execOptions(lines),
+  );
+  assert.deepEqual([temporary.final, temporary.delay], [false, 5]);
+  const permanent = await executeOnce(
+    () => Promise.reject(new PermanentError("never")),
+    execOptions(lines),
+  );
+  assert.deepEqual([permanent.final, permanent.error?.message], [true, "never"]);
+  const arbitrary = await executeOnce(() => Promise.reject("text"), execOptions(lines));
+  assert.deepEqual([arbitrary.final, arbitrary.delay], [false, 60]);
+  assert.deepEqual(lines, [
+    "debug: Handler 'fn' is invoked.",
+    "info: Handler 'fn' succeeded.",
+    "debug: Handler 'fn' is invoked.",
+    "error: Handler 'fn' failed temporarily: later",
+    "debug: Handler 'fn' is invoked.",
+    "error: Handler 'fn' failed permanently: never",
+    "debug: Handler 'fn' is invoked.",
+    "error: Handler 'fn' failed with an exception and will try again in 60 seconds: text",
+  ]);
+});
+
+Deno.test("executeOnce: a handler out of attempts fails without being called", async () => {
+  const lines: string[] = [];
+  let called = false;
+  const outcome = await executeOnce(
+    () => {
+      called = true;
+      return Promise.resolve();
+    },
+    execOptions(lines, {
+      handler: handler({ retries: 2 }),
+      state: { retries: 2, started: new Date() },
+    }),
+  );
+  assert.equal(called, false);
+  assert.equal(outcome.final, true);
+  assert.match(outcome.error!.message, /has exceeded 2 retries/);
+});
+
+Deno.test("executeOnce: the remaining timeout is passed to the call", async () => {
+  let remaining: number | undefined;
+  const started = new Date(Date.now() - 4000);
+  await executeOnce((left) => {
+    remaining = left;
+    return Promise.resolve();
+  }, execOptions([], { handler: handler({ timeout: 10 }), state: { retries: 1, started } }));
+  assert.ok(remaining! > 5.5 && remaining! <= 6, `${remaining}`);
+});
+
+Deno.test("executeOnce: a non-JSON result is a success with a warning and no result", async () => {
+  const lines: string[] = [];
+  const outcome = await executeOnce(() => Promise.resolve(() => 1), execOptions(lines));
+  assert.equal(outcome.final, true);
+  assert.equal(outcome.result, undefined);
+  assert.ok(
+    lines.some((l) => l.startsWith("warn: Handler 'fn' returned a value that is not JSON")),
+  );
+});
+
+Deno.test("executeOnce: an attempt aborted by an operator stop leaves no outcome", async () => {
+  const stop = new AbortController();
+  stop.abort();
+  await assert.rejects(
+    executeOnce(
+      () => Promise.reject(new Error("aborted")),
+      execOptions([], { signal: stop.signal }),
+    ),
+    /aborted/,
+  );
+});
