@@ -16,7 +16,8 @@ import {
 } from "./api_target.ts";
 import { UsageError } from "./errors.ts";
 import { listenAddressOf, operatorPermissions, Permissions, shellQuote } from "./permissions.ts";
-import { resolveHandlers } from "./run.ts";
+import { IDS_MARKER } from "./child.ts";
+import { childEntry, resolveHandlers } from "./run.ts";
 
 /** What `kopf bundle` / `kopf compile` were asked to build. */
 export interface ArtifactOptions {
@@ -55,6 +56,8 @@ export interface ArtifactPlan {
   /** The `deno.json` the build uses, if any. */
   config?: string;
   output: string;
+  /** What the handler check imports (see {@linkcode checkHandlerIds}). */
+  handlers: { imports: string[]; labels: string[]; localFiles: string[] };
 }
 
 /** The URL of the module a generated entry calls. */
@@ -153,7 +156,66 @@ export function planArtifact(options: ArtifactOptions): ArtifactPlan {
     entrySource: entrySourceOf(handlers.imports, handlers.labels, name),
     config,
     output,
+    handlers,
   };
+}
+
+/**
+ * Imports the handler files in a sandbox (the artifact's grants) and refuses
+ * anonymous handlers: their ids come from the file and line of the registration, which a bundle
+ * does not keep, so the state they stored on objects under `kopf run` would not be found again.
+ * Throws {@linkcode UsageError} for them and for files that cannot be loaded.
+ */
+export async function checkHandlerIds(plan: ArtifactPlan): Promise<string[]> {
+  // The artifact's own grants, plus reading the handler files that it will have built in.
+  const grants = new Permissions();
+  for (const [name, values] of plan.permissions.scoped) grants.add(name, ...values);
+  for (const name of plan.permissions.unscoped) grants.unscoped.add(name);
+  grants.all = plan.permissions.all;
+  for (const file of plan.handlers.localFiles) grants.add("read", dirname(file));
+  const spec = {
+    imports: plan.handlers.imports,
+    labels: plan.handlers.labels,
+    operator: {},
+    logging: { format: "plain", verbosity: "quiet" },
+    listIds: true,
+  };
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...grants.toFlags(),
+      ...plan.buildFlags,
+      childEntry(),
+      JSON.stringify(spec),
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr).trim();
+  if (!out.success) {
+    const line = stderr.split("\n").find((l) => l.startsWith("kopf: error: "));
+    throw new UsageError(line ? line.slice("kopf: error: ".length) : stderr || "cannot load");
+  }
+  const line = new TextDecoder().decode(out.stdout).split("\n").findLast((l) =>
+    l.startsWith(IDS_MARKER)
+  );
+  if (line === undefined) {
+    throw new UsageError(
+      `the handler files stopped the process while being imported: ${
+        plan.handlers.labels.join(", ")
+      }`,
+    );
+  }
+  const ids: string[] = JSON.parse(line.slice(IDS_MARKER.length));
+  const anonymous = ids.filter((id) => /(^|\/)lambda:/.test(id));
+  if (anonymous.length > 0) {
+    throw new UsageError(
+      `anonymous handlers get their ids from the file and line, which a bundle does not keep: ` +
+        `${anonymous.join(", ")}; name the functions or pass { id: "…" }`,
+    );
+  }
+  return ids;
 }
 
 /** `deno run` command that runs a bundle, as shell words. */
@@ -204,6 +266,7 @@ export async function buildArtifact(options: ArtifactOptions): Promise<number> {
     ((line: string) => Deno.stderr.writeSync(new TextEncoder().encode(line + "\n")));
   const plan = planArtifact(options);
   for (const warning of plan.target.warnings) log(`kopf: warning: ${warning}`);
+  await checkHandlerIds(plan);
   const dir = await Deno.makeTempDir({ prefix: "kopf-build-" });
   try {
     const entry = `${dir}/entry.ts`;

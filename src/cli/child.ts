@@ -17,6 +17,9 @@ import type { RbacOptions, RbacResource } from "./rbac.ts";
 
 const logger = getLogger(["kopf", "cli"]);
 
+/** Starts the line with the handler ids that `listIds` prints. */
+export const IDS_MARKER = "kopf-handler-ids: ";
+
 /** What the launcher tells the operator process. */
 export interface ChildSpec {
   /** Handler files and modules to import, as URLs or import specifiers, in order. */
@@ -42,6 +45,8 @@ export interface ChildSpec {
    * (`kopf rbac`), with these options.
    */
   rbac?: RbacOptions;
+  /** Print the registered handler ids as a JSON array instead of running (for `kopf bundle`). */
+  listIds?: boolean;
 }
 
 /** How {@linkcode runOperator} gets the framework; replaceable for tests and embedding. */
@@ -50,6 +55,8 @@ export interface OperatorApi {
   run(options: OperatorOptions & { signal?: AbortSignal }): Promise<void>;
   /** How many handlers the imported files registered (in the default registry). */
   countHandlers(): number;
+  /** The ids of the registered handlers. */
+  handlerIds?(): string[];
   /** The API server the client will use for these options. */
   resolveServer(options: OperatorOptions): Promise<string>;
   /** The resources the registered handlers serve, resolved by the cluster's discovery. */
@@ -82,6 +89,7 @@ async function defaultApi(): Promise<OperatorApi> {
     // Signals are this process's: runOperator turns them into `signal`.
     run: (options) => kopf.run({ ...options, handleSignals: false }),
     countHandlers: () => kopf.countHandlers(),
+    handlerIds: () => kopf.defaultRegistry().handlers.map((h) => h.id),
     resolveServer: async (options) =>
       (await config.loadConfig({ kubeconfig: options.kubeconfig, context: options.context }))
         .server,
@@ -227,6 +235,12 @@ export async function runOperator(
     if (api.countHandlers() === 0) {
       const what = spec.labels?.length ? spec.labels.join(", ") : "the handler files";
       throw new UsageError(`no handlers were registered by ${what}`);
+    }
+    if (spec.listIds) {
+      // Marked, since handler files may print at import time too.
+      const ids = api.handlerIds?.() ?? [];
+      Deno.stdout.writeSync(new TextEncoder().encode(`${IDS_MARKER}${JSON.stringify(ids)}\n`));
+      return 0;
     }
     await verifyServer(api, spec);
     if (spec.rbac) {
