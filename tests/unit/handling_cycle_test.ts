@@ -353,3 +353,33 @@ Deno.test("the handlers' patch goes with the framework's in the same writes", as
     },
   });
 });
+
+Deno.test("object loggers post Events only with posting.loggers on", async () => {
+  for (const loggers of [false, true]) {
+    const registry = new kopf.Registry();
+    registry.on.create("kopfexamples", { id: "create_fn" }, ({ logger }) => {
+      logger.info("A message from the handler.");
+    });
+    const settings = new kopf.Settings();
+    settings.posting.loggers = loggers;
+    const posted: string[] = [];
+    const client = new RecordingClient(body());
+    const env: CycleEnvironment = {
+      ...environment(registry, client, settings),
+      poster: {
+        event: (_objs, spec) => void posted.push(`${spec.type} ${spec.reason}: ${spec.message}`),
+      },
+    };
+    await cycle(env, body());
+    assert.deepEqual(
+      posted,
+      loggers
+        ? [
+          "Normal Logging: A message from the handler.",
+          "Normal Logging: Handler 'create_fn' succeeded.",
+          "Normal Logging: Creation is processed: 1 succeeded; 0 failed.",
+        ]
+        : [],
+    );
+  }
+});
