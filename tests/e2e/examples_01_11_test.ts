@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { KopfRunner } from "../../testing.ts";
-import { cluster, type Obj, type TestCluster } from "../support/cluster.ts";
+import { cluster, type Obj } from "../support/cluster.ts";
 import { waitFor } from "../support/wait.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
