@@ -258,6 +258,12 @@ export function notes(targets: TargetResult[]): string {
   const lines: string[] = [];
   for (const t of targets) {
     lines.push(`- ${t.label}: \`${t.command.join(" ")}\``);
+    const { start, end } = t.loadAverage;
+    if (start !== null && end !== null) {
+      lines.push(
+        `  - machine load average (1 min) at start/end: ${start.toFixed(2)} / ${end.toFixed(2)}`,
+      );
+    }
     if (t.error) lines.push(`  - **problem:** ${t.error.split("\n")[0]}`);
     if (t.exitCode !== null && t.exitCode !== 0) {
       lines.push(`  - exit code after SIGTERM: ${t.exitCode}`);

@@ -133,6 +133,16 @@ export interface TargetResult {
   observerErrors: string[];
   /** How often the benchmark's own watch had to resume (see Observer.reconnects). */
   observerReconnects: number;
+  /** The machine's 1-minute load average when the target started and ended (contention). */
+  loadAverage: { start: number | null; end: number | null };
+}
+
+async function loadAverage(): Promise<number | null> {
+  try {
+    return Number((await Deno.readTextFile("/proc/loadavg")).split(" ")[0]);
+  } catch {
+    return null;
+  }
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -196,6 +206,7 @@ export async function runScenario(
     logFile,
     observerErrors: observer.errors,
     observerReconnects: 0,
+    loadAverage: { start: await loadAverage(), end: null },
   };
   const names = Array.from({ length: options.n }, (_, i) => `obj-${String(i).padStart(5, "0")}`);
   const body = (name: string) => ({
@@ -414,6 +425,7 @@ export async function runScenario(
     } else {
       await observer.stop();
     }
+    result.loadAverage.end = await loadAverage();
     log(`  deleting namespace ${namespace}`);
     await cleanup(api, collection, namespace).catch((error) => {
       result.error ??= `cleanup: ${error}`;

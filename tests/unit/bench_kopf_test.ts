@@ -223,6 +223,7 @@ function fakeTarget(id: string, label: string, createWall: number | null): Targe
     logFile: "",
     observerErrors: [],
     observerReconnects: 0,
+    loadAverage: { start: null, end: null },
   };
 }
 
