@@ -61,7 +61,9 @@ function resourceRules(resources: RbacResource[]): PolicyRule[] {
     const key = `${r.group}/${r.plural}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    const verbs = r.patch ? ["list", "watch", "patch"] : ["list", "watch"];
+    // `get`: the engine re-reads an object when a guarded JSON patch meets a newer version
+    // (409/422) and before releasing a finalizer.
+    const verbs = r.patch ? ["get", "list", "watch", "patch"] : ["list", "watch"];
     rules.push({ apiGroups: [r.group], resources: [r.plural], verbs });
     if (r.patch && r.status) {
       rules.push({ apiGroups: [r.group], resources: [`${r.plural}/status`], verbs: ["patch"] });

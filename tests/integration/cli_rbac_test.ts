@@ -80,7 +80,11 @@ Deno.test("kopf rbac prints the least ServiceAccount, Role and bindings for the 
     );
     const role = docs[3];
     assert.deepEqual(role.rules, [
-      { apiGroups: ["kopf.dev"], resources: ["kopfexamples"], verbs: ["list", "watch", "patch"] },
+      {
+        apiGroups: ["kopf.dev"],
+        resources: ["kopfexamples"],
+        verbs: ["get", "list", "watch", "patch"],
+      },
       { apiGroups: ["kopf.dev"], resources: ["kopfexamples/status"], verbs: ["patch"] },
       { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
     ]);
@@ -107,6 +111,7 @@ Deno.test("kopf rbac prints the least ServiceAccount, Role and bindings for the 
       timeout: 30,
       message: "the RBAC authorizer to see the new role",
     });
+    assert.equal(await can("get", "kopfexamples", "kopf.dev"), true);
     assert.equal(await can("watch", "kopfexamples", "kopf.dev"), true);
     assert.equal(await can("patch", "kopfexamples", "kopf.dev"), true);
     assert.equal(await can("patch", "kopfexamples", "kopf.dev", "status"), true);

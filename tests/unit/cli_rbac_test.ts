@@ -55,10 +55,18 @@ Deno.test("named namespaces: a Role per namespace, cluster-scoped grants in a Cl
       resources: ["customresourcedefinitions"],
       verbs: ["list", "watch"],
     },
-    { apiGroups: ["example.test"], resources: ["things"], verbs: ["list", "watch", "patch"] },
+    {
+      apiGroups: ["example.test"],
+      resources: ["things"],
+      verbs: ["get", "list", "watch", "patch"],
+    },
   ]);
   assert.deepEqual(docs[3].rules, [
-    { apiGroups: ["kopf.dev"], resources: ["kopfexamples"], verbs: ["list", "watch", "patch"] },
+    {
+      apiGroups: ["kopf.dev"],
+      resources: ["kopfexamples"],
+      verbs: ["get", "list", "watch", "patch"],
+    },
     { apiGroups: ["kopf.dev"], resources: ["kopfexamples/status"], verbs: ["patch"] },
     { apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"] },
     { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
