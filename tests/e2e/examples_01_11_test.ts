@@ -113,11 +113,11 @@ Deno.test("example 03-exceptions: temporary, arbitrary, then permanent failure â
   try {
     await c.apply(OBJ, { namespace: ns });
     await runner.waitForOutput("Creation is processed: 0 succeeded; 1 failed.", { timeout: 60 });
-    const obj = await get(kexPath(ns));
-    assert.ok(
-      obj?.metadata.annotations?.["kopf.zalando.org/last-handled-configuration"],
-      "a failed creation is still handled",
-    );
+    // A failed creation is still handled: the diff-base is stored (right after the log line).
+    await waitFor(async () =>
+      (await get(kexPath(ns)))?.metadata.annotations?.[
+        "kopf.zalando.org/last-handled-configuration"
+      ], { message: "the diff-base of a failed creation" });
     await deleteAndWait(ns);
     await runner.waitForOutput("Deleted, really deleted", { timeout: 30 });
     await stopped(runner);
@@ -219,7 +219,10 @@ Deno.test("example 07-subhandlers: one sub-handler per item, once each", async (
   try {
     await c.apply(OBJ, { namespace: ns });
     await runner.waitForOutput("Creation is processed: 1 succeeded; 0 failed.", { timeout: 60 });
-    const obj = await get(kexPath(ns));
+    const obj = await waitFor(async () => {
+      const o = await get(kexPath(ns));
+      return o?.metadata.annotations?.["kopf.zalando.org/last-handled-configuration"] && o;
+    }, { message: "the creation to be written" });
     const leftovers = Object.keys(obj?.metadata.annotations ?? {}).filter((k) =>
       k.startsWith("kopf.zalando.org/") && !k.endsWith("/last-handled-configuration")
     );
