@@ -17,6 +17,8 @@ export interface ProcSample {
   cpuSeconds: number;
   /** Pids seen in the tree. */
   pids: number[];
+  /** Each live process of the tree: its command name and its own RSS and peak RSS. */
+  processes: { pid: number; name: string; rssBytes: number; hwmBytes: number }[];
 }
 
 /** The fields of `/proc/<pid>/stat` that the benchmark needs. */
@@ -83,6 +85,7 @@ export async function sampleTree(root: number): Promise<ProcSample | undefined> 
   const at = Date.now();
   const pids = await processTree(root);
   let rssBytes = 0, hwmBytes = 0, ticks = 0, seenRoot = false;
+  const processes: ProcSample["processes"] = [];
   for (const pid of pids) {
     const [stat, status] = await Promise.all([
       readOrUndefined(`/proc/${pid}/stat`),
@@ -97,11 +100,14 @@ export async function sampleTree(root: number): Promise<ProcSample | undefined> 
       seenRoot = true;
       ticks += s.cutime + s.cstime;
     }
-    rssBytes += parseStatusKb(status, "VmRSS");
-    hwmBytes += parseStatusKb(status, "VmHWM");
+    const rss = parseStatusKb(status, "VmRSS"), hwm = parseStatusKb(status, "VmHWM");
+    rssBytes += rss;
+    hwmBytes += hwm;
+    const name = status.match(/^Name:\s*(.*)$/m)?.[1] ?? "?";
+    processes.push({ pid, name, rssBytes: rss, hwmBytes: hwm });
   }
   if (!seenRoot) return undefined;
-  return { at, rssBytes, hwmBytes, cpuSeconds: ticks / CLOCK_TICKS, pids };
+  return { at, rssBytes, hwmBytes, cpuSeconds: ticks / CLOCK_TICKS, pids, processes };
 }
 
 /**

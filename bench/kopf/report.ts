@@ -265,6 +265,12 @@ export function notes(targets: TargetResult[]): string {
       );
     }
     if (t.error) lines.push(`  - **problem:** ${t.error.split("\n")[0]}`);
+    if (t.processes.length > 1) {
+      const each = t.processes.map((p) =>
+        `${p.name} ${(p.rssBytes / MIB).toFixed(1)} MiB (peak ${(p.hwmBytes / MIB).toFixed(1)})`
+      );
+      lines.push(`  - processes at the end: ${each.join("; ")}`);
+    }
     if (t.exitCode !== null && t.exitCode !== 0) {
       lines.push(`  - exit code after SIGTERM: ${t.exitCode}`);
     }

@@ -133,6 +133,8 @@ export interface TargetResult {
   observerErrors: string[];
   /** How often the benchmark's own watch had to resume (see Observer.reconnects). */
   observerReconnects: number;
+  /** The operator's processes at the end of the run (a launcher and its child count apart). */
+  processes: ProcSample["processes"];
   /** The machine's 1-minute load average when the target started and ended (contention). */
   loadAverage: { start: number | null; end: number | null };
 }
@@ -207,6 +209,7 @@ export async function runScenario(
     observerErrors: observer.errors,
     observerReconnects: 0,
     loadAverage: { start: await loadAverage(), end: null },
+    processes: [],
   };
   const names = Array.from({ length: options.n }, (_, i) => `obj-${String(i).padStart(5, "0")}`);
   const body = (name: string) => ({
@@ -400,6 +403,7 @@ export async function runScenario(
   } finally {
     const last = sampler ? await sampler.sampleNow() : undefined;
     result.steadyRssBytes = last?.rssBytes ?? sampler?.samples.at(-1)?.rssBytes ?? null;
+    result.processes = (last ?? sampler?.samples.at(-1))?.processes ?? [];
     result.cpuSeconds = (last ?? sampler?.samples.at(-1))?.cpuSeconds ?? null;
     if (operator) {
       const beforeStop = await boundary().catch(() => undefined);

@@ -224,6 +224,7 @@ function fakeTarget(id: string, label: string, createWall: number | null): Targe
     observerErrors: [],
     observerReconnects: 0,
     loadAverage: { start: null, end: null },
+    processes: [],
   };
 }
 
