@@ -3,7 +3,9 @@
  *
  * - `interval`: sleep that long from the end of one call to the start of the next;
  * - `interval` + `sharp`: align calls to a grid of `interval` from the first call, however long
- *   each call takes;
+ *   each call takes (a call that overruns skips its slots). Kopf measures the remainder from each
+ *   call's start, so timer lateness adds up over the calls; here the grid is anchored at the
+ *   first call and does not drift;
  * - `idle`: call only when the object's essence has not changed for that long (a change
  *   postpones the call; with an interval too, the interval is counted after the idle wait);
  * - `idle` alone: once per quiet period — the next call waits for a change and a new quiet
@@ -23,7 +25,7 @@ import { sleepUnless } from "./stopper.ts";
 
 /**
  * The seconds to sleep after a successful call for a sharp timer: what remains to the next
- * multiple of `interval` counted from the call's start.
+ * multiple of `interval` counted from the grid's anchor (the first call's start).
  *
  * @example
  * ```ts
@@ -43,6 +45,7 @@ export async function runTimer(handler: TimerHandler, env: SpawnEnv): Promise<vo
   if (delay > 0) await sleepUnless(clock, delay, stopper.requested);
   let progress = freshProgress();
   let done = false;
+  let anchor: number | undefined; // the sharp grid's origin: the first call's start
   while (!stopper.isSet) {
     if (done) {
       progress = freshProgress();
@@ -59,6 +62,7 @@ export async function runTimer(handler: TimerHandler, env: SpawnEnv): Promise<vo
     }
 
     const started = clock.now();
+    anchor ??= started;
     const result = await callOnce(handler, env, progress);
     if (result.cancelled) break;
 
@@ -69,7 +73,7 @@ export async function runTimer(handler: TimerHandler, env: SpawnEnv): Promise<vo
     }
     done = true;
     if (handler.interval !== undefined && handler.sharp) {
-      const elapsed = (clock.now() - started) / 1000;
+      const elapsed = (clock.now() - anchor) / 1000;
       await sleepUnless(clock, sharpDelay(handler.interval, elapsed), stopper.requested);
     } else if (handler.interval !== undefined) {
       await sleepUnless(clock, handler.interval, stopper.requested);
