@@ -9,6 +9,7 @@
  * @module
  */
 
+import { copyMemo } from "../engines/memos.ts";
 import type { Memo } from "../registry/context.ts";
 
 /** How many recently seen resource versions an object remembers (for read-your-writes). */
@@ -113,7 +114,8 @@ export class Memories {
     if (existing && (uid === undefined || existing.uid === undefined || existing.uid === uid)) {
       return existing;
     }
-    const created = new ObjectMemory(uid, { ...this.#memo });
+    // Kopf's copy.copy(): a shallow copy keeping the memo's class, or the memo's own copy.
+    const created = new ObjectMemory(uid, copyMemo(this.#memo));
     this.#memories.set(key, created);
     return created;
   }
