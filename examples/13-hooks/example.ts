@@ -7,6 +7,7 @@
  * ```sh
  * deno run -A cli.ts run --verbose -n default --liveness http://127.0.0.1:8080/healthz \
  *   examples/13-hooks/example.ts
+ * kubectl apply -n default -f examples/13-hooks/pod.yaml
  * curl http://127.0.0.1:8080/healthz   # {"tasks_count":…,"monitored_objects":{…}}
  * ```
  *

@@ -9,6 +9,8 @@
  * ```sh
  * deno run -A cli.ts run --verbose -A --liveness http://127.0.0.1:8080/healthz \
  *   examples/16-indexing/example.ts
+ * kubectl apply -n default -f examples/16-indexing/pods.yaml -f examples/obj.yaml
+ * curl http://127.0.0.1:8080/healthz   # {"pod_count":…,"pod_names":[…]}
  * ```
  *
  * @module
