@@ -15,6 +15,12 @@
  * A trailing line without a final newline is yielded when the stream ends: a server that closes
  * the stream right after an event has still delivered that event.
  *
+ * When `signal` aborts, the body is cancelled and the generator throws the abort reason. This
+ * does not rely on the `fetch` having been given the same signal: Deno may garbage-collect a
+ * signal made by `AbortSignal.any()` while its response body is still streaming, after which
+ * aborting the source no longer reaches the `fetch` and a silent stream would hang until the
+ * server closes it. Cancelling the body from a listener on a strongly held signal always works.
+ *
  * @example
  * ```ts
  * import { watchLines } from "./_watch_lines.ts";
@@ -24,13 +30,18 @@
  */
 export async function* watchLines(
   body: ReadableStream<Uint8Array>,
+  signal?: AbortSignal,
 ): AsyncGenerator<string, void, undefined> {
   const decoder = new TextDecoder();
   const reader = body.getReader();
+  const onAbort = () => void reader.cancel(signal?.reason).catch(() => {});
+  signal?.throwIfAborted();
+  signal?.addEventListener("abort", onAbort, { once: true });
   let pieces: string[] = [];
   try {
     while (true) {
       const { value, done } = await reader.read();
+      signal?.throwIfAborted();
       if (done) break;
       const text = decoder.decode(value, { stream: true });
       let start = 0;
@@ -52,6 +63,7 @@ export async function* watchLines(
     const rest = pieces.join("") + decoder.decode();
     if (rest.trim() !== "") yield rest;
   } finally {
+    signal?.removeEventListener("abort", onAbort);
     // Cancelling (rather than only releasing) tells the transport to drop the connection when the
     // consumer stops early, e.g. on an idle timeout or an aborted watch.
     await reader.cancel().catch(() => {});

@@ -238,6 +238,41 @@ function describe(error: unknown): string {
   return String(error);
 }
 
+/**
+ * Settles like `promise`, or rejects with the abort reason as soon as `signal` aborts — even if
+ * the request underneath missed the abort (see `#follow`). A result that arrives after the abort
+ * is handed to `late` for cleanup.
+ */
+function untilAborted<T>(
+  promise: Promise<T>,
+  signal: AbortSignal,
+  late: (value: T) => void = () => {},
+): Promise<T> {
+  if (signal.aborted) {
+    promise.then(late, () => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    let settled = false;
+    const onAbort = () => {
+      settled = true;
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        if (settled) late(value);
+        else resolve(value);
+      },
+      (error) => {
+        signal.removeEventListener("abort", onAbort);
+        if (!settled) reject(error);
+      },
+    );
+  });
+}
+
 /** Sleeps unless aborted; resolves early (without throwing) on abort. */
 function pause(ms: number, signal: AbortSignal): Promise<void> {
   if (signal.aborted || ms <= 0) return Promise.resolve();
@@ -435,11 +470,14 @@ class WatchLoop<T extends KubeObject> {
         () => timeout.abort(new Error(`no LIST response within ${this.#listTimeoutMs} ms`)),
         this.#listTimeoutMs,
       );
-      const signal = AbortSignal.any([this.#signal, timeout.signal]);
+      const unlink = this.#follow(timeout);
       let page: ListPage;
       this.stats.listPages++;
       try {
-        page = await this.#transport.request<ListPage>("GET", this.#path, { query, signal });
+        page = await untilAborted(
+          this.#transport.request<ListPage>("GET", this.#path, { query, signal: timeout.signal }),
+          timeout.signal,
+        );
       } catch (error) {
         if (timeout.signal.aborted && !this.#signal.aborted) throw timeout.signal.reason;
         if (token !== undefined && statusOf(error) === 410) {
@@ -456,6 +494,7 @@ class WatchLoop<T extends KubeObject> {
         throw error;
       } finally {
         clearTimeout(timer);
+        unlink();
       }
       this.#healthy();
       for (const item of page.items ?? []) {
@@ -499,7 +538,8 @@ class WatchLoop<T extends KubeObject> {
     }
 
     const abort = new AbortController();
-    const signal = AbortSignal.any([this.#signal, abort.signal]);
+    const unlink = this.#follow(abort);
+    const signal = abort.signal;
     let lastActivity = Date.now();
     let idle = false;
     const check = () => {
@@ -518,10 +558,14 @@ class WatchLoop<T extends KubeObject> {
     const openedAt = Date.now();
     let received = 0;
     try {
-      const response = await this.#transport.stream(this.#path, { query, signal });
+      const response = await untilAborted(
+        this.#transport.stream(this.#path, { query, signal }),
+        signal,
+        (late) => void late.body?.cancel().catch(() => {}),
+      );
       if (!response.body) throw new Error("the watch response has no body");
       this.#healthy();
-      for await (const line of watchLines(response.body)) {
+      for await (const line of watchLines(response.body, signal)) {
         lastActivity = Date.now();
         this.stats.lastHealthyAt = lastActivity;
         received++;
@@ -582,6 +626,7 @@ class WatchLoop<T extends KubeObject> {
       throw error;
     } finally {
       clearTimeout(timer);
+      unlink();
       abort.abort();
     }
     if (this.#signal.aborted) return;
@@ -597,6 +642,22 @@ class WatchLoop<T extends KubeObject> {
       ...this.#context(),
       resourceVersion: this.stats.resourceVersion,
     });
+  }
+
+  /**
+   * Makes `controller` abort when the loop's signal does, until the returned function is called.
+   * A plain listener, not `AbortSignal.any()`: Deno may garbage-collect a signal made by `any()`
+   * while a request still depends on it, and then the abort is lost.
+   */
+  #follow(controller: AbortController): () => void {
+    const outer = this.#signal;
+    if (outer.aborted) {
+      controller.abort(outer.reason);
+      return () => {};
+    }
+    const forward = () => controller.abort(outer.reason);
+    outer.addEventListener("abort", forward, { once: true });
+    return () => outer.removeEventListener("abort", forward);
   }
 
   /** Turns a watch event into what the consumer should see, given what it was told before. */

@@ -56,3 +56,19 @@ Deno.test("watchLines() cancels the body when the consumer stops early", async (
   }
   assert.equal(cancelled, true);
 });
+
+Deno.test("watchLines() cancels a silent body and throws the reason when its signal aborts", async () => {
+  let cancelled = false;
+  const silent = new ReadableStream<Uint8Array>({
+    cancel() {
+      cancelled = true;
+    },
+  });
+  const abort = new AbortController();
+  const reason = new Error("idle");
+  setTimeout(() => abort.abort(reason), 20);
+  await assert.rejects(async () => {
+    for await (const _ of watchLines(silent, abort.signal)) { /* nothing comes */ }
+  }, (error) => error === reason);
+  assert.equal(cancelled, true);
+});
