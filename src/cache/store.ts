@@ -18,6 +18,7 @@ import { type ObjectEvent, objectKey } from "../kube/watch.ts";
 
 /** A change the store accepted: what consumers should be told. */
 export interface StoreChange<T extends KubeObject = KubeObject> {
+  /** What happened to the object in the cache. */
   type: "ADDED" | "MODIFIED" | "DELETED";
   /** `namespace/name`, or `name` for cluster-scoped objects. */
   key: string;

@@ -226,3 +226,38 @@ Deno.test("watch: an idle, healthy informer makes no requests over a window", as
   assert.equal(s.informer.stats!.watches, stats.watches);
   assert.equal(s.informer.healthy, true);
 });
+
+Deno.test("watch (streaming list): a 410 ERROR event (fault proxy) makes exactly one streaming relist and no LIST", async () => {
+  await using s = await setup("watch-gone-stream", { initialSync: "stream" });
+  const streamingLists = () =>
+    s.proxy.seen({ path: s.path, watch: true }).filter((r) =>
+      r.query.sendInitialEvents === "true" && r.status === 200
+    ).length;
+  assert.equal(streamingLists(), 1, "the initial sync was a streaming list");
+  assert.equal(await s.lists(), 0, "and no LIST");
+  const names = await s.churn.create(4);
+  await waitForSameState(() => s.informer.store.values(), s.churn);
+
+  s.proxy.reply(503, { count: 1_000_000, match: { path: s.path } });
+  assert.equal(s.proxy.cutOpenWatches("gone"), 1);
+  await waitFor(() => s.proxy.seen({ path: s.path }).some((r) => r.status === 503), {
+    message: "the client to try re-listing",
+  });
+  await s.churn.delete(names.slice(0, 2));
+  await s.churn.update(names.slice(2, 3));
+  s.proxy.clearFaults();
+
+  await waitForSameState(() => s.informer.store.values(), s.churn);
+  assertOrdered(s.seen, s.churn);
+  for (const name of names.slice(0, 2)) {
+    assert.equal(s.seen.perObject.get(name)?.at(-1), "DELETED", `${name} reported deleted`);
+  }
+  assert.equal(
+    s.seen.perObject.get(names[3])?.length,
+    1,
+    "an unchanged object is not re-announced",
+  );
+  assert.equal(streamingLists(), 2, "exactly one streaming relist reached the server");
+  assert.equal(await s.lists(), 0, "no LIST at all");
+  assert.equal(s.informer.stats?.relists, 1);
+});
