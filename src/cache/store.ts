@@ -112,7 +112,7 @@ export class ObjectStore<T extends KubeObject = KubeObject> {
    * which is the last state anyone saw.
    */
   apply(event: ObjectEvent<T>): StoreChange<T> | undefined {
-    const key = objectKey(event.object);
+    const key = event.key ?? objectKey(event.object);
     const previous = this.#objects.get(key);
     if (event.type === "DELETED") {
       if (previous === undefined) return undefined;

@@ -66,6 +66,11 @@ export interface WatchTransport {
 export interface ObjectEvent<T extends KubeObject = KubeObject> {
   /** What happened, relative to what this watch announced before. */
   type: "ADDED" | "MODIFIED" | "DELETED";
+  /**
+   * The object's key (see {@linkcode objectKey}), when the producer already computed it; caches
+   * reuse the same string instead of building another per object.
+   */
+  key?: string;
   /** The object as the server sent it (for `DELETED`, its last state). */
   object: T;
   /** True for events made from the first listing of this watch (objects that existed before). */
@@ -445,6 +450,7 @@ class WatchLoop<T extends KubeObject> {
     this.stats.events++;
     return {
       type: before === undefined ? "ADDED" : "MODIFIED",
+      key,
       object: object as T,
       initial: !relist,
     };
@@ -461,7 +467,13 @@ class WatchLoop<T extends KubeObject> {
         ? { name: key, resourceVersion: rv }
         : { namespace: key.slice(0, slash), name: key.slice(slash + 1), resourceVersion: rv };
       const object = { apiVersion: this.#apiVersion, kind: this.#resource.kind, metadata };
-      yield { type: "DELETED", object: object as T, initial: false, finalStateUnknown: true };
+      yield {
+        type: "DELETED",
+        key,
+        object: object as T,
+        initial: false,
+        finalStateUnknown: true,
+      };
     }
   }
 
@@ -685,7 +697,7 @@ class WatchLoop<T extends KubeObject> {
       type = before === undefined ? "ADDED" : "MODIFIED";
     }
     this.stats.events++;
-    return { type: type as ObjectEvent["type"], object: object as T, initial: false };
+    return { type: type as ObjectEvent["type"], key, object: object as T, initial: false };
   }
 }
 
