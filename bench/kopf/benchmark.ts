@@ -25,7 +25,7 @@ import { floorTarget, kopfTarget, type Variant } from "./targets.ts";
 const HERE = new URL(".", import.meta.url).pathname;
 
 /** Which operators the benchmark can measure. */
-export type TargetId = "kopf" | "kopf-best" | "ours" | "floor";
+export type TargetId = "kopf" | "kopf-best" | "ours" | "ours-best" | "floor";
 
 /** Benchmark options. */
 export interface BenchOptions extends ScenarioOptions {
@@ -62,8 +62,8 @@ export interface BenchResult {
   results: TargetResult[];
 }
 
-/** Ours, when the engine's `run` has landed in mod.ts (a hook so the target lives in one place). */
-export type OursFactory = (variant: Variant) => Promise<Target | string>;
+/** Ours (`best`: with its labelled non-default settings), or why it cannot run. */
+export type OursFactory = (variant: Variant, best?: boolean) => Promise<Target | string>;
 
 async function text(cmd: string, args: string[]): Promise<string> {
   try {
@@ -159,7 +159,8 @@ export async function runBenchmark(
           ? kopfTarget(kopfBest!, variant, true)
           : "run for the single variant only";
       } else if (id === "floor") target = floorTarget(variant);
-      else target = ours ? await ours(variant) : "ours is not wired in (no `run` in mod.ts)";
+      else if (!ours) target = "no factory for ours was given";
+      else target = await ours(variant, id === "ours-best");
       if (typeof target === "string") {
         skipped.push({ id, variant, reason: target });
         log(`skip ${id}/${variant}: ${target}`);

@@ -10,6 +10,7 @@ const COLORS: Record<string, string> = {
   kopf: "#d62728",
   "kopf-best": "#ff7f0e",
   ours: "#1f77b4",
+  "ours-best": "#9467bd",
   floor: "#2ca02c",
 };
 

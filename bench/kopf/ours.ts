@@ -16,8 +16,11 @@ const ROOT = new URL("../..", import.meta.url).pathname;
  * Why ours cannot run yet, or `undefined` when it can: mod.ts must export `run` and `on`, and the
  * operator file of the variant must exist.
  */
-export async function oursUnavailable(variant: Variant): Promise<string | undefined> {
-  const file = `${HERE}operators/ours_${variant}.ts`;
+export async function oursUnavailable(
+  variant: Variant,
+  best = false,
+): Promise<string | undefined> {
+  const file = fileOf(variant, best);
   try {
     await Deno.stat(file);
   } catch {
@@ -41,17 +44,25 @@ export async function oursUnavailable(variant: Variant): Promise<string | undefi
   return undefined;
 }
 
-/** The target for ours, or the reason it cannot run. */
-export async function oursFactory(variant: Variant): Promise<Target | string> {
-  const unavailable = await oursUnavailable(variant);
+function fileOf(variant: Variant, best: boolean): string {
+  return `${HERE}operators/${best ? "ours_best" : `ours_${variant}`}.ts`;
+}
+
+/**
+ * The target for ours, or the reason it cannot run. `best`: the same operator with its client-side
+ * rate limit off (operators/ours_best.ts), labelled so; single variant only.
+ */
+export async function oursFactory(variant: Variant, best = false): Promise<Target | string> {
+  if (best && variant !== "single") return "run for the single variant only";
+  const unavailable = await oursUnavailable(variant, best);
   if (unavailable) return unavailable;
-  const file = `${HERE}operators/ours_${variant}.ts`;
+  const file = fileOf(variant, best);
   const args = (
     ns: string,
   ) => ["run", "-A", `${ROOT}cli.ts`, "run", "--standalone", "-n", ns, file];
   return {
-    id: "ours",
-    label: "ours (Kopf for Deno)",
+    id: best ? "ours-best" : "ours",
+    label: best ? "ours (client rate limit off)" : "ours (Kopf for Deno)",
     variant,
     criteria: criteriaOf(variant),
     command: [Deno.execPath(), ...args("<ns>")],
