@@ -226,6 +226,9 @@ const IDEMPOTENT_METHODS = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
  * }
  * ```
  */
+const liveSignals = new Set<AbortSignal>();
+const streamSignals = new WeakMap<Response, AbortSignal>();
+
 export class KubeClient {
   /** The resolved configuration this client talks with. */
   readonly config: ClusterConfig;
@@ -557,18 +560,27 @@ export class KubeClient {
         if (contentType) headers.set("Content-Type", contentType);
         for (const [key, value] of auth.headers) headers.append(key, value);
         this.#metrics.requests[method] = (this.#metrics.requests[method] ?? 0) + 1;
-        response = await this.#transport.send({
-          method,
-          url,
-          headers,
-          body,
-          signal: attemptSignal,
-          certPem: auth.certPem,
-          keyPem: auth.keyPem,
-        });
-        // A plain request's body is read under the same timeout; a stream's body is not, nor is
-        // an error body of a stream (small, read below).
-        if (!init.stream || !response.ok) text = await response.text();
+        // Deno may collect a signal made by AbortSignal.any() while the fetch still runs, and its
+        // abort is then lost: hold it strongly for the attempt.
+        liveSignals.add(attemptSignal);
+        try {
+          response = await this.#transport.send({
+            method,
+            url,
+            headers,
+            body,
+            signal: attemptSignal,
+            certPem: auth.certPem,
+            keyPem: auth.keyPem,
+          });
+          // A plain request's body is read under the same timeout; a stream's body is not, nor
+          // is an error body of a stream (small, read below).
+          if (!init.stream || !response.ok) text = await response.text();
+          // A stream's body outlives this attempt: its signal lives as long as the response.
+          else streamSignals.set(response, attemptSignal);
+        } finally {
+          liveSignals.delete(attemptSignal);
+        }
       } catch (error) {
         clearTimeout(timer);
         release();
