@@ -2,9 +2,11 @@
  * Where the cluster is and how to authenticate: kubeconfig files (`KUBECONFIG`, merged like
  * kubectl), a chosen context, or the in-cluster service account.
  *
- * Parsing and the kubeconfig data model come from `@kubernetes/client-node`'s `KubeConfig`,
- * imported lazily here and nowhere else: it costs about 0.25 s and 100+ MB of memory, and
- * nothing on the request path needs it. What loading returns is plain data plus a small
+ * Kubeconfigs are parsed here with js-yaml, checked the way client-node checks them (same
+ * messages for missing names, clusters and servers). `@kubernetes/client-node` is imported
+ * only for users with an `auth-provider` (OIDC, legacy GCP/Azure), whose token refreshes it
+ * implements: the import costs 0.3–0.6 s and about 75 MiB of resident memory for the life of
+ * the process, which nobody else should pay. What loading returns is plain data plus a small
  * {@linkcode Credentials} object the client asks for headers on every request.
  *
  * Unlike client-node's `loadFromDefault()`, loading never falls back to
@@ -12,14 +14,14 @@
  * permission) it throws a {@linkcode ConfigError} saying what was looked for.
  *
  * Permissions: `--allow-env=KUBECONFIG,HOME,KUBERNETES_SERVICE_HOST,KUBERNETES_SERVICE_PORT`
- * (client-node's dependencies enumerate the environment at import: add `--ignore-env` when the
- * list is scoped), `--allow-read` for the kubeconfig and the files it names (or the
- * service-account directory in a cluster), and `--allow-run` for exec plugins.
+ * (for an `auth-provider` user, client-node's dependencies enumerate the environment at import:
+ * add `--ignore-env` when the list is scoped), `--allow-read` for the kubeconfig and the files
+ * it names (or the service-account directory in a cluster), and `--allow-run` for exec plugins.
  *
  * @module
  */
 
-import type { Cluster, Context, KubeConfig, User } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
 import { load as loadYaml } from "js-yaml";
 import {
   type AuthMaterial,
@@ -180,6 +182,119 @@ export function noCredentials(): Credentials {
 
 // ---------------------------------------------------------------------------------------------
 
+// The kubeconfig data model, field for field as client-node's Cluster/User/Context (so that an
+// auth-provider user can be handed to its KubeConfig as is).
+
+interface Cluster {
+  readonly name: string;
+  readonly server: string;
+  readonly caData?: string;
+  caFile?: string;
+  readonly skipTLSVerify: boolean;
+  readonly tlsServerName?: string;
+  readonly proxyUrl?: string;
+}
+
+interface AuthProvider {
+  name?: string;
+  config?: Record<string, string>;
+}
+
+interface User {
+  readonly name: string;
+  readonly authProvider?: AuthProvider;
+  readonly certData?: string;
+  certFile?: string;
+  readonly exec?: unknown;
+  readonly keyData?: string;
+  keyFile?: string;
+  readonly token?: string;
+  readonly username?: string;
+  readonly password?: string;
+  readonly impersonateUser?: string;
+}
+
+interface Context {
+  readonly name: string;
+  readonly cluster: string;
+  readonly user?: string;
+  readonly namespace?: string;
+}
+
+/** One parsed kubeconfig file. */
+interface ParsedKubeconfig {
+  clusters: Cluster[];
+  users: User[];
+  contexts: Context[];
+  currentContext?: string;
+}
+
+// deno-lint-ignore no-explicit-any
+type Entry = any;
+
+/** Reads the lists like client-node's `loadFromString()`, with its messages for bad entries. */
+function parseKubeconfig(doc: Record<string, unknown>, dir: string): ParsedKubeconfig {
+  const list = (key: string): Entry[] => Array.isArray(doc[key]) ? doc[key] as Entry[] : [];
+  const clusters = list("clusters").map((elt, i): Cluster => {
+    if (!elt?.name) throw new Error(`clusters[${i}].name is missing`);
+    if (!elt.cluster) throw new Error(`clusters[${i}].cluster is missing`);
+    if (!elt.cluster.server) throw new Error(`clusters[${i}].cluster.server is missing`);
+    const c = elt.cluster;
+    return {
+      name: elt.name,
+      server: String(c.server).replace(/\/$/, ""),
+      caData: c["certificate-authority-data"] || undefined,
+      caFile: absolute(dir, c["certificate-authority"]),
+      skipTLSVerify: c["insecure-skip-tls-verify"] === true,
+      tlsServerName: c["tls-server-name"] || undefined,
+      proxyUrl: c["proxy-url"] || undefined,
+    };
+  });
+  const contexts = list("contexts").map((elt, i): Context => {
+    if (!elt?.name) throw new Error(`contexts[${i}].name is missing`);
+    if (!elt.context) throw new Error(`contexts[${i}].context is missing`);
+    if (!elt.context.cluster) throw new Error(`contexts[${i}].context.cluster is missing`);
+    return {
+      name: elt.name,
+      cluster: elt.context.cluster,
+      user: elt.context.user || undefined,
+      namespace: elt.context.namespace || undefined,
+    };
+  });
+  // `token-file` is not read here (client-node reads it once, relative to the working
+  // directory): userCredentials() reads it relative to the kubeconfig, and re-reads it.
+  const users = list("users").map((elt, i): User => {
+    if (!elt?.name) throw new Error(`users[${i}].name is missing`);
+    const u = elt.user ?? {};
+    return {
+      name: elt.name,
+      authProvider: u["auth-provider"] || undefined,
+      certData: u["client-certificate-data"] || undefined,
+      certFile: absolute(dir, u["client-certificate"]),
+      exec: u.exec || undefined,
+      keyData: u["client-key-data"] || undefined,
+      keyFile: absolute(dir, u["client-key"]),
+      token: u.token || undefined,
+      username: u.username || undefined,
+      password: u.password ?? undefined,
+      impersonateUser: u.as || undefined,
+    };
+  });
+  const current = doc["current-context"];
+  return {
+    clusters,
+    users,
+    contexts,
+    currentContext: typeof current === "string" && current ? current : undefined,
+  };
+}
+
+/** A kubeconfig path made absolute against the kubeconfig's directory (as makePathsAbsolute). */
+function absolute(dir: string, path: unknown): string | undefined {
+  if (typeof path !== "string" || !path) return undefined;
+  return isAbsolute(path) ? path : joinPath(dir, path);
+}
+
 type KubeConfigClass = typeof KubeConfig;
 
 let kubeConfigClass: Promise<KubeConfigClass> | undefined;
@@ -210,11 +325,10 @@ interface LoadedFile {
   path: string;
   dir: string;
   raw: Record<string, unknown>;
-  kc: KubeConfig;
+  kc: ParsedKubeconfig;
 }
 
 async function loadKubeconfig(files: string[], options: LoadConfigOptions): Promise<ClusterConfig> {
-  const KubeConfigCtor = await importKubeConfig();
   const loaded: LoadedFile[] = [];
   for (const path of files) {
     let text: string;
@@ -243,19 +357,16 @@ async function loadKubeconfig(files: string[], options: LoadConfigOptions): Prom
         throw new ConfigError("must be a list", { source: path, field: key });
       }
     }
-    const kc = new KubeConfigCtor();
+    const dir = dirname(path);
+    let kc: ParsedKubeconfig;
     try {
-      // client-node reads `token-file` itself, relative to the working directory and only
-      // once; token files are handled below instead (relative to the kubeconfig, re-read).
-      kc.loadFromString(JSON.stringify(withoutTokenFiles(doc)));
+      kc = parseKubeconfig(doc, dir);
     } catch (error) {
       throw new ConfigError(error instanceof Error ? error.message : String(error), {
         source: path,
         cause: error,
       });
     }
-    const dir = dirname(path);
-    kc.makePathsAbsolute(dir);
     loaded.push({ path, dir, raw: doc, kc });
   }
 
@@ -266,16 +377,16 @@ async function loadKubeconfig(files: string[], options: LoadConfigOptions): Prom
   const contexts = new Map<string, { context: Context; file: LoadedFile }>();
   let currentContext: string | undefined;
   for (const file of loaded) {
-    for (const cluster of file.kc.getClusters()) {
+    for (const cluster of file.kc.clusters) {
       if (!clusters.has(cluster.name)) clusters.set(cluster.name, { cluster, file });
     }
-    for (const user of file.kc.getUsers()) {
+    for (const user of file.kc.users) {
       if (!users.has(user.name)) users.set(user.name, { user, file });
     }
-    for (const context of file.kc.getContexts()) {
+    for (const context of file.kc.contexts) {
       if (!contexts.has(context.name)) contexts.set(context.name, { context, file });
     }
-    currentContext ||= file.kc.getCurrentContext() || undefined;
+    currentContext ||= file.kc.currentContext;
   }
 
   const contextName = options.context ?? currentContext;
@@ -375,7 +486,6 @@ async function loadKubeconfig(files: string[], options: LoadConfigOptions): Prom
         "insecure-skip-tls-verify": tlsBase.insecureSkipTlsVerify,
         "proxy-url": tlsBase.proxyUrl,
       },
-      kc: loaded[0].kc,
       contextName,
       allFiles: loaded,
       tokenRefreshMs: options.tokenRefreshMs,
@@ -400,7 +510,6 @@ async function userCredentials(init: {
   base: AuthMaterial;
   hasCert: boolean;
   cluster: ExecClusterInfo;
-  kc: KubeConfig;
   contextName: string;
   allFiles: LoadedFile[];
   tokenRefreshMs?: number;
@@ -492,11 +601,19 @@ async function authProviderCredentials(init: {
     into.push(item);
   };
   for (const file of init.allFiles) {
-    for (const c of file.kc.getClusters()) firstWins("cluster", c, clusters);
-    for (const u of file.kc.getUsers()) firstWins("user", u, users);
-    for (const x of file.kc.getContexts()) firstWins("context", x, contexts);
+    for (const c of file.kc.clusters) firstWins("cluster", c, clusters);
+    for (const u of file.kc.users) firstWins("user", u, users);
+    for (const x of file.kc.contexts) firstWins("context", x, contexts);
   }
-  kc.loadFromOptions({ clusters, users, contexts, currentContext: init.contextName });
+  // The shapes are client-node's own (see Cluster/User/Context above).
+  kc.loadFromOptions(
+    {
+      clusters,
+      users,
+      contexts,
+      currentContext: init.contextName,
+    } as unknown as Parameters<KubeConfig["loadFromOptions"]>[0],
+  );
   const name = init.user.authProvider?.name ?? "unknown";
   const source = init.file.path;
   const field = `${init.field}.auth-provider`;
@@ -540,20 +657,18 @@ async function loadInCluster(options: LoadConfigOptions): Promise<ClusterConfig>
   }
   const root = options.inClusterRoot ?? "";
   const dir = `${root}${SERVICE_ACCOUNT_DIR}`;
-  const KubeConfigCtor = await importKubeConfig();
-  const kc = new KubeConfigCtor();
-  kc.loadFromCluster(root);
-  const cluster = kc.getCurrentCluster();
-  const user = kc.getCurrentUser();
-  if (!cluster || !user) throw new ConfigError("client-node built no cluster/user", { source });
-  const server = checkServer(cluster.server, source, "KUBERNETES_SERVICE_HOST");
+  // As client-go's InClusterConfig (and client-node's loadFromCluster): plain HTTP only on
+  // the well-known insecure ports, IPv6 addresses in brackets.
+  const scheme = port === "80" || port === "8080" || port === "8001" ? "http" : "https";
+  const hostPart = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+  const server = checkServer(`${scheme}://${hostPart}:${port}`, source, "KUBERNETES_SERVICE_HOST");
   const caPem = await pemFrom({
-    file: cluster.caFile,
+    file: `${dir}/ca.crt`,
     source,
     field: "ca.crt",
     expect: "CERTIFICATE",
   });
-  const tokenPath: string = user.authProvider?.config?.tokenFile ?? `${dir}/token`;
+  const tokenPath = `${dir}/token`;
   const credentials = new TokenFileCredentials({
     path: tokenPath,
     refreshMs: options.tokenRefreshMs,
@@ -561,8 +676,6 @@ async function loadInCluster(options: LoadConfigOptions): Promise<ClusterConfig>
     field: "token",
   });
   await credentials.get(); // fail now, not on the first request
-  // Read here rather than by client-node, which needs --allow-sys=uid for this and otherwise
-  // silently leaves the namespace unset.
   let namespace: string | undefined;
   try {
     namespace = (await Deno.readTextFile(`${dir}/namespace`)).trim() || undefined;
@@ -693,20 +806,6 @@ function rawEntry(
   const entry = entries.find((e) => e && typeof e === "object" && e.name === name);
   const inner = entry?.[key];
   return inner && typeof inner === "object" ? inner : {};
-}
-
-function withoutTokenFiles(doc: Record<string, unknown>): Record<string, unknown> {
-  if (!Array.isArray(doc.users)) return doc;
-  return {
-    ...doc,
-    users: doc.users.map((entry) => {
-      if (!entry || typeof entry !== "object" || !entry.user || typeof entry.user !== "object") {
-        return entry;
-      }
-      const { "token-file": _dropped, ...user } = entry.user as Record<string, unknown>;
-      return { ...entry, user };
-    }),
-  };
 }
 
 function base64(text: string): string {
