@@ -7,28 +7,8 @@
  */
 import { configureSync, type LogLevel, type LogRecord, type Sink } from "@logtape/logtape";
 
-/** The output formats of Kopf's `--log-format`. */
-export type LogFormat = "plain" | "full" | "json";
-
-/** The formats accepted by `--log-format`, in the order shown in the help. */
-export const LOG_FORMATS: readonly LogFormat[] = ["full", "plain", "json"];
-
-/** How loud the operator is: Kopf's `-q`, default, `-v`, `-d`. */
-export type Verbosity = "quiet" | "normal" | "verbose" | "debug";
-
-/** What {@linkcode configureLogging} needs. */
-export interface LoggingOptions {
-  /** Default `"full"`, like Kopf. */
-  format?: LogFormat;
-  /** Default `"normal"` (INFO). */
-  verbosity?: Verbosity;
-  /** Prefix object messages with `[namespace/name]`; default on for text, off for JSON. */
-  prefix?: boolean;
-  /** The JSON key of the object reference; default `"object"`. */
-  refKey?: string;
-  /** Where formatted lines go; default: synchronous writes to stderr. */
-  write?: (line: string) => void;
-}
+export { LOG_FORMATS, type LogFormat, type LoggingOptions, type Verbosity } from "./log_options.ts";
+import type { LogFormat, LoggingOptions, Verbosity } from "./log_options.ts";
 
 /** A reference to the Kubernetes object a record is about (what Kopf calls `k8s_ref`). */
 export interface ObjectRef {

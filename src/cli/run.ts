@@ -9,7 +9,7 @@ import { pathToFileURL } from "node:url";
 import { type ApiTarget, resolveApiTarget, resolvePath } from "./api_target.ts";
 import type { ChildSpec } from "./child.ts";
 import { UsageError } from "./errors.ts";
-import type { LoggingOptions } from "./logging.ts";
+import type { LoggingOptions } from "./log_options.ts";
 import type { OperatorOptions } from "./options.ts";
 import type { RbacOptions } from "./rbac.ts";
 import {
