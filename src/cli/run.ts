@@ -175,9 +175,27 @@ export function childEntry(): string {
   return new URL("./child.ts", import.meta.url).href;
 }
 
+/**
+ * V8 flags of the operator process unless the user passes their own `--v8-flags` (with
+ * `--deno-flag=--v8-flags=…`, which replaces these).
+ *
+ * An operator's live heap is small (about 12 MiB with 1,000 objects) but its garbage — watch
+ * events, patches, responses: short-lived JSON — is plenty, and with V8's defaults the young
+ * generation and old space grow far beyond the live data before being collected.
+ * `--optimize-for-size` keeps both small. Measured with 1,000 objects created, updated and
+ * deleted at the default rate limit: operator peak RSS 178 → 87 MiB, steady 95 → 72 MiB, the
+ * same throughput, CPU 7.1 → 9.1 s (on a loaded 2-core machine). `--max-semi-space-size=1`
+ * alone reached only 116 MiB, and adding it to `--optimize-for-size` gained nothing.
+ */
+export const DEFAULT_V8_FLAGS: readonly string[] = ["--optimize-for-size"];
+
 /** The `deno run` arguments (without the executable) that start the operator process. */
 export function childArgs(plan: LaunchPlan): string[] {
-  return ["run", ...plan.permissions.toFlags(), childEntry(), JSON.stringify(plan.spec)];
+  const flags = plan.permissions.toFlags();
+  if (!flags.some((flag) => flag.startsWith("--v8-flags"))) {
+    flags.push(`--v8-flags=${DEFAULT_V8_FLAGS.join(",")}`);
+  }
+  return ["run", ...flags, childEntry(), JSON.stringify(plan.spec)];
 }
 
 const FORWARDED: Deno.Signal[] = ["SIGINT", "SIGTERM"];

@@ -6,7 +6,7 @@ import {
   planArtifact,
 } from "../../src/cli/artifact.ts";
 import { UsageError } from "../../src/cli/errors.ts";
-import { childArgs, planLaunch, resolveHandlers } from "../../src/cli/run.ts";
+import { childArgs, DEFAULT_V8_FLAGS, planLaunch, resolveHandlers } from "../../src/cli/run.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -67,16 +67,17 @@ Deno.test("the launch plan: the child's grants and its spec", () => {
     cwd: dir,
   });
   const args = childArgs(plan);
-  assert.deepEqual(args.slice(0, 7), [
+  assert.deepEqual(args.slice(0, 8), [
     "run",
     "--no-prompt",
     "--allow-net=127.0.0.1:6443,127.0.0.1:8080,127.0.0.1:9000",
     `--allow-read=${kubeconfig},${dir}/ca.crt,${dir}/app`,
     "--allow-env=KUBECONFIG,POD_ID",
     "--ignore-env",
+    "--v8-flags=--optimize-for-size",
     new URL("../../src/cli/child.ts", import.meta.url).href,
   ]);
-  assert.deepEqual(JSON.parse(args[7]), {
+  assert.deepEqual(JSON.parse(args[8]), {
     imports: [`file://${dir}/app/handlers.ts`],
     labels: ["app/handlers.ts"],
     operator: { namespaces: ["ns1"], liveness: "http://127.0.0.1:8080/healthz" },
@@ -84,6 +85,25 @@ Deno.test("the launch plan: the child's grants and its spec", () => {
     expectedServer: "https://127.0.0.1:6443",
     watchStdin: true,
   });
+});
+
+Deno.test("the child is sized for memory (--optimize-for-size) unless --v8-flags is passed", () => {
+  const { dir, kubeconfig } = fixture();
+  const argsWith = (denoFlags: string[]) =>
+    childArgs(planLaunch({
+      files: ["app/handlers.ts"],
+      operator: {},
+      logging: {},
+      denoFlags,
+      env: (name) => ({ KUBECONFIG: kubeconfig } as Record<string, string>)[name],
+      cwd: dir,
+    }));
+  const defaults = argsWith([]).filter((a) => a.startsWith("--v8-flags"));
+  assert.deepEqual(defaults, [`--v8-flags=${DEFAULT_V8_FLAGS.join(",")}`]);
+  const own = argsWith(["--v8-flags=--max-old-space-size=512"]).filter((a) =>
+    a.startsWith("--v8-flags")
+  );
+  assert.deepEqual(own, ["--v8-flags=--max-old-space-size=512"]);
 });
 
 Deno.test("artifacts: a static entry, no handler-directory grant, the config to build with", () => {
