@@ -3,52 +3,17 @@
 // shape and the write budget against a real API server: tests/integration/events_test.ts.
 import assert from "node:assert/strict";
 import {
-  type EventClock,
   EventPoster,
   type EventPosterOptions,
   type EventTransport,
   truncateMessage,
 } from "../../src/kube/events.ts";
+import { FakeClock, settle } from "../support/fake_clock.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
 
 const START = Date.UTC(2030, 0, 2, 3, 4, 5, 678);
-
-class FakeClock implements EventClock {
-  #now = START;
-  #nextId = 0;
-  readonly timers = new Map<number, { at: number; callback: () => void }>();
-  now(): number {
-    return this.#now;
-  }
-  setTimeout(callback: () => void, delayMs: number): unknown {
-    const id = ++this.#nextId;
-    this.timers.set(id, { at: this.#now + delayMs, callback });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.timers.delete(handle as number);
-  }
-  advance(ms: number): void {
-    const target = this.#now + ms;
-    for (;;) {
-      let next: [number, { at: number; callback: () => void }] | undefined;
-      for (const entry of this.timers) {
-        if (entry[1].at <= target && (!next || entry[1].at < next[1].at)) next = entry;
-      }
-      if (!next) break;
-      this.timers.delete(next[0]);
-      this.#now = Math.max(this.#now, next[1].at);
-      next[1].callback();
-    }
-    this.#now = target;
-  }
-}
-
-async function settle(): Promise<void> {
-  for (let i = 0; i < 3; i++) await new Promise((resolve) => setTimeout(resolve, 0));
-}
 
 interface Call {
   method: string;
@@ -92,7 +57,7 @@ class RecordingTransport implements EventTransport {
 }
 
 function setup(options: EventPosterOptions = {}) {
-  const clock = new FakeClock();
+  const clock = new FakeClock(START);
   const transport = new RecordingTransport();
   const poster = new EventPoster(transport, { clock, ...options });
   return { clock, transport, poster };
@@ -400,7 +365,7 @@ Deno.test("EventPoster never throws into the caller", async () => {
       throw new Error("synchronous failure");
     },
   };
-  const other = new EventPoster(throwing, { clock: new FakeClock(), maxAttempts: 1 });
+  const other = new EventPoster(throwing, { clock: new FakeClock(START), maxAttempts: 1 });
   other.info(body(), { reason: "R", message: "m" });
   poster.info(null as unknown as ReturnType<typeof body>, { reason: "R" });
   poster.event([body("x"), undefined as unknown as ReturnType<typeof body>], {

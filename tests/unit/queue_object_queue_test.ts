@@ -3,51 +3,9 @@ import {
   exponentialBackoff,
   ObjectQueue,
   type ProcessResult,
-  type QueueClock,
   sequenceBackoff,
 } from "../../src/queue/object_queue.ts";
-
-/** A manual clock: timers fire only when the test advances time. */
-class FakeClock implements QueueClock {
-  #now = 0;
-  #nextId = 0;
-  readonly timers = new Map<number, { at: number; callback: () => void }>();
-
-  now(): number {
-    return this.#now;
-  }
-
-  setTimeout(callback: () => void, delayMs: number): unknown {
-    const id = ++this.#nextId;
-    this.timers.set(id, { at: this.#now + delayMs, callback });
-    return id;
-  }
-
-  clearTimeout(handle: unknown): void {
-    this.timers.delete(handle as number);
-  }
-
-  /** Moves time forward, firing due timers in order (each at its own due time). */
-  advance(ms: number): void {
-    const target = this.#now + ms;
-    for (;;) {
-      let next: [number, { at: number; callback: () => void }] | undefined;
-      for (const entry of this.timers) {
-        if (entry[1].at <= target && (!next || entry[1].at < next[1].at)) next = entry;
-      }
-      if (!next) break;
-      this.timers.delete(next[0]);
-      this.#now = Math.max(this.#now, next[1].at);
-      next[1].callback();
-    }
-    this.#now = target;
-  }
-}
-
-/** Lets started runs, their continuations and the queue's microtasks settle. */
-async function settle(): Promise<void> {
-  for (let i = 0; i < 3; i++) await new Promise((resolve) => setTimeout(resolve, 0));
-}
+import { FakeClock, settle } from "../support/fake_clock.ts";
 
 interface Run {
   key: string;
