@@ -336,6 +336,7 @@ class Operator {
     } else {
       const clientOptions = {
         qps: networking.qps,
+        maxQps: networking.maxQps,
         burst: networking.burst,
         maxInFlight: networking.maxInFlight,
         timeoutMs: networking.requestTimeout === null

@@ -147,8 +147,15 @@ export class NetworkingSettings {
   enforceRetryAfter = false;
   /** Honour proxy environment variables. */
   trustEnv = false;
-  /** Client-side request rate limit, requests per second (0: off). */
+  /**
+   * Client-side request rate limit, requests per second, to start with and at the least (0:
+   * off). The rate doubles every half second in which requests wait and the API server answers
+   * without throttling, up to {@linkcode NetworkingSettings.maxQps}; it halves on a 429 (or a
+   * 503 with `Retry-After`), and is back at `qps` once demand stays below it for 30 s.
+   */
   qps = 50;
+  /** Highest rate the limit adapts up to (set it to `qps` for a fixed rate). */
+  maxQps = 1000;
   /** Token bucket size of the rate limit. */
   burst = 100;
   /** Maximum concurrent non-watch requests (0: unbounded). Watches never count. */

@@ -2,7 +2,9 @@
  * `KubeClient`: every request the framework makes to the API server goes through here.
  *
  * Per request: credentials from the {@linkcode ClusterConfig} (re-fetched once after a 401),
- * a client-side token bucket (default 50 QPS, burst 100), a cap on requests in flight (watch
+ * a client-side token bucket (50 QPS and burst 100 to start with, adapting up to 1,000 QPS while
+ * the server answers without throttling and back on 429s; see `rate_limit.ts`), a cap on requests
+ * in flight (watch
  * streams excluded — they live for minutes and would starve the cap), a timeout (default
  * 300 s, Kopf's `request_timeout`), and retries with exponential backoff and full jitter.
  *
@@ -92,8 +94,15 @@ export interface StreamOptions {
 export interface ClientOptions {
   /** Timeout per request attempt, in milliseconds (default 300 000, Kopf's `request_timeout`). */
   timeoutMs?: number;
-  /** Sustained requests per second (default 50; `0` turns the token bucket off). */
+  /**
+   * Starting and lowest requests per second of the token bucket (default 50; `0` turns it off).
+   */
   qps?: number;
+  /**
+   * Highest rate the token bucket adapts up to while the server answers without throttling
+   * (default 1000, or `qps` if that is higher; equal to `qps`: a fixed rate).
+   */
+  maxQps?: number;
   /** Requests allowed at once above the sustained rate (default 100). */
   burst?: number;
   /** Requests in flight at most, watch streams excluded (default 64; `0` = no cap). */
@@ -127,6 +136,12 @@ export interface ClientMetrics {
   throttledWaits: number;
   /** Total time spent waiting for the token bucket, in milliseconds. */
   throttledMs: number;
+  /** The token bucket's current rate, requests per second (`0`: off). */
+  qps: number;
+  /** Times the rate was raised because the server answered without throttling. */
+  rateRaises: number;
+  /** Times the rate was lowered because the server throttled or demand went quiet. */
+  rateCuts: number;
   /** Times credentials were reloaded after a 401. */
   reauthentications: number;
   /** Attempts that failed without a response (connection errors and timeouts). */
@@ -253,6 +268,9 @@ export class KubeClient {
     retries: 0,
     throttledWaits: 0,
     throttledMs: 0,
+    qps: 0,
+    rateRaises: 0,
+    rateCuts: 0,
     reauthentications: 0,
     transportErrors: 0,
     streams: 0,
@@ -275,11 +293,24 @@ export class KubeClient {
     this.#backoff = options.backoff ?? REQUEST_BACKOFF;
     this.#maxRetryAfterMs = options.maxRetryAfterMs ?? 60_000;
     this.#userAgent = options.userAgent ?? `kopf-deno/0.1.0 (deno ${Deno.version.deno})`;
+    const qps = options.qps ?? 50;
     this.#bucket = new TokenBucket({
-      qps: options.qps ?? 50,
+      qps,
       burst: options.burst ?? 100,
+      maxQps: Math.max(qps, options.maxQps ?? 1000),
       clock: this.#clock,
     });
+    this.#bucket.onRateChange = ({ from, to, cause }) => {
+      if (to > from) this.#metrics.rateRaises++;
+      else this.#metrics.rateCuts++;
+      const message = cause === "throttled"
+        ? "The API server throttles: client rate limit lowered from {from} to {to} QPS"
+        : cause === "quiet"
+        ? "Client rate limit back to {to} QPS"
+        : "Client rate limit raised from {from} to {to} QPS (the API server is not throttling)";
+      if (cause === "throttled") logger.info(message, { from, to });
+      else logger.debug(message, { from, to });
+    };
     this.#slots = new InFlightLimit(options.maxInFlight ?? 64);
     this.#transport = createTransport(config.tls);
     logger.debug("Kubernetes client for {server} ({source}) via {transport}", {
@@ -296,6 +327,7 @@ export class KubeClient {
       ...m,
       requests: { ...m.requests },
       responses: { ...m.responses },
+      qps: this.#bucket.enabled ? this.#bucket.qps : 0,
       inFlight: this.#slots.active,
       waitingForSlot: this.#slots.waiting,
     };
@@ -586,6 +618,7 @@ export class KubeClient {
         release();
         if (signal?.aborted) throw signal.reason;
         this.#metrics.transportErrors++;
+        this.#bucket.observe("failed");
         const timedOut = timeout.signal.aborted;
         const phase = timedOut ? "transfer" : failurePhase(error);
         const retryable = phase === "connect" || (phase === "transfer" && init.idempotent);
@@ -624,9 +657,19 @@ export class KubeClient {
       release();
       const status = response.status;
       this.#metrics.responses[status] = (this.#metrics.responses[status] ?? 0) + 1;
-      if (status >= 200 && status < 300) return { response, text };
+      if (status >= 200 && status < 300) {
+        this.#bucket.observe("ok");
+        return { response, text };
+      }
 
       const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
+      this.#bucket.observe(
+        status === 429 || (status === 503 && retryAfter !== undefined)
+          ? "throttled"
+          : status >= 500
+          ? "failed"
+          : "ok",
+      );
       const error = ApiError.from(method, path, status, parseBody(text), retryAfter);
       if (status === 401 && !reauthenticated && this.config.credentials.invalidate()) {
         // Rejected by authentication, so nothing happened: safe to repeat at once, any method.

@@ -1,6 +1,6 @@
 /**
  * A manual clock for unit tests of code that takes an injected clock (the object queue, the Event
- * poster): timers fire only when the test advances time, so nothing depends on real sleeps.
+ * poster, the token bucket): timers fire only when the test advances time, so nothing depends on real sleeps.
  *
  * @module
  */
@@ -27,6 +27,22 @@ export class FakeClock {
 
   clearTimeout(handle: unknown): void {
     this.timers.delete(handle as number);
+  }
+
+  /** Resolves when time has been advanced by `ms`; rejects with the signal's reason on abort. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        this.clearTimeout(handle);
+        reject(signal!.reason);
+      };
+      const handle = this.setTimeout(() => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      }, ms);
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
   }
 
   /** Moves time forward, firing due timers in order (each at its own due time). */

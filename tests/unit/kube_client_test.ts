@@ -397,12 +397,38 @@ Deno.test("requests in flight are capped; watch streams do not take slots", asyn
 Deno.test("the token bucket throttles requests and counts the waits", async () => {
   await using server = await serve(() => Response.json({}));
   const clock = new FakeClock();
-  const client = new KubeClient(config(server.url), { qps: 2, burst: 2, clock });
+  const client = new KubeClient(config(server.url), { qps: 2, maxQps: 2, burst: 2, clock });
   try {
     for (let i = 0; i < 5; i++) await client.request("GET", "/api");
     assert.deepEqual(clock.slept, [500, 500, 500]);
     assert.equal(client.metrics.throttledWaits, 3);
     assert.equal(client.metrics.throttledMs, 1500);
+    assert.equal(client.metrics.qps, 2);
+  } finally {
+    client.close();
+  }
+});
+
+Deno.test("the token bucket's rate rises while the server answers and halves on a 429", async () => {
+  let throttle = false;
+  await using server = await serve(() =>
+    throttle
+      ? new Response('{"kind":"Status","code":429,"reason":"TooManyRequests"}', {
+        status: 429,
+        headers: { "retry-after": "0", "content-type": "application/json" },
+      })
+      : Response.json({})
+  );
+  const clock = new FakeClock();
+  const client = new KubeClient(config(server.url), { qps: 2, maxQps: 16, burst: 1, clock });
+  try {
+    for (let i = 0; i < 20; i++) await client.request("GET", "/api");
+    assert.equal(client.metrics.qps, 16, "raised up to maxQps while requests waited");
+    assert.equal(client.metrics.rateRaises, 3);
+    throttle = true;
+    await assert.rejects(client.request("GET", "/api", { retries: 0 }), /429/);
+    assert.equal(client.metrics.qps, 8);
+    assert.equal(client.metrics.rateCuts, 1);
   } finally {
     client.close();
   }

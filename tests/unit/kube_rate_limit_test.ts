@@ -1,73 +1,71 @@
 import assert from "node:assert/strict";
-import { type Clock, InFlightLimit, TokenBucket } from "../../src/kube/rate_limit.ts";
+import {
+  InFlightLimit,
+  type RateChange,
+  type RateOutcome,
+  TokenBucket,
+} from "../../src/kube/rate_limit.ts";
+import { FakeClock, settle } from "../support/fake_clock.ts";
 
-/** A clock that only moves when told to; sleeping moves it (and records how long). */
-class FakeClock implements Clock {
-  time = 0;
-  slept: number[] = [];
-  now(): number {
-    return this.time;
+/** Starts `count` acquisitions and records when (in clock time) each resolves. */
+function acquireMany(bucket: TokenBucket, clock: FakeClock, count: number) {
+  const done: { at: number; waited: number }[] = [];
+  for (let i = 0; i < count; i++) {
+    bucket.acquire().then((waited) => done.push({ at: clock.now(), waited }));
   }
-  sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    this.slept.push(ms);
-    this.time += ms;
-    return Promise.resolve();
+  return done;
+}
+
+/** Advances the clock in steps, letting resolved waiters' continuations run in between. */
+async function advance(clock: FakeClock, ms: number, step = 10): Promise<void> {
+  for (let t = 0; t < ms; t += step) {
+    clock.advance(Math.min(step, ms - t));
+    await settle();
   }
 }
 
-Deno.test("TokenBucket lets a burst through, then paces at qps", () => {
+Deno.test("TokenBucket lets a burst through, then paces at qps, first come first served", async () => {
   const clock = new FakeClock();
   const bucket = new TokenBucket({ qps: 50, burst: 100, clock });
-  for (let i = 0; i < 100; i++) assert.equal(bucket.reserve(), 0, `request ${i}`);
-  // Reservations queue up behind each other: 20 ms apart at 50 qps.
-  assert.equal(bucket.reserve(), 20);
-  assert.equal(bucket.reserve(), 40);
-  assert.equal(bucket.reserve(), 60);
-  clock.time += 60;
+  for (let i = 0; i < 100; i++) assert.equal(await bucket.acquire(), 0, `request ${i}`);
+  const done = acquireMany(bucket, clock, 3);
+  await settle();
+  assert.equal(done.length, 0);
+  assert.equal(bucket.waiting, 3);
+  await advance(clock, 60, 20);
+  // 20 ms apart at 50 QPS, in the order they asked.
+  assert.deepEqual(done.map((d) => d.waited), [20, 40, 60]);
   assert.ok(Math.abs(bucket.tokens) < 1e-9);
-  clock.time += 1_000;
+  clock.advance(1_000);
   assert.equal(bucket.tokens, 50);
 });
 
-Deno.test("TokenBucket never holds more than burst tokens", () => {
+Deno.test("TokenBucket never holds more than burst tokens", async () => {
   const clock = new FakeClock();
   const bucket = new TokenBucket({ qps: 10, burst: 5, clock });
-  clock.time += 3_600_000;
-  for (let i = 0; i < 5; i++) assert.equal(bucket.reserve(), 0);
-  assert.equal(bucket.reserve(), 100);
+  clock.advance(3_600_000);
+  for (let i = 0; i < 5; i++) assert.equal(await bucket.acquire(), 0);
+  const done = acquireMany(bucket, clock, 1);
+  await advance(clock, 100);
+  assert.deepEqual(done.map((d) => d.waited), [100]);
 });
 
-Deno.test("TokenBucket.acquire() waits for its reservation and reports the wait", async () => {
-  const clock = new FakeClock();
-  const bucket = new TokenBucket({ qps: 4, burst: 1, clock });
-  assert.equal(await bucket.acquire(), 0);
-  assert.equal(await bucket.acquire(), 250);
-  assert.equal(await bucket.acquire(), 250);
-  assert.deepEqual(clock.slept, [250, 250]);
-  assert.equal(clock.time, 500);
-});
-
-Deno.test("TokenBucket gives the token back when the waiter aborts", async () => {
+Deno.test("TokenBucket drops an aborted waiter from the line", async () => {
   const clock = new FakeClock();
   const bucket = new TokenBucket({ qps: 1, burst: 1, clock });
-  bucket.reserve();
+  await bucket.acquire();
+  const aborted = new AbortController();
+  aborted.abort(new Error("gone"));
+  await assert.rejects(bucket.acquire(aborted.signal), /gone/);
   const controller = new AbortController();
-  controller.abort(new Error("gone"));
-  await assert.rejects(bucket.acquire(controller.signal), /gone/);
-  // A waiter whose sleep is interrupted returns its token.
-  const slow = new TokenBucket({
-    qps: 1,
-    burst: 1,
-    clock: {
-      now: () => clock.time,
-      sleep: () => Promise.reject(new Error("interrupted")),
-    },
-  });
-  slow.reserve();
-  await assert.rejects(slow.acquire(), /interrupted/);
-  assert.equal(slow.tokens, 0);
-  assert.equal(slow.reserve(), 1_000);
+  const first = bucket.acquire(controller.signal);
+  const done = acquireMany(bucket, clock, 1);
+  controller.abort(new Error("gave up"));
+  await assert.rejects(first, /gave up/);
+  assert.equal(bucket.waiting, 1);
+  // The one behind it gets the first token, not the second.
+  await advance(clock, 1_000, 100);
+  assert.deepEqual(done.map((d) => d.waited), [1_000]);
 });
 
 Deno.test("TokenBucket with qps 0 is off", async () => {
@@ -75,6 +73,117 @@ Deno.test("TokenBucket with qps 0 is off", async () => {
   assert.equal(bucket.enabled, false);
   for (let i = 0; i < 1_000; i++) assert.equal(await bucket.acquire(), 0);
   assert.throws(() => new TokenBucket({ qps: -1, burst: 1 }), RangeError);
+  assert.throws(() => new TokenBucket({ qps: 10, burst: 1, maxQps: 5 }), RangeError);
+});
+
+/** Keeps `depth` callers waiting on the bucket, answering each released one with `outcome()`. */
+function saturate(bucket: TokenBucket, depth: number, outcome: () => RateOutcome) {
+  const state = { stopped: false, sent: 0 };
+  const caller = async () => {
+    while (!state.stopped) {
+      await bucket.acquire();
+      state.sent++;
+      bucket.observe(outcome());
+    }
+  };
+  for (let i = 0; i < depth; i++) caller();
+  return state;
+}
+
+Deno.test("TokenBucket doubles its rate while callers wait and the server does not throttle", async () => {
+  const clock = new FakeClock();
+  const bucket = new TokenBucket({ qps: 10, burst: 1, maxQps: 80, clock });
+  const changes: RateChange[] = [];
+  bucket.onRateChange = (change) => changes.push(change);
+  const load = saturate(bucket, 20, () => "ok");
+  await advance(clock, 3_000);
+  load.stopped = true;
+  assert.deepEqual(changes.map((c) => c.to), [20, 40, 80], "doubling, then capped at maxQps");
+  assert.ok(changes.every((c) => c.cause === "unthrottled"));
+  assert.equal(bucket.qps, 80);
+  assert.ok(load.sent > 10 * 3, `more than the base rate got through: ${load.sent}`);
+});
+
+Deno.test("TokenBucket with maxQps = qps keeps a fixed rate", async () => {
+  const clock = new FakeClock();
+  const bucket = new TokenBucket({ qps: 10, burst: 1, clock });
+  const load = saturate(bucket, 20, () => "ok");
+  await advance(clock, 3_000);
+  load.stopped = true;
+  assert.equal(bucket.qps, 10);
+  assert.ok(load.sent <= 31, `held to 10 QPS: ${load.sent}`);
+});
+
+Deno.test("TokenBucket halves its rate on throttling and holds off raising it for 10 s", async () => {
+  const clock = new FakeClock();
+  const bucket = new TokenBucket({ qps: 10, burst: 1, maxQps: 80, clock });
+  let answer: RateOutcome = "ok";
+  const load = saturate(bucket, 20, () => answer);
+  await advance(clock, 3_000);
+  assert.equal(bucket.qps, 80);
+  answer = "throttled";
+  await advance(clock, 200);
+  answer = "ok";
+  assert.equal(bucket.qps, 10, "halved on every 429, down to qps but not below");
+  await advance(clock, 9_000);
+  assert.equal(bucket.qps, 10, "no raise within 10 s of a 429");
+  await advance(clock, 2_000);
+  assert.ok(bucket.qps > 10, "raised again after the hold");
+  load.stopped = true;
+});
+
+Deno.test("TokenBucket does not raise its rate in a window with server errors", async () => {
+  const clock = new FakeClock();
+  const bucket = new TokenBucket({ qps: 10, burst: 1, maxQps: 80, clock });
+  const load = saturate(bucket, 20, () => "failed");
+  await advance(clock, 3_000);
+  load.stopped = true;
+  assert.equal(bucket.qps, 10);
+});
+
+Deno.test("TokenBucket does not raise its rate when nobody waits", async () => {
+  const clock = new FakeClock();
+  const bucket = new TokenBucket({ qps: 10, burst: 10, maxQps: 80, clock });
+  for (let second = 0; second < 5; second++) {
+    for (let i = 0; i < 5; i++) {
+      await bucket.acquire();
+      bucket.observe("ok");
+    }
+    await advance(clock, 1_000, 250);
+  }
+  assert.equal(bucket.qps, 10);
+});
+
+Deno.test("TokenBucket returns to qps once demand stays below it for 30 s", async () => {
+  const clock = new FakeClock();
+  const bucket = new TokenBucket({ qps: 10, burst: 1, maxQps: 80, clock });
+  const changes: RateChange[] = [];
+  bucket.onRateChange = (change) => changes.push(change);
+  const load = saturate(bucket, 20, () => "ok");
+  await advance(clock, 3_000);
+  load.stopped = true;
+  await advance(clock, 2_000, 100);
+  assert.equal(bucket.qps, 80);
+  // Demand of 2 per second, well under qps, for over 30 s.
+  for (let second = 0; second < 62; second++) {
+    acquireMany(bucket, clock, 2);
+    await advance(clock, 1_000, 100);
+  }
+  assert.equal(bucket.qps, 10);
+  assert.equal(changes.at(-1)?.cause, "quiet");
+});
+
+Deno.test("TokenBucket serves waiting callers sooner when its rate is raised", async () => {
+  const clock = new FakeClock();
+  const bucket = new TokenBucket({ qps: 1, burst: 1, maxQps: 2, clock });
+  await bucket.acquire();
+  const done = acquireMany(bucket, clock, 1);
+  await advance(clock, 500);
+  bucket.observe("ok"); // a half-second window with a waiter and no throttling: 1 → 2 QPS
+  assert.equal(bucket.qps, 2);
+  await advance(clock, 1_000);
+  // Half a token earned at 1 QPS, the other half at 2 QPS: 750 ms, not 1,000.
+  assert.deepEqual(done.map((d) => d.waited), [750]);
 });
 
 Deno.test("InFlightLimit caps concurrency and serves waiters first-come-first-served", async () => {

@@ -22,6 +22,7 @@ Deno.test("defaults follow Kopf where it makes sense and docs/settings.md elsewh
   assert.deepEqual(s.networking.errorBackoffs, [1, 1, 2, 3, 5, 8, 13, 21]);
   assert.equal(s.networking.requestTimeout, 300);
   assert.equal(s.networking.qps, 50);
+  assert.equal(s.networking.maxQps, 1000);
   assert.equal(s.networking.burst, 100);
   assert.ok(s.networking.maxInFlight > 0);
   assert.equal(s.watching.idleTimeout, 90);
