@@ -207,3 +207,39 @@ Deno.test("open watch streams do not take the in-flight slots", async () => {
     await c.deleteNamespace(ns);
   }
 });
+
+Deno.test("the rate limit rises above 50 QPS while the real server keeps up, and halves on a 429 storm (fault proxy)", async () => {
+  await using t = await setup("client-rate");
+  const { c, ns, proxy } = t;
+  // The real clock: this is about the token bucket's pacing against the server's real answers.
+  const client = await KubeClient.connect({ kubeconfig: proxy.kubeconfig });
+  try {
+    await client.create(PROBE, { metadata: { name: "x", namespace: ns } });
+    const before = await c.metrics();
+    const total = 600;
+    let next = 0;
+    const worker = async () => {
+      while (next++ < total) await client.get(PROBE, "x", { namespace: ns });
+    };
+    await within(120_000, "600 GETs", Promise.all(Array.from({ length: 16 }, worker)));
+    const raised = client.metrics;
+    assert.ok(raised.rateRaises >= 1, `raised ${raised.rateRaises} times`);
+    assert.ok(raised.qps > 50, `rate ${raised.qps} QPS after a burst the server kept up with`);
+    assert.ok(raised.throttledWaits > 0, "the burst did have to wait at first");
+    const delta = (await c.metrics()).since(before);
+    assert.equal(delta.count({ verb: "GET", resource: "clientprobes" }), total, delta.toString());
+
+    proxy.reply(429, { count: 4, retryAfter: 0, match: { method: "GET" } });
+    await within(
+      60_000,
+      "GETs through a 429 storm",
+      Promise.all(Array.from({ length: 4 }, () => client.get(PROBE, "x", { namespace: ns }))),
+    );
+    const cut = client.metrics;
+    assert.ok(cut.rateCuts >= 1, `cut ${cut.rateCuts} times`);
+    assert.ok(cut.qps < raised.qps, `rate ${raised.qps} → ${cut.qps} QPS after 429s`);
+    assert.ok(cut.qps >= 50, "never below the configured qps");
+  } finally {
+    client.close();
+  }
+});
