@@ -5,9 +5,9 @@
  * deno run -A cli.ts run handlers.ts -n default
  * ```
  *
- * `kopf run` itself needs to read the kubeconfig and the handler files and to start `deno`; the
- * operator it starts gets only what it needs (see `kopf run --help`). Install it as a command
- * with `deno install -g -A -n kopf cli.ts`.
+ * `kopf run` itself needs to read the kubeconfig and the handler files and to start `deno` (with
+ * `--allow-ffi`, by replacing its own process); the operator it starts gets only what it needs
+ * (see `kopf run --help`). Install it as a command with `deno install -g -A -n kopf cli.ts`.
  *
  * @example
  * ```ts ignore
@@ -17,7 +17,8 @@
  *
  * @module
  */
-export { main, VERSION } from "./src/cli/main.ts";
+export { main, type MainOptions, VERSION } from "./src/cli/main.ts";
 import { main } from "./src/cli/main.ts";
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+// The command itself: `kopf run` becomes the operator process instead of staying next to it.
+if (import.meta.main) Deno.exit(await main(Deno.args, { exec: true }));

@@ -3,8 +3,8 @@
  * handlers), checks that the cluster it is about to use is the one the launcher granted, and runs
  * the operator until a signal stops it.
  *
- * `kopf run` starts this module in a child `deno run` with scoped permissions and passes a
- * {@linkcode ChildSpec} as its only argument; `--no-sandbox` calls {@linkcode runOperator} in the
+ * `kopf run` replaces itself with a `deno run` of this module with scoped permissions (or starts
+ * one as its child) and passes a {@linkcode ChildSpec} as its only argument; `--no-sandbox` calls {@linkcode runOperator} in the
  * launcher's own process; bundled and compiled operators call it from their generated entry.
  *
  * @module
@@ -36,8 +36,9 @@ export interface ChildSpec {
    */
   expectedServer?: string;
   /**
-   * Stop when stdin reaches end-of-file: the launcher holds the other end of the pipe, so this
-   * happens when the launcher dies without forwarding a signal.
+   * Stop when stdin reaches end-of-file: when the operator runs as the launcher's child, the
+   * launcher holds the other end of the pipe, so this happens when the launcher dies without
+   * forwarding a signal. Off when the launcher became the operator: stdin is then the user's.
    */
   watchStdin?: boolean;
   /**

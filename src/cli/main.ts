@@ -77,11 +77,12 @@ function grantFlags(flags: RunFlags | ArtifactFlags): string[] {
 }
 
 const RUN_HELP = `
-The operator runs in a child \`deno run\` that may only reach the API server (from --kubeconfig,
-$KUBECONFIG, the in-cluster service account, or ~/.kube/config, in that order), listen on the
-liveness address, read the handler files' directories and the kubeconfig and the files it names,
-read the variables the client needs, and run the kubeconfig's exec credential plugin. Anything
-else a handler tries (another host, another file) fails with NotCapable. Grant more with
+This process becomes the operator (or, without --allow-ffi or with KOPF_LAUNCHER=spawn, starts it
+as a child): a \`deno run\` that may only reach the API server (from --kubeconfig, $KUBECONFIG,
+the in-cluster service account, or ~/.kube/config, in that order), listen on the liveness address,
+read the handler files' directories and the kubeconfig and the files it names, read the variables
+the client needs, and run the kubeconfig's exec credential plugin. Anything else a handler tries
+(another host, another file) fails with NotCapable. Grant more with
 --allow-net, --allow-read, --allow-write, --allow-env or --deno-flag.
 
 Examples:
@@ -104,7 +105,7 @@ service-account directory is readable.`;
  * Builds the commander program. `onRun` and friends receive checked options; the returned promise
  * of {@linkcode main} resolves to their exit code.
  */
-function program(result: { code?: number }): Command {
+function program(result: { code?: number }, options: MainOptions): Command {
   const root = new Command("kopf")
     .description(
       "Kubernetes operators in TypeScript with Kopf's ergonomics.\n" +
@@ -151,6 +152,7 @@ function program(result: { code?: number }): Command {
         denoFlags: grantFlags(flags),
         sandbox: flags.sandbox !== false,
         printCommand: logging.verbosity === "verbose" || logging.verbosity === "debug",
+        exec: options.exec,
       });
     });
 
@@ -194,6 +196,7 @@ function program(result: { code?: number }): Command {
       logging: loggingOptionsOf(flags),
       denoFlags: grantFlags(flags),
       rbac: { name: flags.name, serviceAccountNamespace: flags.serviceAccountNamespace },
+      exec: options.exec,
     });
   });
 
@@ -254,6 +257,25 @@ function program(result: { code?: number }): Command {
 }
 
 /**
+ * Options of {@linkcode main}.
+ *
+ * @example
+ * ```ts ignore
+ * import { main } from "./main.ts";
+ * if (import.meta.main) Deno.exit(await main(Deno.args, { exec: true }));
+ * ```
+ */
+export interface MainOptions {
+  /**
+   * Let `kopf run` and `kopf rbac` replace this process with the sandboxed operator (`execve`)
+   * instead of running it as a child, when they can: then {@linkcode main} does not return for
+   * them, and the process exits with the operator's code. For a program's entry point, as
+   * `cli.ts`; default `false`. `KOPF_LAUNCHER=spawn` in the environment turns it off.
+   */
+  exec?: boolean;
+}
+
+/**
  * Runs the `kopf` command line with `args` (without the program name) and returns the exit code.
  * Bad input is reported as one line on stderr with exit code 2; it never throws.
  *
@@ -263,10 +285,10 @@ function program(result: { code?: number }): Command {
  * Deno.exit(await main(["run", "handlers.ts", "-n", "default"]));
  * ```
  */
-export async function main(args: string[]): Promise<number> {
+export async function main(args: string[], options: MainOptions = {}): Promise<number> {
   const result: { code?: number } = {};
   try {
-    await program(result).parseAsync(args, { from: "user" });
+    await program(result, options).parseAsync(args, { from: "user" });
     return result.code ?? 0;
   } catch (error) {
     if (error instanceof CommanderError) {

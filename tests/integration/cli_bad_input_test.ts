@@ -109,6 +109,16 @@ Deno.test("an unknown flag, an unknown command, a missing value", async () => {
   );
 });
 
+Deno.test("an unknown KOPF_LAUNCHER", async () => {
+  assertOneLineError(
+    await kopf(["run", "handlers.ts", "-A"], {
+      env: { ...env, KOPF_LAUNCHER: "fork" },
+      cwd: dir,
+    }),
+    /KOPF_LAUNCHER must be "exec" or "spawn", not "fork"$/,
+  );
+});
+
 Deno.test("help and version are complete and exit 0", async () => {
   const version = await kopf(["--version"]);
   assert.equal(version.code, 0);

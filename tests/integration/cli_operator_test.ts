@@ -1,8 +1,10 @@
 /**
  * A real operator through `kopf run` against the local control plane, in the scoped sandbox:
- * handlers work, a handler's fetch to another loopback port is denied (NotCapable) while the
- * operator keeps working, a host the user granted works, an exec credential plugin runs, and
- * SIGTERM stops the operator with exit code 0.
+ * `kopf run` becomes the operator process (execve; one process, signals deliverable, no stray
+ * descriptors), handlers work, a handler's fetch to another loopback port is denied (NotCapable)
+ * while the operator keeps working, a host the user granted works, an exec credential plugin
+ * runs, and SIGTERM or SIGINT stops the operator with exit code 0. Without `--allow-ffi` (or with
+ * `KOPF_LAUNCHER=spawn`) the launcher runs the operator as a child instead, and that works too.
  */
 import assert from "node:assert/strict";
 import { cluster, type Obj } from "../support/cluster.ts";
@@ -47,6 +49,71 @@ async function createExample(c: Awaited<ReturnType<typeof cluster>>, ns: string,
   });
 }
 
+/** Pids of the live processes whose parent is `pid`. */
+async function childrenOf(pid: number): Promise<number[]> {
+  const out: number[] = [];
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`).catch(() => "");
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    if (ppid === pid) out.push(Number(entry.name));
+  }
+  return out;
+}
+
+async function cmdlineOf(pid: number): Promise<string[]> {
+  return (await Deno.readTextFile(`/proc/${pid}/cmdline`)).split("\0");
+}
+
+/** The signals (by name) of a `/proc/<pid>/status` mask line such as `SigBlk`. */
+async function signalMask(pid: number, line: "SigBlk" | "SigIgn" | "SigCgt"): Promise<string[]> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const mask = BigInt(`0x${status.match(new RegExp(`^${line}:\\s*([0-9a-f]+)`, "m"))![1]}`);
+  const names: Record<number, string> = { 2: "SIGINT", 15: "SIGTERM" };
+  return Object.entries(names).filter(([n]) => mask & (1n << BigInt(Number(n) - 1))).map(
+    ([, name]) => name,
+  );
+}
+
+const DENO_DIR: string = JSON.parse(
+  new TextDecoder().decode(
+    (await new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stderr: "null" })
+      .output()).stdout,
+  ),
+).denoDir;
+
+/** What the descriptors of this process that any child inherits (not close-on-exec) point to. */
+async function inheritedByChildren(): Promise<Set<string>> {
+  const out = new Set<string>();
+  for await (const entry of Deno.readDir("/proc/self/fd")) {
+    const info = await Deno.readTextFile(`/proc/self/fdinfo/${entry.name}`).catch(() => "");
+    const flags = parseInt(info.match(/^flags:\s*([0-7]+)/m)?.[1] ?? "2000000", 8);
+    if ((flags & 0o2000000) === 0) {
+      out.add(await Deno.readLink(`/proc/self/fd/${entry.name}`).catch(() => ""));
+    }
+  }
+  return out;
+}
+
+/**
+ * The descriptors of `pid` that a Deno process does not have of its own: anything but its
+ * stdio (and duplicates of it), /dev/null, event-loop inodes, sockets, Deno's cache files, and
+ * what this test process hands every child.
+ */
+async function strayDescriptors(pid: number): Promise<string[]> {
+  const targets = new Map<string, string>();
+  for await (const entry of Deno.readDir(`/proc/${pid}/fd`)) {
+    const target = await Deno.readLink(`/proc/${pid}/fd/${entry.name}`).catch(() => "");
+    if (target) targets.set(entry.name, target);
+  }
+  const expected = await inheritedByChildren();
+  for (const fd of ["0", "1", "2"]) expected.add(targets.get(fd) ?? "");
+  return [...targets].filter(([, target]) =>
+    !expected.has(target) && target !== "/dev/null" && !/^(anon_inode:|socket:)/.test(target) &&
+    !target.startsWith(`${DENO_DIR}/`)
+  ).map(([fd, target]) => `${fd} -> ${target}`);
+}
+
 async function statusOf(
   c: Awaited<ReturnType<typeof cluster>>,
   ns: string,
@@ -57,7 +124,8 @@ async function statusOf(
 }
 
 Deno.test({
-  name: "a sandboxed operator: other hosts denied, granted hosts reachable, handlers keep working",
+  name: "kopf run becomes the sandboxed operator: one process, other hosts denied, granted " +
+    "hosts reachable, handlers keep working, SIGTERM stops it",
   async fn() {
     const c = await cluster();
     await c.applyCrd(c.kopfExampleCrd);
@@ -95,6 +163,15 @@ Deno.test({
       });
       assert.deepEqual(first, { other: "NotCapable", granted: "granted-server" });
       await op.waitForLog(/\[.*\/first\] probe other=NotCapable granted=granted-server/);
+      // The process started as `deno run cli.ts` is now the scoped operator, with nothing beside it.
+      const cmdline = await cmdlineOf(op.pid);
+      assert.ok(cmdline.some((word) => word.endsWith("/src/cli/child.ts")), cmdline.join(" "));
+      assert.ok(cmdline.includes("--no-prompt"), cmdline.join(" "));
+      assert.ok(!cmdline.includes(CLI), cmdline.join(" "));
+      assert.deepEqual(await childrenOf(op.pid), []);
+      assert.deepEqual(await signalMask(op.pid, "SigBlk"), []);
+      assert.deepEqual(await signalMask(op.pid, "SigCgt"), ["SIGINT", "SIGTERM"]);
+      assert.deepEqual(await strayDescriptors(op.pid), []);
       // The denied fetch did not break the operator: the next object is handled too.
       await createExample(c, ns, "second");
       const second = await waitFor(() => statusOf(c, ns, "second"), { timeout: 60 });
@@ -106,6 +183,119 @@ Deno.test({
       await op.stop(); // no-op when already stopped
       await denied.shutdown();
       await granted.shutdown();
+      await c.deleteNamespace(ns);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "SIGINT and SIGTERM blocked by whoever started kopf run are unblocked in the operator",
+  async fn() {
+    const c = await cluster();
+    await c.applyCrd(c.kopfExampleCrd);
+    const ns = await c.namespace("cli-sigmask");
+    const dir = await Deno.makeTempDir({ prefix: "kopf-cli-sigmask-" });
+    await Deno.writeTextFile(`${dir}/handlers.ts`, handlersSource(1, 1));
+    // A parent that blocks both signals and execs `kopf run` (the mask survives execve, and Deno
+    // does not reset it): the operator must unblock them or it cannot be stopped gracefully.
+    const op = OperatorProcess.start({
+      command: "python3",
+      args: [
+        "-c",
+        "import os, signal, sys\n" +
+        "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})\n" +
+        "os.execv(sys.argv[1], sys.argv[1:])",
+        Deno.execPath(),
+        "run",
+        "-A",
+        CLI,
+        "run",
+        `${dir}/handlers.ts`,
+        "-n",
+        ns,
+        "--standalone",
+      ],
+      env: { KUBECONFIG: c.kubeconfig },
+    });
+    try {
+      await createExample(c, ns, "masked");
+      await waitFor(() => statusOf(c, ns, "masked"), {
+        timeout: 60,
+        message: "the handler's result",
+      }).catch((e) => {
+        throw new Error(`${e.message}\n${op.output()}`);
+      });
+      assert.ok((await cmdlineOf(op.pid)).some((word) => word.endsWith("/src/cli/child.ts")));
+      assert.deepEqual(await signalMask(op.pid, "SigBlk"), []);
+      op.kill("SIGINT");
+      let exited: Deno.CommandStatus | undefined;
+      op.status.then((status) => exited = status);
+      await waitFor(() => exited, { timeout: 60, message: "the operator to stop after SIGINT" })
+        .catch((e) => {
+          throw new Error(`${e.message}\n${op.output()}`);
+        });
+      const status = await op.stop(); // drains the output
+      assert.equal(status.code, 0, op.output());
+      assert.match(op.output(), /Signal SIGINT is received\. Operator is stopping\./);
+    } finally {
+      await op.stop();
+      await c.deleteNamespace(ns);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "without --allow-ffi, kopf run falls back to a child process, which works the same",
+  async fn() {
+    const c = await cluster();
+    await c.applyCrd(c.kopfExampleCrd);
+    const ns = await c.namespace("cli-noffi");
+    const dir = await Deno.makeTempDir({ prefix: "kopf-cli-noffi-" });
+    const denied = serve("denied-server");
+    await Deno.writeTextFile(
+      `${dir}/handlers.ts`,
+      handlersSource(denied.addr.port, denied.addr.port),
+    );
+    const op = OperatorProcess.start({
+      command: Deno.execPath(),
+      args: [
+        "run",
+        "--allow-all",
+        "--deny-ffi",
+        CLI,
+        "run",
+        `${dir}/handlers.ts`,
+        "-n",
+        ns,
+        "--standalone",
+        "-d",
+      ],
+      env: { KUBECONFIG: c.kubeconfig },
+    });
+    try {
+      await op.waitForLog(/^kopf: the operator runs in a child process: no --allow-ffi$/, 30);
+      await createExample(c, ns, "spawned");
+      assert.deepEqual(
+        await waitFor(() => statusOf(c, ns, "spawned"), {
+          timeout: 60,
+          message: "the handler's result",
+        }).catch((e) => {
+          throw new Error(`${e.message}\n${op.output()}`);
+        }),
+        { other: "NotCapable", granted: "NotCapable" },
+      );
+      // The launcher stayed, and the operator is its one child.
+      assert.ok((await cmdlineOf(op.pid)).includes(CLI));
+      const children = await childrenOf(op.pid);
+      assert.equal(children.length, 1, String(children));
+      assert.ok((await cmdlineOf(children[0])).some((w) => w.endsWith("/src/cli/child.ts")));
+      assert.equal((await op.stop()).code, 0, op.output());
+      assert.match(op.output(), /Signal SIGTERM is received\. Operator is stopping\./);
+    } finally {
+      await op.stop();
+      await denied.shutdown();
       await c.deleteNamespace(ns);
       await Deno.remove(dir, { recursive: true });
     }
@@ -257,7 +447,7 @@ kopf.on.create("kopfexamples", async function create_fn() {});
   }
 });
 
-Deno.test("when the launcher is killed (SIGKILL, nothing forwarded), the operator stops too", async () => {
+Deno.test("KOPF_LAUNCHER=spawn: when the launcher is killed (SIGKILL), the operator stops too", async () => {
   const c = await cluster();
   const ns = await c.namespace("cli-orphan");
   const dir = await Deno.makeTempDir({ prefix: "kopf-cli-orphan-" });
@@ -265,7 +455,8 @@ Deno.test("when the launcher is killed (SIGKILL, nothing forwarded), the operato
   const op = OperatorProcess.start({
     command: Deno.execPath(),
     args: ["run", "-A", CLI, "run", `${dir}/handlers.ts`, "-n", ns, "--standalone"],
-    env: { KUBECONFIG: c.kubeconfig },
+    // The two-process mode, asked for: the launcher stays, and its child watches it.
+    env: { KUBECONFIG: c.kubeconfig, KOPF_LAUNCHER: "spawn" },
   });
   let childPid: number | undefined;
   try {

@@ -1,7 +1,8 @@
 /**
  * The sandbox `kopf run` puts the operator in, observed from inside a handler file: the real
- * launcher, a real child `deno run`, real permission checks. The handler files here act at import
- * time and exit, so these tests hold regardless of the operator loop.
+ * command line, which becomes the scoped `deno run` (execve) or, with `KOPF_LAUNCHER=spawn`,
+ * starts it as a child; real permission checks. The handler files here act at import time and
+ * exit, so these tests hold regardless of the operator loop.
  */
 import assert from "node:assert/strict";
 import { cluster } from "../support/cluster.ts";
@@ -12,15 +13,19 @@ function serve(body: string): Deno.HttpServer<Deno.NetAddr> {
   return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => new Response(body));
 }
 
+const MODES = ["exec", "spawn"] as const;
+
 async function kopf(args: string[], env: Record<string, string>) {
-  const out = await new Deno.Command(Deno.execPath(), {
+  const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CLI, ...args],
     env,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  }).spawn();
+  const out = await child.output();
   return {
+    pid: child.pid,
     code: out.code,
     stdout: new TextDecoder().decode(out.stdout),
     stderr: new TextDecoder().decode(out.stderr),
@@ -55,6 +60,7 @@ await attempt("write", () => { Deno.writeTextFileSync("${dir}/out.txt", "x"); re
 await attempt("env HOME", () => String(Deno.env.get("HOME")));
 await attempt("env KUBECONFIG", () => Deno.env.get("KUBECONFIG") ? "visible" : "unset");
 await attempt("run", async () => String((await new Deno.Command("true").output()).code));
+console.log("pid: " + Deno.pid);
 Deno.exit(0);
 `,
     );
@@ -64,6 +70,8 @@ Deno.exit(0);
     );
     assert.equal(out.code, 0, out.stderr);
     const lines = out.stdout.trim().split("\n");
+    // `kopf run` itself became the sandboxed operator.
+    assert.equal(lines.pop(), `pid: ${out.pid}`);
     assert.deepEqual(lines, [
       "other host: NotCapable",
       "granted host: ok: granted-server",
@@ -94,19 +102,24 @@ Deno.exit(0);
   }
 });
 
-Deno.test("the child's exit code passes through the launcher", async () => {
+Deno.test("the operator's exit code is kopf run's, in either launcher mode", async () => {
   const c = await cluster();
   const dir = await Deno.makeTempDir({ prefix: "kopf-cli-exit-" });
   try {
     await Deno.writeTextFile(`${dir}/handlers.ts`, "Deno.exit(7);\n");
-    const out = await kopf(["run", `${dir}/handlers.ts`, "-A"], { KUBECONFIG: c.kubeconfig });
-    assert.equal(out.code, 7, out.stderr);
+    for (const mode of MODES) {
+      const out = await kopf(["run", `${dir}/handlers.ts`, "-A"], {
+        KUBECONFIG: c.kubeconfig,
+        KOPF_LAUNCHER: mode,
+      });
+      assert.equal(out.code, 7, `${mode}: ${out.stderr}`);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
 
-Deno.test("SIGTERM and SIGINT to the launcher reach the operator process once", async () => {
+Deno.test("SIGTERM and SIGINT to kopf run reach the operator once, in either launcher mode", async () => {
   const c = await cluster();
   const dir = await Deno.makeTempDir({ prefix: "kopf-cli-signal-" });
   try {
@@ -128,10 +141,10 @@ setInterval(() => {}, 1000);
 await new Promise(() => {});
 `,
     );
-    for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    for (const [mode, signal] of MODES.flatMap((m) => [[m, "SIGTERM"], [m, "SIGINT"]] as const)) {
       const child = new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", CLI, "run", `${dir}/handlers.ts`, "-A"],
-        env: { KUBECONFIG: c.kubeconfig },
+        env: { KUBECONFIG: c.kubeconfig, KOPF_LAUNCHER: mode },
         stdin: "null",
         stdout: "piped",
         stderr: "piped",
@@ -151,8 +164,8 @@ await new Promise(() => {});
         seen += value;
       }
       const status = await child.status;
-      assert.equal(seen, `ready\ngot ${signal} #1\n`, await stderr);
-      assert.equal(status.code, 41, "exactly one signal arrived and the exit code passed through");
+      assert.equal(seen, `ready\ngot ${signal} #1\n`, `${mode}: ${await stderr}`);
+      assert.equal(status.code, 41, `${mode}: one signal arrived and the exit code passed through`);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
