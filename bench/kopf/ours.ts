@@ -1,7 +1,8 @@
 /**
  * Ours in the benchmark: the same operator as Kopf's, handler for handler
  * (bench/kopf/operators/ours_*.ts), started the way users start it — `kopf run --standalone -n <ns>`
- * through cli.ts, with its defaults, the scoped child process included in the measurements.
+ * through cli.ts, with its defaults. `kopf run` replaces itself with the scoped operator (execve),
+ * so that is one process; a launcher and its child (`KOPF_LAUNCHER=spawn`) would both be measured.
  *
  * @module
  */

@@ -1,6 +1,7 @@
 /**
  * Memory and CPU of a process tree, read from Linux `/proc` (the operator under test and any child
- * it spawns, so a launcher that forks the real operator is measured whole).
+ * it spawns, so a launcher that forks the real operator — `kopf run` with `KOPF_LAUNCHER=spawn` —
+ * is measured whole).
  *
  * @module
  */
