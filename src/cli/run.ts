@@ -234,11 +234,12 @@ function say(line: string): void {
  *
  * With `exec: true` this process becomes the operator: `execve` through Deno's FFI replaces it
  * with the sandboxed `deno run` (same pid, stdio and environment), and this function never
- * returns. Idle with one handler, `kopf run` then takes 66 MiB of RSS instead of 120 MiB
- * (a 55 MiB launcher + a 65 MiB operator). Where that cannot be done, it runs the operator as a
- * child, forwards SIGINT/SIGTERM to it, and returns its exit code: without the `ffi` permission or
- * on Windows (said with `-d`), when `KOPF_LAUNCHER=spawn` is set, or when the C library cannot be
- * opened or `execve` fails (said as a warning).
+ * returns. Idle with one handler, `kopf run` then takes about 65 MiB of RSS instead of about
+ * 120 MiB (a 55 MiB launcher + a 65 MiB operator); through 1,000 objects, a 107 instead of a
+ * 149 MiB peak. Where that cannot be done, it runs the operator as a child, forwards SIGINT and
+ * SIGTERM to it, and returns its exit code: without the `ffi` permission or on Windows (said with
+ * `-d`), when `KOPF_LAUNCHER=spawn` is set, or when the C library cannot be opened or `execve`
+ * fails (said as a warning).
  */
 export async function launch(options: LaunchOptions): Promise<number> {
   const plan = planLaunch(options);
