@@ -21,12 +21,15 @@ USER deno
 RUN deno cache --frozen cli.ts src/cli/child.ts handlers/operator.ts
 
 # The launcher reads the handler files and the service account (or a kubeconfig: add its path to
-# --allow-read and set KUBECONFIG) and starts the operator with `deno run` and scoped grants.
-# SIGTERM from Kubernetes is forwarded to the operator, which stops gracefully.
+# --allow-read and set KUBECONFIG) and replaces itself (execve through FFI, hence --allow-ffi)
+# with the operator: `deno run` with scoped grants, as PID 1, which gets Kubernetes' SIGTERM and
+# stops gracefully. The launcher runs no handler code. Without --allow-ffi it would stay resident
+# (about 55 MiB) and forward signals to the operator as its child (docs/cli.md).
 ENTRYPOINT ["deno", "run", "--no-prompt", \
   "--allow-read=/app,/var/run/secrets/kubernetes.io/serviceaccount", \
-  "--allow-env=KUBECONFIG,HOME,KUBERNETES_SERVICE_HOST,KUBERNETES_SERVICE_PORT,POD_ID,KOPF_LOG_FORMAT,KOPF_RUN_LIVENESS,KOPF_RUN_STANDALONE,KOPF_RUN_PRIORITY", \
+  "--allow-env=KUBECONFIG,HOME,KUBERNETES_SERVICE_HOST,KUBERNETES_SERVICE_PORT,POD_ID,KOPF_LOG_FORMAT,KOPF_RUN_LIVENESS,KOPF_RUN_STANDALONE,KOPF_RUN_PRIORITY,KOPF_LAUNCHER", \
   "--ignore-env", \
   "--allow-run=/bin/deno", \
+  "--allow-ffi", \
   "/app/cli.ts", "run"]
 CMD ["--all-namespaces", "--log-format=json", "/app/handlers/operator.ts"]
