@@ -17,7 +17,7 @@ import {
 import { UsageError } from "./errors.ts";
 import { listenAddressOf, operatorPermissions, Permissions, shellQuote } from "./permissions.ts";
 import { IDS_MARKER } from "./child.ts";
-import { childEntry, resolveHandlers } from "./run.ts";
+import { childEntry, resolveHandlers, withDefaultV8Flags } from "./run.ts";
 
 /** What `kopf bundle` / `kopf compile` were asked to build. */
 export interface ArtifactOptions {
@@ -218,9 +218,18 @@ export async function checkHandlerIds(plan: ArtifactPlan): Promise<string[]> {
   return ids;
 }
 
-/** `deno run` command that runs a bundle, as shell words. */
+/**
+ * `deno run` command that runs a bundle, as shell words: its grants, and the operator's V8 flags
+ * (the user's `--v8-flags`, else the defaults `kopf run` uses, which keep its memory small).
+ */
 export function bundleRunCommand(plan: ArtifactPlan): string[] {
-  return ["deno", "run", ...plan.permissions.toFlags(), plan.output];
+  const v8 = plan.buildFlags.filter((flag) => flag.startsWith("--v8-flags"));
+  return [
+    "deno",
+    "run",
+    ...withDefaultV8Flags([...plan.permissions.toFlags(), ...v8]),
+    plan.output,
+  ];
 }
 
 /** The `deno` arguments that build the artifact from `entry`. */
@@ -245,8 +254,8 @@ export function buildArgs(
   }
   return [
     "compile",
-    ...plan.permissions.toFlags(),
-    ...plan.buildFlags,
+    // Runtime flags given to `deno compile` are baked into the executable.
+    ...withDefaultV8Flags([...plan.permissions.toFlags(), ...plan.buildFlags]),
     ...(target ? [`--target=${target}`] : []),
     `--output=${plan.output}`,
     entry,

@@ -199,13 +199,21 @@ export function childEntry(): string {
  */
 export const DEFAULT_V8_FLAGS: readonly string[] = ["--optimize-for-size"];
 
+/** `flags` plus `--v8-flags` with {@linkcode DEFAULT_V8_FLAGS} unless they have their own. */
+export function withDefaultV8Flags(flags: readonly string[]): string[] {
+  return flags.some((flag) => flag.startsWith("--v8-flags"))
+    ? [...flags]
+    : [...flags, `--v8-flags=${DEFAULT_V8_FLAGS.join(",")}`];
+}
+
 /** The `deno run` arguments (without the executable) that start the operator process. */
 export function childArgs(plan: LaunchPlan): string[] {
-  const flags = plan.permissions.toFlags();
-  if (!flags.some((flag) => flag.startsWith("--v8-flags"))) {
-    flags.push(`--v8-flags=${DEFAULT_V8_FLAGS.join(",")}`);
-  }
-  return ["run", ...flags, childEntry(), JSON.stringify(plan.spec)];
+  return [
+    "run",
+    ...withDefaultV8Flags(plan.permissions.toFlags()),
+    childEntry(),
+    JSON.stringify(plan.spec),
+  ];
 }
 
 const FORWARDED: Deno.Signal[] = ["SIGINT", "SIGTERM"];

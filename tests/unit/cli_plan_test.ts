@@ -135,6 +135,7 @@ Deno.test("artifacts: a static entry, no handler-directory grant, the config to 
     `--allow-read=${kubeconfig},${dir}/ca.crt`,
     "--allow-env=POD_ID",
     "--ignore-env",
+    "--v8-flags=--optimize-for-size",
     `${dir}/out/operator.js`,
   ]);
   assert.deepEqual(buildArgs(plan, "bundle", "/tmp/entry.ts"), [
@@ -182,6 +183,7 @@ Deno.test("in-cluster artifacts: the service address from the build environment 
     "--ignore-env",
   ]);
   assert.ok(args.includes("--target=x86_64-unknown-linux-gnu"));
+  assert.ok(args.includes("--v8-flags=--optimize-for-size"), "baked into the executable");
   const given = planArtifact({
     kind: "compile",
     files: ["app/handlers.ts"],
