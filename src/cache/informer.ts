@@ -16,6 +16,7 @@ import {
   type WatchStats,
   type WatchTransport,
 } from "../kube/watch.ts";
+import { internStrings, StringPool } from "./interning.ts";
 import { ObjectStore, type StoreChange, stripManagedFields } from "./store.ts";
 
 const logger = getLogger(["kopf", "informer"]);
@@ -75,6 +76,7 @@ export class Informer<T extends KubeObject = KubeObject> {
 
   #transport: WatchTransport;
   #options: InformersOptions;
+  #pool: StringPool;
   #onStop: () => void;
   #listeners = new Set<InformerListener<T>>();
   #abort: AbortController | undefined;
@@ -90,8 +92,10 @@ export class Informer<T extends KubeObject = KubeObject> {
     scope: InformerScope,
     options: InformersOptions,
     onStop: () => void,
+    pool: StringPool = new StringPool(),
   ) {
     this.#transport = transport;
+    this.#pool = pool;
     this.resource = resource;
     this.namespace = scope.namespace;
     this.labelSelector = scope.labelSelector || undefined;
@@ -222,6 +226,8 @@ export class Informer<T extends KubeObject = KubeObject> {
             continue;
           }
           const object = transform(event.object) as T;
+          // Stored objects share one copy of their common strings (apiVersion, namespace, …).
+          if (event.type !== "DELETED") internStrings(object, this.#pool);
           const change = this.store.apply({ ...event, object });
           if (change) this.#broadcast(change);
         }
@@ -284,6 +290,8 @@ export class Informers {
   #options: InformersOptions;
   #informers = new Map<string, Informer<KubeObject>>();
   #retired = new Set<Informer<KubeObject>>();
+  // Shared by all informers: namespaces, finalizers and labels recur across resources too.
+  #pool = new StringPool();
 
   /** Creates a registry whose informers all use `transport` and `options`. */
   constructor(transport: WatchTransport, options: InformersOptions = {}) {
@@ -323,6 +331,7 @@ export class Informers {
           this.#retired.add(created);
           void created.closed().then(() => this.#retired.delete(created));
         },
+        this.#pool,
       );
       informer = created;
       this.#informers.set(key, informer);

@@ -3,7 +3,8 @@
  *
  * Objects are kept as the plain JSON the server sent, minus `metadata.managedFields` (server-side
  * apply bookkeeping: often half of an object's metadata, and never needed by handlers). The
- * store holds one copy per object; consumers get that same copy and must not mutate it.
+ * store holds one copy per object; consumers get that same copy and must not mutate it. (The
+ * informer also makes cached objects share their common strings: `interning.ts`.)
  *
  * Ordering: the store is fed by one list/watch stream, so arrival order is change order within a
  * stream; re-lists are consistent reads, so a listed state is never older than one seen before;
@@ -31,7 +32,11 @@ export interface StoreChange<T extends KubeObject = KubeObject> {
 }
 
 /**
- * Removes `metadata.managedFields` in place and returns the same object.
+ * Removes `metadata.managedFields` and returns the same object (with a new `metadata` object).
+ *
+ * `metadata` is replaced by a copy without the key rather than `delete`d from: deleting a
+ * property turns a V8 object into a hash-table ("dictionary mode") object, which cost ~450 bytes
+ * more per cached object — over a third of the cache.
  *
  * @example
  * ```ts
@@ -41,7 +46,10 @@ export interface StoreChange<T extends KubeObject = KubeObject> {
  * ```
  */
 export function stripManagedFields<T extends KubeObject>(object: T): T {
-  if (object.metadata && "managedFields" in object.metadata) delete object.metadata.managedFields;
+  if (object.metadata && "managedFields" in object.metadata) {
+    const { managedFields: _, ...metadata } = object.metadata;
+    object.metadata = metadata;
+  }
   return object;
 }
 
