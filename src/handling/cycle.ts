@@ -501,6 +501,7 @@ export async function processObject(
   if (Object.keys(merge).length || fns.length) {
     // Kopf's touch-dummy is never written here; one left by Kopf goes with the next real write.
     persistence.progressStorage.touch(body, merge, null);
+    memory.expectWrite();
     const written = await writeOutcome({
       client: env.client,
       resource,

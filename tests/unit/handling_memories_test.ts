@@ -38,3 +38,58 @@ Deno.test("memories: a version seen before the write's response needs no wait", 
   memory.await(undefined, 5000, 0);
   assert.equal(memory.consistencyWait(1), 0);
 });
+
+Deno.test("memories: a blank memo is made on first use, as the copy it would have been", () => {
+  const operatorMemo: Record<string, unknown> = {};
+  const memories = new Memories(operatorMemo);
+  const memory = memories.recall("k", "u");
+  operatorMemo.later = 1; // after the object was first seen: not in its copy (Kopf's copy.copy)
+  assert.equal(memory.memo.later, undefined);
+  assert.equal(memory.memo, memory.memo, "made once");
+  assert.notEqual(memory.memo, operatorMemo);
+  assert.equal(memories.recall("k2", "u2").memo.later, 1, "objects seen later copy it");
+
+  class Typed {
+    get kind(): string {
+      return "typed";
+    }
+  }
+  const typed = new Memories(new Typed() as never).recall("k", "u").memo;
+  assert.ok(typed instanceof Typed, "the memo's class is kept");
+  assert.equal(typed.kind, "typed");
+});
+
+Deno.test("memories: an idle object keeps no read-your-writes state", () => {
+  const memory = new Memories().recall("k", "u");
+  assert.equal(memory.idle, true);
+  memory.expectWrite();
+  assert.equal(memory.idle, false);
+  memory.see("8");
+  memory.see("9"); // someone else's change arrived before our response
+  memory.await("8", 5000, 0);
+  assert.equal(memory.consistencyWait(1), 0, "seen during the write: no wait");
+  assert.equal(memory.idle, true);
+
+  memory.expectWrite();
+  memory.await("10", 5000, 0);
+  assert.equal(memory.awaitedVersion, "10");
+  memory.see("10");
+  assert.equal(memory.awaitedVersion, undefined);
+  assert.equal(memory.idle, true, "released by the watch");
+
+  memory.expectWrite();
+  for (let i = 11; i < 100; i++) memory.see(String(i));
+  memory.await("12", 5000, 0);
+  assert.equal(memory.consistencyWait(1), 4999, "only the last 16 versions are kept");
+  assert.equal(memory.consistencyWait(6000), 0);
+  assert.equal(memory.idle, true, "given up: nothing kept");
+});
+
+Deno.test("memories: the uid is the latest copy the watch delivered", () => {
+  const memories = new Memories();
+  const first = memories.recall("k", "uid-1");
+  const again = memories.recall("k", "uid-1");
+  assert.equal(again, first);
+  assert.equal(again.uid, "uid-1");
+  assert.equal(memories.recall("k", undefined), first, "no uid: the same object");
+});
