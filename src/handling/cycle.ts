@@ -167,7 +167,8 @@ interface ChangingRun {
   readonly env: CycleEnvironment;
   readonly resource: Resource;
   readonly body: RawBody;
-  readonly view: RawBody;
+  /** The body handlers see: a copy of the cached one, made when first needed. */
+  readonly view: () => RawBody;
   readonly patch: Patch;
   readonly logger: Logger;
   readonly memory: ObjectMemory;
@@ -195,10 +196,10 @@ function matchCause(run: Omit<ChangingRun, "patch" | "signal">, patch: Patch): C
     context: () =>
       changingCauseContext({
         resource: run.resource,
-        body: run.view,
+        body: run.view(),
         patch,
         logger: run.logger,
-        memo: run.memory.memo,
+        memory: run.memory,
         signal: new AbortController().signal,
         indices: run.env.indices?.(),
         reason: handlerReason(run.reason),
@@ -254,10 +255,10 @@ async function executeChanging(
     const now = new Date();
     const context = changingContext({
       resource: run.resource,
-      body: run.view,
+      body: run.view(),
       patch: run.patch,
       logger: run.logger,
-      memo: run.memory.memo,
+      memory: run.memory,
       signal: AbortSignal.any([run.signal, controller.signal]),
       indices: run.env.indices?.(),
       param: handler.param,
@@ -272,7 +273,7 @@ async function executeChanging(
     });
     const result = await invoke(handler.fn, context as never, {
       title: handler.title,
-      body: run.view,
+      body: run.view(),
       timeout: remaining,
       signal: run.signal,
       controller,
@@ -421,7 +422,9 @@ export async function processObject(
   const logger = loggerFor(env, body);
   const patch = new Patch();
   const fns: PatchFn[] = [];
-  const view = deepCopy(body);
+  // Most cycles call no handler (e.g. our own writes coming back): no copy for them.
+  let copy: RawBody | undefined;
+  const view = () => copy ??= deepCopy(body);
 
   let essences: Essences | null = null;
   let reason: Reason | null = null;
@@ -579,7 +582,7 @@ export async function processEvent(env: CycleEnvironment, input: EventInput): Pr
       body: view,
       patch,
       logger,
-      memo: memory.memo,
+      memory,
       signal: handlerSignal ?? signal,
       indices: env.indices?.(),
       param: handler?.param,

@@ -151,8 +151,13 @@ export interface ResourceContextInput {
   readonly patch: Patch;
   /** The object's logger. */
   readonly logger: Logger;
-  /** The object's memo. */
-  readonly memo: Memo;
+  /** The object's memo (or give `memory`). */
+  readonly memo?: Memo;
+  /**
+   * Where the object's memo is, read when (and if) the handler first reads `memo`: an object's
+   * memo is then made only for the objects whose handlers use it.
+   */
+  readonly memory?: { readonly memo: Memo };
   /** Aborted when the handler should stop. */
   readonly signal: AbortSignal;
   /** The operator's indexes by id. */
@@ -161,13 +166,24 @@ export interface ResourceContextInput {
   readonly param?: unknown;
 }
 
-/** The kwargs every resource handler gets (Kopf's names). */
-export function resourceContext(input: ResourceContextInput): ResourceContext {
+/** Adds `memo` to a context: a value, or a getter reading the object's memory when first used. */
+function withMemo<T extends object>(context: T, input: ResourceContextInput): T & { memo: Memo } {
+  const memory = input.memory;
+  if (memory === undefined) return Object.assign(context, { memo: input.memo ?? {} });
+  return Object.defineProperty(context as T & { memo: Memo }, "memo", {
+    get: () => memory.memo,
+    enumerable: true,
+    configurable: true,
+  });
+}
+
+// Contexts are built by spreading the common part: a `memo` getter is added last, to the final
+// object (spreading one would read it).
+function commonContext(input: ResourceContextInput): Omit<ResourceContext, "memo"> {
   const body = input.body as Body;
   const meta: ObjectMeta = body.metadata ?? {};
   return {
     logger: input.logger,
-    memo: input.memo,
     param: input.param,
     signal: input.signal,
     indices: input.indices ?? {},
@@ -185,6 +201,11 @@ export function resourceContext(input: ResourceContextInput): ResourceContext {
   };
 }
 
+/** The kwargs every resource handler gets (Kopf's names). */
+export function resourceContext(input: ResourceContextInput): ResourceContext {
+  return withMemo(commonContext(input), input);
+}
+
 /** What changing handlers' contexts add: the cause. */
 export interface ChangingCauseInput extends ResourceContextInput {
   /** Why handlers are called. */
@@ -199,8 +220,12 @@ export interface ChangingCauseInput extends ResourceContextInput {
 
 /** The context of filters (`when`, callbacks) of changing handlers: no retry information. */
 export function changingCauseContext(input: ChangingCauseInput): ChangingCauseContext {
+  return withMemo(causeContext(input), input);
+}
+
+function causeContext(input: ChangingCauseInput): Omit<ChangingCauseContext, "memo"> {
   return {
-    ...resourceContext(input),
+    ...commonContext(input),
     reason: input.reason,
     diff: input.diff,
     old: input.old,
@@ -222,14 +247,14 @@ export interface ChangingContextInput extends ChangingCauseInput {
 
 /** The context of create/update/delete/resume/field handlers and sub-handlers. */
 export function changingContext(input: ChangingContextInput): ChangingContext {
-  return {
-    ...changingCauseContext(input),
+  return withMemo({
+    ...causeContext(input),
     retry: input.retry,
     started: input.started,
     runtime: input.runtime,
     subhandler: input.subhandlers.subhandler,
     register: input.subhandlers.register,
-  };
+  }, input);
 }
 
 /** What an `on.event` handler's context adds: the raw event. */
@@ -242,9 +267,9 @@ export interface EventContextInput extends ResourceContextInput {
 
 /** The context of `on.event` handlers and their filters. */
 export function eventContext(input: EventContextInput): EventContext {
-  return {
-    ...resourceContext(input),
+  return withMemo({
+    ...commonContext(input),
     type: input.type,
     event: { type: input.type, object: input.object as Body },
-  };
+  }, input);
 }

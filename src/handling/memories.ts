@@ -79,6 +79,11 @@ export class ObjectMemory {
     return this.#memo as Memo;
   }
 
+  /** Whether the memo has been made (read) yet: for diagnostics and tests. */
+  get memoMade(): boolean {
+    return (this.#flags & BLANK_MEMO) === 0;
+  }
+
   /** Seen in the initial listing of its watch (resume handlers are due for it). */
   get noticedByListing(): boolean {
     return (this.#flags & LISTED) !== 0;

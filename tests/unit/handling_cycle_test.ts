@@ -383,3 +383,25 @@ Deno.test("object loggers post Events only with posting.loggers on", async () =>
     );
   }
 });
+
+Deno.test("after a cycle, an object's memory is idle; its memo is made only when a handler reads it", async () => {
+  const registry = new kopf.Registry();
+  registry.on.create("kopfexamples", { id: "plain" }, ({ spec }) => spec.size);
+  registry.on.update("kopfexamples", { id: "memo" }, ({ memo }) => {
+    memo.count = ((memo.count as number) ?? 0) + 1;
+  });
+  const client = new RecordingClient(body());
+  const env = environment(registry, client);
+  await cycle(env, body());
+  const memory = env.memories.get(KEY)!;
+  assert.equal(memory.memoMade, false, "the create handler did not read its memo");
+  memory.see(client.object.metadata!.resourceVersion);
+  assert.equal(memory.idle, true, "our write came back: no read-your-writes state left");
+  assert.equal(memory.awaitedVersion, undefined);
+
+  const changed = { ...client.object, spec: { size: 2 } } as RawBody;
+  client.object = changed;
+  await cycle(env, changed);
+  assert.equal(memory.memoMade, true);
+  assert.equal(memory.memo.count, 1, "the handler's memo is the object's memo");
+});
