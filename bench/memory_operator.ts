@@ -5,6 +5,7 @@
  *
  * - `SIGWINCH`: append `Deno.memoryUsage()` and `/proc/self/smaps_rollup` as one JSON line to
  *   `<out>/usage.jsonl`;
+ * - `SIGHUP`: call glibc's `malloc_trim(0)`, then append a usage line;
  * - `SIGUSR2`: write a heap snapshot to `<out>/<n>.heapsnapshot` (after the usage line above).
  *
  * Run: `deno run -A --v8-flags=… bench/memory_operator.ts <out-dir> '<ChildSpec JSON>'`.
@@ -34,6 +35,14 @@ function usage(label: string): void {
 // With MEMORY_TRACE_MS, a usage line every so many milliseconds (for a time series).
 const traceMs = Number(Deno.env.get("MEMORY_TRACE_MS") ?? 0);
 if (traceMs > 0) setInterval(() => usage("trace"), traceMs);
+
+// SIGHUP: glibc's malloc_trim(0), to see how much of the non-heap RSS is free malloc memory.
+Deno.addSignalListener("SIGHUP", () => {
+  const libc = Deno.dlopen("libc.so.6", { malloc_trim: { parameters: ["usize"], result: "i32" } });
+  libc.symbols.malloc_trim(0n);
+  libc.close();
+  usage("trimmed");
+});
 
 let snapshots = 0;
 // Not SIGUSR1: Deno opens its inspector on it, as Node does.

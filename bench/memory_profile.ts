@@ -9,7 +9,6 @@
  * ```sh
  * deno run -A bench/memory_profile.ts --n 10000 --idle 20 --snapshot
  * deno run -A bench/memory_profile.ts --n 10000 --v8-flags= --phases create,update,delete
- * KOPF_CLUSTER_DIR=/tmp/kopf-mem-plane bash tests/cluster/cluster.sh down   # afterwards
  * ```
  *
  * The operator is `bench/kopf/operators/ours_best.ts` by default (the benchmark's handlers with
@@ -30,9 +29,14 @@ const { values: args } = parseArgs({
     snapshot: { type: "boolean", default: false },
     // A snapshot as soon as the driver's create requests have all returned (mid-burst).
     "snapshot-mid": { type: "boolean", default: false },
+    // After the idle window, glibc's malloc_trim(0) in the operator, and one more row.
+    trim: { type: "boolean", default: false },
     out: { type: "string" },
     plane: { type: "string", default: "/tmp/kopf-mem-plane" },
     concurrency: { type: "string", default: "32" },
+    // Leave the private plane running afterwards (by default it goes: its namespaces of
+    // finalizer-blocked objects would keep kube-controller-manager and the apiserver busy).
+    "keep-plane": { type: "boolean", default: false },
     // Environment of the operator process, e.g. MALLOC_ARENA_MAX=2 (repeatable).
     env: { type: "string", multiple: true, default: [] },
     // The operator writes Deno.memoryUsage() to usage.jsonl this often (ms; 0: only at phases).
@@ -301,6 +305,11 @@ try {
   started = Date.now();
   await new Promise((r) => setTimeout(r, Number(args.idle) * 1000));
   await boundary("idle", started);
+  if (args.trim) {
+    Deno.kill(pid, "SIGHUP");
+    await new Promise((r) => setTimeout(r, 2000));
+    await boundary("trimmed", started);
+  }
   if (args.snapshot) await snapshot();
 } finally {
   clearInterval(sampler);
@@ -323,5 +332,11 @@ try {
   );
   console.log(`results in ${out}`);
 }
-// The namespace of 10,000 objects takes a while to go; its deletion need not be waited for.
+if (!args["keep-plane"]) {
+  await new Deno.Command("bash", {
+    args: [`${ROOT}tests/cluster/cluster.sh`, "down"],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+}
 Deno.exit(0);
