@@ -4,7 +4,8 @@
  * creates N objects of the benchmark's CRD, waits until every one is handled (create result in
  * its status), optionally updates and deletes them, idles, and reports the operator's RSS (peak
  * and per phase, from `/proc`), `Deno.memoryUsage()` and `smaps_rollup` at each phase's end; with
- * `--snapshot`, a heap snapshot at the end (analyse it with `bench/heap_summary.ts`).
+ * `--snapshot`, a heap snapshot at the end (analyse it with `bench/heap_summary.ts`). `--cli` starts
+ * the operator through `cli.ts run` as users do (RSS only).
  *
  * ```sh
  * deno run -A bench/memory_profile.ts --n 10000 --idle 20 --snapshot
@@ -37,10 +38,15 @@ const { values: args } = parseArgs({
     // Leave the private plane running afterwards (by default it goes: its namespaces of
     // finalizer-blocked objects would keep kube-controller-manager and the apiserver busy).
     "keep-plane": { type: "boolean", default: false },
+    // Start the operator as users do, `deno run -A cli.ts run …` (the launcher execs into the
+    // operator), instead of bench/memory_operator.ts: no heap figures or snapshots then.
+    cli: { type: "boolean", default: false },
     // Environment of the operator process, e.g. MALLOC_ARENA_MAX=2 (repeatable).
     env: { type: "string", multiple: true, default: [] },
     // The operator writes Deno.memoryUsage() to usage.jsonl this often (ms; 0: only at phases).
     trace: { type: "string", default: "0" },
+    // How often the driver samples the operator's VmRSS and VmHWM (ms).
+    sample: { type: "string", default: "250" },
   },
 });
 Deno.env.set("KOPF_CLUSTER_DIR", args.plane!);
@@ -132,14 +138,23 @@ const spec = {
 const flags = args["v8-flags"] ? [`--v8-flags=${args["v8-flags"]}`] : [];
 const log = await Deno.open(`${out}/operator.log`, { write: true, create: true, truncate: true });
 const operator = new Deno.Command(Deno.execPath(), {
-  args: [
-    "run",
-    "-A",
-    ...flags,
-    `${ROOT}bench/memory_operator.ts`,
-    out,
-    JSON.stringify(spec),
-  ],
+  args: args.cli
+    ? [
+      "run",
+      "-A",
+      `${ROOT}cli.ts`,
+      "run",
+      "--standalone",
+      "-n",
+      ns,
+      "--kubeconfig",
+      c.kubeconfig,
+      ...(args["v8-flags"] === "--optimize-for-size"
+        ? []
+        : [`--deno-flag=--v8-flags=${args["v8-flags"]}`]),
+      args.operator!,
+    ]
+    : ["run", "-A", ...flags, `${ROOT}bench/memory_operator.ts`, out, JSON.stringify(spec)],
   env: {
     MEMORY_TRACE_MS: args.trace!,
     ...Object.fromEntries(
@@ -170,14 +185,16 @@ function procStatus(): Record<string, number> {
 }
 
 let peak = 0;
-const series: [number, number][] = [];
+// [ms since the epoch, VmRSS, VmHWM]: where VmHWM jumps past the sampled RSS, a spike shorter
+// than the sampling period happened.
+const series: [number, number, number][] = [];
 const sampler = setInterval(() => {
   try {
-    const rss = procStatus().VmRSS ?? 0;
-    peak = Math.max(peak, rss);
-    series.push([Date.now(), rss]);
+    const status = procStatus();
+    peak = Math.max(peak, status.VmRSS ?? 0);
+    series.push([Date.now(), status.VmRSS ?? 0, status.VmHWM ?? 0]);
   } catch { /* exited */ }
-}, 250);
+}, Number(args.sample));
 
 async function waitUntil(what: string, done: () => boolean, seconds = 1800): Promise<void> {
   const deadline = Date.now() + seconds * 1000;
@@ -205,10 +222,11 @@ const MiB = 1024 * 1024;
 const report: Record<string, unknown>[] = [];
 async function boundary(phase: string, started: number): Promise<void> {
   const status = procStatus();
-  const usage = await usageLine();
+  const usage: Record<string, unknown> = args.cli ? { smaps: {} } : await usageLine();
   const smaps = usage.smaps as Record<string, number>;
   const row = {
     phase,
+    at: Date.now(),
     seconds: (Date.now() - started) / 1000,
     rssMiB: status.VmRSS / MiB,
     peakSampledMiB: peak / MiB,
@@ -314,10 +332,26 @@ try {
 } finally {
   clearInterval(sampler);
   console.error("stopping the operator");
+  const before = peak;
+  let hwm = 0;
   try {
+    hwm = procStatus().VmHWM ?? 0;
     operator.kill("SIGTERM");
   } catch { /* gone */ }
+  // The graceful stop is part of the process's life: its peak counts too (as in bench/kopf).
+  const stopping = setInterval(() => {
+    try {
+      const status = procStatus();
+      peak = Math.max(peak, status.VmRSS ?? 0);
+      hwm = Math.max(hwm, status.VmHWM ?? 0);
+    } catch { /* exited */ }
+  }, 20);
   await operator.status;
+  clearInterval(stopping);
+  console.log(
+    `stopping: VmHWM ${(hwm / MiB).toFixed(1)} MiB, sampled RSS ${(peak / MiB).toFixed(1)} ` +
+      `(before the stop ${(before / MiB).toFixed(1)})`,
+  );
   console.error("stopped; closing the log and the driver's watch");
   const settle = (what: Promise<unknown>) =>
     Promise.race([what.catch(() => {}), new Promise((r) => setTimeout(r, 5000))]);
