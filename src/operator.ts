@@ -644,10 +644,8 @@ class Operator {
     informer: Informer<KubeObject>,
     event: Exclude<InformerEvent, { type: "SYNCED" }>,
   ): void {
-    const memory = this.#memories.get(key);
-    const previous = memory?.eventChain ?? Promise.resolve();
     const target = { poster: this.#poster, settings: this.#settings.posting };
-    const next = previous.then(() =>
+    const task = () =>
       withPostingTarget(target, () =>
         processEvent(this.#env, {
           key,
@@ -656,17 +654,13 @@ class Operator {
           object: event.object as RawBody,
           latest: informer.store.get(event.key) as RawBody | undefined,
           signal: this.#handlersStop.signal,
-        }))
-    ).then(() => {}, (error) => {
-      logger.error("Event handlers of {key} failed: {error}", { key, error });
-    });
-    if (memory) memory.eventChain = next;
+        })).then(() => {}, (error) => {
+          logger.error("Event handlers of {key} failed: {error}", { key, error });
+        });
+    const memory = this.#memories.get(key);
+    const next = memory ? memory.chain(task) : Promise.resolve().then(task);
     this.#pending.add(next);
-    void next.finally(() => {
-      this.#pending.delete(next);
-      // The chain's end is no state: an idle object keeps no settled promise.
-      if (memory?.eventChain === next) memory.eventChain = undefined;
-    });
+    void next.finally(() => this.#pending.delete(next));
   }
 
   #gone(key: string, served: Served, object: RawBody): void {

@@ -49,11 +49,8 @@ export class ObjectMemory {
   #flags: number;
   #lastSeen: string | undefined = undefined;
   #pending: Pending | undefined = undefined;
-  /**
-   * Serialises `on.event` handlers of this object: each event waits for the previous one.
-   * Unset until the object has event handlers running.
-   */
-  eventChain: Promise<void> | undefined = undefined;
+  // The last of the object's chained tasks (`on.event` handlers), until it settles.
+  #chain: Promise<void> | undefined = undefined;
 
   /**
    * Remember a new object. With `blank`, `memo` is the prototype of the memo to make on first
@@ -107,7 +104,23 @@ export class ObjectMemory {
 
   /** No write of ours is in flight or awaited, and no event handlers are chained. */
   get idle(): boolean {
-    return this.#pending === undefined && this.eventChain === undefined;
+    return this.#pending === undefined && this.#chain === undefined;
+  }
+
+  /**
+   * Runs `task` once the tasks chained before it have settled (`on.event` handlers of one object
+   * run in order of their events). `task` must not reject. The chain is dropped when its last
+   * task settles, so an idle object holds no settled promise.
+   */
+  chain(task: () => Promise<void>): Promise<void> {
+    // Always later, never inside the caller (the informer's broadcast).
+    const next = (this.#chain ?? Promise.resolve()).then(task);
+    this.#chain = next;
+    const settled = () => {
+      if (this.#chain === next) this.#chain = undefined;
+    };
+    next.then(settled, settled);
+    return next;
   }
 
   /** @internal Same uid, newer string: keep the one the cache holds, not the first event's. */

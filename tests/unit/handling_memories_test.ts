@@ -93,3 +93,22 @@ Deno.test("memories: the uid is the latest copy the watch delivered", () => {
   assert.equal(again.uid, "uid-1");
   assert.equal(memories.recall("k", undefined), first, "no uid: the same object");
 });
+
+Deno.test("memories: chained tasks run in order, later, and leave no chain once settled", async () => {
+  const memory = new Memories().recall("k", "u");
+  const order: string[] = [];
+  let release!: () => void;
+  const first = memory.chain(() =>
+    new Promise<void>((r) => release = () => (order.push("1"), r()))
+  );
+  const second = memory.chain(() => (order.push("2"), Promise.resolve()));
+  assert.deepEqual(order, [], "nothing runs inside chain()");
+  assert.equal(memory.idle, false);
+  await new Promise((r) => setTimeout(r, 0));
+  assert.deepEqual(order, [], "the second waits for the first");
+  release();
+  await Promise.all([first, second]);
+  assert.deepEqual(order, ["1", "2"]);
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(memory.idle, true, "a settled chain is dropped");
+});
