@@ -5,9 +5,10 @@
  * the resource versions needed for read-your-writes.
  *
  * Operators keep one memory per watched object for as long as the object exists, so an idle one
- * is kept small (measured with 10,000 objects: ~500 bytes each before, ~100 after): a few
- * fields and flags, the memo made on first use when there is nothing to copy into it, and the
- * read-your-writes state only between our write and its arrival through the watch.
+ * is kept small (measured with 10,000 objects, key and map entry included: ~520 bytes each
+ * before, ~180 after): a few fields and flags, the memo made on first use when there is nothing
+ * to copy into it, and the read-your-writes state only between our write and its arrival through
+ * the watch.
  *
  * Nothing here is persisted: a restarted operator starts with empty memories, as Kopf does.
  *
