@@ -90,7 +90,8 @@ function saturate(bucket: TokenBucket, depth: number, outcome: () => RateOutcome
   return state;
 }
 
-Deno.test("TokenBucket doubles its rate while callers wait and the server does not throttle", async () => {
+/** A 10→80 QPS bucket after 3 s of 20 waiting callers that the server answered "ok". */
+async function rampedUp() {
   const clock = new FakeClock();
   const bucket = new TokenBucket({ qps: 10, burst: 1, maxQps: 80, clock });
   const changes: RateChange[] = [];
@@ -98,6 +99,11 @@ Deno.test("TokenBucket doubles its rate while callers wait and the server does n
   const load = saturate(bucket, 20, () => "ok");
   await advance(clock, 3_000);
   load.stopped = true;
+  return { clock, bucket, changes, load };
+}
+
+Deno.test("TokenBucket doubles its rate while callers wait and the server does not throttle", async () => {
+  const { bucket, changes, load } = await rampedUp();
   assert.deepEqual(changes.map((c) => c.to), [20, 40, 80], "doubling, then capped at maxQps");
   assert.ok(changes.every((c) => c.cause === "unthrottled"));
   assert.equal(bucket.qps, 80);
@@ -155,13 +161,7 @@ Deno.test("TokenBucket does not raise its rate when nobody waits", async () => {
 });
 
 Deno.test("TokenBucket returns to qps once demand stays below it for 30 s", async () => {
-  const clock = new FakeClock();
-  const bucket = new TokenBucket({ qps: 10, burst: 1, maxQps: 80, clock });
-  const changes: RateChange[] = [];
-  bucket.onRateChange = (change) => changes.push(change);
-  const load = saturate(bucket, 20, () => "ok");
-  await advance(clock, 3_000);
-  load.stopped = true;
+  const { clock, bucket, changes } = await rampedUp();
   await advance(clock, 2_000, 100);
   assert.equal(bucket.qps, 80);
   // Demand of 2 per second, well under qps, for over 30 s.
