@@ -176,12 +176,15 @@ export class PersistenceSettings {
    */
   consistencyTimeout = 5;
   /**
-   * Add the finalizer in a write of its own before any handler runs (Kopf's order), instead of
-   * in the same write as the handlers' first outcome. Costs one more write per object; closes
-   * the window in which an object deleted while its very first handlers run is released without
-   * its deletion handlers (docs/engine.md).
+   * Add the finalizer in a write of its own before any handler runs (Kopf's order, the default),
+   * so that an object whose creation handlers have started always gets its deletion handlers,
+   * even when it is deleted while they run or the operator dies meanwhile. `false` puts the
+   * finalizer in the same write as the handlers' first outcome: one write less per object with
+   * a deletion handler, but an object deleted before that write is released without its deletion
+   * handlers (docs/engine.md). Only resources that need a finalizer (a non-optional deletion
+   * handler, a daemon asking for cleanup time) get one at all.
    */
-  finalizerFirst = false;
+  finalizerFirst = true;
 }
 
 /**

@@ -176,6 +176,14 @@ interface ChangingRun {
   readonly reason: Reason;
   readonly initial: boolean;
   readonly essences: Essences;
+  /** Outcomes of handlers that already finished for this cause in this process. */
+  readonly finished: ReadonlyMap<string, Outcome>;
+  /**
+   * Whether finished handlers' records are purged when the cause is done. Not while a deletion
+   * keeps our finalizer (daemons still stopping): until the finalizer goes, the records say
+   * that the deletion handlers have run, also to an operator started after this one.
+   */
+  readonly purgeWhenDone: boolean;
 }
 
 function handlerReason(reason: Reason): "create" | "update" | "delete" | "resume" {
@@ -222,11 +230,19 @@ async function executeHandlers(
   containers: readonly Set<string>[],
 ): Promise<Map<string, Outcome>> {
   const now = new Date();
-  const todo = handlers.filter((h) => state.get(h.id)?.isAwakened(now));
+  const outcomes = new Map<string, Outcome>();
+  for (const handler of handlers) {
+    const finished = run.finished.get(handler.id);
+    if (finished && !state.get(handler.id)?.finished) {
+      // Its outcome is not (or no longer) in the stored progress, but it is this cause's.
+      run.logger.debug(`${handler.title} has already finished for this cause: not called again.`);
+      outcomes.set(handler.id, finished);
+    }
+  }
+  const todo = handlers.filter((h) => !outcomes.has(h.id) && state.get(h.id)?.isAwakened(now));
   const plan = run.env.settings.execution.lifecycle(todo, {
     retries: (id) => state.get(id)?.retries ?? 0,
   });
-  const outcomes = new Map<string, Outcome>();
   for (const handler of plan) {
     if (run.signal.aborted) break;
     try {
@@ -236,6 +252,7 @@ async function executeHandlers(
       throw error;
     }
   }
+  run.memory.rememberFinished(run.reason, run.essences.old, outcomes);
   return outcomes;
 }
 
@@ -386,7 +403,7 @@ async function processChanging(run: ChangingRun): Promise<number[]> {
       logger.info(
         `${Title} is processed: ${counts.success} succeeded; ${counts.failure} failed.`,
       );
-      state.purge(body, patch.raw, storage, ownedIds);
+      if (run.purgeWhenDone) state.purge(body, patch.raw, storage, ownedIds);
     }
     finished = state.done;
     delays = state.delays(new Date());
@@ -464,7 +481,20 @@ export async function processObject(
   const excluded = new Set(verdicts.flatMap((v) => [...(v.excluded ?? [])]));
   const delays = verdicts.flatMap((v) => [...(v.delays ?? [])]);
 
-  const base = { env, resource, body, view, logger, memory, reason: reason ?? "noop", initial };
+  // Handlers that finished for this very cause in this process are never called again.
+  const finished = memory.finishedFor(reason, essences?.old ?? null);
+  const base = {
+    env,
+    resource,
+    body,
+    view,
+    logger,
+    memory,
+    reason: reason ?? "noop",
+    initial,
+    finished,
+    purgeWhenDone: !(reason === "delete" && delays.length > 0),
+  };
   const cause = matchCause({ ...base, essences: essences ?? emptyEssences() }, patch);
   // Objects that match no changing handler are handled in stealth: no state, no logs.
   let changing = reason !== null && registry.prematchesChanging(cause);

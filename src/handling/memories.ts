@@ -17,6 +17,8 @@
 
 import { copyMemo, MEMO_COPY } from "../engines/memos.ts";
 import type { Memo } from "../registry/context.ts";
+import { deepEqual } from "../storage/fields.ts";
+import type { Outcome } from "./errors.ts";
 
 /** How many resource versions seen during one write an object remembers (for read-your-writes). */
 const RECENT_VERSIONS = 16;
@@ -37,6 +39,17 @@ interface Pending {
 }
 
 /**
+ * The handlers that finished (succeeded or failed for good) for one cause of one object in this
+ * process, with their outcomes. A cause is its reason and the diff-base it started from: while
+ * both stay, it is the same cause, however many cycles it takes.
+ */
+interface FinishedCause {
+  readonly reason: string;
+  readonly old: unknown;
+  readonly outcomes: Map<string, Outcome>;
+}
+
+/**
  * What the operator remembers about one object.
  *
  * An idle object costs one small instance: its memo is made on first use when the operator's
@@ -52,6 +65,8 @@ export class ObjectMemory {
   #pending: Pending | undefined = undefined;
   // The last of the object's chained tasks (`on.event` handlers), until it settles.
   #chain: Promise<void> | undefined = undefined;
+  // Handlers finished for the current cause, until another cause (or none) is seen.
+  #finished: FinishedCause | undefined = undefined;
 
   /**
    * Remember a new object. With `blank`, `memo` is the prototype of the memo to make on first
@@ -124,6 +139,36 @@ export class ObjectMemory {
     return next;
   }
 
+  /**
+   * The outcomes of handlers that already finished in this process for the cause with this
+   * `reason` starting from the diff-base `old`; empty for another cause. Any other cause (or
+   * `null`: none) forgets the remembered one, so the record lives only while its cause does.
+   *
+   * This is what makes "a handler that finished is never called again for the same cause"
+   * hold within a process whatever happens to the stored progress meanwhile: a write that
+   * failed, a purge written before the finalizer could go (daemons still stopping), a watch
+   * that has not delivered our write before the consistency timeout.
+   */
+  finishedFor(reason: string | null, old: unknown): ReadonlyMap<string, Outcome> {
+    const finished = this.#finished;
+    if (!finished) return NOTHING;
+    if (reason === finished.reason && deepEqual(old, finished.old)) return finished.outcomes;
+    this.#finished = undefined;
+    return NOTHING;
+  }
+
+  /** Remember the final outcomes among `outcomes` for the cause `reason` from the diff-base `old`. */
+  rememberFinished(reason: string, old: unknown, outcomes: ReadonlyMap<string, Outcome>): void {
+    let finished = this.#finished;
+    for (const [id, outcome] of outcomes) {
+      if (!outcome.final) continue;
+      if (!finished || finished.reason !== reason || !deepEqual(old, finished.old)) {
+        finished = this.#finished = { reason, old, outcomes: new Map() };
+      }
+      finished.outcomes.set(id, outcome);
+    }
+  }
+
   /** @internal Same uid, newer string: keep the one the cache holds, not the first event's. */
   refresh(uid: string): void {
     this.#uid = uid;
@@ -180,6 +225,8 @@ export class ObjectMemory {
     return 0;
   }
 }
+
+const NOTHING: ReadonlyMap<string, Outcome> = new Map();
 
 /** Whether copying this memo gives an empty object (no own enumerable keys, no custom copy). */
 function isBlank(memo: object): boolean {

@@ -55,48 +55,56 @@ Deno.test("one create handler returning a value costs at most 2 writes", async (
   }
 });
 
-Deno.test("create → delete with one create and one delete handler: ≤ 3 writes, 0 Events", async () => {
-  const ns = await c.namespace("budget-del");
-  const registry = new kopf.Registry();
-  const deleted: string[] = [];
-  registry.on.create(res.plural, { id: "create_fn" }, () => ({ message: "created" }));
-  registry.on.delete(res.plural, { id: "delete_fn" }, ({ name }) => {
-    deleted.push(name);
-  });
-  const operator = await startOperator(c, { registry, namespaces: [ns] });
-  try {
-    const m0 = await c.metrics();
-    await createObject(c, res, ns, "two", { field: "value" });
-    const handled = await waitFor(async () => {
-      const o = await getObject(c, res, ns, "two");
-      return o?.status?.create_fn?.message === "created" &&
-        o.metadata.annotations?.["kopf.zalando.org/last-handled-configuration"] && o;
-    }, { message: "the create handler's outcome" });
-    assert.deepEqual(handled.metadata.finalizers, [FINALIZER], "the finalizer came with it");
-    await sleep(SETTLE_MS);
-    await c.api("DELETE", res.path(ns, "two"));
-    await waitFor(async () => (await getObject(c, res, ns, "two")) === null, {
-      message: "the object to be deleted",
+for (const finalizerFirst of [true, false]) {
+  // The finalizer first (the default): one write of its own before the first handler, so that an
+  // object deleted while its create handler runs still gets its delete handler — 4 writes.
+  // Without it, the finalizer goes with the first outcome — 3 writes, and that guarantee is lost.
+  const budget = finalizerFirst ? 4 : 3;
+  Deno.test(`create → delete with create + delete handlers, finalizerFirst=${finalizerFirst}: ≤ ${budget} writes, 0 Events`, async () => {
+    const ns = await c.namespace("budget-del");
+    const registry = new kopf.Registry();
+    const deleted: string[] = [];
+    registry.on.create(res.plural, { id: "create_fn" }, () => ({ message: "created" }));
+    registry.on.delete(res.plural, { id: "delete_fn" }, ({ name }) => {
+      deleted.push(name);
     });
-    await sleep(SETTLE_MS);
-    const counts = (await c.metrics()).since(m0);
-    assert.deepEqual(deleted, ["two"]);
-    assert.ok(writesTo(counts, res) <= 3, `writes:\n${counts}`);
-    const events = await c.api("GET", `/api/v1/namespaces/${ns}/events`);
-    assert.equal(
-      events.items.length,
-      0,
-      JSON.stringify(events.items.map((e: kopf.KubeObject) => e.message)),
-    );
-    const messages = objectMessages("two", ns);
-    assert.ok(messages.includes("Handler 'delete_fn' succeeded."), messages.join("\n"));
-    assert.ok(messages.includes("Deletion is processed: 1 succeeded; 0 failed."));
-  } finally {
-    await stripFinalizers(c, res, ns);
-    await operator.stop();
-    await c.deleteNamespace(ns);
-  }
-});
+    const settings = new kopf.Settings();
+    settings.persistence.finalizerFirst = finalizerFirst;
+    const operator = await startOperator(c, { registry, settings, namespaces: [ns] });
+    try {
+      const m0 = await c.metrics();
+      await createObject(c, res, ns, "two", { field: "value" });
+      const handled = await waitFor(async () => {
+        const o = await getObject(c, res, ns, "two");
+        return o?.status?.create_fn?.message === "created" &&
+          o.metadata.annotations?.["kopf.zalando.org/last-handled-configuration"] && o;
+      }, { message: "the create handler's outcome" });
+      assert.deepEqual(handled.metadata.finalizers, [FINALIZER], "the finalizer is there");
+      await sleep(SETTLE_MS);
+      await c.api("DELETE", res.path(ns, "two"));
+      await waitFor(async () => (await getObject(c, res, ns, "two")) === null, {
+        message: "the object to be deleted",
+      });
+      await sleep(SETTLE_MS);
+      const counts = (await c.metrics()).since(m0);
+      assert.deepEqual(deleted, ["two"]);
+      assert.ok(writesTo(counts, res) <= budget, `writes:\n${counts}`);
+      const events = await c.api("GET", `/api/v1/namespaces/${ns}/events`);
+      assert.equal(
+        events.items.length,
+        0,
+        JSON.stringify(events.items.map((e: kopf.KubeObject) => e.message)),
+      );
+      const messages = objectMessages("two", ns);
+      assert.ok(messages.includes("Handler 'delete_fn' succeeded."), messages.join("\n"));
+      assert.ok(messages.includes("Deletion is processed: 1 succeeded; 0 failed."));
+    } finally {
+      await stripFinalizers(c, res, ns);
+      await operator.stop();
+      await c.deleteNamespace(ns);
+    }
+  });
+}
 
 Deno.test("three create handlers cost no more writes than one", async () => {
   const ns = await c.namespace("budget-three");

@@ -117,12 +117,14 @@ Deno.test("creation: all handlers in one cycle, one /status and one merge write"
   ]);
 });
 
-Deno.test("a delete handler: the finalizer goes in the same JSON-patch, guarded by the RV", async () => {
+Deno.test("finalizerFirst = false: the finalizer goes in the same JSON-patch as the outcome", async () => {
   const registry = new kopf.Registry();
   registry.on.create("kopfexamples", { id: "create_fn" }, () => {});
   registry.on.delete("kopfexamples", { id: "delete_fn" }, () => {});
+  const settings = new kopf.Settings();
+  settings.persistence.finalizerFirst = false;
   const client = new RecordingClient(body());
-  const result = await cycle(environment(registry, client), body());
+  const result = await cycle(environment(registry, client, settings), body());
   assert.equal(result.writes, 1);
   assert.deepEqual(client.calls, [{
     type: "json",
@@ -145,7 +147,9 @@ Deno.test("a failed resourceVersion test: the object is re-read and the patch re
   registry.on.create("kopfexamples", { id: "create_fn" }, () => {});
   const client = new RecordingClient(body({}, { resourceVersion: "15", finalizers: ["other"] }));
   client.failNext = [422];
-  await cycle(environment(registry, client), body());
+  const settings = new kopf.Settings();
+  settings.persistence.finalizerFirst = false;
+  await cycle(environment(registry, client, settings), body());
   assert.equal(client.gets, 1);
   assert.equal(client.calls.length, 2);
   const retried = client.calls[1].body as { op: string; path: string; value?: unknown }[];
@@ -318,17 +322,15 @@ Deno.test("resume handlers run once for objects from the initial listing", async
   assert.equal(client.calls.length, 0, "nothing changed: nothing to write");
 });
 
-Deno.test("persistence.finalizerFirst: the finalizer alone first, handlers in the next cycle", async () => {
+Deno.test("by default (finalizerFirst), the finalizer alone first, handlers in the next cycle", async () => {
   const registry = new kopf.Registry();
   let called = 0;
   registry.on.create("kopfexamples", () => {
     called++;
   });
   registry.on.delete("kopfexamples", () => {});
-  const settings = new kopf.Settings();
-  settings.persistence.finalizerFirst = true;
   const client = new RecordingClient(body());
-  await cycle(environment(registry, client, settings), body());
+  await cycle(environment(registry, client), body());
   assert.equal(called, 0);
   assert.deepEqual(client.calls[0].body, [
     { op: "test", path: "/metadata/resourceVersion", value: "10" },
@@ -404,4 +406,115 @@ Deno.test("after a cycle, an object's memory is idle; its memo is made only when
   await cycle(env, changed);
   assert.equal(memory.memoMade, true);
   assert.equal(memory.memo.count, 1, "the handler's memo is the object's memo");
+});
+
+// Within one process, a handler that finished for a cause is never called again for that cause,
+// whatever happens to the stored progress meanwhile.
+
+Deno.test("deletion while daemons stop: the delete handler runs once, records kept until release", async () => {
+  const registry = new kopf.Registry();
+  const calls: string[] = [];
+  registry.on.delete("kopfexamples", { id: "delete_fn" }, () => {
+    calls.push("delete");
+  });
+  const deleting = body({}, {
+    deletionTimestamp: "2026-01-01T00:00:00Z",
+    finalizers: [FINALIZER],
+    annotations: { [DIFF_BASE]: '{"spec":{"size":1}}\n' },
+  });
+  const client = new RecordingClient(deleting);
+  let stopping = true;
+  const env: CycleEnvironment = {
+    ...environment(registry, client),
+    // A daemon engine whose daemons are still stopping keeps the finalizer on.
+    engines: [{ cycle: () => ({ delays: stopping ? [60] : [] }) }],
+  };
+  const first = await cycle(env, deleting);
+  assert.deepEqual(calls, ["delete"]);
+  assert.equal(first.requeueAfter, 60);
+  const written = client.calls[0].body as { metadata: { annotations: Record<string, string> } };
+  const record = JSON.parse(written.metadata.annotations["kopf.zalando.org/delete_fn"]);
+  assert.equal(
+    record.success,
+    true,
+    "the success is stored, not purged, while the finalizer stays",
+  );
+  // The daemons have stopped; the engine requeues the object: the cycle sees our write.
+  stopping = false;
+  env.memories.get(KEY)!.see(client.object.metadata!.resourceVersion);
+  await cycle(env, structuredClone(client.object));
+  assert.deepEqual(calls, ["delete"], "not called again");
+  const release = client.calls.at(-1)!.body as { op: string; path: string }[];
+  assert.ok(release.some((op) => op.op === "remove" && op.path === "/metadata/finalizers/0"));
+});
+
+Deno.test("deletion while daemons stop: also without the stored record (another purge)", async () => {
+  const registry = new kopf.Registry();
+  let called = 0;
+  registry.on.delete("kopfexamples", { id: "delete_fn" }, () => {
+    called++;
+  });
+  const deleting = body({}, {
+    deletionTimestamp: "2026-01-01T00:00:00Z",
+    finalizers: [FINALIZER],
+    annotations: { [DIFF_BASE]: '{"spec":{"size":1}}\n' },
+  });
+  const client = new RecordingClient(deleting);
+  let delays = [60];
+  const env: CycleEnvironment = {
+    ...environment(registry, client),
+    engines: [{ cycle: () => ({ delays }) }],
+  };
+  await cycle(env, deleting);
+  // The next cycle sees the object as it was before our write (e.g. the consistency wait has
+  // timed out): no record of the handler in storage, but this process knows it has run.
+  delays = [];
+  env.memories.get(KEY)!.see("999");
+  await cycle(env, deleting);
+  assert.equal(called, 1);
+});
+
+Deno.test("a lost outcome write: the handler is not called again, its result is written again", async () => {
+  const registry = new kopf.Registry();
+  let called = 0;
+  registry.on.create("kopfexamples", { id: "create_fn" }, () => {
+    called++;
+    return { answer: 42 };
+  });
+  const client = new RecordingClient(body());
+  client.failNext = [500];
+  const env = environment(registry, client);
+  await assert.rejects(() => cycle(env, body()), ApiError);
+  assert.equal(called, 1);
+  // The queue retries the object (same state: nothing was stored).
+  await cycle(env, body());
+  assert.equal(called, 1, "not called again for the same creation");
+  assert.deepEqual(client.calls.at(-2)!.body, { status: { create_fn: { answer: 42 } } });
+  const annotations =
+    (client.calls.at(-1)!.body as { metadata: { annotations: Record<string, string> } }).metadata
+      .annotations;
+  assert.ok(annotations[DIFF_BASE], "the creation is finished now");
+});
+
+Deno.test("a new cause forgets the finished handlers of the previous one", async () => {
+  const registry = new kopf.Registry();
+  const calls: number[] = [];
+  registry.on.update("kopfexamples", { id: "update_fn" }, ({ spec }) => {
+    calls.push(spec.size as number);
+  });
+  const handled = (size: number, resourceVersion: string) =>
+    body({ spec: { size } }, {
+      resourceVersion,
+      annotations: { [DIFF_BASE]: `{"spec":{"size":${size === 2 ? 1 : 2}}}\n` },
+    });
+  const client = new RecordingClient(handled(2, "10"));
+  const env = environment(registry, client);
+  // Each cycle starts once our previous write has come back through the watch.
+  const written = () => env.memories.get(KEY)!.see(client.object.metadata!.resourceVersion);
+  await cycle(env, handled(2, "10")); // 1 → 2
+  written();
+  await cycle(env, handled(1, "12")); // 2 → 1: another cause
+  written();
+  await cycle(env, handled(2, "14")); // 1 → 2 again: a new change, not a repeat
+  assert.deepEqual(calls, [2, 1, 2]);
 });
