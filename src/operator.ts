@@ -37,6 +37,7 @@ import {
   processEvent,
   processObject,
 } from "./handling/cycle.ts";
+import { contain } from "./handling/containment.ts";
 import { Memories } from "./handling/memories.ts";
 import { writeOutcome } from "./handling/outcome.ts";
 import { registerPostingTarget, withPostingTarget } from "./handling/posting.ts";
@@ -249,6 +250,8 @@ class Operator {
 
   async run(): Promise<void> {
     const removeSignals = this.#listenForStop();
+    // Handler code that fails outside its call, or tries to exit, must not end the operator.
+    const release = contain();
     let unregister = () => {};
     try {
       if (this.#stop.signal.aborted) return;
@@ -280,6 +283,7 @@ class Operator {
         );
       } finally {
         ultimate.dispose();
+        release();
       }
     }
   }

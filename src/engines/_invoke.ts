@@ -13,6 +13,7 @@ import {
   type Outcome,
   type OutcomeLog,
 } from "../handling/errors.ts";
+import { attributed } from "../handling/containment.ts";
 import type { Logger } from "../registry/context.ts";
 import type { HandlerRecordBase } from "../registry/registration.ts";
 
@@ -92,7 +93,7 @@ export async function attempt(
     error = exceeded;
   } else {
     try {
-      result = await call();
+      result = await attributed({ title: handler.title, logger }, call);
     } catch (thrown) {
       threw = true;
       error = thrown;

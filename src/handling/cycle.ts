@@ -290,6 +290,7 @@ async function executeChanging(
     });
     const result = await invoke(handler.fn, context as never, {
       title: handler.title,
+      logger: run.logger,
       body: run.view(),
       timeout: remaining,
       signal: run.signal,
@@ -341,6 +342,49 @@ async function executeSubhandlers(
   }
 }
 
+/** A stored retry time further ahead than this is reported: it holds the handler back for long. */
+const FAR_DELAY_MS = 24 * 3600 * 1000;
+
+/**
+ * Say once (per object and handler, in this process) when stored progress keeps a handler from
+ * running for a long time or at all: a retry time far in the future, or records of a creation or
+ * an update that say every due handler has finished although the change was never marked handled
+ * (no matching diff-base) — this engine and Kopf store the last outcome and the diff-base in one
+ * write, so such records come from elsewhere (an object copied with its annotations, a hand edit).
+ */
+function warnSuppressed(
+  run: ChangingRun,
+  state: State,
+  selected: readonly ChangingHandler[],
+  now: Date,
+): void {
+  const { logger, memory, reason } = run;
+  for (const handler of selected) {
+    const handlerState = state.get(handler.id);
+    const delayed = handlerState?.delayed;
+    if (
+      handlerState?.origin && !handlerState.finished && delayed &&
+      delayed.getTime() - now.getTime() > FAR_DELAY_MS && memory.firstTime(`far:${handler.id}`)
+    ) {
+      logger.warn(
+        `${handler.title} is not due before ${delayed.toISOString()}, as its stored progress ` +
+          "says: it will not run until then.",
+      );
+    }
+  }
+  if (reason !== "create" && reason !== "update") return;
+  const stale = selected.filter((h) => state.get(h.id)?.origin && state.get(h.id)!.finished);
+  if (!stale.length || stale.length < selected.length || run.finished.size) return;
+  for (const handler of stale) {
+    if (!memory.firstTime(`stale:${handler.id}`)) continue;
+    logger.warn(
+      `${handler.title} is recorded as finished for this ${TITLES[reason]}, but the change ` +
+        "was never marked as handled (no matching diff-base): it will not run for it. " +
+        "Remove its progress record to run it.",
+    );
+  }
+}
+
 /** Kopf's `process_changing_cause`: returns the delays of unfinished handlers. */
 async function processChanging(run: ChangingRun): Promise<number[]> {
   const { env, body, patch, logger, reason, essences } = run;
@@ -385,6 +429,8 @@ async function processChanging(run: ChangingRun): Promise<number[]> {
     const stale = new Map([...state.states].filter(([, s]) => !s.active));
     new State(stale, reason).purge(body, patch.raw, storage, []);
   }
+
+  warnSuppressed(run, state, selected, now);
 
   logger.debug(`${Title} is in progress: {body}`, { body });
   if (essences.diff.length && essences.old !== null) {
@@ -630,6 +676,7 @@ export async function processEvent(env: CycleEnvironment, input: EventInput): Pr
         const context = build(handler, AbortSignal.any([signal, controller.signal]));
         return await invoke(handler.fn, context as never, {
           title: handler.title,
+          logger,
           body: view,
           signal,
           controller,

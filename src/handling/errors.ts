@@ -129,20 +129,57 @@ export interface Outcome {
   readonly log: OutcomeLog;
 }
 
-/** The text of any thrown value, as Kopf's `str(e) or repr(e)`. */
-export function errorMessage(error: unknown): string {
-  if (error instanceof Error) return error.message || `${error.name}()`;
-  if (typeof error === "string") return error || "''";
+/** `fn()`, or `undefined` if it throws. */
+function safely<T>(fn: () => T): T | undefined {
   try {
-    return JSON.stringify(error) ?? String(error);
+    return fn();
   } catch {
-    return String(error);
+    return undefined;
   }
 }
 
-/** Normalise any thrown value into an Error (non-Errors keep their text as the message). */
+/** `value instanceof type`, false where even asking throws (a hostile Proxy). */
+function isInstance(value: unknown, type: abstract new (...args: never[]) => unknown): boolean {
+  return safely(() => value instanceof type) ?? false;
+}
+
+/**
+ * The text of any thrown value, as Kopf's `str(e) or repr(e)` — and never a throw itself: a value
+ * whose `message`, `name`, `toString` or JSON form throws, a Symbol, a cycle or a hostile Proxy
+ * still gets a line of text, so that it goes through the handler's error policy like any other.
+ */
+export function errorMessage(error: unknown): string {
+  return safely(() => describeThrown(error)) ??
+    safely(() => `a thrown ${Object.prototype.toString.call(error).slice(8, -1)}`) ??
+    "an unprintable thrown value";
+}
+
+function describeThrown(error: unknown): string {
+  if (isInstance(error, Error)) {
+    const message = safely(() => (error as Error).message);
+    if (typeof message === "string" && message) return message;
+    const name = safely(() => (error as Error).name);
+    return `${typeof name === "string" && name ? name : "Error"}()`;
+  }
+  if (typeof error === "string") return error || "''";
+  if (typeof error === "symbol" || typeof error === "bigint" || typeof error === "function") {
+    return String(error);
+  }
+  const json = safely(() => JSON.stringify(error));
+  if (typeof json === "string") return json;
+  const text = String(error);
+  if (typeof text !== "string") throw new TypeError("not printable");
+  return text;
+}
+
+/**
+ * Normalise any thrown value into an Error whose `message` can be read: Errors with a readable
+ * message stay as they are; anything else becomes a new Error with {@linkcode errorMessage}.
+ */
 export function toError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(errorMessage(error));
+  const readable = (e: Error) => typeof e.message === "string" && (e.stack, true);
+  if (isInstance(error, Error) && safely(() => readable(error as Error))) return error as Error;
+  return new Error(errorMessage(error));
 }
 
 /** Seconds since `started`. */
@@ -244,18 +281,22 @@ export function evaluateOutcome(input: OutcomeInput): Outcome {
 
   const thrown = input.error;
   const text = errorMessage(thrown);
+  const is = (type: abstract new (...args: never[]) => unknown) => isInstance(thrown, type);
   const runtime = runtimeSeconds(state, now);
   const wouldTimeOut = (delay: number): boolean =>
     policy.timeout !== undefined && runtime + delay >= policy.timeout;
   const wouldExceed = policy.retries !== undefined && state.retries + 1 >= policy.retries;
 
-  if (thrown instanceof HandlerChildrenRetry) {
+  if (is(HandlerChildrenRetry)) {
     const message = `${title} has unfinished sub-handlers. Will retry soon.`;
-    return retry(thrown, thrown.delay, { level: "debug", message, withStack: false });
+    const children = thrown as HandlerChildrenRetry;
+    return retry(children, children.delay, { level: "debug", message, withStack: false });
   }
 
-  if (thrown instanceof TemporaryError) {
-    if (wouldTimeOut(thrown.delay ?? 0)) {
+  if (is(TemporaryError)) {
+    const delay = safely(() => (thrown as TemporaryError).delay);
+    const retryIn = typeof delay === "number" ? delay : delay === null ? null : 60;
+    if (wouldTimeOut(retryIn ?? 0)) {
       const message = `${title} failed temporarily but will time out after ` +
         `${policy.timeout} seconds: ${text}`;
       return fail(new HandlerTimeoutError(message, { cause: thrown }), {
@@ -274,15 +315,15 @@ export function evaluateOutcome(input: OutcomeInput): Outcome {
       });
     }
     const message = `${title} failed temporarily: ${text}`;
-    return retry(thrown, thrown.delay, { level: "error", message, withStack: false });
+    return retry(toError(thrown), retryIn, { level: "error", message, withStack: false });
   }
 
-  if (thrown instanceof HandlerTimeoutError || thrown instanceof HandlerRetriesError) {
-    return fail(thrown, { level: "error", message: text, withStack: false });
+  if (is(HandlerTimeoutError) || is(HandlerRetriesError)) {
+    return fail(toError(thrown), { level: "error", message: text, withStack: false });
   }
 
-  if (thrown instanceof PermanentError) {
-    return fail(thrown, {
+  if (is(PermanentError)) {
+    return fail(toError(thrown), {
       level: "error",
       message: `${title} failed permanently: ${text}`,
       withStack: false,

@@ -26,6 +26,7 @@ import {
   type Outcome,
   toError,
 } from "./errors.ts";
+import { attributed } from "./containment.ts";
 import { literal } from "./kwargs.ts";
 
 /** Options of {@linkcode invoke}. */
@@ -42,6 +43,8 @@ export interface InvokeOptions {
   readonly controller: AbortController;
   /** Wraps the call, e.g. to bind sub-handler registration to it. */
   readonly around?: <T>(fn: () => T) => T;
+  /** The object's logger: what the handler leaves behind uncaught is logged there. */
+  readonly logger: Logger;
 }
 
 /**
@@ -58,7 +61,9 @@ export async function invoke<C>(
   const around = options.around ?? (<T>(f: () => T): T => f());
   const call = (): unknown => currentBody.run(options.body, () => around(() => fn(context)));
   const started = Date.now();
-  const pending = Promise.resolve().then(call);
+  const pending = Promise.resolve().then(() =>
+    attributed({ title: options.title, logger: options.logger }, call)
+  );
   let timer: ReturnType<typeof setTimeout> | undefined;
   let onAbort: (() => void) | undefined;
   const stops: Promise<never>[] = [

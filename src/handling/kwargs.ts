@@ -2,9 +2,9 @@
  * What handlers receive: the context object with Kopf's kwargs by their names, and the
  * per-object logger.
  *
- * The logger is a LogTape logger in category `kopf.objects` carrying the object reference as
- * structured properties (`namespace`, `name`, `uid`, `kind`, `apiVersion`); the line sinks print
- * them as Kopf's `[namespace/name]` prefix, JSON output as an object reference. A message given
+ * The logger is a LogTape logger in category `kopf.objects` carrying the object reference as the
+ * structured property `object` (`namespace`, `name`, `uid`, `kind`, `apiVersion`); the line sinks
+ * print it as Kopf's `[namespace/name]` prefix, JSON output as an object reference. A message given
  * as a single string is taken literally — `logger.info(\`spec: ${JSON.stringify(spec)}\`)` logs
  * the JSON as it is, as Kopf's (Python `logging`) loggers do — while a message with a
  * properties object keeps LogTape's `{placeholder}` templating.
@@ -15,7 +15,12 @@
 import { getLogger, type Logger } from "@logtape/logtape";
 import type { Diff } from "./diff.ts";
 import type { Patch } from "./patch.ts";
-import type { KubeObject, ObjectMeta, Resource } from "../kube/resource.ts";
+import {
+  type KubeObject,
+  type ObjectMeta,
+  objectReference,
+  type Resource,
+} from "../kube/resource.ts";
 import type {
   Body,
   ChangingCauseContext,
@@ -56,18 +61,6 @@ export interface ObjectLoggerOptions {
 /** Escape LogTape's placeholder braces so that a text is logged literally. */
 export function literal(text: string): string {
   return text.replaceAll("{", "{{").replaceAll("}", "}}");
-}
-
-/** The object reference properties of a body (the keys the log sinks recognise). */
-export function objectRef(body: KubeObject): Record<string, string> {
-  const ref: Record<string, string> = {};
-  const meta = body.metadata ?? {};
-  if (meta.namespace) ref.namespace = meta.namespace;
-  if (meta.name) ref.name = meta.name;
-  if (meta.uid) ref.uid = meta.uid;
-  if (body.kind) ref.kind = body.kind;
-  if (body.apiVersion) ref.apiVersion = body.apiVersion;
-  return ref;
 }
 
 function render(args: readonly unknown[]): string | null {
@@ -138,7 +131,7 @@ function wrap(logger: Logger, options: ObjectLoggerOptions): Logger {
  * ```
  */
 export function objectLogger(body: KubeObject, options: ObjectLoggerOptions = {}): Logger {
-  return wrap(getLogger(["kopf", "objects"]).with(objectRef(body)), options);
+  return wrap(getLogger(["kopf", "objects"]).with({ object: objectReference(body) }), options);
 }
 
 /** What every resource handler's context is built from. */

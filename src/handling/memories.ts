@@ -67,6 +67,8 @@ export class ObjectMemory {
   #chain: Promise<void> | undefined = undefined;
   // Handlers finished for the current cause, until another cause (or none) is seen.
   #finished: FinishedCause | undefined = undefined;
+  // Things said once per object (rare: made on first use).
+  #said: Set<string> | undefined = undefined;
 
   /**
    * Remember a new object. With `blank`, `memo` is the prototype of the memo to make on first
@@ -167,6 +169,13 @@ export class ObjectMemory {
       }
       finished.outcomes.set(id, outcome);
     }
+  }
+
+  /** True the first time it is asked about `what` for this object, false ever after. */
+  firstTime(what: string): boolean {
+    if (this.#said?.has(what)) return false;
+    (this.#said ??= new Set()).add(what);
+    return true;
   }
 
   /** @internal Same uid, newer string: keep the one the cache holds, not the first event's. */

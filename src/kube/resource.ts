@@ -118,6 +118,50 @@ export interface ObjectLocation {
 }
 
 /**
+ * A reference to an object for log records: the `object` property every log line about an object
+ * carries, which the CLI's sinks print as Kopf's `[namespace/name]` prefix.
+ */
+export interface ObjectReference {
+  /** `group/version`. */
+  apiVersion?: string;
+  /** The kind. */
+  kind?: string;
+  /** The namespace (namespaced objects). */
+  namespace?: string;
+  /** The name. */
+  name?: string;
+  /** The uid. */
+  uid?: string;
+}
+
+/**
+ * The reference of an object, from its body (and its resource, for bodies without
+ * `apiVersion`/`kind`, such as those of watch tombstones).
+ *
+ * @example
+ * ```ts
+ * import { objectReference } from "./resource.ts";
+ * objectReference({ apiVersion: "v1", kind: "Pod", metadata: { namespace: "ns", name: "p" } });
+ * // { apiVersion: "v1", kind: "Pod", namespace: "ns", name: "p" }
+ * ```
+ */
+export function objectReference(
+  body: KubeObject,
+  resource?: Pick<Resource, "group" | "version" | "kind">,
+): ObjectReference {
+  const meta = body.metadata ?? {};
+  const ref: ObjectReference = {};
+  const version = body.apiVersion ?? (resource ? apiVersion(resource) : undefined);
+  const kind = body.kind ?? resource?.kind;
+  if (version) ref.apiVersion = version;
+  if (kind) ref.kind = kind;
+  if (meta.namespace) ref.namespace = meta.namespace;
+  if (meta.name) ref.name = meta.name;
+  if (meta.uid) ref.uid = meta.uid;
+  return ref;
+}
+
+/**
  * The `apiVersion` of a resource's objects: `"v1"` for core, else `"group/version"`.
  *
  * @example

@@ -10,6 +10,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { objectReference } from "../kube/resource.ts";
 import { detectMarkedPrefixes, KeyFormer, storeMarker } from "./conventions.ts";
 import {
   cherrypick,
@@ -153,7 +154,7 @@ export abstract class DiffBaseStorage {
 }
 
 /** Parse a stored essence; corrupt or non-object JSON is treated as absent, with a warning. */
-function decodeEssence(where: string, encoded: unknown): BodyEssence | null {
+function decodeEssence(where: string, encoded: unknown, body: RawBody): BodyEssence | null {
   if (typeof encoded !== "string") return null;
   try {
     const decoded: unknown = JSON.parse(encoded);
@@ -161,7 +162,10 @@ function decodeEssence(where: string, encoded: unknown): BodyEssence | null {
   } catch {
     // fall through to the warning
   }
-  logger.warn("Ignoring the unparsable diff-base in {where}; treating it as absent.", { where });
+  logger.warn("Ignoring the unparsable diff-base in {where}; treating it as absent.", {
+    where,
+    object: objectReference(body),
+  });
   return null;
 }
 
@@ -228,7 +232,7 @@ export class AnnotationsDiffBaseStorage extends DiffBaseStorage {
     const annotations = body.metadata?.annotations ?? {};
     for (const fullKey of this.keys.makeKeys(this.key, body)) {
       if (!Object.hasOwn(annotations, fullKey)) continue;
-      const decoded = decodeEssence(`annotation ${fullKey}`, annotations[fullKey]);
+      const decoded = decodeEssence(`annotation ${fullKey}`, annotations[fullKey], body);
       if (decoded !== null) return decoded;
     }
     return null;
@@ -246,9 +250,9 @@ export class AnnotationsDiffBaseStorage extends DiffBaseStorage {
         return;
       }
       logger.warn(
-        "The diff-base of {name} would exceed the {limit}-byte annotations limit; storing a " +
-          "digest instead: changes are still detected, but handlers get no per-field diff.",
-        { name: body.metadata?.name, limit: this.sizeLimit },
+        "The diff-base would exceed the {limit}-byte annotations limit; storing a digest " +
+          "instead: changes are still detected, but handlers get no per-field diff.",
+        { limit: this.sizeLimit, object: objectReference(body) },
       );
       encoded = `${compactJson({ [DIGEST_KEY]: essenceDigest(essence) })}\n`;
     }
@@ -292,7 +296,7 @@ export class StatusDiffBaseStorage extends DiffBaseStorage {
   /** The stored record (or essence), or `null`. */
   override fetch(body: RawBody): BodyEssence | null {
     const encoded = resolveField(body, this.field, null);
-    return encoded === null ? null : decodeEssence(`field ${this.field.join(".")}`, encoded);
+    return encoded === null ? null : decodeEssence(`field ${this.field.join(".")}`, encoded, body);
   }
 
   /** Write into the patch. */

@@ -10,6 +10,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { objectReference } from "../kube/resource.ts";
 import { KeyFormer, storeMarker } from "./conventions.ts";
 import {
   compactJson,
@@ -73,7 +74,7 @@ function isRecord(value: unknown): value is ProgressRecord {
 }
 
 /** Parse an annotation value; corrupt or non-object JSON is treated as absent, with a warning. */
-function decodeRecord(key: string, encoded: unknown): ProgressRecord | null {
+function decodeRecord(key: string, encoded: unknown, body: RawBody): ProgressRecord | null {
   if (typeof encoded !== "string") return null;
   try {
     const decoded: unknown = JSON.parse(encoded);
@@ -84,7 +85,7 @@ function decodeRecord(key: string, encoded: unknown): ProgressRecord | null {
   }
   logger.warn(
     "Ignoring the unparsable progress record in annotation {key}; treating it as absent.",
-    { key },
+    { key, object: objectReference(body) },
   );
   return null;
 }
@@ -199,7 +200,7 @@ export class AnnotationsProgressStorage extends ProgressStorage {
     const annotations = body.metadata?.annotations ?? {};
     for (const fullKey of this.keys.makeKeys(key, body)) {
       if (!Object.hasOwn(annotations, fullKey)) continue;
-      const decoded = decodeRecord(fullKey, annotations[fullKey]);
+      const decoded = decodeRecord(fullKey, annotations[fullKey], body);
       if (decoded !== null) return decoded;
     }
     return null;

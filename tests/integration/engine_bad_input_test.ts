@@ -41,7 +41,13 @@ Deno.test("corrupt stored annotations are treated as unhandled, with a warning",
     }, { message: "the object to be handled as new" });
     assert.deepEqual(calls, ["corrupt"]);
     assert.deepEqual(JSON.parse(obj.metadata.annotations[DIFF_BASE]), { spec: { size: 1 } });
-    const warnings = logs.filter((l) => l.level === "warning").map((l) => l.message);
+    // Each warning names the object (the `object` reference the log sinks print as [ns/name]).
+    const warnings = logs.filter((l) =>
+      l.level === "warning" &&
+      (l.properties.object as { name?: string; namespace?: string } | undefined)?.name ===
+        "corrupt" &&
+      (l.properties.object as { namespace?: string }).namespace === ns
+    ).map((l) => l.message);
     assert.ok(
       warnings.some((m) => m.includes("unparsable diff-base")),
       `warnings: ${warnings.join("\n")}`,

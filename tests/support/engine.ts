@@ -54,9 +54,8 @@ export async function captureLogs(): Promise<void> {
         };
         logs.push(line);
         if (print) {
-          const ref = record.properties.name
-            ? `[${record.properties.namespace ?? ""}/${record.properties.name}] `
-            : "";
+          const object = refOf(line);
+          const ref = object?.name ? `[${object.namespace ?? ""}/${object.name}] ` : "";
           console.error(`${line.level.padEnd(7)} ${line.category} ${ref}${line.message}`);
         }
       },
@@ -68,12 +67,17 @@ export async function captureLogs(): Promise<void> {
   });
 }
 
+/** The object a log line is about (its `object` reference property). */
+export function refOf(line: LogLine): { namespace?: string; name?: string } | undefined {
+  const object = line.properties.object;
+  return typeof object === "object" && object !== null ? object : undefined;
+}
+
 /** The messages logged about one object (by name, optionally namespace). */
 export function objectMessages(name: string, namespace?: string): string[] {
   return logs
     .filter((l) =>
-      l.properties.name === name &&
-      (namespace === undefined || l.properties.namespace === namespace)
+      refOf(l)?.name === name && (namespace === undefined || refOf(l)?.namespace === namespace)
     )
     .map((l) => l.message);
 }

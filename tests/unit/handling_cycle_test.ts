@@ -11,6 +11,7 @@ import type { PatchOptions } from "../../src/kube/client.ts";
 import { ApiError } from "../../src/kube/errors.ts";
 import type { Resource } from "../../src/kube/resource.ts";
 import type { RawBody } from "../../src/storage/fields.ts";
+import { captureLogs, logs } from "../support/engine.ts";
 
 const RESOURCE: Resource = {
   group: "kopf.dev",
@@ -517,4 +518,58 @@ Deno.test("a new cause forgets the finished handlers of the previous one", async
   written();
   await cycle(env, handled(2, "14")); // 1 → 2 again: a new change, not a repeat
   assert.deepEqual(calls, [2, 1, 2]);
+});
+
+Deno.test("stored progress that holds a handler back for long is reported once, naming it", async () => {
+  await captureLogs();
+  const registry = new kopf.Registry();
+  let called = 0;
+  registry.on.create("kopfexamples", { id: "far" }, () => {
+    called++;
+  });
+  const record = JSON.stringify({
+    started: "2026-01-01T00:00:00.000000+00:00",
+    delayed: "2099-01-01T00:00:00.000000+00:00",
+    purpose: "create",
+    retries: 1,
+  });
+  const object = body({}, { uid: "uid-far", annotations: { "kopf.zalando.org/far": record } });
+  const env = environment(registry, new RecordingClient(object));
+  await cycle(env, object);
+  await cycle(env, object);
+  assert.equal(called, 0);
+  const warnings = logs.filter((l) => l.level === "warning" && l.message.includes("'far'"));
+  assert.deepEqual(warnings.map((l) => l.message), [
+    "Handler 'far' is not due before 2099-01-01T00:00:00.000Z, as its stored progress says: " +
+    "it will not run until then.",
+  ]);
+  assert.equal((warnings[0].properties.object as { name: string }).name, "ex");
+});
+
+Deno.test("finished records without a matching diff-base (a copied object) are reported", async () => {
+  await captureLogs();
+  const registry = new kopf.Registry();
+  let called = 0;
+  registry.on.create("kopfexamples", { id: "copied" }, () => {
+    called++;
+  });
+  const record = JSON.stringify({
+    started: "2026-01-01T00:00:00.000000+00:00",
+    stopped: "2026-01-01T00:00:01.000000+00:00",
+    purpose: "create",
+    retries: 1,
+    success: true,
+  });
+  const object = body({}, {
+    uid: "uid-copied",
+    annotations: { "kopf.zalando.org/copied": record },
+  });
+  await cycle(environment(registry, new RecordingClient(object)), object);
+  assert.equal(called, 0, "Kopf's rule: a handler recorded as finished does not run");
+  const warnings = logs.filter((l) => l.level === "warning" && l.message.includes("'copied'"));
+  assert.deepEqual(warnings.map((l) => l.message), [
+    "Handler 'copied' is recorded as finished for this creation, but the change was never " +
+    "marked as handled (no matching diff-base): it will not run for it. Remove its progress " +
+    "record to run it.",
+  ]);
 });

@@ -17,6 +17,7 @@ const BODY = {
 function options(extra: Partial<Parameters<typeof invoke>[2]> = {}) {
   return {
     title: "Handler 'fn'",
+    logger: recordingLogger([]),
     body: BODY,
     signal: new AbortController().signal,
     controller: new AbortController(),
@@ -178,4 +179,58 @@ Deno.test("executeOnce: an attempt aborted by an operator stop leaves no outcome
     ),
     /aborted/,
   );
+});
+
+Deno.test("executeOnce: any thrown value goes through the handler's policy with a one-line text", async () => {
+  const cyclic: Record<string, unknown> = {};
+  cyclic.self = cyclic;
+  const hostileError = new Error("x");
+  Object.defineProperty(hostileError, "message", {
+    get() {
+      throw new Error("message getter");
+    },
+  });
+  const hostile = [
+    [{
+      get message(): string {
+        throw new Error("getter");
+      },
+      toString(): string {
+        throw new Error("toString");
+      },
+    }, "a thrown Object"],
+    [Symbol("sym"), "Symbol(sym)"],
+    [cyclic, "[object Object]"],
+    [10n, "10"],
+    [null, "null"],
+    [undefined, "undefined"],
+    [hostileError, "Error()"],
+    [
+      new Proxy({}, {
+        getPrototypeOf() {
+          throw new Error("trap");
+        },
+        get() {
+          throw new Error("trap");
+        },
+        ownKeys() {
+          throw new Error("trap");
+        },
+      }),
+      "an unprintable thrown value",
+    ],
+  ] as const;
+  for (const [value, text] of hostile) {
+    const lines: string[] = [];
+    const outcome = await executeOnce(
+      () => Promise.reject(value),
+      execOptions(lines, { handler: handler({ backoff: 30 }) }),
+    );
+    assert.deepEqual([outcome.final, outcome.delay], [false, 30], String(text));
+    assert.equal(typeof outcome.error?.message, "string");
+    assert.equal(
+      lines.at(-1),
+      `error: Handler 'fn' failed with an exception and will try again in 30 seconds: ${text}`,
+    );
+  }
 });

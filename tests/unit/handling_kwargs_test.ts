@@ -36,7 +36,7 @@ function text(record: LogRecord): string {
   return record.message.map((p) => String(p)).join("");
 }
 
-Deno.test("object logger: lone strings are literal, with the object reference as properties", async () => {
+Deno.test("object logger: lone strings are literal, with the object reference as `object`", async () => {
   const records = await capture(() => {
     const logger = objectLogger(BODY);
     logger.info(`spec: ${JSON.stringify({ size: 1 })}`);
@@ -46,11 +46,13 @@ Deno.test("object logger: lone strings are literal, with the object reference as
   assert.equal(text(records[1]), "a value with properties");
   assert.deepEqual(records[0].category, ["kopf", "objects"]);
   assert.deepEqual(records[0].properties, {
-    namespace: "ns",
-    name: "ex",
-    uid: "u-1",
-    kind: "KopfExample",
-    apiVersion: "kopf.dev/v1",
+    object: {
+      namespace: "ns",
+      name: "ex",
+      uid: "u-1",
+      kind: "KopfExample",
+      apiVersion: "kopf.dev/v1",
+    },
   });
 });
 
