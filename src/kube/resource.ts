@@ -118,10 +118,10 @@ export interface ObjectLocation {
 }
 
 /**
- * A reference to an object for log records: the `object` property every log line about an object
+ * A reference to an object for log records (Kopf's `k8s_ref`): the `object` property every log line about an object
  * carries, which the CLI's sinks print as Kopf's `[namespace/name]` prefix.
  */
-export interface ObjectReference {
+export interface ObjectRef {
   /** `group/version`. */
   apiVersion?: string;
   /** The kind. */
@@ -148,9 +148,9 @@ export interface ObjectReference {
 export function objectReference(
   body: KubeObject,
   resource?: Pick<Resource, "group" | "version" | "kind">,
-): ObjectReference {
+): ObjectRef {
   const meta = body.metadata ?? {};
-  const ref: ObjectReference = {};
+  const ref: ObjectRef = {};
   const version = body.apiVersion ?? (resource ? apiVersion(resource) : undefined);
   const kind = body.kind ?? resource?.kind;
   if (version) ref.apiVersion = version;
