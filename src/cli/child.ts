@@ -51,7 +51,8 @@ export interface ChildSpec {
   /**
    * The environment variable that holds the kubeconfig of the operator's one context (`kopf run`
    * with a kubeconfig). It is read and removed from the environment before any handler module is
-   * imported, and the client uses it instead of kubeconfig files, `--kubeconfig` and `--context`.
+   * imported, and the client uses it instead of kubeconfig files, `--kubeconfig` and `--context`;
+   * handlers get it from `kopf.sandboxKubeconfig()` for clients of their own.
    */
   kubeconfigVariable?: string;
 }
@@ -221,10 +222,15 @@ export async function runOperator(
   for (const [name, listener] of listeners) Deno.addSignalListener(name, listener);
   if (spec.watchStdin) watchLauncher(stop);
   try {
-    // Before any handler code runs: afterwards, nothing in this process can read it back.
-    const kubeconfig = spec.kubeconfigVariable ? takeVariable(spec.kubeconfigVariable) : undefined;
-    if (kubeconfig !== undefined) {
-      // The launcher resolved the files, the variables and the context into this document.
+    // Before any handler code runs: afterwards, no code in this process finds it in the
+    // environment, and no program it starts inherits it.
+    if (spec.kubeconfigVariable) {
+      const kubeconfig = takeVariable(spec.kubeconfigVariable);
+      // The launcher resolved the files, the variables and the context into this document. It is
+      // installed before the handlers load, so that their own clients can use it at import time
+      // (kopf.sandboxKubeconfig()).
+      const { useKubeconfigDocument } = await import("../kube/config.ts");
+      useKubeconfigDocument(kubeconfig, `$${spec.kubeconfigVariable} (from kopf run)`);
       const { kubeconfig: _files, context: _context, ...rest } = spec.operator;
       spec = { ...spec, operator: rest };
     }
@@ -239,10 +245,6 @@ export async function runOperator(
         logger.debug("Import of {label} failed: {stack}", { label, stack: stackOf(error) });
         throw importFailure(label, url, error);
       }
-    }
-    if (kubeconfig !== undefined) {
-      const { useKubeconfigDocument } = await import("../kube/config.ts");
-      useKubeconfigDocument(kubeconfig, `$${spec.kubeconfigVariable} (from kopf run)`);
     }
     let api: OperatorApi;
     try {

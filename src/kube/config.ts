@@ -191,6 +191,29 @@ export function useKubeconfigDocument(text: string, source: string, dir: string 
 }
 
 /**
+ * The kubeconfig `kopf run` handed to this operator process — one cluster, one user, one context:
+ * the one the operator runs with, its files inlined — or `undefined` when the process was not
+ * started by a sandboxed `kopf run` (embedded `kopf.run()`, `--no-sandbox`, bundles).
+ *
+ * For handlers that talk to the cluster with a client of their own: in the sandbox they may not
+ * read the kubeconfig files, so `loadFromDefault()` cannot find them. These are the operator's own
+ * credentials, which code in its process could use anyway; no other user's are in it.
+ *
+ * @example
+ * ```ts ignore
+ * import * as kopf from "jsr:@kopf/kopf";
+ * import * as k8s from "npm:@kubernetes/client-node";
+ * const config = new k8s.KubeConfig();
+ * const kubeconfig = kopf.sandboxKubeconfig();
+ * if (kubeconfig) config.loadFromString(kubeconfig);
+ * else config.loadFromDefault();
+ * ```
+ */
+export function sandboxKubeconfig(): string | undefined {
+  return handedOver?.text;
+}
+
+/**
  * Loads the cluster configuration from a kubeconfig held in memory, as {@linkcode loadConfig}
  * does from files; `source` names it in messages, `dir` is where relative paths start from.
  *

@@ -399,7 +399,22 @@ async function useAdminCertificate(): Promise<string> {
   await response.body?.cancel();
   return "HTTP " + response.status;
 }
+async function useOwnCredentials(): Promise<string> {
+  const doc = JSON.parse(kopf.sandboxKubeconfig()!);
+  const client = Deno.createHttpClient({
+    caCerts: [atob(doc.clusters[0].cluster["certificate-authority-data"])],
+  });
+  const response = await fetch(${
+          JSON.stringify(c.server)
+        } + "/api/v1/namespaces/kube-system/secrets", {
+    client,
+    headers: { Authorization: "Bearer " + doc.users[0].user.token },
+  });
+  await response.body?.cancel();
+  return doc.users.map((u: { name: string }) => u.name).join(",") + ": HTTP " + response.status;
+}
 await attempt("probe kube-system secrets as admin-cert", useAdminCertificate);
+await attempt("probe kube-system secrets as kopf.sandboxKubeconfig()", useOwnCredentials);
 await attempt("probe env KUBECONFIG", () => Deno.env.get("KUBECONFIG") ?? "unset");
 await attempt("probe env KOPF_SANDBOX_KUBECONFIG", () => Deno.env.get("KOPF_SANDBOX_KUBECONFIG") ?? "unset");
 `),
@@ -414,6 +429,8 @@ await attempt("probe env KOPF_SANDBOX_KUBECONFIG", () => Deno.env.get("KOPF_SAND
         await before.waitForLog(/^probe env KOPF_SANDBOX_KUBECONFIG: /, 60);
         assert.deepEqual(probeLines(before), [
           "probe kube-system secrets as admin-cert: ok: HTTP 200",
+          // What handlers are given for clients of their own: the operator's user, and no other.
+          "probe kube-system secrets as kopf.sandboxKubeconfig(): ok: operator: HTTP 403",
           `probe env KUBECONFIG: ok: ${kubeconfig}`,
           "probe env KOPF_SANDBOX_KUBECONFIG: ok: unset",
         ]);
@@ -428,6 +445,7 @@ await attempt("probe env KOPF_SANDBOX_KUBECONFIG", () => Deno.env.get("KOPF_SAND
         await op.waitForLog(/^probe env KOPF_SANDBOX_KUBECONFIG: /, 60);
         assert.deepEqual(probeLines(op), [
           "probe kube-system secrets as admin-cert: NotCapable",
+          "probe kube-system secrets as kopf.sandboxKubeconfig(): ok: operator: HTTP 403",
           "probe env KUBECONFIG: ok: unset",
           "probe env KOPF_SANDBOX_KUBECONFIG: ok: unset",
         ]);

@@ -270,7 +270,11 @@ Deno.test("the handed-over kubeconfig: taken from the environment before handler
       kubeconfigVariable: "KOPF_SANDBOX_KUBECONFIG",
     },
     files: {
-      "handler.ts": `console.log("handler sees: " + Deno.env.get("KOPF_SANDBOX_KUBECONFIG"));
+      "handler.ts": `import { sandboxKubeconfig } from ${JSON.stringify(CONFIG)};
+console.log("handler sees: " + Deno.env.get("KOPF_SANDBOX_KUBECONFIG"));
+console.log("kopf.sandboxKubeconfig() at import: " + (sandboxKubeconfig() === ${
+        JSON.stringify(kubeconfig)
+      }));
 const out = await new Deno.Command("env").output();
 console.log("its programs see: " + new TextDecoder().decode(out.stdout).includes("KOPF_SANDBOX"));
 `,
@@ -299,6 +303,7 @@ console.log("its programs see: " + new TextDecoder().decode(out.stdout).includes
   assert.equal(out.code, 0, out.stderr);
   assert.deepEqual(out.stdout.trim().split("\n"), [
     "handler sees: undefined",
+    "kopf.sandboxKubeconfig() at import: true",
     "its programs see: false",
     // --kubeconfig and --context were resolved by the launcher into the document.
     "options: {}, context: k, credentials: token, source: $KOPF_SANDBOX_KUBECONFIG (from kopf run)",
