@@ -126,7 +126,12 @@ async function infoOf(
     const reason = new TextDecoder().decode(out.stderr).trim();
     return { local: [], remote: [], problems: [`${root}: ${reason.split("\n")[0]}`] };
   }
-  const info: InfoOutput = JSON.parse(new TextDecoder().decode(out.stdout));
+  let info: InfoOutput;
+  try {
+    info = JSON.parse(new TextDecoder().decode(out.stdout));
+  } catch (error) {
+    return { local: [], remote: [], problems: [`${root}: deno info: ${(error as Error).message}`] };
+  }
   const graph: RootGraph = { local: [], remote: [], problems: [] };
   for (const module of info.modules ?? []) {
     if (module.error) {
