@@ -20,7 +20,8 @@ COPY ${HANDLERS} ./handlers/operator.ts
 USER deno
 RUN deno cache --frozen cli.ts src/cli/child.ts handlers/operator.ts
 
-# The launcher reads the handler files and the service account (or a kubeconfig: add its path to
+# The launcher reads the handler files (and lists their module graph with `deno info`: /bin/deno
+# is what it runs) and the service account (or a kubeconfig: add its path and the files it names to
 # --allow-read and set KUBECONFIG) and replaces itself (execve through FFI, hence --allow-ffi)
 # with the operator: `deno run` with scoped grants, as PID 1, which gets Kubernetes' SIGTERM and
 # stops gracefully. The launcher runs no handler code. Without --allow-ffi it would stay resident

@@ -48,7 +48,10 @@ kopf.on.login({ errors: "permanent" }, async function login_fn({ logger }) {
 
   // What the framework does by itself from the kubeconfig, shrunk for the demo.
   const config = new k8s.KubeConfig();
-  config.loadFromDefault();
+  // Under `kopf run`, the operator's own context, handed over in memory (docs/cli.md).
+  const kubeconfig = kopf.sandboxKubeconfig();
+  if (kubeconfig) config.loadFromString(kubeconfig);
+  else config.loadFromDefault();
   const cluster = config.getCurrentCluster();
   const user = config.getCurrentUser();
   if (!cluster) throw new kopf.PermanentError("No cluster in the kubeconfig.");

@@ -13,7 +13,11 @@ import * as kopf from "@kopf/kopf";
 import * as k8s from "@kubernetes/client-node";
 
 const config = new k8s.KubeConfig();
-config.loadFromDefault();
+// Under `kopf run`, the kubeconfig files are out of the handlers' reach: the operator's own
+// context is handed over in memory (docs/cli.md). Elsewhere (--no-sandbox), the usual files.
+const kubeconfig = kopf.sandboxKubeconfig();
+if (kubeconfig) config.loadFromString(kubeconfig);
+else config.loadFromDefault();
 const core = config.makeApiClient(k8s.CoreV1Api);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

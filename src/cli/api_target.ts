@@ -37,6 +37,32 @@ export interface ApiTarget {
   extraNet: string[];
   /** Things worth a warning (unsupported auth providers, skipped TLS verification). */
   warnings: string[];
+  /**
+   * The kubeconfig entries of the context used (kubeconfig source only), as merged: what
+   * `contextKubeconfig()` (context_kubeconfig.ts) turns into the kubeconfig the operator gets.
+   */
+  selected?: SelectedContext;
+}
+
+/** One named entry of a kubeconfig list (a cluster, user or context) and the file it came from. */
+export interface KubeconfigEntry {
+  /** Its name. */
+  name: string;
+  /** The kubeconfig file that defined it first (relative paths in it are relative to this). */
+  file: string;
+  /** The entry's body: the `cluster`, `user` or `context` mapping, as written. */
+  // deno-lint-ignore no-explicit-any
+  value: Record<string, any>;
+}
+
+/** The entries a context brings together. */
+export interface SelectedContext {
+  /** The context itself. */
+  context: KubeconfigEntry;
+  /** Its cluster. */
+  cluster: KubeconfigEntry;
+  /** Its user, when it names one. */
+  user?: KubeconfigEntry;
 }
 
 /** Where to look; defaults come from the process environment. */
@@ -56,12 +82,7 @@ export interface TargetSources {
 // deno-lint-ignore no-explicit-any
 type Yaml = Record<string, any>;
 
-interface Named {
-  name: string;
-  file: string;
-  // deno-lint-ignore no-explicit-any
-  value: any;
-}
+type Named = KubeconfigEntry;
 
 /** Joins `path` to `base` unless it is absolute, and normalises `.` and `..` segments. */
 export function resolvePath(base: string, path: string): string {
@@ -208,6 +229,7 @@ function fromKubeconfig(paths: string[], sources: TargetSources): ApiTarget {
     execCommands: [],
     extraNet: [],
     warnings: [],
+    selected: { context, cluster },
   };
   const fileOf = (entry: Named, key: string) => {
     const path = entry.value[key];
@@ -228,9 +250,12 @@ function fromKubeconfig(paths: string[], sources: TargetSources): ApiTarget {
     throw new UsageError(`user "${userName}" of context "${contextName}" is not in ${where}`);
   }
   if (user) {
+    target.selected!.user = user;
     fileOf(user, "client-certificate");
     fileOf(user, "client-key");
+    // client-go's key is `tokenFile`, client-node's `token-file`: the client reads both.
     fileOf(user, "tokenFile");
+    fileOf(user, "token-file");
     const exec = user.value.exec;
     if (exec && typeof exec.command === "string" && exec.command) {
       const command: string = exec.command;

@@ -17,6 +17,7 @@ import {
 import { UsageError } from "./errors.ts";
 import { listenAddressOf, operatorPermissions, Permissions, shellQuote } from "./permissions.ts";
 import { IDS_MARKER } from "./child.ts";
+import { moduleGraph } from "./module_graph.ts";
 import { childEntry, resolveHandlers, withDefaultV8Flags } from "./run.ts";
 
 /** What `kopf bundle` / `kopf compile` were asked to build. */
@@ -167,12 +168,19 @@ export function planArtifact(options: ArtifactOptions): ArtifactPlan {
  * Throws {@linkcode UsageError} for them and for files that cannot be loaded.
  */
 export async function checkHandlerIds(plan: ArtifactPlan): Promise<string[]> {
-  // The artifact's own grants, plus reading the handler files that it will have built in.
+  // The artifact's own grants, plus reading the module files that it will have built in: the
+  // handlers' module graph, file by file, as `kopf run` grants it (see module_graph.ts).
   const grants = new Permissions();
   for (const [name, values] of plan.permissions.scoped) grants.add(name, ...values);
   for (const name of plan.permissions.unscoped) grants.unscoped.add(name);
   grants.all = plan.permissions.all;
-  for (const file of plan.handlers.localFiles) grants.add("read", dirname(file));
+  if (plan.handlers.localFiles.length > 0) {
+    const graph = await moduleGraph(plan.handlers.localFiles, {
+      entry: childEntry(),
+      denoFlags: plan.buildFlags,
+    });
+    grants.add("read", ...graph.files);
+  }
   const spec = {
     imports: plan.handlers.imports,
     labels: plan.handlers.labels,

@@ -48,6 +48,13 @@ export interface ChildSpec {
   rbac?: RbacOptions;
   /** Print the registered handler ids as a JSON array instead of running (for `kopf bundle`). */
   listIds?: boolean;
+  /**
+   * The environment variable that holds the kubeconfig of the operator's one context (`kopf run`
+   * with a kubeconfig). It is read and removed from the environment before any handler module is
+   * imported, and the client uses it instead of kubeconfig files, `--kubeconfig` and `--context`;
+   * handlers get it from `kopf.sandboxKubeconfig()` for clients of their own.
+   */
+  kubeconfigVariable?: string;
 }
 
 /** How {@linkcode runOperator} gets the framework; replaceable for tests and embedding. */
@@ -141,8 +148,9 @@ function firstLine(error: unknown): string {
 function importFailure(label: string, url: string, error: unknown): UsageError {
   const message = firstLine(error);
   if (isPermissionError(error)) {
+    // Not in the module graph the launcher found (a computed import): grant that file itself.
     const path = message.match(/access to "([^"]+)"/)?.[1];
-    const hint = path ? `; grant it with --allow-read=${path.slice(0, path.lastIndexOf("/"))}` : "";
+    const hint = path ? `; grant it with --allow-read=${path}` : "";
     return new UsageError(`${label} cannot be loaded in the sandbox: ${message}${hint}`);
   }
   if (/Module not found|Cannot find module|No such file/i.test(message)) {
@@ -214,6 +222,18 @@ export async function runOperator(
   for (const [name, listener] of listeners) Deno.addSignalListener(name, listener);
   if (spec.watchStdin) watchLauncher(stop);
   try {
+    // Before any handler code runs: afterwards, no code in this process finds it in the
+    // environment, and no program it starts inherits it.
+    if (spec.kubeconfigVariable) {
+      const kubeconfig = takeVariable(spec.kubeconfigVariable);
+      // The launcher resolved the files, the variables and the context into this document. It is
+      // installed before the handlers load, so that their own clients can use it at import time
+      // (kopf.sandboxKubeconfig()).
+      const { useKubeconfigDocument } = await import("../kube/config.ts");
+      useKubeconfigDocument(kubeconfig, `$${spec.kubeconfigVariable} (from kopf run)`);
+      const { kubeconfig: _files, context: _context, ...rest } = spec.operator;
+      spec = { ...spec, operator: rest };
+    }
     const loaders = options.loaders ?? spec.imports.map((url) => () => import(url));
     for (const [i, load] of loaders.entries()) {
       const url = spec.imports[i] ?? "";
@@ -273,6 +293,27 @@ export async function runOperator(
     for (const [name, listener] of listeners) Deno.removeSignalListener(name, listener);
     options.signal?.removeEventListener("abort", stop);
   }
+}
+
+/**
+ * Reads a variable and removes it from this process's environment, so that neither code that
+ * runs later nor the programs it starts (an exec credential plugin) see it.
+ */
+function takeVariable(name: string): string {
+  let value: string | undefined;
+  try {
+    value = Deno.env.get(name);
+    Deno.env.delete(name);
+  } catch (error) {
+    throw new UsageError(`cannot take the kubeconfig from $${name}: ${firstLine(error)}`);
+  }
+  if (value === undefined) {
+    throw new UsageError(
+      `the kubeconfig from the launcher is missing: $${name} is not set (this module is ` +
+        `started by \`kopf run\`)`,
+    );
+  }
+  return value;
 }
 
 /** Calls `stop` when stdin closes (the launcher is gone). */

@@ -27,6 +27,13 @@ export interface ExecOptions {
    * program may need `HOME`, `DENO_DIR`, `PATH`… which its own flags scope again).
    */
   env?: Record<string, string>;
+  /**
+   * Variables to add to the inherited environment (when `env` is not given): set in this
+   * process's C-library environment with `setenv(3)` just before `execv`, and removed again if
+   * it fails. Unlike `Deno.env.set`, this needs no `--allow-env` grant, only the FFI one that
+   * replacing the process needs anyway; `kopf run` hands the operator its kubeconfig this way.
+   */
+  addEnv?: Record<string, string>;
 }
 
 /** The C library to open, by OS, in the order tried. */
@@ -71,6 +78,8 @@ const SYMBOLS = {
   sigemptyset: { parameters: ["buffer"], result: "i32" },
   sigaddset: { parameters: ["buffer", "i32"], result: "i32" },
   pthread_sigmask: { parameters: ["i32", "buffer", "pointer"], result: "i32" },
+  setenv: { parameters: ["buffer", "buffer", "i32"], result: "i32" },
+  unsetenv: { parameters: ["buffer"], result: "i32" },
 } as const;
 
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>;
@@ -174,7 +183,12 @@ export function replaceProcess(
   if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
     return { reason: "no --allow-ffi", expected: true };
   }
-  const words = [program, ...args, ...Object.entries(options.env ?? {}).flat()];
+  const words = [
+    program,
+    ...args,
+    ...Object.entries(options.env ?? {}).flat(),
+    ...Object.entries(options.addEnv ?? {}).flat(),
+  ];
   if (words.some((word) => word.includes("\0"))) {
     return { reason: "an argument or variable contains a NUL character", expected: false };
   }
@@ -190,16 +204,19 @@ export function replaceProcess(
     }
     const path = cString(program);
     const argv = cStringArray([program, ...args]);
+    const added = options.env ? [] : Object.entries(options.addEnv ?? {});
     if (options.env) {
       const envp = cStringArray(Object.entries(options.env).map(([k, v]) => `${k}=${v}`));
       symbols.execve(path, argv, envp);
     } else {
+      for (const [name, value] of added) symbols.setenv(cString(name), cString(value), 1);
       // execv passes the C library's `environ`: the real environment, which Deno.env may not
       // show in full (--allow-env lists, --ignore-env).
       symbols.execv(path, argv);
     }
     // Read at once, before anything else can overwrite it.
     const error = readErrno(opened, os);
+    for (const [name] of added) symbols.unsetenv(cString(name));
     return { reason: `execve ${program} failed${error}`, expected: false };
   } finally {
     opened.lib.close();

@@ -80,9 +80,10 @@ const RUN_HELP = `
 This process becomes the operator (or, without --allow-ffi or with KOPF_LAUNCHER=spawn, starts it
 as a child): a \`deno run\` that may only reach the API server (from --kubeconfig, $KUBECONFIG,
 the in-cluster service account, or ~/.kube/config, in that order), listen on the liveness address,
-read the handler files' directories and the kubeconfig and the files it names, read the variables
-the client needs, and run the kubeconfig's exec credential plugin. Anything else a handler tries
-(another host, another file) fails with NotCapable. Grant more with
+read the files of the handlers' module graph one by one (and the context's token file), and run the
+context's exec credential plugin. It gets the kubeconfig of its one context in memory, not the
+kubeconfig files. Anything else a handler tries (another host, another file, another user's
+credentials) fails with NotCapable. Grant more with
 --allow-net, --allow-read, --allow-write, --allow-env or --deno-flag.
 
 Examples:

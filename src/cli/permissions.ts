@@ -1,10 +1,12 @@
 /**
  * The Deno permission flags an operator runs with: the API server, the operator's own listening
- * addresses, the files and variables the client reads, and nothing else unless the user adds it.
+ * addresses, the files of its module graph one by one, the files, variables and programs its
+ * credentials need, and nothing else unless the user adds it.
  *
  * @module
  */
 import type { ApiTarget } from "./api_target.ts";
+import { type ContextKubeconfig, KUBECONFIG_VARIABLE } from "./context_kubeconfig.ts";
 import { UsageError } from "./errors.ts";
 
 /** The kinds of permission the launcher scopes. */
@@ -115,9 +117,19 @@ export class Permissions {
 export interface PermissionInputs {
   /** Where the client connects, and what it reads for that. */
   target: ApiTarget;
-  /** Local handler files (absolute paths); their directories become readable. */
-  handlerFiles?: string[];
-  /** Remote handler modules (URLs); their hosts become importable. */
+  /**
+   * The kubeconfig of the one context, handed over in {@linkcode KUBECONFIG_VARIABLE} (`kopf run`
+   * with a kubeconfig). Then the operator may read that variable and the token files it names,
+   * but neither the kubeconfig files nor the variables that find them; without it, it may read
+   * what the target's client reads (`target.readPaths`, `target.envNames`).
+   */
+  handoff?: Pick<ContextKubeconfig, "readPaths" | "execCommands">;
+  /**
+   * Local module files of the operator (absolute paths, see `module_graph.ts`): each is readable,
+   * exactly that file; no directory is granted for them.
+   */
+  moduleFiles?: string[];
+  /** Remote modules (URLs) the handlers load; their hosts become importable. */
   remoteModules?: string[];
   /** Addresses the operator listens on (`host:port`), e.g. the liveness endpoint. */
   listen?: string[];
@@ -143,20 +155,24 @@ export const OPERATOR_ENV: readonly string[] = ["POD_ID"];
  * import { operatorPermissions } from "./permissions.ts";
  * import { resolveApiTarget } from "./api_target.ts";
  * const target = resolveApiTarget({ kubeconfig: "/tmp/kubeconfig" });
- * const flags = operatorPermissions({ target, handlerFiles: ["/app/handlers.ts"] }).toFlags();
- * // ["--no-prompt", "--allow-net=127.0.0.1:6443", "--allow-read=/tmp/kubeconfig,/app", …]
+ * const flags = operatorPermissions({ target, moduleFiles: ["/app/handlers.ts"] }).toFlags();
+ * // ["--no-prompt", "--allow-net=127.0.0.1:6443", "--allow-read=/tmp/kubeconfig,/app/handlers.ts", …]
  * ```
  */
 export function operatorPermissions(inputs: PermissionInputs): Permissions {
-  const { target } = inputs;
+  const { target, handoff } = inputs;
   const perms = new Permissions();
   perms.add("net", target.netAddress, ...target.extraNet, ...(inputs.listen ?? []));
-  perms.add("read", ...target.readPaths);
-  for (const file of inputs.handlerFiles ?? []) {
-    perms.add("read", file.slice(0, file.lastIndexOf("/")) || "/");
-  }
-  perms.add("env", ...target.envNames, ...OPERATOR_ENV, ...(inputs.env ?? []));
-  if (target.execCommands.length > 0) perms.add("run", ...target.execCommands);
+  perms.add("read", ...(handoff ? handoff.readPaths : target.readPaths));
+  perms.add("read", ...(inputs.moduleFiles ?? []));
+  perms.add(
+    "env",
+    ...(handoff ? [KUBECONFIG_VARIABLE] : target.envNames),
+    ...OPERATOR_ENV,
+    ...(inputs.env ?? []),
+  );
+  const programs = handoff ? handoff.execCommands : target.execCommands;
+  if (programs.length > 0) perms.add("run", ...programs);
   if (inputs.sysUid) perms.add("sys", "uid");
   const remoteHosts = (inputs.remoteModules ?? []).map((url) => {
     const parsed = new URL(url);

@@ -1,17 +1,25 @@
 /**
- * The launcher of `kopf run`: works out what the operator needs (the API server, the files the
- * client reads, the addresses it listens on) and starts the operator in a `deno run` with only
- * those permissions — by replacing this process with it (`execve`) where it can, else as a child
- * whose signals it forwards and whose exit code it returns.
+ * The launcher of `kopf run`: works out what the operator needs (the API server, the kubeconfig
+ * of its one context, the files of its module graph, the addresses it listens on) and starts the
+ * operator in a `deno run` with only those permissions — by replacing this process with it
+ * (`execve`) where it can, else as a child whose signals it forwards and whose exit code it
+ * returns. The kubeconfig goes to the operator in an environment variable, never as a file it
+ * could read (see `context_kubeconfig.ts`).
  *
  * @module
  */
 import { pathToFileURL } from "node:url";
 import { type ApiTarget, resolveApiTarget, resolvePath } from "./api_target.ts";
 import type { ChildSpec } from "./child.ts";
+import {
+  type ContextKubeconfig,
+  contextKubeconfig,
+  KUBECONFIG_VARIABLE,
+} from "./context_kubeconfig.ts";
 import { UsageError } from "./errors.ts";
 import { replaceProcess } from "./exec.ts";
 import type { LoggingOptions } from "./log_options.ts";
+import { type ModuleGraph, moduleGraph } from "./module_graph.ts";
 import type { OperatorOptions } from "./options.ts";
 import type { RbacOptions } from "./rbac.ts";
 import {
@@ -145,12 +153,25 @@ export function resolveHandlers(
 export interface LaunchPlan {
   target: ApiTarget;
   handlers: ResolvedHandlers;
+  /** The local files and remote modules the handlers load (empty with `--no-sandbox`). */
+  graph: ModuleGraph;
+  /**
+   * The kubeconfig of the one context the operator runs with, handed over in
+   * {@linkcode KUBECONFIG_VARIABLE} (kubeconfig targets, sandboxed runs only).
+   */
+  handoff?: ContextKubeconfig;
   permissions: Permissions;
   spec: ChildSpec;
 }
 
-/** Works out the plan of a run without starting anything. */
-export function planLaunch(options: LaunchOptions): LaunchPlan {
+const NO_GRAPH: ModuleGraph = { files: [], remote: [], problems: [], millis: 0 };
+
+/**
+ * Works out the plan of a run without starting anything: resolves the handler files and the
+ * cluster, lists the handlers' module graph (`deno info`), builds the context's kubeconfig, and
+ * computes the grants. With `sandbox: false` there are no grants to compute: no graph, no handoff.
+ */
+export async function planLaunch(options: LaunchOptions): Promise<LaunchPlan> {
   const cwd = options.cwd ?? Deno.cwd();
   const handlers = resolveHandlers(options.files, options.modules, cwd);
   const target = resolveApiTarget({
@@ -160,11 +181,23 @@ export function planLaunch(options: LaunchOptions): LaunchPlan {
     serviceAccountDir: options.serviceAccountDir,
     cwd,
   });
+  const sandboxed = options.sandbox !== false;
+  const handoff = sandboxed && target.source === "kubeconfig"
+    ? contextKubeconfig(target)
+    : undefined;
+  const graph = sandboxed && handlers.localFiles.length > 0
+    ? await moduleGraph(handlers.localFiles, {
+      entry: childEntry(),
+      denoFlags: options.denoFlags,
+      cwd,
+    })
+    : NO_GRAPH;
   const listen = options.operator.liveness ? [listenAddressOf(options.operator.liveness)] : [];
   const permissions = operatorPermissions({
     target,
-    handlerFiles: handlers.localFiles,
-    remoteModules: handlers.remote,
+    handoff,
+    moduleFiles: graph.files,
+    remoteModules: [...handlers.remote, ...graph.remote],
     listen,
     extraFlags: options.denoFlags,
   });
@@ -176,8 +209,9 @@ export function planLaunch(options: LaunchOptions): LaunchPlan {
     expectedServer: target.server,
     watchStdin: true,
   };
+  if (handoff) spec.kubeconfigVariable = KUBECONFIG_VARIABLE;
   if (options.rbac) spec.rbac = options.rbac;
-  return { target, handlers, permissions, spec };
+  return { target, handlers, graph, handoff, permissions, spec };
 }
 
 /** The URL of the operator process's entry module. */
@@ -206,14 +240,47 @@ export function withDefaultV8Flags(flags: readonly string[]): string[] {
     : [...flags, `--v8-flags=${DEFAULT_V8_FLAGS.join(",")}`];
 }
 
-/** The `deno run` arguments (without the executable) that start the operator process. */
+/** Linux's limit on one argument or environment string (`MAX_ARG_STRLEN`). */
+const MAX_ARG_BYTES = 128 * 1024;
+
+/**
+ * The `deno run` arguments (without the executable) that start the operator process. Throws
+ * {@linkcode UsageError} when one is longer than an argument may be: a module graph of thousands
+ * of local files, whose paths all go into `--allow-read`.
+ */
 export function childArgs(plan: LaunchPlan): string[] {
-  return [
+  const args = [
     "run",
     ...withDefaultV8Flags(plan.permissions.toFlags()),
     childEntry(),
     JSON.stringify(plan.spec),
   ];
+  for (const arg of args) {
+    const bytes = new TextEncoder().encode(arg).length;
+    if (bytes >= MAX_ARG_BYTES) {
+      throw new UsageError(
+        `the operator's ${arg.startsWith("--") ? arg.split("=")[0] : "argument"} takes ` +
+          `${bytes} bytes (${plan.graph.files.length} module files), more than one argument ` +
+          `may hold (${MAX_ARG_BYTES}); bundle the operator with kopf bundle, or run with ` +
+          `--no-sandbox`,
+      );
+    }
+  }
+  return args;
+}
+
+/** The variables the operator process gets besides the inherited ones: its kubeconfig. */
+export function childEnv(plan: LaunchPlan): Record<string, string> {
+  return plan.handoff ? { [KUBECONFIG_VARIABLE]: plan.handoff.document } : {};
+}
+
+/** The command line as `--print-command` shows it: the kubeconfig and the spec elided. */
+export function printedCommand(plan: LaunchPlan): string {
+  const words = [Deno.execPath(), ...childArgs(plan).slice(0, -1)];
+  const env = plan.handoff
+    ? `${KUBECONFIG_VARIABLE}='<kubeconfig of context ${plan.handoff.context}>' `
+    : "";
+  return `${env}${words.map(shellQuote).join(" ")} '<spec>'`;
 }
 
 const FORWARDED: Deno.Signal[] = ["SIGINT", "SIGTERM"];
@@ -250,16 +317,21 @@ function say(line: string): void {
  * fails (said as a warning).
  */
 export async function launch(options: LaunchOptions): Promise<number> {
-  const plan = planLaunch(options);
+  const plan = await planLaunch(options);
   for (const warning of plan.target.warnings) say(`warning: ${warning}`);
   if (options.sandbox === false) {
     const { runOperator } = await import("./child.ts");
     return await runOperator({ ...plan.spec, expectedServer: undefined, watchStdin: false });
   }
-  if (options.printCommand) {
-    const words = [Deno.execPath(), ...childArgs(plan).slice(0, -1)];
-    say(`${words.map(shellQuote).join(" ")} '<spec>'`);
+  if (options.logging.verbosity === "debug") {
+    say(
+      `the handlers' module graph: ${plan.graph.files.length} local files, ` +
+        `${plan.graph.remote.length} remote modules (deno info: ${plan.graph.millis} ms)`,
+    );
+    for (const problem of plan.graph.problems) say(`module graph: ${problem}`);
   }
+  if (options.printCommand) say(printedCommand(plan));
+  const handedOver = childEnv(plan);
   if (options.exec) {
     const env = options.env ?? ((name: string) => Deno.env.get(name));
     if (launcherMode(env) === "spawn") {
@@ -269,7 +341,7 @@ export async function launch(options: LaunchOptions): Promise<number> {
     } else {
       // No launcher holds a pipe to the operator: it is this process.
       const args = childArgs({ ...plan, spec: { ...plan.spec, watchStdin: false } });
-      const failure = replaceProcess(Deno.execPath(), args);
+      const failure = replaceProcess(Deno.execPath(), args, { addEnv: handedOver });
       // Still here: the operator runs as a child instead.
       if (!failure.expected) {
         say(`warning: the operator runs in a child process (${failure.reason})`);
@@ -278,13 +350,17 @@ export async function launch(options: LaunchOptions): Promise<number> {
       }
     }
   }
-  return await spawnOperator(childArgs(plan));
+  return await spawnOperator(childArgs(plan), handedOver);
 }
 
-/** Runs the operator as a child process, forwarding signals to it; returns its exit code. */
-async function spawnOperator(args: string[]): Promise<number> {
+/**
+ * Runs the operator as a child process with `env` added to this one's environment (which needs
+ * no `--allow-env`), forwarding signals to it; returns its exit code.
+ */
+async function spawnOperator(args: string[], env: Record<string, string>): Promise<number> {
   const child = new Deno.Command(Deno.execPath(), {
     args,
+    env,
     // The child's stdin is a pipe that only this process holds: if the launcher dies without
     // forwarding a signal (SIGKILL), the child sees end-of-file and stops instead of lingering.
     stdin: "piped",

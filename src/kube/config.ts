@@ -17,6 +17,9 @@
  * (for an `auth-provider` user, client-node's dependencies enumerate the environment at import:
  * add `--ignore-env` when the list is scoped), `--allow-read` for the kubeconfig and the files
  * it names (or the service-account directory in a cluster), and `--allow-run` for exec plugins.
+ * A kubeconfig can also be held in memory ({@linkcode useKubeconfigDocument},
+ * {@linkcode loadConfigFromDocument}): then only the token file and exec plugin it names need
+ * grants — how `kopf run` keeps the operator away from the kubeconfig files.
  *
  * @module
  */
@@ -126,6 +129,9 @@ const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
  */
 export async function loadConfig(options: LoadConfigOptions = {}): Promise<ClusterConfig> {
   if (options.inCluster) return await loadInCluster(options);
+  if (options.kubeconfig === undefined && handedOver) {
+    return await loadDocuments([handedOver], options);
+  }
   let files: string[];
   if (options.kubeconfig !== undefined) {
     files = [options.kubeconfig].flat().filter((f) => f);
@@ -160,6 +166,75 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Clust
     }
   }
   return await loadKubeconfig(files, options);
+}
+
+let handedOver: KubeconfigDocument | undefined;
+
+/**
+ * Makes this process's {@linkcode loadConfig} use a kubeconfig held in memory instead of looking
+ * for one (files, `KUBECONFIG`, the in-cluster service account), whenever it is not given a
+ * `kubeconfig` option. `kopf run` uses it in the operator process, which gets the kubeconfig of
+ * its one context from the launcher and may not read the kubeconfig files themselves. Relative
+ * paths in it are taken as relative to `dir` (the launcher makes them all absolute).
+ *
+ * Nothing is checked here: {@linkcode loadConfig} reports what is wrong with it, as for a file.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadConfig, useKubeconfigDocument } from "./config.ts";
+ * useKubeconfigDocument(text, "the kubeconfig from kopf run");
+ * const config = await loadConfig(); // from `text`
+ * ```
+ */
+export function useKubeconfigDocument(text: string, source: string, dir: string = "/"): void {
+  handedOver = { text, source, dir };
+}
+
+/**
+ * The kubeconfig `kopf run` handed to this operator process — one cluster, one user, one context:
+ * the one the operator runs with, its files inlined — or `undefined` when the process was not
+ * started by a sandboxed `kopf run` (embedded `kopf.run()`, `--no-sandbox`, bundles).
+ *
+ * For handlers that talk to the cluster with a client of their own: in the sandbox they may not
+ * read the kubeconfig files, so `loadFromDefault()` cannot find them. These are the operator's own
+ * credentials, which code in its process could use anyway; no other user's are in it.
+ *
+ * @example
+ * ```ts ignore
+ * import * as kopf from "jsr:@kopf/kopf";
+ * import * as k8s from "npm:@kubernetes/client-node";
+ * const config = new k8s.KubeConfig();
+ * const kubeconfig = kopf.sandboxKubeconfig();
+ * if (kubeconfig) config.loadFromString(kubeconfig);
+ * else config.loadFromDefault();
+ * ```
+ */
+export function sandboxKubeconfig(): string | undefined {
+  return handedOver?.text;
+}
+
+/**
+ * Loads the cluster configuration from a kubeconfig held in memory, as {@linkcode loadConfig}
+ * does from files; `source` names it in messages, `dir` is where relative paths start from.
+ *
+ * @example
+ * ```ts
+ * import { loadConfigFromDocument } from "./config.ts";
+ * const config = await loadConfigFromDocument(
+ *   `clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443"}}]
+ * users: [{name: u, user: {token: s3cr3t}}]
+ * contexts: [{name: k, context: {cluster: c, user: u}}]
+ * current-context: k`,
+ *   { source: "inline" },
+ * );
+ * console.log(config.server); // "https://127.0.0.1:6443"
+ * ```
+ */
+export async function loadConfigFromDocument(
+  text: string,
+  options: Omit<LoadConfigOptions, "kubeconfig" | "inCluster"> & { source: string; dir?: string },
+): Promise<ClusterConfig> {
+  return await loadDocuments([{ text, source: options.source, dir: options.dir ?? "/" }], options);
 }
 
 /**
@@ -329,7 +404,7 @@ interface LoadedFile {
 }
 
 async function loadKubeconfig(files: string[], options: LoadConfigOptions): Promise<ClusterConfig> {
-  const loaded: LoadedFile[] = [];
+  const documents: KubeconfigDocument[] = [];
   for (const path of files) {
     let text: string;
     try {
@@ -340,6 +415,25 @@ async function loadKubeconfig(files: string[], options: LoadConfigOptions): Prom
         cause: error,
       });
     }
+    documents.push({ text, source: path, dir: dirname(path) });
+  }
+  return await loadDocuments(documents, options);
+}
+
+/** A kubeconfig's text, where it came from, and the directory its relative paths start from. */
+interface KubeconfigDocument {
+  text: string;
+  source: string;
+  dir: string;
+}
+
+async function loadDocuments(
+  documents: KubeconfigDocument[],
+  options: LoadConfigOptions,
+): Promise<ClusterConfig> {
+  const loaded: LoadedFile[] = [];
+  const files = documents.map((d) => d.source);
+  for (const { text, source: path, dir } of documents) {
     let raw: unknown;
     try {
       raw = loadYaml(text);
@@ -357,7 +451,6 @@ async function loadKubeconfig(files: string[], options: LoadConfigOptions): Prom
         throw new ConfigError("must be a list", { source: path, field: key });
       }
     }
-    const dir = dirname(path);
     let kc: ParsedKubeconfig;
     try {
       kc = parseKubeconfig(doc, dir);
@@ -549,7 +642,9 @@ async function userCredentials(init: {
   if (user.authProvider) {
     return await authProviderCredentials(init);
   }
-  const tokenFile = rawUser["token-file"];
+  // client-node's `token-file`, or client-go's `tokenFile`.
+  const tokenKey = typeof rawUser["token-file"] === "string" ? "token-file" : "tokenFile";
+  const tokenFile = rawUser[tokenKey];
   if (typeof tokenFile === "string" && tokenFile && !user.token) {
     const path = isAbsolute(tokenFile) ? tokenFile : joinPath(file.dir, tokenFile);
     const credentials = new TokenFileCredentials({
@@ -557,7 +652,7 @@ async function userCredentials(init: {
       base,
       refreshMs: init.tokenRefreshMs,
       source: file.path,
-      field: `${field}.token-file`,
+      field: `${field}.${tokenKey}`,
     });
     await credentials.get(); // fail now, not on the first request
     return credentials;

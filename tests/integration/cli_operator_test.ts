@@ -552,7 +552,7 @@ exec "$@"
     try {
       const launched = await op.waitForLog(/^kopf: .* run /, 30);
       assert.ok(
-        launched.includes(` --allow-read=${sa},${dir} `) &&
+        launched.includes(` --allow-read=${sa},${dir}/handlers.ts `) &&
           launched.includes(
             ` --allow-env=KUBERNETES_SERVICE_HOST,KUBERNETES_SERVICE_PORT,POD_ID --ignore-env `,
           ) && launched.includes(` --allow-net=${url.host} `),

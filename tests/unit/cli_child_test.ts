@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const CHILD = new URL("../../src/cli/child.ts", import.meta.url).href;
+const CONFIG = new URL("../../src/kube/config.ts", import.meta.url).href;
 
 interface Outcome {
   code: number;
@@ -26,6 +27,7 @@ async function runChild(
     files?: Record<string, string>;
     onStart?: (child: Deno.ChildProcess) => Promise<void>;
     stdin?: "piped" | "null";
+    env?: Record<string, string>;
   },
 ): Promise<Outcome & { dir: string }> {
   const dir = await Deno.makeTempDir({ prefix: "kopf-cli-child-" });
@@ -59,6 +61,7 @@ Deno.exit(await runOperator(spec, { api: ${api} }));
         .map((f) => f.replaceAll("__DIR__", dir)),
       `${dir}/main.ts`,
     ],
+    env: options.env,
     stdin: options.stdin ?? "null",
     stdout: "piped",
     stderr: "piped",
@@ -221,7 +224,7 @@ Deno.test("handler files: syntax errors, runtime errors, and reads outside the s
     outside.stderr,
     `kopf: error: h/handler.ts cannot be loaded in the sandbox: Requires read access to ` +
       `"${outside.dir}/lib.ts", run again with the --allow-read flag; ` +
-      `grant it with --allow-read=${outside.dir}\n`,
+      `grant it with --allow-read=${outside.dir}/lib.ts\n`,
   );
 });
 
@@ -251,4 +254,69 @@ Deno.test("when the launcher dies (its stdin pipe closes), the operator stops", 
   });
   assert.equal(out.code, 0, out.stderr);
   assert.match(out.stderr, /The launcher is gone\. Operator is stopping\./);
+});
+
+Deno.test("the handed-over kubeconfig: taken from the environment before handlers load, used by the client", async () => {
+  const kubeconfig = JSON.stringify({
+    clusters: [{ name: "c", cluster: { server: "https://127.0.0.1:6443" } }],
+    users: [{ name: "u", user: { token: "t" } }],
+    contexts: [{ name: "k", context: { cluster: "c", user: "u" } }],
+    "current-context": "k",
+  });
+  const out = await runChild({
+    spec: {
+      imports: ["file://__DIR__/handler.ts"],
+      operator: { kubeconfig: "/nonexistent/kubeconfig", context: "gone" },
+      kubeconfigVariable: "KOPF_SANDBOX_KUBECONFIG",
+    },
+    files: {
+      "handler.ts": `import { sandboxKubeconfig } from ${JSON.stringify(CONFIG)};
+console.log("handler sees: " + Deno.env.get("KOPF_SANDBOX_KUBECONFIG"));
+console.log("kopf.sandboxKubeconfig() at import: " + (sandboxKubeconfig() === ${
+        JSON.stringify(kubeconfig)
+      }));
+const out = await new Deno.Command("env").output();
+console.log("its programs see: " + new TextDecoder().decode(out.stdout).includes("KOPF_SANDBOX"));
+`,
+    },
+    flags: [
+      "--no-prompt",
+      "--allow-net=127.0.0.1:6443",
+      "--allow-read=__DIR__/handler.ts",
+      "--allow-env=KOPF_SANDBOX_KUBECONFIG",
+      "--ignore-env",
+      "--allow-run=env",
+    ],
+    env: { KOPF_SANDBOX_KUBECONFIG: kubeconfig },
+    api: `{
+      run: async () => {},
+      countHandlers: () => 1,
+      resolveServer: async (options) => {
+        const { loadConfig } = await import(${JSON.stringify(CONFIG)});
+        const config = await loadConfig(options);
+        console.log("options: " + JSON.stringify(options) + ", context: " + config.context +
+          ", credentials: " + config.credentials.kind + ", source: " + config.source);
+        return config.server;
+      },
+    }`,
+  });
+  assert.equal(out.code, 0, out.stderr);
+  assert.deepEqual(out.stdout.trim().split("\n"), [
+    "handler sees: undefined",
+    "kopf.sandboxKubeconfig() at import: true",
+    "its programs see: false",
+    // --kubeconfig and --context were resolved by the launcher into the document.
+    "options: {}, context: k, credentials: token, source: $KOPF_SANDBOX_KUBECONFIG (from kopf run)",
+  ]);
+
+  const missing = await runChild({
+    spec: { kubeconfigVariable: "KOPF_SANDBOX_KUBECONFIG" },
+    flags: ["--no-prompt", "--allow-net=127.0.0.1:6443", "--allow-env=KOPF_SANDBOX_KUBECONFIG"],
+  });
+  assert.equal(missing.code, 2);
+  assert.equal(
+    missing.stderr,
+    "kopf: error: the kubeconfig from the launcher is missing: $KOPF_SANDBOX_KUBECONFIG is not " +
+      "set (this module is started by `kopf run`)\n",
+  );
 });

@@ -25,14 +25,42 @@ const target: ApiTarget = {
 Deno.test("the operator gets the API server, its listeners, its files and nothing else", () => {
   const flags = operatorPermissions({
     target,
-    handlerFiles: ["/app/handlers.ts", "/app/more.ts", "/lib/x.ts"],
+    moduleFiles: ["/app/handlers.ts", "/app/more.ts", "/lib/x.ts"],
     listen: ["0.0.0.0:8080"],
   }).toFlags();
   assert.deepEqual(flags, [
     "--no-prompt",
     "--allow-net=127.0.0.1:6443,0.0.0.0:8080",
-    "--allow-read=/home/me/.kube/config,/home/me/.kube/ca.crt,/app,/lib",
+    // Module files one by one: never their directories.
+    "--allow-read=/home/me/.kube/config,/home/me/.kube/ca.crt,/app/handlers.ts,/app/more.ts," +
+    "/lib/x.ts",
     "--allow-env=KUBECONFIG,POD_ID",
+    "--ignore-env",
+  ]);
+});
+
+Deno.test("a handed-over kubeconfig replaces the kubeconfig files and the variables finding them", () => {
+  const flags = operatorPermissions({
+    target: { ...target, execCommands: ["/usr/local/bin/aws"] },
+    handoff: { readPaths: ["/var/run/token"], execCommands: ["/usr/local/bin/aws"] },
+    moduleFiles: ["/app/handlers.ts"],
+  }).toFlags();
+  assert.deepEqual(flags, [
+    "--no-prompt",
+    "--allow-net=127.0.0.1:6443",
+    "--allow-read=/var/run/token,/app/handlers.ts",
+    "--allow-env=KOPF_SANDBOX_KUBECONFIG,POD_ID",
+    "--allow-run=/usr/local/bin/aws",
+    "--ignore-env",
+  ]);
+  const bare = operatorPermissions({
+    target,
+    handoff: { readPaths: [], execCommands: [] },
+  }).toFlags();
+  assert.deepEqual(bare, [
+    "--no-prompt",
+    "--allow-net=127.0.0.1:6443",
+    "--allow-env=KOPF_SANDBOX_KUBECONFIG,POD_ID",
     "--ignore-env",
   ]);
 });

@@ -6,7 +6,14 @@ import {
   planArtifact,
 } from "../../src/cli/artifact.ts";
 import { UsageError } from "../../src/cli/errors.ts";
-import { childArgs, DEFAULT_V8_FLAGS, planLaunch, resolveHandlers } from "../../src/cli/run.ts";
+import {
+  childArgs,
+  childEnv,
+  DEFAULT_V8_FLAGS,
+  planLaunch,
+  printedCommand,
+  resolveHandlers,
+} from "../../src/cli/run.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -14,17 +21,20 @@ function fixture(): { dir: string; kubeconfig: string } {
   const dir = Deno.makeTempDirSync({ prefix: "kopf-cli-plan-" });
   Deno.mkdirSync(`${dir}/app`);
   Deno.writeTextFileSync(`${dir}/app/handlers.ts`, "export {};\n");
+  Deno.writeTextFileSync(`${dir}/ca.crt`, CA);
   const kubeconfig = `${dir}/kubeconfig`;
   Deno.writeTextFileSync(
     kubeconfig,
     `clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443", certificate-authority: ca.crt}}]
-users: [{name: u, user: {token: t}}]
-contexts: [{name: k, context: {cluster: c, user: u}}]
+users: [{name: u, user: {token: t}}, {name: other, user: {token: not-for-the-operator}}]
+contexts: [{name: k, context: {cluster: c, user: u}}, {name: o, context: {cluster: c, user: other}}]
 current-context: k
 `,
   );
   return { dir, kubeconfig };
 }
+
+const CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
 
 Deno.test("handler files resolve to file URLs; bad ones are UsageErrors", () => {
   const { dir } = fixture();
@@ -56,9 +66,9 @@ Deno.test("-m modules resolve through the import map; npm/jsr need no grants", (
   assert.deepEqual(resolved.remote, []);
 });
 
-Deno.test("the launch plan: the child's grants and its spec", () => {
+Deno.test("the launch plan: the child's grants, its spec and its one-context kubeconfig", async () => {
   const { dir, kubeconfig } = fixture();
-  const plan = planLaunch({
+  const plan = await planLaunch({
     files: ["app/handlers.ts"],
     operator: { namespaces: ["ns1"], liveness: "http://127.0.0.1:8080/healthz" },
     logging: { format: "json" },
@@ -71,8 +81,9 @@ Deno.test("the launch plan: the child's grants and its spec", () => {
     "run",
     "--no-prompt",
     "--allow-net=127.0.0.1:6443,127.0.0.1:8080,127.0.0.1:9000",
-    `--allow-read=${kubeconfig},${dir}/ca.crt,${dir}/app`,
-    "--allow-env=KUBECONFIG,POD_ID",
+    // The handler file itself; neither its directory, nor the kubeconfig, nor the CA file.
+    `--allow-read=${dir}/app/handlers.ts`,
+    "--allow-env=KOPF_SANDBOX_KUBECONFIG,POD_ID",
     "--ignore-env",
     "--v8-flags=--optimize-for-size",
     new URL("../../src/cli/child.ts", import.meta.url).href,
@@ -84,23 +95,61 @@ Deno.test("the launch plan: the child's grants and its spec", () => {
     logging: { format: "json" },
     expectedServer: "https://127.0.0.1:6443",
     watchStdin: true,
+    kubeconfigVariable: "KOPF_SANDBOX_KUBECONFIG",
   });
+  // The kubeconfig goes in the environment: the current context only, the CA inlined.
+  const env = childEnv(plan);
+  assert.deepEqual(Object.keys(env), ["KOPF_SANDBOX_KUBECONFIG"]);
+  assert.deepEqual(JSON.parse(env.KOPF_SANDBOX_KUBECONFIG), {
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [{
+      name: "c",
+      cluster: { server: "https://127.0.0.1:6443", "certificate-authority-data": btoa(CA) },
+    }],
+    users: [{ name: "u", user: { token: "t" } }],
+    contexts: [{ name: "k", context: { cluster: "c", user: "u" } }],
+    "current-context": "k",
+  });
+  assert.ok(!args.join(" ").includes("not-for-the-operator"));
+  assert.match(
+    printedCommand(plan),
+    /^KOPF_SANDBOX_KUBECONFIG='<kubeconfig of context k>' \S+ run --no-prompt .* '<spec>'$/,
+  );
 });
 
-Deno.test("the child is sized for memory (--optimize-for-size) unless --v8-flags is passed", () => {
+Deno.test("--no-sandbox plans no grants: no module graph, no kubeconfig handed over", async () => {
   const { dir, kubeconfig } = fixture();
-  const argsWith = (denoFlags: string[]) =>
-    childArgs(planLaunch({
-      files: ["app/handlers.ts"],
-      operator: {},
-      logging: {},
-      denoFlags,
-      env: (name) => ({ KUBECONFIG: kubeconfig } as Record<string, string>)[name],
-      cwd: dir,
-    }));
-  const defaults = argsWith([]).filter((a) => a.startsWith("--v8-flags"));
+  const plan = await planLaunch({
+    files: ["app/handlers.ts"],
+    operator: { context: "o" },
+    logging: {},
+    sandbox: false,
+    env: (name) => ({ KUBECONFIG: kubeconfig } as Record<string, string>)[name],
+    cwd: dir,
+  });
+  assert.equal(plan.handoff, undefined);
+  assert.deepEqual(plan.graph.files, []);
+  assert.equal(plan.spec.kubeconfigVariable, undefined);
+  assert.deepEqual(plan.spec.operator, { context: "o" });
+});
+
+Deno.test("the child is sized for memory (--optimize-for-size) unless --v8-flags is passed", async () => {
+  const { dir, kubeconfig } = fixture();
+  const argsWith = async (denoFlags: string[]) =>
+    childArgs(
+      await planLaunch({
+        files: ["app/handlers.ts"],
+        operator: {},
+        logging: {},
+        denoFlags,
+        env: (name) => ({ KUBECONFIG: kubeconfig } as Record<string, string>)[name],
+        cwd: dir,
+      }),
+    );
+  const defaults = (await argsWith([])).filter((a) => a.startsWith("--v8-flags"));
   assert.deepEqual(defaults, [`--v8-flags=${DEFAULT_V8_FLAGS.join(",")}`]);
-  const own = argsWith(["--v8-flags=--max-old-space-size=512"]).filter((a) =>
+  const own = (await argsWith(["--v8-flags=--max-old-space-size=512"])).filter((a) =>
     a.startsWith("--v8-flags")
   );
   assert.deepEqual(own, ["--v8-flags=--max-old-space-size=512"]);
