@@ -55,6 +55,8 @@ export interface ChildSpec {
    * handlers get it from `kopf.sandboxKubeconfig()` for clients of their own.
    */
   kubeconfigVariable?: string;
+  /** Deno runs with `--unstable-worker-options`: handlers may give Workers permissions. */
+  workerOptions?: boolean;
 }
 
 /** How {@linkcode runOperator} gets the framework; replaceable for tests and embedding. */
@@ -233,6 +235,10 @@ export async function runOperator(
       useKubeconfigDocument(kubeconfig, `$${spec.kubeconfigVariable} (from kopf run)`);
       const { kubeconfig: _files, context: _context, ...rest } = spec.operator;
       spec = { ...spec, operator: rest };
+    }
+    if (spec.workerOptions) {
+      const { containmentDefaults } = await import("../handling/containment.ts");
+      containmentDefaults.workerOptions = true;
     }
     const loaders = options.loaders ?? spec.imports.map((url) => () => import(url));
     for (const [i, load] of loaders.entries()) {

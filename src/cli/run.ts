@@ -210,6 +210,10 @@ export async function planLaunch(options: LaunchOptions): Promise<LaunchPlan> {
     watchStdin: true,
   };
   if (handoff) spec.kubeconfigVariable = KUBECONFIG_VARIABLE;
+  // The operator cannot see its own command line; without this, it refuses Worker permissions.
+  if (permissions.otherFlags.some((f) => f === "--unstable-worker-options" || f === "--unstable")) {
+    spec.workerOptions = true;
+  }
   if (options.rbac) spec.rbac = options.rbac;
   return { target, handlers, graph, handoff, permissions, spec };
 }

@@ -94,6 +94,9 @@ export interface ContainmentOptions {
   workerOptions?: boolean;
 }
 
+/** Defaults of {@linkcode contain} for this process (the CLI sets what it knows of Deno's flags). */
+export const containmentDefaults: ContainmentOptions = {};
+
 interface Installed {
   refs: number;
   restore: () => void;
@@ -190,7 +193,8 @@ function install(options: ContainmentOptions): () => void {
     );
   }
 
-  const workerOptions = options.workerOptions ?? workerOptionsFlag();
+  const workerOptions = options.workerOptions ?? containmentDefaults.workerOptions ??
+    workerOptionsFlag();
   if (!workerOptions && typeof globalThis.Worker === "function") {
     const Original = globalThis.Worker;
     const Guarded = class Worker extends Original {

@@ -269,3 +269,18 @@ Deno.test("the generated entry hands literal import() loaders to the command lin
   assert.equal(lines[5], `  () => import("npm:x"),`);
   assert.equal(lines[6], "]));");
 });
+
+Deno.test("--unstable-worker-options among the Deno flags tells the operator Workers may get permissions", async () => {
+  const { dir, kubeconfig } = fixture();
+  const specWith = async (denoFlags: string[]) =>
+    (await planLaunch({
+      files: ["app/handlers.ts"],
+      operator: {},
+      logging: {},
+      denoFlags,
+      env: (name) => ({ KUBECONFIG: kubeconfig } as Record<string, string>)[name],
+      cwd: dir,
+    })).spec.workerOptions;
+  assert.equal(await specWith([]), undefined);
+  assert.equal(await specWith(["--unstable-worker-options"]), true);
+});
