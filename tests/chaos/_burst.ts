@@ -136,7 +136,11 @@ export async function runBurst(s: BurstScenario): Promise<ScenarioCounts> {
     }, { timeout: 120, message: "the warm-up object to be handled" }).catch(() => null);
 
     const startedAt = Date.now();
-    const recoveries: { fault: string; at: number; probe: Promise<PlannedObject> }[] = [];
+    const recoveries: {
+      fault: string;
+      at: number;
+      probe: Promise<{ planned: PlannedObject; acceptedAt: number }>;
+    }[] = [];
     let loaded = false;
     const ctx: FaultContext = {
       plane,
@@ -147,7 +151,8 @@ export async function runBurst(s: BurstScenario): Promise<ScenarioCounts> {
       },
       injected(fault) {
         const at = Date.now();
-        const probe = create(`probe-${recoveries.length + 1}`, "probe");
+        const probe = create(`probe-${recoveries.length + 1}`, "probe")
+          .then((planned) => ({ planned, acceptedAt: Date.now() }));
         recoveries.push({ fault, at, probe });
       },
     };
@@ -225,11 +230,13 @@ export async function runBurst(s: BurstScenario): Promise<ScenarioCounts> {
       runs: operator.runs,
       final,
       recoveries: recoveries.map((r, i): Recovery => {
-        const handled = observer.timelines.get(probes[i].uid!)?.diffBaseAt;
+        const handled = observer.timelines.get(probes[i].planned.uid!)?.diffBaseAt;
+        const tenths = (ms: number) => Math.round(ms / 100) / 10;
         return {
           fault: r.fault,
           at: r.at,
-          seconds: handled === undefined ? null : Math.round((handled - r.at) / 100) / 10,
+          seconds: handled === undefined ? null : tenths(handled - r.at),
+          apiSeconds: tenths(probes[i].acceptedAt - r.at),
         };
       }),
       burstStartedAt: startedAt,
@@ -238,7 +245,7 @@ export async function runBurst(s: BurstScenario): Promise<ScenarioCounts> {
       logDir: dir,
     });
     console.log(formatCounts(counts));
-    await writeSummary(counts);
+    await writeSummary(counts.scenario, counts);
     return counts;
   } finally {
     if (operator.runs.length > 0 && operator.running) await operator.stop(5);

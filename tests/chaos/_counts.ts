@@ -47,6 +47,8 @@ export interface Recovery {
   at: number;
   /** Seconds from the fault to the probe's creation outcome stored; null: never. */
   seconds: number | null;
+  /** Seconds from the fault until the API server accepted the probe (the outage as seen). */
+  apiSeconds: number;
 }
 
 /** Everything a scenario hands over to be counted. */
@@ -175,7 +177,9 @@ export function countScenario(inputs: CountInputs): ScenarioCounts {
         ? "in the same process"
         : died === undefined
         ? `in pid ${later.pid}; pid ${earlier.pid} did not die`
-        : `in pid ${later.pid}; pid ${earlier.pid} died ${died - earlier.at} ms after the first call`;
+        : `in pid ${later.pid}; pid ${earlier.pid} died ${
+          died - earlier.at
+        } ms after the first call`;
       const outcome = stored === undefined
         ? "its outcome never seen stored"
         : `its outcome stored ${stored - earlier.at} ms after the first call`;
@@ -308,7 +312,9 @@ export function problemsOf(
     for (const r of counts.recoveries) {
       if (r.seconds === null || r.seconds > expect.recoveryBoundSeconds) {
         problems.push(
-          `recovery after ${r.fault}: ${r.seconds ?? "never"} s (bound ${expect.recoveryBoundSeconds} s)`,
+          `recovery after ${r.fault}: ${
+            r.seconds ?? "never"
+          } s (bound ${expect.recoveryBoundSeconds} s)`,
         );
       }
     }
@@ -349,12 +355,16 @@ export function formatCounts(c: ScenarioCounts): string {
       a - b
     );
     const never = list.length - done.length;
+    const api = list.map((r) => r.apiSeconds).sort((a, b) => a - b);
     lines.push(
       `recovery after ${fault} ×${list.length}: ` +
         (done.length
           ? `p50 ${percentile(done, 0.5).toFixed(1)} s, max ${done.at(-1)!.toFixed(1)} s`
           : "") +
-        (never ? `, never ${never}` : ""),
+        (never ? `, never ${never}` : "") +
+        ` (the API took the probe after p50 ${percentile(api, 0.5).toFixed(1)} s, max ${
+          api.at(-1)!.toFixed(1)
+        } s)`,
     );
   }
   lines.push(
@@ -365,24 +375,29 @@ export function formatCounts(c: ScenarioCounts): string {
   for (const [name, value] of Object.entries(c.figures)) {
     lines.push(`${name}: ${typeof value === "string" ? value : JSON.stringify(value)}`);
   }
-  for (const detail of [
-    ...c.repeats.details.map((d) => `violation: ${d}`),
-    ...c.missedCreates.map((d) => `missed create: ${d}`),
-    ...c.lostUpdates.map((d) => `lost update: ${d}`),
-    ...c.lostDeletes.map((d) => `lost delete: ${d}`),
-    ...c.stuckFinalizers.map((d) => `stuck finalizer: ${d}`),
-  ].slice(0, 30)) lines.push(`  ${detail}`);
+  for (
+    const detail of [
+      ...c.repeats.details.map((d) => `violation: ${d}`),
+      ...c.missedCreates.map((d) => `missed create: ${d}`),
+      ...c.lostUpdates.map((d) => `lost update: ${d}`),
+      ...c.lostDeletes.map((d) => `lost delete: ${d}`),
+      ...c.stuckFinalizers.map((d) => `stuck finalizer: ${d}`),
+    ].slice(0, 30)
+  ) lines.push(`  ${detail}`);
   return lines.join("\n");
 }
 
-/** Merges the counts into the JSON file named by `KOPF_CHAOS_REPORT`, if set. */
-export async function writeSummary(counts: ScenarioCounts): Promise<void> {
+/**
+ * Merges a scenario's counts into the JSON file named by `KOPF_CHAOS_REPORT`, if set: one object
+ * keyed by scenario name, so every test file of a run adds to the same report.
+ */
+export async function writeSummary(scenario: string, counts: unknown): Promise<void> {
   const path = Deno.env.get("KOPF_CHAOS_REPORT");
   if (!path) return;
   let all: Record<string, unknown> = {};
   try {
     all = JSON.parse(await Deno.readTextFile(path));
   } catch { /* a new report */ }
-  all[counts.scenario] = counts;
+  all[scenario] = counts;
   await Deno.writeTextFile(path, JSON.stringify(all, null, 2) + "\n");
 }

@@ -89,7 +89,9 @@ export class LoadDriver {
           if (caught.status !== 409) throw caught;
         }
       }
-      if (Date.now() > deadline) throw new Error(`${what}: gave up after ${this.#patience}s`, { cause: error });
+      if (Date.now() > deadline) {
+        throw new Error(`${what}: gave up after ${this.#patience}s`, { cause: error });
+      }
       this.retries++;
       await sleep(250);
     }

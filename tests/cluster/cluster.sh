@@ -7,6 +7,8 @@
 #   cluster.sh down               stop what `up` started and remove its data
 #   cluster.sh status             say whether the plane is running; exit 1 if not
 #   cluster.sh restart-apiserver  stop and start kube-apiserver only (for watch-survival tests)
+#   cluster.sh stop-apiserver     stop kube-apiserver only (etcd keeps the data)
+#   cluster.sh start-apiserver    start the stopped kube-apiserver and wait until it is ready
 #   cluster.sh stop-etcd          stop etcd only; kube-apiserver stays up and fails its requests
 #   cluster.sh start-etcd         start the stopped etcd on its data and wait until the API is ready
 #   cluster.sh logs               print the tail of every component's log
@@ -235,6 +237,25 @@ cmd_restart_apiserver() {
   say "kube-apiserver restarted"
 }
 
+cmd_stop_apiserver() {
+  cmd_status >/dev/null || die kube-apiserver "the plane is not running"
+  load_ports
+  stop_component kube-apiserver
+  say "kube-apiserver stopped"
+}
+
+cmd_start_apiserver() {
+  [ -f "$RUN/ports" ] || die kube-apiserver "the plane was never started (no $RUN/ports)"
+  load_ports
+  alive etcd || die etcd "it is not running"
+  if alive kube-apiserver; then
+    say "kube-apiserver is already running"
+  else
+    start_apiserver
+    say "kube-apiserver started"
+  fi
+}
+
 cmd_stop_etcd() {
   cmd_status >/dev/null || die etcd "the plane is not running"
   load_ports
@@ -266,8 +287,10 @@ case "${1:-}" in
   down) cmd_down ;;
   status) cmd_status ;;
   restart-apiserver) cmd_restart_apiserver ;;
+  stop-apiserver) cmd_stop_apiserver ;;
+  start-apiserver) cmd_start_apiserver ;;
   stop-etcd) cmd_stop_etcd ;;
   start-etcd) cmd_start_etcd ;;
   logs) cmd_logs ;;
-  *) echo "usage: cluster.sh up|down|status|restart-apiserver|stop-etcd|start-etcd|logs" >&2; exit 2 ;;
+  *) echo "usage: cluster.sh up|down|status|restart-apiserver|stop-apiserver|start-apiserver|stop-etcd|start-etcd|logs" >&2; exit 2 ;;
 esac

@@ -139,6 +139,10 @@ export interface TestCluster {
 
 /** A control plane of a test's own, which it may break and must bring down. */
 export interface PrivateCluster extends TestCluster {
+  /** Stops kube-apiserver (etcd keeps the data). */
+  stopApiserver(): Promise<void>;
+  /** Starts the stopped kube-apiserver; resolves when it is ready. */
+  startApiserver(): Promise<void>;
   /** Stops etcd (the API server stays up and fails its requests). */
   stopEtcd(): Promise<void>;
   /** Starts the stopped etcd on its data; resolves when the API server is ready again. */
@@ -163,6 +167,8 @@ export async function privateCluster(dir: string): Promise<PrivateCluster> {
   const base = await start(dir);
   return {
     ...base,
+    stopApiserver: async () => void await runScript(dir, "stop-apiserver"),
+    startApiserver: async () => void await runScript(dir, "start-apiserver"),
     stopEtcd: async () => void await runScript(dir, "stop-etcd"),
     startEtcd: async () => void await runScript(dir, "start-etcd"),
     down: async () => void await runScript(dir, "down"),
