@@ -7,7 +7,7 @@
  *
  * Counted as in every chaos scenario (`_counts.ts`); recovery is the time from the fault's start
  * to the creation outcome of a probe object created right after it (the probe's own creation
- * waits for the API to accept it). The bound: the outage itself (the restart takes ~12 s here,
+ * waits for the API to accept it). The bound: the outage itself (the restart takes ~3 s here,
  * the etcd stop 10 s; the fault counts from the moment the component is down), plus the watch reconnect backoff's cap (30 s, client-go's), plus 15 s for
  * the re-list and one handling cycle on a loaded 2-core machine.
  */
@@ -30,7 +30,7 @@ Deno.test("chaos: control-plane outages in the middle of a burst", async (t) => 
         plane,
         fixture: FIXTURE,
         size,
-        phaseSeconds: 4,
+        phaseSeconds: 3,
         async fault(ctx) {
           await sleep(1000); // the burst's first handlers are running
           const t0 = Date.now();
@@ -50,7 +50,7 @@ Deno.test("chaos: control-plane outages in the middle of a burst", async (t) => 
         plane,
         fixture: FIXTURE,
         size,
-        phaseSeconds: 4,
+        phaseSeconds: 3,
         metrics: true,
         async fault(ctx) {
           await sleep(1000);

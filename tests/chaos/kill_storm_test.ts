@@ -19,11 +19,14 @@ import { withChaosPlane } from "./_plane.ts";
 const size = chaosSize();
 const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
 
-/** Kills the operator every 1–4 s for the storm's length, restarting it at once. */
+/**
+ * Kills the operator every 1–4 s for the storm's length, restarting it at once; the first kill
+ * comes 0.5–1.5 s into the burst, so that it lands among the first creation handlers.
+ */
 async function storm(ctx: FaultContext): Promise<void> {
   const until = ctx.startedAt + size.stormSeconds * 1000;
-  while (Date.now() + 1000 < until) {
-    await sleep(1000 + Math.random() * 3000);
+  for (let kill = 0; Date.now() + 1000 < until; kill++) {
+    await sleep(kill === 0 ? 500 + Math.random() * 1000 : 1000 + Math.random() * 3000);
     await ctx.operator.kill();
     ctx.injected("SIGKILL");
     ctx.operator.start();

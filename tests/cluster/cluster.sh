@@ -7,9 +7,10 @@
 #   cluster.sh down               stop what `up` started and remove its data
 #   cluster.sh status             say whether the plane is running; exit 1 if not
 #   cluster.sh restart-apiserver  stop and start kube-apiserver only (for watch-survival tests)
-#   cluster.sh stop-apiserver     stop kube-apiserver only (etcd keeps the data)
+#   cluster.sh stop-apiserver     stop kube-apiserver only (TERM, KILL after 2 s; etcd keeps the data)
 #   cluster.sh start-apiserver    start the stopped kube-apiserver and wait until it is ready
-#   cluster.sh stop-etcd          stop etcd only; kube-apiserver stays up and fails its requests
+#   cluster.sh stop-etcd          stop etcd only (TERM, KILL after 1 s); kube-apiserver stays up
+#                                 and fails its requests
 #   cluster.sh start-etcd         start the stopped etcd on its data and wait until the API is ready
 #   cluster.sh logs               print the tail of every component's log
 #
@@ -240,7 +241,9 @@ cmd_restart_apiserver() {
 cmd_stop_apiserver() {
   cmd_status >/dev/null || die kube-apiserver "the plane is not running"
   load_ports
-  stop_component kube-apiserver
+  # Its graceful shutdown waits for open watches (past 10 s); a crash-like stop is the outage the
+  # tests want, and etcd keeps the data.
+  stop_component kube-apiserver 2
   say "kube-apiserver stopped"
 }
 
