@@ -44,29 +44,31 @@ function writesByGroup(proxy: FaultProxy, objects: PlannedObject[]): Record<stri
   };
 }
 
-Deno.test("chaos: watch streams cut repeatedly during a burst", async () => {
+Deno.test("chaos: connection faults during a burst", async (t) => {
   await withChaosPlane("conn", async (plane) => {
-    const proxy = await FaultProxy.start(plane);
-    try {
-      const counts = await runBurst({
-        name: "watch-cuts",
-        plane,
-        fixture: FIXTURE,
-        size,
-        phaseSeconds: 3,
-        kubeconfig: proxy.kubeconfig,
-        async fault(ctx) {
-          for (let i = 0; !ctx.loaded; i++) {
-            await sleep(1500 + Math.random() * 1000);
-            const mode = MODES[i % MODES.length];
-            if (proxy.cutOpenWatches(mode) > 0) ctx.injected(`watch cut (${mode})`);
-          }
-        },
-        figures: (objects) => writesByGroup(proxy, objects),
-      });
-      await assertClean(counts, { recoveryBoundSeconds: 30 + 15 });
-    } finally {
-      await proxy.close();
-    }
+    await t.step("watch streams cut repeatedly", async () => {
+      const proxy = await FaultProxy.start(plane);
+      try {
+        const counts = await runBurst({
+          name: "watch-cuts",
+          plane,
+          fixture: FIXTURE,
+          size,
+          phaseSeconds: 3,
+          kubeconfig: proxy.kubeconfig,
+          async fault(ctx) {
+            for (let i = 0; !ctx.loaded; i++) {
+              await sleep(1500 + Math.random() * 1000);
+              const mode = MODES[i % MODES.length];
+              if (proxy.cutOpenWatches(mode) > 0) ctx.injected(`watch cut (${mode})`);
+            }
+          },
+          figures: (objects) => writesByGroup(proxy, objects),
+        });
+        await assertClean(counts, { recoveryBoundSeconds: 30 + 15 });
+      } finally {
+        await proxy.close();
+      }
+    });
   });
 });
