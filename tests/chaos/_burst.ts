@@ -129,11 +129,13 @@ export async function runBurst(s: BurstScenario): Promise<ScenarioCounts> {
     if (s.metrics) metricsBefore = await plane.metrics();
     operator.start();
     const warmup = await create("warmup", "warmup");
+    // Seconds from the operator's start to the warm-up handled; null if it exited or never did.
     const startupSeconds = await waitFor(() => {
-      if (!operator.running && !s.restartOnExit) throw new Error("the operator exited");
       const at = observer.timelines.get(warmup.uid!)?.diffBaseAt;
-      return at === undefined ? undefined : (at - operator.current.startedAt) / 1000;
-    }, { timeout: 120, message: "the warm-up object to be handled" }).catch(() => null);
+      if (at !== undefined) return { seconds: (at - operator.current.startedAt) / 1000 };
+      if (!operator.running) return { seconds: null };
+    }, { timeout: 120, message: "the warm-up object to be handled" })
+      .then((r) => r.seconds, () => null);
 
     const startedAt = Date.now();
     const recoveries: {
@@ -218,7 +220,8 @@ export async function runBurst(s: BurstScenario): Promise<ScenarioCounts> {
     }
     Object.assign(figures, s.figures?.(objects));
     figures["suite writes"] = driver.writes;
-    figures["observer re-lists / reconnects"] = `${observer.lists} / ${observer.reconnects}`;
+    figures["observer re-lists / reconnects"] = `${observer.lists} / ${observer.reconnects}` +
+      (observer.reconnectReasons.length ? ` (${observer.reconnectReasons.join("; ")})` : "");
     await observer.stop();
     const { calls, torn } = await readJournal(journal);
     const counts = countScenario({

@@ -64,6 +64,8 @@ export class ObjectObserver {
   readonly timelines: Map<string, Timeline> = new Map();
   /** Watch streams that ended abnormally (errors, outages) and were re-opened. */
   reconnects = 0;
+  /** Why, for the first few. */
+  readonly reconnectReasons: string[] = [];
   /** Full lists made (the first one, and after 410 Gone). */
   lists = 0;
 
@@ -114,6 +116,9 @@ export class ObjectObserver {
       } catch (error) {
         if (this.#stop.signal.aborted) break;
         this.reconnects++;
+        if (this.reconnectReasons.length < 5) {
+          this.reconnectReasons.push(error instanceof Error ? error.message : String(error));
+        }
         if (error instanceof GoneError) version = undefined;
         await sleep(250);
       }
