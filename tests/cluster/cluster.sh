@@ -7,6 +7,11 @@
 #   cluster.sh down               stop what `up` started and remove its data
 #   cluster.sh status             say whether the plane is running; exit 1 if not
 #   cluster.sh restart-apiserver  stop and start kube-apiserver only (for watch-survival tests)
+#   cluster.sh stop-apiserver     stop kube-apiserver only (TERM, KILL after 2 s; etcd keeps the data)
+#   cluster.sh start-apiserver    start the stopped kube-apiserver and wait until it is ready
+#   cluster.sh stop-etcd          stop etcd only (TERM, KILL after 1 s); kube-apiserver stays up
+#                                 and fails its requests
+#   cluster.sh start-etcd         start the stopped etcd on its data and wait until the API is ready
 #   cluster.sh logs               print the tail of every component's log
 #
 # Environment: KOPF_CLUSTER_DIR (default /tmp/kopf-cluster) holds pki/, etcd data, logs/,
@@ -121,7 +126,7 @@ start_etcd() {
     --initial-cluster="kopf-test=http://127.0.0.1:$ETCD_PEER_PORT" \
     --listen-metrics-urls="http://127.0.0.1:$ETCD_METRICS_PORT" \
     --unsafe-no-fsync=true --quota-backend-bytes=4294967296 --log-level=warn \
-    >"$LOGS/etcd.log" 2>&1 &
+    >>"$LOGS/etcd.log" 2>&1 &
   echo $! >"$RUN/etcd.pid"
   wait_for etcd 30 curl --noproxy '*' -fsS --max-time 2 "http://127.0.0.1:$ETCD_PORT/health"
 }
@@ -159,13 +164,13 @@ start_kcm() {
   wait_for kube-controller-manager 60 api_get /api/v1/namespaces/default/serviceaccounts/default
 }
 
-stop_component() { # name: TERM, wait up to 10 s, then KILL
+stop_component() { # name [grace seconds, default 10]: TERM, wait up to the grace, then KILL
   local pidfile="$RUN/$1.pid" pid
   [ -f "$pidfile" ] || return 0
   pid=$(cat "$pidfile")
   if kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    for _ in $(seq 1 $(( ${2:-10} * 5 ))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     kill -KILL "$pid" 2>/dev/null || true
   fi
   rm -f "$pidfile"
@@ -233,6 +238,49 @@ cmd_restart_apiserver() {
   say "kube-apiserver restarted"
 }
 
+cmd_stop_apiserver() {
+  cmd_status >/dev/null || die kube-apiserver "the plane is not running"
+  load_ports
+  # Its graceful shutdown waits for open watches (past 10 s); a crash-like stop is the outage the
+  # tests want, and etcd keeps the data.
+  stop_component kube-apiserver 2
+  say "kube-apiserver stopped"
+}
+
+cmd_start_apiserver() {
+  [ -f "$RUN/ports" ] || die kube-apiserver "the plane was never started (no $RUN/ports)"
+  load_ports
+  alive etcd || die etcd "it is not running"
+  if alive kube-apiserver; then
+    say "kube-apiserver is already running"
+  else
+    start_apiserver
+    say "kube-apiserver started"
+  fi
+}
+
+cmd_stop_etcd() {
+  cmd_status >/dev/null || die etcd "the plane is not running"
+  load_ports
+  # etcd drains its clients' streams for seconds on TERM; an outage starts at once (the data is
+  # in the page cache, so a KILL loses nothing).
+  stop_component etcd 1
+  say "etcd stopped"
+}
+
+cmd_start_etcd() {
+  [ -f "$RUN/ports" ] || die etcd "the plane was never started (no $RUN/ports)"
+  load_ports
+  alive kube-apiserver || die kube-apiserver "it is not running"
+  if alive etcd; then
+    say "etcd is already running"
+  else
+    start_etcd
+  fi
+  wait_for kube-apiserver "$TIMEOUT" api_get /readyz
+  say "etcd started"
+}
+
 cmd_logs() {
   for f in "$LOGS"/*.log; do echo "== $f"; tail -n 40 "$f"; done
 }
@@ -242,6 +290,10 @@ case "${1:-}" in
   down) cmd_down ;;
   status) cmd_status ;;
   restart-apiserver) cmd_restart_apiserver ;;
+  stop-apiserver) cmd_stop_apiserver ;;
+  start-apiserver) cmd_start_apiserver ;;
+  stop-etcd) cmd_stop_etcd ;;
+  start-etcd) cmd_start_etcd ;;
   logs) cmd_logs ;;
-  *) echo "usage: cluster.sh up|down|status|restart-apiserver|logs" >&2; exit 2 ;;
+  *) echo "usage: cluster.sh up|down|status|restart-apiserver|stop-apiserver|start-apiserver|stop-etcd|start-etcd|logs" >&2; exit 2 ;;
 esac

@@ -6,6 +6,9 @@
  * It talks to the API server with plain `fetch` and the admin token, independent of the
  * framework's own client, so a broken client cannot make a test pass.
  *
+ * Tests that break the plane (restart the API server, stop etcd) take one of their own with
+ * {@linkcode privateCluster}, in a directory of its own, and bring it down when done.
+ *
  * @module
  */
 import { loadAll } from "js-yaml";
@@ -134,6 +137,20 @@ export interface TestCluster {
   cleanup(): Promise<void>;
 }
 
+/** A control plane of a test's own, which it may break and must bring down. */
+export interface PrivateCluster extends TestCluster {
+  /** Stops kube-apiserver (etcd keeps the data). */
+  stopApiserver(): Promise<void>;
+  /** Starts the stopped kube-apiserver; resolves when it is ready. */
+  startApiserver(): Promise<void>;
+  /** Stops etcd (the API server stays up and fails its requests). */
+  stopEtcd(): Promise<void>;
+  /** Starts the stopped etcd on its data; resolves when the API server is ready again. */
+  startEtcd(): Promise<void>;
+  /** Stops every component and removes the plane's directory. */
+  down(): Promise<void>;
+}
+
 let shared: Promise<TestCluster> | undefined;
 
 /** The control plane for this test process: started (or reused) once, then shared. */
@@ -142,8 +159,27 @@ export function cluster(): Promise<TestCluster> {
   return shared;
 }
 
-async function runScript(...args: string[]): Promise<string> {
-  const out = await new Deno.Command("bash", { args: [SCRIPT, ...args], stderr: "piped" }).output();
+/**
+ * A control plane in `dir` (`KOPF_CLUSTER_DIR` of `cluster.sh`), started or reused, never the
+ * shared one: for tests that restart or stop its components.
+ */
+export async function privateCluster(dir: string): Promise<PrivateCluster> {
+  const base = await start(dir);
+  return {
+    ...base,
+    stopApiserver: async () => void await runScript(dir, "stop-apiserver"),
+    startApiserver: async () => void await runScript(dir, "start-apiserver"),
+    stopEtcd: async () => void await runScript(dir, "stop-etcd"),
+    startEtcd: async () => void await runScript(dir, "start-etcd"),
+    down: async () => void await runScript(dir, "down"),
+  };
+}
+
+/** Runs `cluster.sh` on the plane in `dir` (default: `KOPF_CLUSTER_DIR` or the script's own). */
+async function runScript(dir: string | undefined, ...args: string[]): Promise<string> {
+  const env = dir === undefined ? undefined : { KOPF_CLUSTER_DIR: dir };
+  const out = await new Deno.Command("bash", { args: [SCRIPT, ...args], env, stderr: "piped" })
+    .output();
   const stdout = new TextDecoder().decode(out.stdout);
   if (!out.success) {
     const stderr = new TextDecoder().decode(out.stderr);
@@ -152,8 +188,8 @@ async function runScript(...args: string[]): Promise<string> {
   return stdout;
 }
 
-async function start(): Promise<TestCluster> {
-  const stdout = await runScript("up");
+async function start(dir?: string): Promise<TestCluster> {
+  const stdout = await runScript(dir, "up");
   const last = stdout.trim().split("\n").at(-1) ?? "";
   if (!last.startsWith("KUBECONFIG=")) throw new Error(`cluster.sh up printed no KUBECONFIG line`);
   const kubeconfig = last.slice("KUBECONFIG=".length);
@@ -281,10 +317,10 @@ async function start(): Promise<TestCluster> {
       return parseRequestTotals(text);
     },
     async restartApiserver() {
-      await runScript("restart-apiserver");
+      await runScript(dir, "restart-apiserver");
     },
     async logs() {
-      return await runScript("logs").catch((e) => String(e));
+      return await runScript(dir, "logs").catch((e) => String(e));
     },
     async cleanup() {
       await Promise.all([...created].map((name) => self.deleteNamespace(name)));
