@@ -593,7 +593,8 @@ export async function processObject(
     });
     writes = written.writes;
     const requiresDeletion = registry.changingHandlers(resource).some((h) => h.requiresFinalizer);
-    if ((written.gone || finalizerRefused) && finalizerAdded && requiresDeletion) {
+    // Only when handlers ran in this cycle: with the finalizer first, none have yet.
+    if ((written.gone || finalizerRefused) && finalizerAdded && requiresDeletion && changing) {
       logger.warn(
         "The object was deleted while its first handlers ran, before the finalizer was added: " +
           "its deletion handlers will not run (persistence.finalizerFirst avoids this).",

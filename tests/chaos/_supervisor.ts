@@ -102,6 +102,8 @@ export class OperatorSupervisor {
         o.kubeconfig,
         "--log-format",
         "json",
+        // KOPF_CHAOS_VERBOSE=1: the operator's debug lines too, to follow a failure.
+        ...(Deno.env.get("KOPF_CHAOS_VERBOSE") ? ["-v"] : []),
         "--allow-env=CHAOS_JOURNAL",
         `--allow-write=${o.journal}`,
         o.fixture,
