@@ -32,10 +32,13 @@ import { isDeletionBlocked } from "./storage/finalizers.ts";
 import { ObjectQueue, sequenceBackoff } from "./queue/object_queue.ts";
 import {
   type CycleEnvironment,
+  isOrphaned,
   loggerFor,
   type ObjectEngine,
+  type OrphanInput,
   processEvent,
   processObject,
+  processOrphan,
 } from "./handling/cycle.ts";
 import { contain } from "./handling/containment.ts";
 import { Memories } from "./handling/memories.ts";
@@ -669,31 +672,59 @@ class Operator {
 
   #gone(key: string, served: Served, object: RawBody): void {
     const resource = served.resource;
+    const memory = this.#memories.get(key);
     this.#memories.forget(key);
     this.#queue.forget(key);
     if (this.#registry.hasHandlers(resource, "changing")) {
       loggerFor(this.#env, object).debug("Deleted, really deleted, and we are notified.");
     }
+    const orphan = memory && { key, resource, body: object, memory };
     // With a server-side label selector, an object whose labels stop matching arrives as
     // DELETED while it still exists: a real deletion cannot end with our finalizer on it.
     const finalizer = this.#settings.persistence.finalizer;
     if (served.labelSelector && isDeletionBlocked(object, finalizer)) {
-      const task = this.#releaseFinalizer(resource, object).catch((error) =>
-        logger.error("Releasing the finalizer of {key} failed: {error}", { key, error })
+      this.#track(
+        this.#releaseFinalizer(resource, object, orphan).catch((error) =>
+          logger.error("Releasing the finalizer of {key} failed: {error}", { key, error })
+        ),
       );
-      this.#pending.add(task);
-      void task.finally(() => this.#pending.delete(task));
+    } else if (orphan && isOrphaned(this.#env, orphan)) {
+      this.#track(this.#orphan(orphan));
     }
   }
 
-  async #releaseFinalizer(resource: Resource, object: RawBody): Promise<void> {
+  #track(task: Promise<unknown>): void {
+    this.#pending.add(task);
+    void task.finally(() => this.#pending.delete(task));
+  }
+
+  /** Run the deletion handlers of an object that went without waiting for our finalizer. */
+  async #orphan(orphan: Omit<OrphanInput, "signal">): Promise<void> {
+    const target = { poster: this.#poster, settings: this.#settings.posting };
+    await withPostingTarget(
+      target,
+      () => processOrphan(this.#env, { ...orphan, signal: this.#handlersStop.signal }),
+    ).catch((error) => {
+      logger.error("Deletion handlers of {key} failed: {error}", { key: orphan.key, error });
+    });
+  }
+
+  async #releaseFinalizer(
+    resource: Resource,
+    object: RawBody,
+    orphan: Omit<OrphanInput, "signal"> | undefined,
+  ): Promise<void> {
     const name = object.metadata?.name ?? "";
     const namespace = resource.namespaced ? object.metadata?.namespace : undefined;
     let body: RawBody;
     try {
       body = await this.#client.get<RawBody>(resource, name, { namespace });
     } catch (error) {
-      if (error instanceof ApiError && error.status === 404) return;
+      if (error instanceof ApiError && error.status === 404) {
+        // Really gone, not out of the selector: gone without our finalizer's consent.
+        if (orphan && isOrphaned(this.#env, orphan)) await this.#orphan(orphan);
+        return;
+      }
       throw error;
     }
     const finalizer = this.#settings.persistence.finalizer;

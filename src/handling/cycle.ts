@@ -140,14 +140,10 @@ export function loggerFor(env: CycleEnvironment, body: RawBody): Logger {
   return objectLogger(body, { post, level: posting.level });
 }
 
-function addFinalizer(finalizer: string, onRefused: () => void): PatchFn {
+function addFinalizer(finalizer: string): PatchFn {
   return (body) => {
-    if (isDeletionBlocked(body, finalizer)) return;
-    if (isDeletionOngoing(body)) {
-      // The API server refuses new finalizers on objects being deleted.
-      onRefused();
-      return;
-    }
+    // The API server refuses new finalizers on objects being deleted.
+    if (isDeletionBlocked(body, finalizer) || isDeletionOngoing(body)) return;
     const metadata = body.metadata ??= {};
     metadata.finalizers = [...(metadata.finalizers ?? []), finalizer];
   };
@@ -243,6 +239,7 @@ async function executeHandlers(
   const plan = run.env.settings.execution.lifecycle(todo, {
     retries: (id) => state.get(id)?.retries ?? 0,
   });
+  if (plan.length) run.memory.handlingStarted = true;
   for (const handler of plan) {
     if (run.signal.aborted) break;
     try {
@@ -549,17 +546,15 @@ export async function processObject(
   const blocked = isDeletionBlocked(body, finalizer);
   const mustBlock = registry.requiresFinalizer(cause, excluded);
   let finalizerRemoved = false;
-  let finalizerAdded = false;
-  let finalizerRefused = false;
   if (mustBlock && !blocked && !ongoing) {
     logger.debug("Adding the finalizer, thus preventing the actual deletion.");
-    fns.push(addFinalizer(finalizer, () => finalizerRefused = true));
-    finalizerAdded = true;
+    fns.push(addFinalizer(finalizer));
     if (persistence.finalizerFirst) changing = false;
   }
   if (!mustBlock && blocked) {
     logger.debug("Removing the finalizer, as there are no handlers requiring it.");
     fns.push(removeFinalizer(finalizer));
+    memory.released = true;
     finalizerRemoved = true;
     changing = false;
   }
@@ -572,6 +567,7 @@ export async function processObject(
   if (ongoing && blocked && !finalizerRemoved && !delays.length) {
     logger.debug("Removing the finalizer, thus allowing the actual deletion.");
     fns.push(removeFinalizer(finalizer));
+    memory.released = true;
   }
 
   let writes = 0;
@@ -592,14 +588,6 @@ export async function processObject(
       signal: signal.aborted ? AbortSignal.timeout(10_000) : undefined,
     });
     writes = written.writes;
-    const requiresDeletion = registry.changingHandlers(resource).some((h) => h.requiresFinalizer);
-    // Only when handlers ran in this cycle: with the finalizer first, none have yet.
-    if ((written.gone || finalizerRefused) && finalizerAdded && requiresDeletion && changing) {
-      logger.warn(
-        "The object was deleted while its first handlers ran, before the finalizer was added: " +
-          "its deletion handlers will not run (persistence.finalizerFirst avoids this).",
-      );
-    }
     if (written.gone) return { writes };
     memory.await(
       written.object?.metadata?.resourceVersion,
@@ -617,6 +605,97 @@ export async function processObject(
   }
   if (changing) logger.debug("Handling cycle is finished, waiting for new changes.");
   return { writes };
+}
+
+/** An object that is gone for good, as {@linkcode processOrphan} takes it. */
+export interface OrphanInput {
+  /** The operator's key of the object. */
+  readonly key: string;
+  /** The resource. */
+  readonly resource: Resource;
+  /** The object's last known state (from its DELETED event). */
+  readonly body: RawBody;
+  /** The object's memory (forgotten by the operator already; its memo lives on here). */
+  readonly memory: ObjectMemory;
+  /** Aborted when the operator stops. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * Whether an object that is gone was deleted without our consent while it needed its deletion
+ * handlers: its last state still carries our finalizer (the API server deleted it anyway — a
+ * deletion that raced with the write adding the finalizer — or someone removed the finalizer),
+ * or its handlers had started here before the finalizer was ever in place
+ * (`persistence.finalizerFirst = false`) and we never released it.
+ */
+export function isOrphaned(env: CycleEnvironment, input: Omit<OrphanInput, "signal">): boolean {
+  const { body, memory, resource } = input;
+  const needs = env.registry.changingHandlers(resource).some((h) => h.requiresFinalizer);
+  if (!needs || memory.released) return false;
+  return isDeletionBlocked(body, env.settings.persistence.finalizer) || memory.handlingStarted;
+}
+
+/**
+ * Run the deletion handlers of an object that is already gone (see {@linkcode isOrphaned}), on
+ * its last known state. Nothing can be written to it any more: its handlers' progress is kept
+ * here in memory, through their retries, until they are done or the operator stops.
+ */
+export async function processOrphan(env: CycleEnvironment, input: OrphanInput): Promise<void> {
+  const { resource, memory, signal } = input;
+  const persistence = env.settings.persistence;
+  // The object as it would be had the finalizer held: being deleted, with our finalizer.
+  const body = deepCopy(input.body);
+  const metadata = body.metadata ??= {};
+  metadata.deletionTimestamp ??= new Date().toISOString().replace(/\.\d+Z$/, "Z");
+  if (!isDeletionBlocked(body, persistence.finalizer)) {
+    metadata.finalizers = [...(metadata.finalizers ?? []), persistence.finalizer];
+  }
+  const logger = loggerFor(env, body);
+  logger.warn(
+    "The object is gone without waiting for our finalizer (deleted while it was being added, " +
+      "or it was removed by someone else): its deletion handlers run on its last known state, " +
+      "with their progress in memory only.",
+  );
+  while (!signal.aborted) {
+    const essences = computeEssences({
+      body,
+      diffbaseStorage: persistence.diffbaseStorage,
+      progressStorage: persistence.progressStorage,
+      extraFields: env.registry.extraFields(resource),
+    });
+    const patch = new Patch();
+    const delays = await processChanging({
+      env,
+      resource,
+      body,
+      view: () => deepCopy(body),
+      patch,
+      logger,
+      memory,
+      signal,
+      reason: "delete",
+      initial: false,
+      essences,
+      finished: memory.finishedFor("delete", essences.old),
+      purgeWhenDone: false,
+    });
+    // The progress goes into the local copy, which stands in for the object.
+    applyMergePatch(body, patch.toMergePatch());
+    if (!delays.length) return;
+    await abortableDelay(Math.min(...delays) * 1000, signal);
+  }
+}
+
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 function emptyEssences(): Essences {

@@ -27,6 +27,8 @@ const RECENT_VERSIONS = 16;
 const LISTED = 1;
 const HANDLED = 2;
 const BLANK_MEMO = 4;
+const STARTED = 8;
+const RELEASED = 16;
 
 /** Read-your-writes bookkeeping of one object, only while a write is in flight or awaited. */
 interface Pending {
@@ -113,6 +115,22 @@ export class ObjectMemory {
   }
   set fullyHandledOnce(value: boolean) {
     this.#flags = value ? this.#flags | HANDLED : this.#flags & ~HANDLED;
+  }
+
+  /** Some changing handler has been called for the object in this process. */
+  get handlingStarted(): boolean {
+    return (this.#flags & STARTED) !== 0;
+  }
+  set handlingStarted(value: boolean) {
+    this.#flags = value ? this.#flags | STARTED : this.#flags & ~STARTED;
+  }
+
+  /** We have written the removal of our finalizer: the object may go now. */
+  get released(): boolean {
+    return (this.#flags & RELEASED) !== 0;
+  }
+  set released(value: boolean) {
+    this.#flags = value ? this.#flags | RELEASED : this.#flags & ~RELEASED;
   }
 
   /** The resourceVersion of our last write, until it comes back through the watch. */

@@ -142,3 +142,53 @@ Deno.test("an object deleted while its create handler runs still gets its delete
     await c.deleteNamespace(ns);
   }
 });
+
+// Objects deleted right after their creation: their deletion races with our finalizer's write.
+// The API server may then delete an object although our finalizer made it onto it (a DELETE that
+// read the object before our write completes after it), or — without the finalizer first — before
+// the finalizer is there at all. Either way, the object whose create handler started gets its
+// delete handler once, on its last known state.
+for (const finalizerFirst of [true, false]) {
+  Deno.test(`quick deletions (finalizerFirst=${finalizerFirst}): every started object gets one delete`, async () => {
+    const ns = await c.namespace("once-quick");
+    const registry = new kopf.Registry();
+    const creates = new Map<string, number>();
+    const deletes = new Map<string, number>();
+    const bump = (map: Map<string, number>, name: string) =>
+      map.set(name, (map.get(name) ?? 0) + 1);
+    registry.on.create(res.plural, { id: "create_fn" }, async ({ name }) => {
+      bump(creates, name!);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    });
+    registry.on.delete(res.plural, { id: "delete_fn" }, ({ name }) => {
+      bump(deletes, name!);
+    });
+    registry.daemon(res.plural, { id: "idle" }, async ({ stopped }) => {
+      await stopped.wait();
+    });
+    const settings = new kopf.Settings();
+    settings.persistence.finalizerFirst = finalizerFirst;
+    const operator = await startOperator(c, { registry, settings, namespaces: [ns] });
+    try {
+      const names = Array.from({ length: 30 }, (_, i) => `quick-${i}`);
+      await Promise.all(names.map(async (name) => {
+        await createObject(c, res, ns, name);
+        await c.api("DELETE", res.path(ns, name));
+      }));
+      await waitFor(async () => (await c.api("GET", res.path(ns))).items.length === 0, {
+        message: "every object gone",
+      });
+      await waitFor(() => [...creates.keys()].every((name) => deletes.has(name)), {
+        timeout: 10,
+        message: `a delete for every started object: ${[...creates.keys()]} vs ${[...deletes]}`,
+      });
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      for (const [name, n] of deletes) assert.equal(n, 1, `delete of ${name}: ${n} calls`);
+      for (const [name, n] of creates) assert.equal(n, 1, `create of ${name}: ${n} calls`);
+    } finally {
+      await stripFinalizers(c, res, ns);
+      await operator.stop();
+      await c.deleteNamespace(ns);
+    }
+  });
+}
