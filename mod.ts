@@ -173,7 +173,7 @@ export { Index, Store } from "./src/engines/indexes.ts";
 export { copyMemo, MEMO_COPY } from "./src/engines/memos.ts";
 export { ActivityError } from "./src/engines/activities.ts";
 export { ConnectionInfo, type ConnectionInfoFields } from "./src/engines/login.ts";
-export { sandboxKubeconfig } from "./src/kube/config.ts";
+export { sandboxKubeconfig } from "./src/kube/config/mod.ts";
 
 // Kubernetes Events about objects.
 export { event, type EventPostOptions, exception, info, warn } from "./src/handling/posting.ts";

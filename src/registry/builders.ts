@@ -24,6 +24,7 @@ import {
   checkActivityOptions,
   checkResourceOptions,
   checkSubhandlerOptions,
+  type Registration,
   type ResourceApi,
 } from "./validation.ts";
 
@@ -55,13 +56,9 @@ function splitArgs(api: string, args: readonly unknown[]): SplitArgs {
   return { selector: rest as SelectorArg[], options, fn };
 }
 
-/** Everything a registration needs to know about where it came from. */
-interface Origin {
-  fn: unknown;
-  options: Record<string, unknown>;
+/** A registration and where it came from (for ids of anonymous functions). */
+interface Origin extends Registration {
   site: CallSite | null;
-  /** For messages: `kopf.on.create(create_fn)`, or the anonymous function's file and line. */
-  source: string;
 }
 
 function origin(api: string, fn: unknown, options: Record<string, unknown>): Origin {
@@ -69,12 +66,8 @@ function origin(api: string, fn: unknown, options: Record<string, unknown>): Ori
   const named = name !== "" && name !== "anonymous";
   // The stack is read only when the id has to come from the call site (or for messages).
   const site = named ? null : captureCallSite();
-  const display = named
-    ? name
-    : site
-    ? `anonymous function at ${site.file}:${site.line}`
-    : "anonymous function";
-  return { fn, options, site, source: `${api}(${display})` };
+  const where = site ? ` at ${site.file}:${site.line}` : "";
+  return { fn, options, site, source: `${api}(${named ? name : `anonymous function${where}`})` };
 }
 
 function common(o: Origin, suffix: FieldPath | null, title: string, prefix?: string) {
@@ -113,13 +106,11 @@ function filters(o: Origin, field: FieldPath | null) {
  * delete/field/event`, `kopf.daemon`, `kopf.timer`, `kopf.index`.
  */
 export function buildResourceHandler(api: ResourceApi, args: readonly unknown[]): ResourceHandler {
-  const name = api === "daemon" || api === "timer" || api === "index"
-    ? `kopf.${api}`
-    : `kopf.on.${api}`;
+  const name = `kopf.${["daemon", "timer", "index"].includes(api) ? "" : "on."}${api}`;
   const split = splitArgs(name, args);
   const o = origin(name, split.fn, split.options);
   const options = o.options;
-  const { field, selector } = checkResourceOptions(api, o.source, o.fn, options, split.selector);
+  const { field, selector } = checkResourceOptions(api, o, split.selector);
   const base = (title: string, suffix = field) => ({
     ...common(o, suffix, title),
     selector,
@@ -174,7 +165,7 @@ export function buildActivityHandler(
   const api = `kopf.on.${activity}`;
   const split = splitArgs(api, args);
   const o = origin(api, split.fn, split.options);
-  checkActivityOptions(o.source, o.fn, o.options, split.selector.length > 0);
+  checkActivityOptions(o, split.selector.length > 0);
   return { kind: "activity", ...common(o, null, "Activity"), activity };
 }
 
@@ -190,7 +181,7 @@ export function buildSubhandler(
 ): ChangingHandler {
   const o = origin(api, fn, options);
   const at = { ...o, source: `${parent.title}: ${o.source}` };
-  const field = checkSubhandlerOptions(parent, at.source, fn, options);
+  const field = checkSubhandlerOptions(parent, at);
   return {
     kind: "changing",
     ...common(at, null, "Handler", parent.id),

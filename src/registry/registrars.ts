@@ -168,29 +168,21 @@ export interface Registrars {
   index: Registrar<"index">;
 }
 
-function sinkOf(args: readonly unknown[], fallback: () => HandlerSink): HandlerSink {
-  const options = args.length >= 2 ? args.at(-2) : undefined;
-  const explicit = isPlainObject(options) ? options.registry as HandlerSink | undefined : undefined;
-  return explicit ?? fallback();
-}
-
 /**
  * Registration functions that append to the registry given in the options, else to `sink()`.
  */
 export function createRegistrars(sink: () => HandlerSink): Registrars {
-  const register = (
-    args: readonly unknown[],
-    build: (args: readonly unknown[]) => HandlerRecord,
-  ) => {
-    const handler = build(args);
-    sinkOf(args, sink).append(handler);
-    return handler.fn;
-  };
+  const registrar =
+    (build: (args: readonly unknown[]) => HandlerRecord) => (...args: unknown[]) => {
+      const handler = build(args);
+      const options = args.at(-2); // the registry option was checked by the build
+      ((isPlainObject(options) && options.registry as HandlerSink) || sink()).append(handler);
+      return handler.fn;
+    };
   const activity = (name: Activity) =>
-    ((...args: unknown[]) =>
-      register(args, (a) => buildActivityHandler(name, a))) as ActivityRegistrar;
+    registrar((args) => buildActivityHandler(name, args)) as ActivityRegistrar;
   const resource = <K extends RegistrationKind>(api: K) =>
-    ((...args: unknown[]) => register(args, (a) => buildResourceHandler(api, a))) as Registrar<K>;
+    registrar((args) => buildResourceHandler(api, args)) as Registrar<K>;
   return {
     on: {
       startup: activity("startup"),

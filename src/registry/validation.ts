@@ -26,6 +26,17 @@ const CANCELLATION_KEYS = ["cancellationBackoff", "cancellationTimeout", "cancel
 const ERRORS_MODES: readonly ErrorsMode[] = ["temporary", "permanent", "ignored"];
 
 type Options = Record<string, unknown>;
+
+/** A registration call to check: `source` names it in messages (`kopf.on.create(create_fn)`). */
+export interface Registration {
+  /** For messages: the API and the function's name, or where an anonymous one was registered. */
+  source: string;
+  /** What was given as the handler. */
+  fn: unknown;
+  /** The options object (`{}` when none was given). */
+  options: Options;
+}
+
 type Rule = {
   keys: string[];
   check?: (source: string, options: Options, field: FieldPath | null) => void;
@@ -88,9 +99,7 @@ function fail(source: string, message: string): never {
  */
 export function checkResourceOptions(
   api: ResourceApi,
-  source: string,
-  fn: unknown,
-  options: Options,
+  { source, fn, options }: Registration,
   positional: SelectorArg[],
 ): { field: FieldPath | null; selector: Selector } {
   const rules: Rule = RULES[api];
@@ -114,12 +123,7 @@ export function checkResourceOptions(
 }
 
 /** Checks an activity registration (`hasSelector`: positional selector arguments were given). */
-export function checkActivityOptions(
-  source: string,
-  fn: unknown,
-  options: Options,
-  hasSelector: boolean,
-): void {
+export function checkActivityOptions({ source, fn, options }: Registration, hasSelector: boolean) {
   if (hasSelector) fail(source, "activities take no resource selector");
   checkKeys(source, options, [...ID_KEYS, ...RETRY_KEYS, "registry"]);
   checkCommon(source, fn, options);
@@ -132,9 +136,7 @@ export function checkActivityOptions(
  */
 export function checkSubhandlerOptions(
   parent: ChangingHandler,
-  source: string,
-  fn: unknown,
-  options: Options,
+  { source, fn, options }: Registration,
 ): FieldPath | null {
   checkKeys(source, options, [...ID_KEYS, ...RETRY_KEYS, ...FILTER_KEYS, ...CHANGE_KEYS]);
   checkCommon(source, fn, options);
@@ -147,14 +149,10 @@ export function checkSubhandlerOptions(
   return field;
 }
 
-function camelCase(key: string): string {
-  return key.replace(/_([a-z])/g, (_m, ch: string) => ch.toUpperCase());
-}
-
 function checkKeys(source: string, options: Options, allowed: string[]): void {
   for (const key of Object.keys(options)) {
     if (allowed.includes(key)) continue;
-    const camel = camelCase(key);
+    const camel = key.replace(/_([a-z])/g, (_m, ch: string) => ch.toUpperCase());
     const hint = camel !== key && allowed.includes(camel)
       ? ` (did you mean "${camel}"?)`
       : `; known options: ${allowed.join(", ")}`;
@@ -167,12 +165,8 @@ function checkSeconds(source: string, name: string, value: unknown, positive = f
   if (
     typeof value !== "number" || !Number.isFinite(value) || value < 0 || (positive && value === 0)
   ) {
-    fail(
-      source,
-      `${name} must be a ${positive ? "positive" : "non-negative"} number of seconds, got ${
-        show(value)
-      }`,
-    );
+    const sign = positive ? "positive" : "non-negative";
+    fail(source, `${name} must be a ${sign} number of seconds, got ${show(value)}`);
   }
 }
 
@@ -195,10 +189,8 @@ function show(value: unknown): string {
 function checkRetry(source: string, options: Options): void {
   const { errors, timeout, retries, backoff } = options;
   if (errors !== undefined && !ERRORS_MODES.includes(errors as ErrorsMode)) {
-    fail(
-      source,
-      `errors must be one of ${ERRORS_MODES.map((m) => `"${m}"`).join(", ")}, got ${show(errors)}`,
-    );
+    const modes = ERRORS_MODES.map((m) => `"${m}"`).join(", ");
+    fail(source, `errors must be one of ${modes}, got ${show(errors)}`);
   }
   checkSeconds(source, "timeout", timeout);
   checkSeconds(source, "backoff", backoff);
@@ -221,12 +213,8 @@ function checkMetaFilter(source: string, name: string, filter: unknown): void {
       fail(source, `${name}["${key}"] is ${value}; use kopf.PRESENT or kopf.ABSENT`);
     }
     if (typeof value !== "string" && typeof value !== "function" && !isToken(value)) {
-      fail(
-        source,
-        `${name}["${key}"] must be a string, kopf.PRESENT, kopf.ABSENT or a function, got ${
-          show(value)
-        }`,
-      );
+      const allowed = "a string, kopf.PRESENT, kopf.ABSENT or a function";
+      fail(source, `${name}["${key}"] must be ${allowed}, got ${show(value)}`);
     }
   }
 }
