@@ -70,7 +70,7 @@ export async function configError(promise: Promise<unknown>): Promise<ConfigErro
 
 const ENV_KEYS = ["KUBECONFIG", "HOME", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"];
 
-/** Runs `fn` with the variables loading reads set as in `env` (unset if `undefined`), then restores them. */
+/** Runs `fn` with the variables loading reads set as `env` says (`undefined`: unset), then back. */
 export async function withEnv<T>(
   env: Record<string, string | undefined>,
   fn: () => Promise<T>,
