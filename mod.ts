@@ -57,7 +57,6 @@ export {
 } from "./src/registry/filters.ts";
 export type {
   ActivityHandler,
-  ActivityRegistrar,
   AnyHandlerFn,
   ChangingHandler,
   DaemonHandler,
@@ -65,6 +64,14 @@ export type {
   HandlerRecord,
   HandlerRecordBase,
   IndexingHandler,
+  ResourceHandler,
+  ResourceHandlerBase,
+  SpawningHandlerBase,
+  TimerHandler,
+  WatchingHandler,
+} from "./src/registry/records.ts";
+export type {
+  ActivityRegistrar,
   OnApi,
   Registrar,
   Registrars,
@@ -72,14 +79,8 @@ export type {
   RegistrationKind,
   RegistrationKinds,
   RegistrationOptions,
-  ResourceHandler,
-  ResourceHandlerBase,
-  SelectorArg,
   SelectorName,
-  SpawningHandlerBase,
-  TimerHandler,
-  WatchingHandler,
-} from "./src/registry/registration.ts";
+} from "./src/registry/registrars.ts";
 export type {
   Activity,
   ActivityContext,
@@ -134,6 +135,7 @@ export {
   EVERYTHING,
   type ResourcePredicate,
   Selector,
+  type SelectorArg,
   type SelectorSpec,
 } from "./src/kube/selector.ts";
 export type { KubeObject, ObjectMeta, Resource } from "./src/kube/resource.ts";
@@ -171,7 +173,7 @@ export { Index, Store } from "./src/engines/indexes.ts";
 export { copyMemo, MEMO_COPY } from "./src/engines/memos.ts";
 export { ActivityError } from "./src/engines/activities.ts";
 export { ConnectionInfo, type ConnectionInfoFields } from "./src/engines/login.ts";
-export { sandboxKubeconfig } from "./src/kube/config.ts";
+export { sandboxKubeconfig } from "./src/kube/config/mod.ts";
 
 // Kubernetes Events about objects.
 export { event, type EventPostOptions, exception, info, warn } from "./src/handling/posting.ts";

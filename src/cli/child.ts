@@ -93,7 +93,7 @@ async function defaultApi(): Promise<OperatorApi> {
   // before the Kubernetes client is even loaded.
   const [kopf, config] = await Promise.all([
     import("../../mod.ts"),
-    import("../kube/config.ts"),
+    import("../kube/config/mod.ts"),
   ]);
   return {
     // Signals are this process's: runOperator turns them into `signal`.
@@ -231,7 +231,7 @@ export async function runOperator(
       // The launcher resolved the files, the variables and the context into this document. It is
       // installed before the handlers load, so that their own clients can use it at import time
       // (kopf.sandboxKubeconfig()).
-      const { useKubeconfigDocument } = await import("../kube/config.ts");
+      const { useKubeconfigDocument } = await import("../kube/config/mod.ts");
       useKubeconfigDocument(kubeconfig, `$${spec.kubeconfigVariable} (from kopf run)`);
       const { kubeconfig: _files, context: _context, ...rest } = spec.operator;
       spec = { ...spec, operator: rest };

@@ -15,7 +15,7 @@ import {
 } from "../handling/errors.ts";
 import { attributed } from "../handling/containment.ts";
 import type { Logger } from "../registry/context.ts";
-import type { HandlerRecordBase } from "../registry/registration.ts";
+import type { HandlerRecordBase } from "../registry/records.ts";
 
 /** A handler's in-memory progress: attempts made and when the first one started. */
 export interface Progress {

@@ -15,7 +15,7 @@
 import { getLogger } from "@logtape/logtape";
 import { type Clock, SYSTEM_CLOCK } from "../kube/rate_limit.ts";
 import type { Activity, ActivityContext, Memo } from "../registry/context.ts";
-import type { ActivityHandler, ErasedContext } from "../registry/registration.ts";
+import type { ActivityHandler, ErasedContext } from "../registry/records.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { Settings } from "../settings.ts";
 import { attempt, freshProgress, type Progress, retryInfo } from "./_invoke.ts";

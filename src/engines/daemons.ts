@@ -28,7 +28,7 @@ import type {
   ErasedContext,
   SpawningHandlerBase,
   TimerHandler,
-} from "../registry/registration.ts";
+} from "../registry/records.ts";
 import type { Settings } from "../settings.ts";
 import { attempt, freshProgress, retryInfo } from "./_invoke.ts";
 import { type DaemonStopper, sleepUnless } from "./stopper.ts";

@@ -26,7 +26,7 @@ import { Patch } from "../handling/patch.ts";
 import { currentBody } from "../kits/hierarchies.ts";
 import { type Clock, SYSTEM_CLOCK } from "../kube/rate_limit.ts";
 import type { KubeObject, Resource } from "../kube/resource.ts";
-import type { ErasedContext, IndexingHandler } from "../registry/registration.ts";
+import type { ErasedContext, IndexingHandler } from "../registry/records.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { Settings } from "../settings.ts";
 import { deepEqual, isObject } from "../storage/fields.ts";

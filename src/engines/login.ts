@@ -14,8 +14,8 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { ClusterConfig, TlsSettings } from "../kube/config.ts";
-import type { AuthMaterial, Credentials } from "../kube/config.ts";
+import type { ClusterConfig, TlsSettings } from "../kube/config/mod.ts";
+import type { AuthMaterial, Credentials } from "../kube/config/mod.ts";
 import type { Memo } from "../registry/context.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { Settings } from "../settings.ts";

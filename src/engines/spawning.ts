@@ -24,7 +24,7 @@ import { type Clock, SYSTEM_CLOCK } from "../kube/rate_limit.ts";
 import type { KubeObject, Resource } from "../kube/resource.ts";
 import type { Logger, Memo, StopReason } from "../registry/context.ts";
 import type { Registry } from "../registry/registry.ts";
-import type { DaemonHandler, TimerHandler } from "../registry/registration.ts";
+import type { DaemonHandler, TimerHandler } from "../registry/records.ts";
 import type { Settings } from "../settings.ts";
 import type { BodyEssence } from "../storage/diffbase.ts";
 import { deepEqual } from "../storage/fields.ts";

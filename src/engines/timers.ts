@@ -18,7 +18,7 @@
  * @module
  */
 
-import type { TimerHandler } from "../registry/registration.ts";
+import type { TimerHandler } from "../registry/records.ts";
 import { freshProgress } from "./_invoke.ts";
 import { callOnce, initialDelayOf, type SpawnEnv } from "./daemons.ts";
 import { sleepUnless } from "./stopper.ts";

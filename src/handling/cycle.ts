@@ -20,7 +20,7 @@ import type { Resource } from "../kube/resource.ts";
 import type { EventType } from "../registry/context.ts";
 import type { ChangingMatchCause, Registry } from "../registry/registry.ts";
 import { selectChangingHandlers } from "../registry/registry.ts";
-import type { ChangingHandler, WatchingHandler } from "../registry/registration.ts";
+import type { ChangingHandler, WatchingHandler } from "../registry/records.ts";
 import { Subhandlers, withSubhandlers } from "../registry/subhandlers.ts";
 import type { Settings } from "../settings.ts";
 import { deepCopy, deepEqual, type RawBody, resolveField } from "../storage/fields.ts";

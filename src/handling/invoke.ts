@@ -16,7 +16,7 @@
 
 import type { Logger } from "@logtape/logtape";
 import { currentBody, type OwnerBody } from "../kits/hierarchies.ts";
-import type { HandlerRecordBase } from "../registry/registration.ts";
+import type { HandlerRecordBase } from "../registry/records.ts";
 import {
   checkLimits,
   type ErrorsMode,

@@ -12,7 +12,7 @@
  */
 
 import type { Agent as HttpsAgent } from "node:https";
-import type { TlsSettings } from "./config.ts";
+import type { TlsSettings } from "./config/mod.ts";
 
 /** One request as the client hands it to a transport. */
 export interface TransportRequest {

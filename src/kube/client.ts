@@ -35,7 +35,7 @@ import {
   type ClusterConfig,
   loadConfig,
   type LoadConfigOptions,
-} from "./config.ts";
+} from "./config/mod.ts";
 import { ApiError, ConnectionError, type KubeStatus, RequestTimeoutError } from "./errors.ts";
 import { type Clock, InFlightLimit, SYSTEM_CLOCK, TokenBucket } from "./rate_limit.ts";
 import {

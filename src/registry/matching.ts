@@ -10,7 +10,7 @@ import type { Resource } from "../kube/resource.ts";
 import type { BodyEssence } from "../storage/diffbase.ts";
 import { deepEqual, hasField, type RawBody, resolveField } from "../storage/fields.ts";
 import { ABSENT, type MetaFilter, PRESENT, type ValueFilter } from "./filters.ts";
-import type { ChangingHandler, ResourceHandler } from "./registration.ts";
+import type { ChangingHandler, ResourceHandler } from "./records.ts";
 
 /** What matching looks at. */
 export interface MatchCause {
@@ -43,7 +43,7 @@ export function memoized<C extends MatchCause>(cause: C): C {
   };
 }
 
-// The erased context type of stored callbacks (see registration.ts).
+// The erased context type of stored callbacks (see records.ts).
 type Ctx = never;
 
 /** Whether the handler's selector matches the resource (sub-handlers always do). */

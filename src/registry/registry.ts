@@ -21,19 +21,17 @@ import {
   prematch,
   servesReason,
 } from "./matching.ts";
-import {
-  type ActivityHandler,
-  type ChangingHandler,
-  createRegistrars,
-  type DaemonHandler,
-  type HandlerRecord,
-  type IndexingHandler,
-  type OnApi,
-  type Registrars,
-  type ResourceHandler,
-  type TimerHandler,
-  type WatchingHandler,
-} from "./registration.ts";
+import type {
+  ActivityHandler,
+  ChangingHandler,
+  DaemonHandler,
+  HandlerRecord,
+  IndexingHandler,
+  ResourceHandler,
+  TimerHandler,
+  WatchingHandler,
+} from "./records.ts";
+import { createRegistrars, type OnApi, type Registrars } from "./registrars.ts";
 
 /** A changing cause as the registry needs it (the cycle builds it). */
 export interface ChangingMatchCause extends MatchCause {

@@ -12,7 +12,8 @@
 
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { ChangingFn, SubhandlerApi, SubhandlerOptions } from "./context.ts";
-import { buildSubhandler, type ChangingHandler } from "./registration.ts";
+import { buildSubhandler } from "./builders.ts";
+import type { ChangingHandler } from "./records.ts";
 
 /** The sub-handlers registered during one invocation of a parent handler. */
 export class Subhandlers {

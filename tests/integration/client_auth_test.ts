@@ -3,11 +3,11 @@
 // TLS options, and an unreachable server.
 import assert from "node:assert/strict";
 import { KubeClient } from "../../src/kube/client.ts";
-import { ExecCredentials, loadConfig } from "../../src/kube/config.ts";
+import { ExecCredentials, loadConfig } from "../../src/kube/config/mod.ts";
 import { ApiError, ConnectionError } from "../../src/kube/errors.ts";
 import { cluster, type TestCluster } from "../support/cluster.ts";
+import { execPluginRuns, execPluginUser } from "../support/kubeconfig_fixtures.ts";
 
-const PLUGIN = new URL("../support/exec_plugin.ts", import.meta.url).pathname;
 const FAST_RETRIES = { retries: 2, backoff: { initialMs: 10, factor: 2, maxMs: 50 } };
 
 /** Who the API server thinks we are (a SelfSubjectReview needs no RBAC). */
@@ -52,22 +52,6 @@ current-context: test
   return path;
 }
 
-async function runs(dir: string): Promise<number> {
-  try {
-    return (await Deno.readTextFile(`${dir}/runs`)).trim().split("\n").length;
-  } catch {
-    return 0;
-  }
-}
-
-function execLines(dir: string): string {
-  return `    exec:
-      apiVersion: client.authentication.k8s.io/v1
-      command: ${Deno.execPath()}
-      args: [run, --quiet, --allow-read, --allow-write, --allow-env, ${PLUGIN}, ${dir}]
-      interactiveMode: Never`;
-}
-
 Deno.test("token auth from the test kubeconfig", async () => {
   const c = await cluster();
   const client = await KubeClient.connect({ kubeconfig: c.kubeconfig });
@@ -105,12 +89,14 @@ Deno.test("exec plugin auth runs the plugin once and reuses its token", async ()
   const c = await cluster();
   const dir = await Deno.makeTempDir({ prefix: "kopf-exec-" });
   await Deno.writeTextFile(`${dir}/tokens`, `${c.token}\n`);
-  const client = await KubeClient.connect({ kubeconfig: await kubeconfigWith(c, execLines(dir)) });
+  const client = await KubeClient.connect({
+    kubeconfig: await kubeconfigWith(c, execPluginUser(dir)),
+  });
   try {
     assert.ok(client.config.credentials instanceof ExecCredentials);
     await Promise.all([1, 2, 3].map(() => client.request("GET", "/api/v1/namespaces/default")));
     assert.equal((await whoAmI(client)).username, "kube-admin");
-    assert.equal(await runs(dir), 1);
+    assert.equal(await execPluginRuns(dir), 1);
     assert.equal(client.metrics.reauthentications, 0);
   } finally {
     client.close();
@@ -121,14 +107,16 @@ Deno.test("a rejected exec token (401) re-runs the plugin once and the request s
   const c = await cluster();
   const dir = await Deno.makeTempDir({ prefix: "kopf-exec-" });
   await Deno.writeTextFile(`${dir}/tokens`, `expired-token\n${c.token}\n`);
-  const client = await KubeClient.connect({ kubeconfig: await kubeconfigWith(c, execLines(dir)) });
+  const client = await KubeClient.connect({
+    kubeconfig: await kubeconfigWith(c, execPluginUser(dir)),
+  });
   try {
     const ns = await client.request<{ metadata: { name: string } }>(
       "GET",
       "/api/v1/namespaces/default",
     );
     assert.equal(ns.metadata.name, "default");
-    assert.equal(await runs(dir), 2);
+    assert.equal(await execPluginRuns(dir), 2);
     assert.equal(client.metrics.reauthentications, 1);
     assert.deepEqual(client.metrics.responses, { 200: 1, 401: 1 });
   } finally {
@@ -140,13 +128,15 @@ Deno.test("a token that stays bad fails with 401 after one reload", async () => 
   const c = await cluster();
   const dir = await Deno.makeTempDir({ prefix: "kopf-exec-" });
   await Deno.writeTextFile(`${dir}/tokens`, "bad-1\nbad-2\nbad-3\n");
-  const client = await KubeClient.connect({ kubeconfig: await kubeconfigWith(c, execLines(dir)) });
+  const client = await KubeClient.connect({
+    kubeconfig: await kubeconfigWith(c, execPluginUser(dir)),
+  });
   try {
     const error = await client.request("GET", "/api/v1/namespaces/default").catch((e) => e);
     assert.ok(error instanceof ApiError, String(error));
     assert.equal(error.status, 401);
     assert.equal(error.message, "GET namespaces default: 401 Unauthorized: Unauthorized");
-    assert.equal(await runs(dir), 2);
+    assert.equal(await execPluginRuns(dir), 2);
   } finally {
     client.close();
   }

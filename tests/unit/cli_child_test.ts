@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const CHILD = new URL("../../src/cli/child.ts", import.meta.url).href;
-const CONFIG = new URL("../../src/kube/config.ts", import.meta.url).href;
+const CONFIG = new URL("../../src/kube/config/mod.ts", import.meta.url).href;
 
 interface Outcome {
   code: number;

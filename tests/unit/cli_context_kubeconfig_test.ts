@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { resolveApiTarget } from "../../src/cli/api_target.ts";
 import { contextKubeconfig, MAX_DOCUMENT_BYTES } from "../../src/cli/context_kubeconfig.ts";
 import { UsageError } from "../../src/cli/errors.ts";
-import { loadConfigFromDocument } from "../../src/kube/config.ts";
+import { loadConfigFromDocument } from "../../src/kube/config/mod.ts";
 
 const CA = "-----BEGIN CERTIFICATE-----\nMIIBca\n-----END CERTIFICATE-----\n";
 const CERT = "-----BEGIN CERTIFICATE-----\nMIIBcert\n-----END CERTIFICATE-----\n";

@@ -6,7 +6,7 @@ import type { Logger } from "@logtape/logtape";
 import { HandlerTimeoutError, PermanentError, TemporaryError } from "../../src/handling/errors.ts";
 import { executeOnce, invoke, jsonResult } from "../../src/handling/invoke.ts";
 import { currentBody } from "../../src/kits/hierarchies.ts";
-import type { HandlerRecordBase } from "../../src/registry/registration.ts";
+import type { HandlerRecordBase } from "../../src/registry/records.ts";
 
 const BODY = {
   apiVersion: "v1",

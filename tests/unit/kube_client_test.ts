@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { isIdempotent, KubeClient, parseRetryAfter } from "../../src/kube/client.ts";
-import type { ClusterConfig, Credentials } from "../../src/kube/config.ts";
-import { tokenCredentials } from "../../src/kube/config.ts";
+import type { ClusterConfig, Credentials } from "../../src/kube/config/mod.ts";
+import { tokenCredentials } from "../../src/kube/config/mod.ts";
 import {
   ApiError,
   ConfigError,

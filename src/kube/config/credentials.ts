@@ -9,9 +9,13 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { ConfigError } from "./errors.ts";
+import { ConfigError } from "../errors.ts";
+import { fileError, oneLine } from "./inputs.ts";
 
 const logger = getLogger(["kopf", "kube"]);
+
+/** An exec plugin that has not answered within this is killed, and the request fails. */
+const EXEC_TIMEOUT_MS = 60_000;
 
 /** What a credential source contributes to one request. */
 export interface AuthMaterial {
@@ -38,7 +42,7 @@ export type CredentialKind =
  *
  * @example
  * ```ts
- * import { tokenCredentials } from "./config.ts";
+ * import { tokenCredentials } from "./credentials.ts";
  * const credentials = tokenCredentials("s3cr3t");
  * const { headers } = await credentials.get(); // [["Authorization", "Bearer s3cr3t"]]
  * ```
@@ -76,6 +80,24 @@ export class StaticCredentials implements Credentials {
 }
 
 /**
+ * Credentials with a fixed bearer token.
+ *
+ * @example
+ * ```ts
+ * import { tokenCredentials } from "./credentials.ts";
+ * const credentials = tokenCredentials("s3cr3t");
+ * ```
+ */
+export function tokenCredentials(token: string): Credentials {
+  return new StaticCredentials("token", withBearer({ headers: [] }, token));
+}
+
+/** `base` with a bearer token added to its headers. */
+export function withBearer(base: AuthMaterial, token: string): AuthMaterial {
+  return { ...base, headers: [...base.headers, ["Authorization", `Bearer ${token}`]] };
+}
+
+/**
  * A bearer token read from a file, re-read every `refreshMs` (60 s like client-go, so rotated
  * service-account tokens are picked up) and at once after a 401.
  */
@@ -89,8 +111,7 @@ export class TokenFileCredentials implements Credentials {
   #readAt = -Infinity;
   #token?: string;
   #pending?: Promise<AuthMaterial>;
-  #source: string;
-  #field: string;
+  #at: { source: string; field: string };
 
   /** Creates the source; the file is read on first use. */
   constructor(init: {
@@ -100,23 +121,17 @@ export class TokenFileCredentials implements Credentials {
     now?: () => number;
     source: string;
     field: string;
-    token?: string;
   }) {
     this.path = init.path;
     this.#base = init.base ?? { headers: [] };
     this.#refreshMs = init.refreshMs ?? 60_000;
     this.#now = init.now ?? (() => performance.now());
-    this.#source = init.source;
-    this.#field = init.field;
-    if (init.token !== undefined) {
-      this.#token = init.token;
-      this.#readAt = this.#now();
-    }
+    this.#at = { source: init.source, field: init.field };
   }
 
   get(): Promise<AuthMaterial> {
     if (this.#token !== undefined && this.#now() - this.#readAt < this.#refreshMs) {
-      return Promise.resolve(this.#material(this.#token));
+      return Promise.resolve(withBearer(this.#base, this.#token));
     }
     this.#pending ??= this.#read().finally(() => this.#pending = undefined);
     return this.#pending;
@@ -140,30 +155,19 @@ export class TokenFileCredentials implements Credentials {
           error: String(error),
         });
         this.#readAt = this.#now();
-        return this.#material(this.#token);
+        return withBearer(this.#base, this.#token);
       }
       throw new ConfigError(`cannot read token file ${this.path}: ${fileError(error)}`, {
-        source: this.#source,
-        field: this.#field,
+        ...this.#at,
         cause: error,
       });
     }
     if (!token) {
-      throw new ConfigError(`token file ${this.path} is empty`, {
-        source: this.#source,
-        field: this.#field,
-      });
+      throw new ConfigError(`token file ${this.path} is empty`, this.#at);
     }
     this.#token = token;
     this.#readAt = this.#now();
-    return this.#material(token);
-  }
-
-  #material(token: string): AuthMaterial {
-    return {
-      ...this.#base,
-      headers: [...this.#base.headers, ["Authorization", `Bearer ${token}`]],
-    };
+    return withBearer(this.#base, token);
   }
 }
 
@@ -206,14 +210,10 @@ export interface ExecClusterInfo {
  */
 export class ExecCredentials implements Credentials {
   readonly kind: CredentialKind = "exec";
-  /** How many times the plugin was run (for tests and diagnostics). */
-  runs = 0;
   #spec: ExecSpec;
   #base: AuthMaterial;
   #cluster?: ExecClusterInfo;
-  #source: string;
-  #field: string;
-  #timeoutMs: number;
+  #at: { source: string; field: string };
   #cached?: { material: AuthMaterial; expiresAt: number };
   #pending?: Promise<AuthMaterial>;
 
@@ -224,7 +224,6 @@ export class ExecCredentials implements Credentials {
     cluster?: ExecClusterInfo;
     source: string;
     field: string;
-    timeoutMs?: number;
   }) {
     if (!init.spec || typeof init.spec.command !== "string" || !init.spec.command) {
       throw new ConfigError("exec plugin has no command", {
@@ -235,9 +234,7 @@ export class ExecCredentials implements Credentials {
     this.#spec = init.spec;
     this.#base = init.base ?? { headers: [] };
     this.#cluster = init.cluster;
-    this.#source = init.source;
-    this.#field = init.field;
-    this.#timeoutMs = init.timeoutMs ?? 60_000;
+    this.#at = { source: init.source, field: init.field };
   }
 
   get(): Promise<AuthMaterial> {
@@ -263,13 +260,8 @@ export class ExecCredentials implements Credentials {
     const env: Record<string, string> = { KUBERNETES_EXEC_INFO: JSON.stringify(info) };
     for (const { name, value } of spec.env ?? []) env[name] = value;
     const fail = (message: string, cause?: unknown) =>
-      new ConfigError(`exec plugin "${spec.command}" ${message}`, {
-        source: this.#source,
-        field: this.#field,
-        cause,
-      });
+      new ConfigError(`exec plugin "${spec.command}" ${message}`, { ...this.#at, cause });
 
-    this.runs++;
     let output: Deno.CommandOutput;
     try {
       output = await new Deno.Command(spec.command, {
@@ -278,7 +270,7 @@ export class ExecCredentials implements Credentials {
         stdin: "null",
         stdout: "piped",
         stderr: "piped",
-        signal: AbortSignal.timeout(this.#timeoutMs),
+        signal: AbortSignal.timeout(EXEC_TIMEOUT_MS),
       }).output();
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) {
@@ -344,19 +336,4 @@ export class ExecCredentials implements Credentials {
     });
     return material;
   }
-}
-
-/** Explains a failed file read in a few words (and which permission is missing, if any). */
-export function fileError(error: unknown): string {
-  if (error instanceof Deno.errors.NotFound) return "no such file";
-  if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
-    return `${oneLine(error.message)} (grant --allow-read for it)`;
-  }
-  if (error instanceof Deno.errors.IsADirectory) return "is a directory";
-  return oneLine(String(error instanceof Error ? error.message : error));
-}
-
-function oneLine(text: string): string {
-  const line = text.replace(/\s+/g, " ").trim();
-  return line.length > 300 ? `${line.slice(0, 297)}...` : line;
 }

@@ -1,5 +1,6 @@
-// The public registration API as users write it (the brief's examples): `deno test` type-checks
-// this file, so contextual typing of handler contexts and option callbacks is enforced here.
+// The registration functions: the public API as users write it (the brief's examples) — `deno
+// test` type-checks this file, so contextual typing of handler contexts and option callbacks is
+// enforced here — which registry they register into, and what they return.
 
 import assert from "node:assert/strict";
 import * as kopf from "../../mod.ts";
@@ -94,4 +95,35 @@ Deno.test("Kopf-style registrations type-check and register", () => {
   } finally {
     kopf.setDefaultRegistry(previous);
   }
+});
+
+function fresh(): kopf.Registry {
+  return new kopf.Registry();
+}
+
+Deno.test("the registry option and registry.on register into that registry, kopf.on into the global", () => {
+  const previous = kopf.setDefaultRegistry(fresh());
+  try {
+    const mine = fresh();
+    kopf.on.create("kex", { registry: mine }, function a() {});
+    mine.on.create("kex", function b() {});
+    kopf.on.create("kex", function c() {});
+    assert.deepEqual(mine.handlers.map((h) => h.id), ["a", "b"]);
+    assert.deepEqual(kopf.defaultRegistry().handlers.map((h) => h.id), ["c"]);
+  } finally {
+    kopf.setDefaultRegistry(previous);
+  }
+});
+
+Deno.test("the global registry is shared through globalThis", () => {
+  assert.equal(
+    (globalThis as Record<symbol, unknown>)[Symbol.for("kopf.registry")],
+    kopf.defaultRegistry(),
+  );
+});
+
+Deno.test("registrations return the handler function", () => {
+  const fn = function fn() {};
+  assert.equal(fresh().on.create("kex", fn), fn);
+  assert.equal(fresh().daemon("kex", {}, fn), fn);
 });
