@@ -93,7 +93,8 @@ export async function attempt(
     error = exceeded;
   } else {
     try {
-      result = await attributed({ title: handler.title, logger }, call);
+      const mayExit = (handler as { kind?: string }).kind === "activity";
+      result = await attributed({ title: handler.title, logger, mayExit }, call);
     } catch (thrown) {
       threw = true;
       error = thrown;

@@ -10,9 +10,10 @@
  * - an unhandled promise rejection and an uncaught error are logged at ERROR in one line naming
  *   the handler and the object (when the work can be attributed; otherwise as not attributable)
  *   and the process goes on — Deno's default is to print a stack trace and exit;
- * - `Deno.exit()` (and Node's `process.exit()`, which calls it) from handler code is refused: it
- *   throws {@linkcode HandlerExitError}, and the handler fails permanently, even if it catches that
- *   error; called outside any handler (an embedding application, the framework) it exits as usual;
+ * - `Deno.exit()` (and Node's `process.exit()`, which calls it) from the code of a handler of
+ *   objects is refused: it throws {@linkcode HandlerExitError}, and the handler fails permanently,
+ *   even if it catches that error; called from an activity (startup, cleanup, login, probe) or
+ *   outside any handler (an embedding application, the framework) it exits as usual;
  * - `new Worker(…, { deno: { permissions } })` without Deno's `--unstable-worker-options` flag
  *   throws {@linkcode HandlerExitError} instead of letting Deno end the whole process (exit code 70);
  * - errors thrown by `setTimeout`/`setInterval` callbacks scheduled by handler code are attributed
@@ -36,6 +37,11 @@ export interface Attribution {
   readonly title: string;
   /** The object's logger (its lines name the object). */
   readonly logger: Logger;
+  /**
+   * Operator activities (startup, cleanup, login, probe) may end the process: they are the
+   * operator's own code paths, not one object's (a startup handler that prints and exits).
+   */
+  readonly mayExit?: boolean;
   /** Whether the call is still running (then its own outcome reports a refused exit). */
   active: boolean;
   /** The code of a refused `Deno.exit()` during the call. */
@@ -65,10 +71,10 @@ export function currentAttribution(): Attribution | undefined {
  * ```
  */
 export async function attributed<T>(
-  who: { readonly title: string; readonly logger: Logger },
+  who: { readonly title: string; readonly logger: Logger; readonly mayExit?: boolean },
   fn: () => T | Promise<T>,
 ): Promise<T> {
-  const attribution: Attribution = { title: who.title, logger: who.logger, active: true };
+  const attribution: Attribution = { ...who, active: true };
   try {
     const result = await attributions.run(attribution, fn);
     if (attribution.exitCode !== undefined) throw exitRefused(attribution);
@@ -155,7 +161,7 @@ function install(options: ContainmentOptions): () => void {
     "exit",
     function (code?: number): never {
       const who = attributions.getStore();
-      if (!who) return exit(code);
+      if (!who || who.mayExit) return exit(code);
       who.exitCode = code ?? 0;
       const error = exitRefused(who);
       // Said once: by the call's own outcome, or here if the call has finished already.

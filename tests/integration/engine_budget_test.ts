@@ -99,8 +99,9 @@ for (const finalizerFirst of [true, false]) {
       assert.ok(messages.includes("Handler 'delete_fn' succeeded."), messages.join("\n"));
       assert.ok(messages.includes("Deletion is processed: 1 succeeded; 0 failed."));
     } finally {
-      await stripFinalizers(c, res, ns);
+      // Stopped first: a running operator would put its finalizer back.
       await operator.stop();
+      await stripFinalizers(c, res, ns);
       await c.deleteNamespace(ns);
     }
   });
@@ -171,8 +172,9 @@ Deno.test("an idle operator makes no LISTs and no writes", async () => {
     );
     assert.equal(writesTo(counts, res), 0, `${counts}`);
   } finally {
-    await stripFinalizers(c, res, ns);
+    // Stopped first: a running operator would put its finalizer back.
     await operator.stop();
+    await stripFinalizers(c, res, ns);
     await c.deleteNamespace(ns);
   }
 });

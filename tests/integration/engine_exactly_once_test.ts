@@ -98,8 +98,9 @@ for (const beside of ["timer", "daemon", "timer+daemon"] as const) {
       }
       assert.equal(calls.size, N * CAUSES.length, `no other calls: ${[...calls.keys()]}`);
     } finally {
-      await stripFinalizers(c, res, ns);
+      // Stopped first: a running operator would put its finalizer back.
       await operator.stop();
+      await stripFinalizers(c, res, ns);
       await c.deleteNamespace(ns);
     }
   });
@@ -137,8 +138,9 @@ Deno.test("an object deleted while its create handler runs still gets its delete
     assert.deepEqual(calls, ["create", "delete"]);
   } finally {
     release();
-    await stripFinalizers(c, res, ns);
+    // Stopped first: a running operator would put its finalizer back.
     await operator.stop();
+    await stripFinalizers(c, res, ns);
     await c.deleteNamespace(ns);
   }
 });
@@ -186,8 +188,9 @@ for (const finalizerFirst of [true, false]) {
       for (const [name, n] of deletes) assert.equal(n, 1, `delete of ${name}: ${n} calls`);
       for (const [name, n] of creates) assert.equal(n, 1, `create of ${name}: ${n} calls`);
     } finally {
-      await stripFinalizers(c, res, ns);
+      // Stopped first: a running operator would put its finalizer back.
       await operator.stop();
+      await stripFinalizers(c, res, ns);
       await c.deleteNamespace(ns);
     }
   });

@@ -115,3 +115,20 @@ Deno.test("the guards are gone once released; Deno.exit outside handlers is Deno
   nested();
   assert.equal(Deno.exit, exit);
 });
+
+Deno.test("an activity (e.g. startup) may end the process: its Deno.exit is passed on", async () => {
+  const exit = Deno.exit;
+  const calls: number[] = [];
+  // A stand-in for Deno's own exit, installed before the guard captures it.
+  const fake = (code?: number) => calls.push(code ?? 0);
+  Object.defineProperty(Deno, "exit", { value: fake, configurable: true, writable: true });
+  const release = contain();
+  try {
+    await attributed({ ...who([]), mayExit: true }, () => Deno.exit(5));
+    await assert.rejects(attributed(who([]), () => Deno.exit(6)), HandlerExitError);
+    assert.deepEqual(calls, [5]);
+  } finally {
+    release();
+    Object.defineProperty(Deno, "exit", { value: exit, configurable: true, writable: true });
+  }
+});
