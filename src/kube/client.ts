@@ -23,8 +23,8 @@
  * anything is in flight, a probe must be answered within 15 s, so a dead connection fails every
  * request and watch on it within 45 s of its last byte, and the retries go over a new one.
  *
- * A write that fails without an answer — a dead or broken connection, a deadline — and is then
- * retried, or is not retried because it is not idempotent, is logged at WARNING with the verb,
+ * A write that fails without an answer — no connection, a dead or broken one, a deadline — and is
+ * then retried, or is not retried because it is not idempotent, is logged at WARNING with the verb,
  * the resource, the object's namespace/name and the cause, one line each time.
  *
  * Retry rules — a request is repeated only when repeating cannot do harm:
@@ -35,7 +35,7 @@
  * | 429 Too Many Requests (rejected before processing) | retried, `Retry-After` honoured | retried |
  * | 503 with `Retry-After` (the server asks to come back) | retried | retried |
  * | other 5xx | retried | not retried (it may have been applied) |
- * | connection reset / timeout after sending | retried | not retried |
+ * | connection reset, dead connection, or deadline after sending | retried | not retried |
  * | TLS verification failure | not retried | not retried |
  * | 401 | credentials reloaded once, then retried | same |
  * | other 4xx | not retried | not retried |

@@ -20,9 +20,11 @@
  *    request and watch on it within 45 s (see `client.ts`); the watch is then re-opened on a new
  *    connection from its last resourceVersion. A silent watch on a healthy connection is only a
  *    quiet resource: measured on kube-apiserver 1.36 (the test plane), a watch with bookmarks on
- *    a CRD without objects gets a bookmark every 60 s (the first 60.5 s after it opened) and one
- *    about 1.5 s before its `timeoutSeconds`; a server without the watch cache for a resource
- *    sends none at all. So with a health-checked transport (`checksConnections`), the only idle
+ *    a CRD without objects gets its first bookmark 60 s after it opened when it watches the
+ *    storage version, but 120 s after when it watches another served version, then one a minute
+ *    or so, and one about 1.5 s before its `timeoutSeconds`; a server without the watch cache
+ *    for a resource sends none at all. A fixed 90 s timer thus re-opened healthy watches with a
+ *    warning. So with a health-checked transport (`checksConnections`), the only idle
  *    timer is a guard against a stream the server failed to end: silence for 30 s past the
  *    watch's own `timeoutSeconds` re-opens it with a WARNING. Transports without a health check
  *    (e.g. `node:https` for skip-verify clusters, where HTTP/1.1 gives every watch its own
