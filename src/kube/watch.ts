@@ -150,6 +150,11 @@ export interface ListAndWatchOptions {
    * `timeoutSeconds` (a stream the server failed to end); without, 90 s (see the module docs).
    */
   idleTimeoutMs?: number;
+  /**
+   * With a health-checked transport and no `idleTimeoutMs`: how long a watch may stay silent past
+   * its own server-side `timeoutSeconds` before it is re-opened with a WARNING (default 30 s).
+   */
+  overdueMarginMs?: number;
   /** Give up on one LIST page after this long, then back off and retry (default 60 s). */
   listTimeoutMs?: number;
   /** The range the server-side `timeoutSeconds` of each watch is drawn from (default 300–600). */
@@ -281,6 +286,11 @@ function retryAfterMs(error: unknown): number {
   return typeof seconds === "number" && seconds > 0 ? seconds * 1000 : 0;
 }
 
+/** Milliseconds as seconds with one decimal, for log lines. */
+function seconds(ms: number): string {
+  return `${Math.round(ms / 100) / 10} s`;
+}
+
 function describe(error: unknown): string {
   if (error instanceof Error) return error.message || error.name;
   return String(error);
@@ -363,6 +373,7 @@ class WatchLoop<T extends KubeObject> {
   #initialSync: InitialSync;
   #pageSize: number;
   #idleTimeoutMs: number | undefined;
+  #overdueMarginMs: number;
   #listTimeoutMs: number;
   #serverTimeout: readonly [number, number];
   #random: () => number;
@@ -385,6 +396,7 @@ class WatchLoop<T extends KubeObject> {
     this.#pageSize = options.pageSize ?? 500;
     this.#idleTimeoutMs = options.idleTimeoutMs ??
       (transport.checksConnections ? undefined : DEFAULT_IDLE_TIMEOUT_MS);
+    this.#overdueMarginMs = options.overdueMarginMs ?? OVERDUE_MARGIN_MS;
     this.#listTimeoutMs = options.listTimeoutMs ?? 60_000;
     this.#serverTimeout = options.serverTimeoutSeconds ?? [300, 600];
     this.#random = options.random ?? Math.random;
@@ -615,20 +627,21 @@ class WatchLoop<T extends KubeObject> {
     // Explicit or transport-less: the idle timer; health-checked: a guard past the server's end.
     const overdueMs = query.timeoutSeconds === undefined
       ? DEFAULT_IDLE_TIMEOUT_MS
-      : Number(query.timeoutSeconds) * 1000 + OVERDUE_MARGIN_MS;
+      : Number(query.timeoutSeconds) * 1000 + this.#overdueMarginMs;
     const idleTimeoutMs = this.#idleTimeoutMs ?? overdueMs;
     const check = () => {
       const quiet = Date.now() - lastActivity;
       if (quiet >= idleTimeoutMs) {
         idle = true;
         const overdue = Date.now() - openedAt >= overdueMs;
+        const silence = `no event or bookmark for ${seconds(quiet)}`;
+        const past = Date.now() - openedAt - Number(query.timeoutSeconds) * 1000;
         abort.abort(
           new IdleError(
             overdue
-              ? `no event or bookmark for ${Math.round(quiet / 1000)} s, ` +
-                `${Math.round((Date.now() - openedAt) / 1000 - Number(query.timeoutSeconds))} s ` +
-                `past its server-side timeout`
-              : `no event or bookmark for ${Math.round(quiet / 1000)} s`,
+              ? `${silence}, ${seconds(past)} past its server-side timeout of ` +
+                `${query.timeoutSeconds} s`
+              : silence,
             overdue,
           ),
         );
