@@ -14,14 +14,7 @@ import { Informers } from "../../src/cache/informer.ts";
 import { KubeClient } from "../../src/kube/client.ts";
 import { runOperator } from "../../src/operator.ts";
 import { cluster } from "../support/cluster.ts";
-import {
-  captureLogs,
-  createObject,
-  logs,
-  stripFinalizers,
-  testResource,
-  writesTo,
-} from "../support/engine.ts";
+import { captureLogs, logs } from "../support/engine.ts";
 import { FaultProxy } from "../support/fault_proxy.ts";
 import { TcpRelay } from "../support/tcp_relay.ts";
 import { sleep, waitFor } from "../support/wait.ts";
@@ -35,13 +28,23 @@ const READ_IDLE_S = 30;
 const PING_S = 15;
 
 Deno.test("watch (relay freeze, default 30+15 s): an object created after the freeze is handled within 45 s, watches re-opened on a new connection, no LIST", async () => {
-  const res = await testResource(c, "connwatches");
+  // A private CRD served in its non-preferred version, which the controller manager's namespace
+  // deleter and garbage collector never list: every request counted for it is the operator's.
+  const resource = await probeResource(c);
   const ns = await c.namespace("conn-watch");
+  const create = (name: string) =>
+    c.api("POST", resource.path(ns), {
+      apiVersion: `${resource.group}/${resource.version}`,
+      kind: resource.kind,
+      metadata: { name },
+    });
   const relay = await TcpRelay.start(c);
   const client = await KubeClient.connect({ kubeconfig: relay.kubeconfig });
   const calls: { name: string; at: number }[] = [];
   const registry = new kopf.Registry();
-  registry.on.create(res.plural, { id: "created" }, ({ name }) => {
+  registry.on.create(`${resource.group}/${resource.version}`, resource.plural, {
+    id: "created",
+  }, ({ name }) => {
     calls.push({ name: name!, at: performance.now() });
     return { seen: true };
   });
@@ -55,10 +58,17 @@ Deno.test("watch (relay freeze, default 30+15 s): an object created after the fr
     ready: () => ready.resolve(),
   });
   await Promise.race([ready.promise, done]);
+  const writes = (counts: Awaited<ReturnType<typeof c.metrics>>) =>
+    countRequests(counts, resource, { verb: "PATCH" }) +
+    countRequests(counts, resource, { verb: "PUT" });
   try {
-    await createObject(c, res, ns, "before");
+    const mBefore = await c.metrics();
+    await create("before");
     await waitFor(() => calls.length === 1, { message: "the object created before the freeze" });
-    await sleep(1000); // its writes come back through the watch
+    await sleep(2000); // its writes come back through the watch
+    // What handling one object costs without any fault: the frozen connection may not add to it.
+    const writesPerObject = writes((await c.metrics()).since(mBefore));
+    assert.ok(writesPerObject >= 1);
     const watches = client.metrics.streams;
     assert.ok(watches >= 1);
     assert.equal(relay.stats.accepted, 1, "one connection carries every request and watch");
@@ -67,7 +77,7 @@ Deno.test("watch (relay freeze, default 30+15 s): an object created after the fr
 
     const frozenAt = performance.now();
     assert.equal(relay.freeze(), 1);
-    await createObject(c, res, ns, "after"); // straight to the API server, not through the relay
+    await create("after"); // straight to the API server, not through the relay
     await waitFor(() => client.metrics.deadConnections === 1, {
       timeout: READ_IDLE_S + PING_S + 10,
       message: "the connection to be found dead",
@@ -94,8 +104,8 @@ Deno.test("watch (relay freeze, default 30+15 s): an object created after the fr
     assert.equal(client.metrics.probes, 1, "one probe: the one that went unanswered");
 
     const counts = (await c.metrics()).since(m0);
-    assert.equal(counts.count({ verb: "LIST", resource: res.plural }), 0, "resumed, no relist");
-    assert.equal(writesTo(counts, res), 2, `status and object of 'after' only:\n${counts}`);
+    assert.equal(countRequests(counts, resource, { verb: "LIST" }), 0, "resumed, no relist");
+    assert.equal(writes(counts), writesPerObject, `the writes of 'after' only:\n${counts}`);
     assert.deepEqual(calls.map((x) => x.name), ["before", "after"], "one call per object");
     const warnings = logs.slice(logIndex).filter((l) => l.level === "warning");
     assert.equal(warnings.length, 1, warnings.map((w) => w.message).join("\n"));
@@ -108,8 +118,14 @@ Deno.test("watch (relay freeze, default 30+15 s): an object created after the fr
     await done;
     client.close();
     await relay.close();
-    await stripFinalizers(c, res, ns);
+    // The operator's finalizers would hold the namespace and the CRD in Terminating.
+    for (const name of ["before", "after"]) {
+      await c.api("PATCH", `${resource.path(ns)}/${name}`, { metadata: { finalizers: null } }, {
+        contentType: "application/merge-patch+json",
+      }).catch(() => {});
+    }
     await c.deleteNamespace(ns);
+    await resource.drop();
   }
 });
 
