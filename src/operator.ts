@@ -349,6 +349,11 @@ class Operator {
         timeoutMs: networking.requestTimeout === null
           ? undefined
           : networking.requestTimeout * 1000,
+        readTimeoutMs: networking.readTimeout * 1000,
+        writeTimeoutMs: networking.writeTimeout * 1000,
+        watchTimeoutMs: networking.watchOpenTimeout * 1000,
+        readIdleTimeoutMs: networking.readIdleTimeout * 1000,
+        pingTimeoutMs: networking.pingTimeout * 1000,
         retries: networking.errorBackoffs.length,
       };
       // With kopf.on.login handlers, their credentials (refreshed on 401 and on expiration).
@@ -374,7 +379,7 @@ class Operator {
     const serverTimeout = watching.serverTimeout;
     this.#informers = new Informers(this.#client, {
       pageSize: watching.chunkSize ?? undefined,
-      idleTimeoutMs: watching.idleTimeout * 1000,
+      idleTimeoutMs: watching.idleTimeout === null ? undefined : watching.idleTimeout * 1000,
       serverTimeoutSeconds: serverTimeout === null
         ? undefined
         : typeof serverTimeout === "number"

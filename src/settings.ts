@@ -70,20 +70,23 @@ export class WatchingSettings {
   /** Pause between watch reconnects, seconds (the first one; later ones back off). */
   reconnectBackoff = 0.1;
   /**
-   * Reconnect a watch that brought no event or bookmark for this many seconds. The server
-   * sends a bookmark about every 60 s, so 90 s tolerates one lost bookmark.
+   * Reconnect a watch that brought no event or bookmark for this many seconds. `null` (the
+   * default): only a watch silent 30 s past its own `serverTimeout`, since the client's health
+   * check (`networking.readIdleTimeout`) finds dead connections and a silent watch on a live
+   * one is a quiet resource; 90 s for `node:https` (skip-verify) clusters, which have no such
+   * check per watch.
    */
-  idleTimeout = 90;
+  idleTimeout: number | null = null;
   /** Page size of (re)lists (`null`: unpaginated, as Kopf). */
   chunkSize: number | null = 500;
 
   /** Kopf's name of {@linkcode idleTimeout}. */
-  get inactivityTimeout(): number {
+  get inactivityTimeout(): number | null {
     return this.idleTimeout;
   }
 
   /** Kopf's name of {@linkcode idleTimeout}. */
-  set inactivityTimeout(value: number) {
+  set inactivityTimeout(value: number | null) {
     this.idleTimeout = value;
   }
 }
@@ -137,8 +140,21 @@ export class BackgroundSettings {
 
 /** API requests. */
 export class NetworkingSettings {
-  /** Whole-request timeout for non-watch requests, seconds. */
+  /** Whole-request timeout for non-watch requests, retries included, seconds. */
   requestTimeout: number | null = 300;
+  /** Deadline of one attempt of a read (GET; the API server's own timeout is 60 s), seconds. */
+  readTimeout = 60;
+  /** Deadline of one attempt of a write (POST, PUT, PATCH, DELETE), seconds. */
+  writeTimeout = 75;
+  /** Deadline for the response headers of a watch request, seconds. */
+  watchOpenTimeout = 30;
+  /**
+   * Silence on a connection with requests or watches in flight before it is probed, seconds
+   * (client-go's `ReadIdleTimeout`; `0`: no health check).
+   */
+  readIdleTimeout = 30;
+  /** How long a probe may take before the connection is dead and replaced, seconds. */
+  pingTimeout = 15;
   /** Connect timeout, seconds (`null`: none beyond `requestTimeout`). */
   connectTimeout: number | null = null;
   /** Retry delays (seconds) for retriable API errors; the count is the number of retries. */

@@ -8,11 +8,26 @@
  * clusters requests go through `node:https`, which Deno implements on its own TLS stack and which
  * takes `rejectUnauthorized` and `servername` per agent. Everything else uses `fetch`.
  *
+ * Both check the health of their connections (see `_health.ts`): while requests or watches are
+ * in flight and nothing arrived for `readIdleTimeoutMs` (30 s), one `GET /version` goes over the
+ * same connection and must be answered within `pingTimeoutMs` (15 s); otherwise the connection
+ * is dead, a new one takes over, and every attempt in flight on the old one fails at once with a
+ * {@linkcode ConnectionError} whose `dead` is true. `/version` because every client may read it
+ * (the `system:public-info-viewer` role is bound to authenticated and unauthenticated users),
+ * the server answers it from memory without touching etcd (a slow etcd is not a dead
+ * connection, `/readyz` would wait on it), and its answer is a few hundred bytes. Any HTTP
+ * status counts as an answer: the question is whether the connection carries bytes.
+ *
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
 import type { Agent as HttpsAgent } from "node:https";
 import type { TlsSettings } from "./config/mod.ts";
+import { ConnectionError } from "./errors.ts";
+import { ConnectionHealth, type ConnectionHealthOptions, type HealthTimers } from "./_health.ts";
+
+const logger = getLogger(["kopf", "kube"]);
 
 /** One request as the client hands it to a transport. */
 export interface TransportRequest {
@@ -30,7 +45,18 @@ export interface TransportRequest {
 export interface Transport {
   /** `"fetch"` or `"node-https"`, for logs and tests. */
   readonly kind: string;
-  /** Resolves with the response once its headers arrived; the body streams. */
+  /**
+   * Whether a silent connection is found out by the health check, watches included (then a
+   * silent watch is a quiet resource, not a dead connection).
+   */
+  readonly checksConnections: boolean;
+  /** Counters of the health checks. */
+  readonly stats: TransportStats;
+  /**
+   * Resolves with the response once its headers arrived; the body streams. Rejects with the
+   * signal's reason when it aborts, and with a {@linkcode ConnectionError} (`dead: true`) when
+   * the connection is found dead (the body of a response fails the same way).
+   */
   send(request: TransportRequest): Promise<Response>;
   /** Releases connections. */
   close(): void;
@@ -45,10 +71,16 @@ export type FailurePhase =
   /** After the request may have been sent: only idempotent requests may be retried. */
   | "transfer";
 
-/** Picks the transport a cluster's TLS settings need. */
-export function createTransport(tls: TlsSettings): Transport {
-  if (tls.insecureSkipTlsVerify || tls.tlsServerName) return new NodeHttpsTransport(tls);
-  return new FetchTransport(tls);
+/** Picks the transport a cluster's TLS settings need, for the API server at `server`. */
+export function createTransport(
+  tls: TlsSettings,
+  server: string,
+  options: TransportOptions = {},
+): Transport {
+  if (tls.insecureSkipTlsVerify || tls.tlsServerName) {
+    return new NodeHttpsTransport(tls, server, options);
+  }
+  return new FetchTransport(tls, server, options);
 }
 
 /** Classifies a transport error (anything but an abort) by where it happened. */
@@ -102,48 +134,316 @@ function errorText(error: unknown): string {
   return parts.join(" | ");
 }
 
+/** The probe of the connection health check. */
+export const PROBE_PATH = "/version";
+
+/** Options of {@linkcode createTransport}: the connection health check (see `_health.ts`). */
+export interface TransportOptions {
+  /** Silence while requests are in flight before a probe, ms (default 30 000; `0`: no check). */
+  readIdleTimeoutMs?: number;
+  /** How long a probe may take before the connection counts as dead, ms (default 15 000). */
+  pingTimeoutMs?: number;
+  /** Timers of the health check (tests). */
+  timers?: HealthTimers;
+}
+
+/** Counters of a transport's connection health checks. */
+export interface TransportStats {
+  /** Probes sent, over all connections. */
+  probes: number;
+  /** Connections found dead and replaced. */
+  deadConnections: number;
+}
+
+/** One request in flight on a connection: what to abort, and what to name when it fails. */
+interface Attempt {
+  controller: AbortController;
+  verb: string;
+  url: string;
+}
+
 /**
- * Deno's `fetch` with one `Deno.HttpClient` (connection pool, HTTP/2) for the cluster. A new
- * client is made only when the client certificate changes (exec plugins can rotate it); the
- * old one is closed with the transport, since open watch streams may still use it.
+ * One pooled connection (a `Deno.HttpClient`, or a `node:https` agent) with its health check
+ * and the attempts in flight on it.
+ */
+class Connection<H> {
+  readonly attempts = new Set<Attempt>();
+  readonly health: ConnectionHealth;
+  /** Headers of the latest request: the probe carries the same credentials. */
+  lastHeaders?: Headers;
+
+  constructor(
+    readonly handle: H,
+    options: Omit<ConnectionHealthOptions, "probe" | "onDead">,
+    probe: (connection: Connection<H>, signal: AbortSignal) => Promise<void>,
+    onDead: (connection: Connection<H>, reason: string) => void,
+  ) {
+    this.health = new ConnectionHealth({
+      ...options,
+      probe: (signal) => probe(this, signal),
+      onDead: (reason) => onDead(this, reason),
+    });
+  }
+}
+
+/**
+ * The connections of one transport, keyed by client certificate, with the health check: a
+ * connection found dead is dropped (new requests get a new one), and every attempt in flight on
+ * it is aborted with a {@linkcode ConnectionError} that says so (closing a `Deno.HttpClient` does
+ * not end the requests under way on it: they would hang until the peer's TCP stack gave up).
+ */
+class Connections<H> {
+  #map = new Map<string, Connection<H>>();
+  #server: string;
+  #options: Required<Omit<TransportOptions, "timers">> & { timers?: HealthTimers };
+  #destroy: (handle: H) => void;
+  #probe: (handle: H, headers: Headers, signal: AbortSignal) => Promise<void>;
+  #retiredProbes = 0;
+  #dead = 0;
+
+  constructor(init: {
+    server: string;
+    options: TransportOptions;
+    destroy: (handle: H) => void;
+    probe: (handle: H, headers: Headers, signal: AbortSignal) => Promise<void>;
+  }) {
+    this.#server = init.server;
+    this.#options = {
+      readIdleTimeoutMs: init.options.readIdleTimeoutMs ?? 30_000,
+      pingTimeoutMs: init.options.pingTimeoutMs ?? 15_000,
+      timers: init.options.timers,
+    };
+    this.#destroy = init.destroy;
+    this.#probe = init.probe;
+  }
+
+  get stats(): TransportStats {
+    let probes = this.#retiredProbes;
+    for (const connection of this.#map.values()) probes += connection.health.probes;
+    return { probes, deadConnections: this.#dead };
+  }
+
+  /** The live connection for `key`, made by `create` if there is none. */
+  get(key: string, create: () => H): Connection<H> {
+    let connection = this.#map.get(key);
+    if (!connection) {
+      connection = new Connection<H>(
+        create(),
+        this.#options,
+        (c, signal) => this.#sendProbe(c, signal),
+        (c, reason) => this.#onDead(key, c, reason),
+      );
+      this.#map.set(key, connection);
+    }
+    return connection;
+  }
+
+  /**
+   * Runs one attempt on `connection`: `open` starts it with a signal that aborts when the
+   * request's own signal does or when the connection is found dead. The response's body is
+   * instrumented: every chunk counts as bytes received, and the attempt ends with the body.
+   */
+  async track(
+    connection: Connection<H>,
+    request: TransportRequest,
+    open: (signal: AbortSignal) => Promise<Response>,
+  ): Promise<Response> {
+    const outer = request.signal;
+    outer.throwIfAborted();
+    const controller = new AbortController();
+    const attempt: Attempt = { controller, verb: request.method, url: request.url };
+    const forward = () => controller.abort(outer.reason);
+    outer.addEventListener("abort", forward, { once: true });
+    connection.attempts.add(attempt);
+    connection.lastHeaders = request.headers;
+    const end = connection.health.begin();
+    const finish = () => {
+      end();
+      connection.attempts.delete(attempt);
+      outer.removeEventListener("abort", forward);
+    };
+    let response: Response;
+    try {
+      response = await open(controller.signal);
+    } catch (error) {
+      finish();
+      throw controller.signal.aborted ? controller.signal.reason : error;
+    }
+    connection.health.received();
+    if (!response.body) {
+      finish();
+      return response;
+    }
+    return instrumented(response, connection.health, controller.signal, finish);
+  }
+
+  /** Closes every connection (requests under way end as the handles' close makes them). */
+  close(): void {
+    for (const connection of this.#map.values()) {
+      this.#retiredProbes += connection.health.probes;
+      connection.health.close();
+      this.#destroy(connection.handle);
+    }
+    this.#map.clear();
+  }
+
+  async #sendProbe(connection: Connection<H>, signal: AbortSignal): Promise<void> {
+    const headers = new Headers({ Accept: "application/json" });
+    for (const name of ["authorization", "user-agent"]) {
+      const value = connection.lastHeaders?.get(name);
+      if (value) headers.set(name, value);
+    }
+    await this.#probe(connection.handle, headers, signal);
+  }
+
+  #onDead(key: string, connection: Connection<H>, reason: string): void {
+    if (this.#map.get(key) === connection) this.#map.delete(key);
+    this.#dead++;
+    this.#retiredProbes += connection.health.probes;
+    const attempts = [...connection.attempts];
+    const watches = attempts.filter((a) => WATCH_QUERY.test(a.url)).length;
+    logger.warn(
+      "The connection to {server} is dead ({reason}): replaced by a new one; " +
+        "{requests} request(s) and {watches} watch(es) in flight on it fail over.",
+      { server: this.#server, reason, requests: attempts.length - watches, watches },
+    );
+    for (const attempt of attempts) {
+      attempt.controller.abort(
+        new ConnectionError({
+          verb: attempt.verb,
+          url: attempt.url,
+          cause: new Error(reason),
+          maybeSent: true,
+          dead: true,
+        }),
+      );
+    }
+    connection.health.close();
+    this.#destroy(connection.handle);
+  }
+}
+
+const WATCH_QUERY = /[?&]watch=(true|1)(&|$)/;
+
+/**
+ * A copy of `response` whose body reports every chunk to `health` and calls `finish` once when
+ * it ends: read to the end, failed, cancelled by the reader, or aborted by `signal` (which
+ * errors the body with the signal's reason, e.g. the dead connection's {@linkcode ConnectionError}).
+ */
+function instrumented(
+  response: Response,
+  health: ConnectionHealth,
+  signal: AbortSignal,
+  finish: () => void,
+): Response {
+  const reader = response.body!.getReader();
+  let ended = false;
+  const end = () => {
+    if (ended) return false;
+    ended = true;
+    signal.removeEventListener("abort", onAbort);
+    finish();
+    return true;
+  };
+  let onAbort = () => {};
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      onAbort = () => {
+        if (!end()) return;
+        controller.error(signal.reason);
+        reader.cancel(signal.reason).catch(() => {});
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener("abort", onAbort, { once: true });
+    },
+    async pull(controller) {
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch (error) {
+        if (end()) controller.error(signal.aborted ? signal.reason : error);
+        return;
+      }
+      if (ended) return;
+      if (chunk.done) {
+        end();
+        controller.close();
+        return;
+      }
+      health.received();
+      controller.enqueue(chunk.value);
+    },
+    cancel(reason) {
+      end();
+      return reader.cancel(reason);
+    },
+  });
+  return new Response(body, {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
+}
+
+/**
+ * Deno's `fetch` with one `Deno.HttpClient` for the cluster. The API server speaks HTTP/2, so a
+ * client is one TCP connection that every request and watch shares (a relay in front of the
+ * server counts one connection for a client with many requests and watches in flight): the
+ * health check of the client is the health check of that connection. A new client is made when
+ * the client certificate changes (exec plugins can rotate it) and when the connection is found
+ * dead.
  */
 class FetchTransport implements Transport {
   readonly kind = "fetch";
+  readonly checksConnections: boolean;
   #tls: TlsSettings;
-  #clients = new Map<string, Deno.HttpClient>();
+  #connections: Connections<Deno.HttpClient>;
   #closed = false;
 
-  constructor(tls: TlsSettings) {
+  constructor(tls: TlsSettings, server: string, options: TransportOptions) {
     this.#tls = tls;
-    this.#client(tls.certPem, tls.keyPem); // fail early on a bad CA or key
+    this.checksConnections = (options.readIdleTimeoutMs ?? 30_000) > 0;
+    this.#connections = new Connections<Deno.HttpClient>({
+      server,
+      options,
+      destroy: (client) => client.close(),
+      probe: async (client, headers, signal) => {
+        const response = await fetch(server + PROBE_PATH, { headers, signal, client });
+        await response.arrayBuffer();
+      },
+    });
+    this.#connection(tls.certPem, tls.keyPem); // fail early on a bad CA or key
+  }
+
+  get stats(): TransportStats {
+    return this.#connections.stats;
   }
 
   send(request: TransportRequest): Promise<Response> {
     if (this.#closed) return Promise.reject(new Error("the client is closed"));
-    const client = this.#client(
+    const connection = this.#connection(
       request.certPem ?? this.#tls.certPem,
       request.keyPem ?? this.#tls.keyPem,
     );
-    return fetch(request.url, {
-      method: request.method,
-      headers: request.headers,
-      body: request.body,
-      signal: request.signal,
-      client,
-      redirect: "manual",
-    });
+    return this.#connections.track(connection, request, (signal) =>
+      fetch(request.url, {
+        method: request.method,
+        headers: request.headers,
+        body: request.body,
+        signal,
+        client: connection.handle,
+        redirect: "manual",
+      }));
   }
 
   close(): void {
     this.#closed = true;
-    for (const client of this.#clients.values()) client.close();
-    this.#clients.clear();
+    this.#connections.close();
   }
 
-  #client(certPem?: string, keyPem?: string): Deno.HttpClient {
+  #connection(certPem?: string, keyPem?: string): Connection<Deno.HttpClient> {
     const key = certPem && keyPem ? `${certPem}\0${keyPem}` : "";
-    let client = this.#clients.get(key);
-    if (!client) {
+    return this.#connections.get(key, () => {
       const options: Deno.CreateHttpClientOptions & Partial<Deno.TlsCertifiedKeyPem> = {};
       if (this.#tls.caPem) options.caCerts = [this.#tls.caPem];
       if (this.#tls.proxyUrl) options.proxy = { url: this.#tls.proxyUrl };
@@ -151,53 +451,96 @@ class FetchTransport implements Transport {
         options.cert = certPem;
         options.key = keyPem;
       }
-      client = Deno.createHttpClient(options);
-      this.#clients.set(key, client);
-    }
-    return client;
+      return Deno.createHttpClient(options);
+    });
   }
 }
 
-/** `node:https` with one keep-alive agent, for skip-verify and tls-server-name clusters. */
+/**
+ * `node:https` with one keep-alive agent, for skip-verify and tls-server-name clusters.
+ *
+ * HTTP/1.1 carries one request per socket, so the health check is the agent's, not one
+ * connection's: it probes through the agent after `readIdleTimeoutMs` of silence on all of its
+ * sockets together. The probe takes a free kept-alive socket when there is one, else a new
+ * socket; a probe that fails or gets no answer destroys every socket of the agent (new requests
+ * get a new agent) and fails every attempt in flight, as for `fetch`. A probe that succeeds on a
+ * new socket cannot vouch for the busy ones, so `checksConnections` is `false`: a silent socket
+ * among healthy ones is bounded by the per-verb deadlines of requests, and for watches by the
+ * watch loop's idle timer, which stays on for this transport.
+ */
 class NodeHttpsTransport implements Transport {
   readonly kind = "node-https";
+  readonly checksConnections = false;
   #tls: TlsSettings;
-  #agents = new Map<string, HttpsAgent>();
+  #connections: Connections<HttpsAgent>;
   #modules?: Promise<NodeModules>;
   #closed = false;
 
-  constructor(tls: TlsSettings) {
+  constructor(tls: TlsSettings, server: string, options: TransportOptions) {
     if (tls.proxyUrl) {
       throw new TypeError(
         "proxy-url cannot be combined with insecure-skip-tls-verify or tls-server-name",
       );
     }
     this.#tls = tls;
+    this.#connections = new Connections<HttpsAgent>({
+      server,
+      options,
+      destroy: (agent) => agent.destroy(),
+      probe: async (agent, headers, signal) => {
+        const response = await this.#request(agent, {
+          method: "GET",
+          url: server + PROBE_PATH,
+          headers,
+          signal,
+        });
+        await response.arrayBuffer();
+      },
+    });
+  }
+
+  get stats(): TransportStats {
+    return this.#connections.stats;
   }
 
   async send(request: TransportRequest): Promise<Response> {
     if (this.#closed) throw new Error("the client is closed");
     this.#modules ??= loadNodeModules();
-    const { https, http, Readable } = await this.#modules;
-    const url = new URL(request.url);
+    const { https, http } = await this.#modules;
+    const secure = new URL(request.url).protocol === "https:";
     const certPem = request.certPem ?? this.#tls.certPem;
     const keyPem = request.keyPem ?? this.#tls.keyPem;
+    const connection = this.#connections.get(
+      `${secure}\0${certPem ?? ""}\0${keyPem ?? ""}`,
+      () =>
+        secure
+          ? new https.Agent({
+            keepAlive: true,
+            ca: this.#tls.caPem,
+            cert: certPem,
+            key: keyPem,
+            rejectUnauthorized: !this.#tls.insecureSkipTlsVerify,
+            servername: this.#tls.tlsServerName,
+          })
+          : new http.Agent({ keepAlive: true }) as unknown as HttpsAgent,
+    );
+    return await this.#connections.track(
+      connection,
+      request,
+      (signal) => this.#request(connection.handle, { ...request, signal }),
+    );
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#connections.close();
+  }
+
+  async #request(agent: HttpsAgent, request: TransportRequest): Promise<Response> {
+    this.#modules ??= loadNodeModules();
+    const { https, http, Readable } = await this.#modules;
+    const url = new URL(request.url);
     const secure = url.protocol === "https:";
-    const agentKey = `${secure}\0${certPem ?? ""}\0${keyPem ?? ""}`;
-    let agent = this.#agents.get(agentKey);
-    if (!agent) {
-      agent = secure
-        ? new https.Agent({
-          keepAlive: true,
-          ca: this.#tls.caPem,
-          cert: certPem,
-          key: keyPem,
-          rejectUnauthorized: !this.#tls.insecureSkipTlsVerify,
-          servername: this.#tls.tlsServerName,
-        })
-        : new http.Agent({ keepAlive: true }) as unknown as HttpsAgent;
-      this.#agents.set(agentKey, agent);
-    }
     const headers: Record<string, string> = {};
     request.headers.forEach((value, key) => headers[key] = value);
     return await new Promise<Response>((resolve, reject) => {
@@ -225,12 +568,6 @@ class NodeHttpsTransport implements Transport {
       req.on("error", (error) => reject(request.signal.aborted ? request.signal.reason : error));
       req.end(request.body);
     });
-  }
-
-  close(): void {
-    this.#closed = true;
-    for (const agent of this.#agents.values()) agent.destroy();
-    this.#agents.clear();
   }
 }
 

@@ -4,9 +4,28 @@
  * Per request: credentials from the {@linkcode ClusterConfig} (re-fetched once after a 401),
  * a client-side token bucket (50 QPS and burst 100 to start with, adapting up to 1,000 QPS while
  * the server answers without throttling and back on 429s; see `rate_limit.ts`), a cap on requests
- * in flight (watch
- * streams excluded — they live for minutes and would starve the cap), a timeout (default
- * 300 s, Kopf's `request_timeout`), and retries with exponential backoff and full jitter.
+ * in flight (watch streams excluded — they live for minutes and would starve the cap), a
+ * deadline per attempt by verb, a cap on the whole request with its retries (default 300 s,
+ * Kopf's `request_timeout`), and retries with exponential backoff and full jitter.
+ *
+ * Deadlines per attempt — the API server ends a non-watch request itself after its own
+ * `--request-timeout` (60 s by default) with a 504, so the client's deadlines sit around it:
+ *
+ * | attempt | deadline | why |
+ * | --- | --- | --- |
+ * | read (GET, HEAD, OPTIONS; LIST pages) | 60 s | the server gives up on a read by then; a retry is safe |
+ * | write (POST, PUT, PATCH, DELETE) | 75 s | the server's 60 s and a margin: the server's own answer (even its 504) ends a write, not a guess on our side |
+ * | watch, until the response headers | 30 s | the server answers a watch at once and streams afterwards |
+ * | watch stream | none | the server ends it after its `timeoutSeconds`; the health check finds a dead connection |
+ *
+ * These bound a request on a healthy connection that gets no answer. A dead connection is found
+ * sooner by the transport's health check (see `_transport.ts`): after 30 s of silence while
+ * anything is in flight, a probe must be answered within 15 s, so a dead connection fails every
+ * request and watch on it within 45 s of its last byte, and the retries go over a new one.
+ *
+ * A write that fails without an answer — no connection, a dead or broken one, a deadline — and is
+ * then retried, or is not retried because it is not idempotent, is logged at WARNING with the verb,
+ * the resource, the object's namespace/name and the cause, one line each time.
  *
  * Retry rules — a request is repeated only when repeating cannot do harm:
  *
@@ -16,7 +35,7 @@
  * | 429 Too Many Requests (rejected before processing) | retried, `Retry-After` honoured | retried |
  * | 503 with `Retry-After` (the server asks to come back) | retried | retried |
  * | other 5xx | retried | not retried (it may have been applied) |
- * | connection reset / timeout after sending | retried | not retried |
+ * | connection reset, dead connection, or deadline after sending | retried | not retried |
  * | TLS verification failure | not retried | not retried |
  * | 401 | credentials reloaded once, then retried | same |
  * | other 4xx | not retried | not retried |
@@ -36,13 +55,20 @@ import {
   loadConfig,
   type LoadConfigOptions,
 } from "./config/mod.ts";
-import { ApiError, ConnectionError, type KubeStatus, RequestTimeoutError } from "./errors.ts";
+import {
+  ApiError,
+  ConnectionError,
+  describeCause,
+  type KubeStatus,
+  RequestTimeoutError,
+} from "./errors.ts";
 import { type Clock, InFlightLimit, SYSTEM_CLOCK, TokenBucket } from "./rate_limit.ts";
 import {
   apiVersion,
   describePath,
   type KubeList,
   type KubeObject,
+  parsePath,
   type Resource,
   resourcePath,
 } from "./resource.ts";
@@ -65,7 +91,10 @@ export interface RequestOptions {
   accept?: string;
   /** Aborts the request, including waits for rate limits and retries. */
   signal?: AbortSignal;
-  /** Timeout per attempt, in milliseconds (default: the client's `timeoutMs`). */
+  /**
+   * Deadline per attempt, in milliseconds (default: the client's `readTimeoutMs` or
+   * `writeTimeoutMs`, by verb), within the client's whole-request `timeoutMs`.
+   */
   timeoutMs?: number;
   /** Overrides whether the request is safe to repeat (see the module docs). */
   idempotent?: boolean;
@@ -79,7 +108,7 @@ export interface StreamOptions {
   query?: Query;
   /** Closes the stream. */
   signal?: AbortSignal;
-  /** How long to wait for the response headers, in milliseconds (default: `timeoutMs`). */
+  /** How long to wait for the response headers, in milliseconds (default: `watchTimeoutMs`). */
   timeoutMs?: number;
   /**
    * Retries for opening the stream (default 0: watch loops have their own reconnect backoff,
@@ -92,8 +121,27 @@ export interface StreamOptions {
 
 /** Settings of a {@linkcode KubeClient}. */
 export interface ClientOptions {
-  /** Timeout per request attempt, in milliseconds (default 300 000, Kopf's `request_timeout`). */
+  /**
+   * Cap on a whole request, retries and their pauses included, in milliseconds (default
+   * 300 000, Kopf's `request_timeout`). Watch streams are capped only until their headers.
+   */
   timeoutMs?: number;
+  /** Deadline of one attempt of a read (GET, HEAD, OPTIONS), in milliseconds (default 60 000). */
+  readTimeoutMs?: number;
+  /** Deadline of one attempt of a write (POST, PUT, PATCH, DELETE), ms (default 75 000). */
+  writeTimeoutMs?: number;
+  /** Deadline for the response headers of a watch, in milliseconds (default 30 000). */
+  watchTimeoutMs?: number;
+  /**
+   * Silence on a connection with requests or watches in flight before the health check probes
+   * it, in milliseconds (default 30 000, client-go's `ReadIdleTimeout`; `0`: no health check).
+   */
+  readIdleTimeoutMs?: number;
+  /**
+   * How long the health check's probe may take before the connection counts as dead, in
+   * milliseconds (default 15 000, client-go's `PingTimeout`).
+   */
+  pingTimeoutMs?: number;
   /**
    * Starting and lowest requests per second of the token bucket (default 50; `0` turns it off).
    */
@@ -148,6 +196,10 @@ export interface ClientMetrics {
   transportErrors: number;
   /** Watch streams opened. */
   streams: number;
+  /** Health probes sent over connections that were silent while requests were in flight. */
+  probes: number;
+  /** Connections found dead by the health check and replaced. */
+  deadConnections: number;
   /** Requests holding an in-flight slot right now. */
   inFlight: number;
   /** Requests waiting for an in-flight slot right now. */
@@ -223,6 +275,9 @@ const PATCH_CONTENT_TYPES: Record<PatchType, string> = {
 
 const IDEMPOTENT_METHODS = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
 
+/** Methods that change nothing: the read deadline applies, a failure is no write to report. */
+const READ_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
 /**
  * The Kubernetes API client.
  *
@@ -255,6 +310,9 @@ export class KubeClient {
   #bucket: TokenBucket;
   #slots: InFlightLimit;
   #timeoutMs: number;
+  #readTimeoutMs: number;
+  #writeTimeoutMs: number;
+  #watchTimeoutMs: number;
   #retries: number;
   #backoff: BackoffPolicy;
   #maxRetryAfterMs: number;
@@ -289,6 +347,9 @@ export class KubeClient {
     this.#clock = options.clock ?? SYSTEM_CLOCK;
     this.#random = options.random ?? Math.random;
     this.#timeoutMs = options.timeoutMs ?? 300_000;
+    this.#readTimeoutMs = options.readTimeoutMs ?? 60_000;
+    this.#writeTimeoutMs = options.writeTimeoutMs ?? 75_000;
+    this.#watchTimeoutMs = options.watchTimeoutMs ?? 30_000;
     this.#retries = options.retries ?? 8;
     this.#backoff = options.backoff ?? REQUEST_BACKOFF;
     this.#maxRetryAfterMs = options.maxRetryAfterMs ?? 60_000;
@@ -312,7 +373,10 @@ export class KubeClient {
       else logger.debug(message, { from, to });
     };
     this.#slots = new InFlightLimit(options.maxInFlight ?? 64);
-    this.#transport = createTransport(config.tls);
+    this.#transport = createTransport(config.tls, this.server, {
+      readIdleTimeoutMs: options.readIdleTimeoutMs,
+      pingTimeoutMs: options.pingTimeoutMs,
+    });
     logger.debug("Kubernetes client for {server} ({source}) via {transport}", {
       server: this.server,
       source: config.source,
@@ -320,11 +384,22 @@ export class KubeClient {
     });
   }
 
+  /**
+   * Whether the transport's health check finds silent dead connections, watches included: then
+   * a silent watch is a quiet resource, and the watch loop needs no idle timer of its own.
+   */
+  get checksConnections(): boolean {
+    return this.#transport.checksConnections;
+  }
+
   /** A snapshot of the request counters. */
   get metrics(): ClientMetrics {
     const m = this.#metrics;
+    const { probes, deadConnections } = this.#transport.stats;
     return {
       ...m,
+      probes,
+      deadConnections,
       requests: { ...m.requests },
       responses: { ...m.responses },
       qps: this.#bucket.enabled ? this.#bucket.qps : 0,
@@ -350,7 +425,8 @@ export class KubeClient {
       contentType: options.contentType,
       accept: options.accept,
       signal: options.signal,
-      timeoutMs: options.timeoutMs ?? this.#timeoutMs,
+      timeoutMs: options.timeoutMs ??
+        (READ_METHODS.has(method) ? this.#readTimeoutMs : this.#writeTimeoutMs),
       idempotent: options.idempotent ?? isIdempotent(method, options.contentType),
       retries: options.retries ?? this.#retries,
       stream: false,
@@ -377,8 +453,8 @@ export class KubeClient {
 
   /**
    * Opens a long-lived GET (a watch) and returns the `Response` with its body still streaming.
-   * Same credentials and token bucket as every request, but no in-flight slot and no
-   * whole-request timeout (only for the response headers). Throws {@linkcode ApiError} for
+   * Same credentials and token bucket as every request, but no in-flight slot and a deadline
+   * only for the response headers (`watchTimeoutMs`). Throws {@linkcode ApiError} for
    * non-2xx answers (after reading the `Status` body) and {@linkcode ConnectionError} when the
    * server cannot be reached.
    */
@@ -387,7 +463,7 @@ export class KubeClient {
       query: options.query,
       accept: options.accept,
       signal: options.signal,
-      timeoutMs: options.timeoutMs ?? this.#timeoutMs,
+      timeoutMs: options.timeoutMs ?? this.#watchTimeoutMs,
       idempotent: true,
       retries: options.retries ?? 0,
       stream: true,
@@ -559,6 +635,9 @@ export class KubeClient {
     const backoff = new Backoff(this.#backoff, this.#random);
     let attempt = 0;
     let reauthenticated = false;
+    // The whole request, retries and their pauses included, ends by this time.
+    const deadline = this.#clock.now() + this.#timeoutMs;
+    const what = describeTarget(path, init.body);
 
     while (true) {
       signal?.throwIfAborted();
@@ -579,9 +658,10 @@ export class KubeClient {
       let response: Response;
       let text: string | undefined;
       const timeout = new AbortController();
+      const attemptMs = Math.max(1, Math.min(init.timeoutMs, deadline - this.#clock.now()));
       const timer = setTimeout(
         () => timeout.abort(new DOMException("request timed out", "TimeoutError")),
-        init.timeoutMs,
+        attemptMs,
       );
       const attemptSignal = signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal;
       try {
@@ -620,34 +700,65 @@ export class KubeClient {
         this.#metrics.transportErrors++;
         this.#bucket.observe("failed");
         const timedOut = timeout.signal.aborted;
-        const phase = timedOut ? "transfer" : failurePhase(error);
+        const dead = error instanceof ConnectionError && error.dead;
+        const phase = timedOut || dead ? "transfer" : failurePhase(error);
         const retryable = phase === "connect" || (phase === "transfer" && init.idempotent);
-        if (!retryable || attempt >= init.retries) {
+        const delay = retryable && attempt < init.retries ? backoff.next() : 0;
+        const cause = timedOut
+          ? `no response within ${attemptMs / 1000} s`
+          : dead
+          ? `the connection to ${(error as ConnectionError).host} was dead: ${
+            describeCause((error as ConnectionError).cause)
+          }`
+          : describeCause(error);
+        const write = !READ_METHODS.has(method);
+        if (
+          !retryable || attempt >= init.retries || this.#clock.now() + delay >= deadline
+        ) {
+          if (write && retryable === false && phase === "transfer") {
+            // The write may have been applied, or not: whoever made it must know it is unknown.
+            logger.warn(
+              "{verb} {what}: {cause}; not retried: a {verb} is not idempotent and may have " +
+                "been applied.",
+              { verb: method, what, cause },
+            );
+          }
           if (timedOut) {
             throw new RequestTimeoutError({
               verb: method,
               path,
-              timeoutMs: init.timeoutMs,
+              timeoutMs: attemptMs,
               attempts: attempt + 1,
             });
           }
           throw new ConnectionError({
             verb: method,
             url,
-            cause: error,
+            cause: dead ? (error as ConnectionError).cause : error,
             attempts: attempt + 1,
             maybeSent: phase === "transfer",
+            dead,
           });
         }
-        const delay = backoff.next();
-        logger.debug("{verb} {what}: {error}; retry {attempt}/{retries} in {delay} ms", {
-          verb: method,
-          what: describePath(path),
-          error: timedOut ? "timed out" : String(error),
-          attempt: attempt + 1,
-          retries: init.retries,
-          delay: Math.round(delay),
-        });
+        if (write) {
+          logger.warn("{verb} {what}: {cause}; retry {attempt}/{retries} in {delay} ms.", {
+            verb: method,
+            what,
+            cause,
+            attempt: attempt + 1,
+            retries: init.retries,
+            delay: Math.round(delay),
+          });
+        } else {
+          logger.debug("{verb} {what}: {cause}; retry {attempt}/{retries} in {delay} ms", {
+            verb: method,
+            what,
+            cause,
+            attempt: attempt + 1,
+            retries: init.retries,
+            delay: Math.round(delay),
+          });
+        }
         await this.#clock.sleep(delay, signal);
         attempt++;
         this.#metrics.retries++;
@@ -689,6 +800,7 @@ export class KubeClient {
       if (error.retryAfterSeconds !== undefined) {
         delay = Math.max(delay, Math.min(error.retryAfterSeconds * 1000, this.#maxRetryAfterMs));
       }
+      if (this.#clock.now() + delay >= deadline) throw error;
       logger.debug("{verb} {what}: {status} {reason}; retry {attempt}/{retries} in {delay} ms", {
         verb: method,
         what: describePath(path),
@@ -752,6 +864,24 @@ function parseBody(text: string | undefined): unknown {
   } catch {
     return text;
   }
+}
+
+/**
+ * The request's target for log lines: `describePath()`, plus the object's name from the body
+ * when the path names none (a create: `kopfexamples.kopf.dev ns/name`).
+ */
+function describeTarget(path: string, body: unknown): string {
+  const parts = parsePath(path);
+  const metadata = (body as KubeObject | undefined)?.metadata;
+  if (!parts || parts.name !== undefined || !metadata || typeof metadata !== "object") {
+    return describePath(path);
+  }
+  const name = metadata.name ?? (metadata.generateName ? `${metadata.generateName}*` : undefined);
+  if (name === undefined) return describePath(path);
+  const type = (parts.group ? `${parts.plural}.${parts.group}` : parts.plural) +
+    (parts.subresource ? `/${parts.subresource}` : "");
+  const namespace = parts.namespace ?? metadata.namespace;
+  return `${type} ${namespace ? `${namespace}/` : ""}${name}`;
 }
 
 function writeQuery(options: WriteOptions): Query {

@@ -187,11 +187,13 @@ export class ApiError extends Error {
 
 /**
  * The API server could not be reached: refused connection, DNS failure, TLS failure, reset
- * connection. Raised after the retries ran out (or at once when retrying cannot help, like a
- * certificate that does not verify).
+ * connection, or a connection found dead by the health check. Raised after the retries ran out
+ * (or at once when retrying cannot help, like a certificate that does not verify).
  *
  * The message names the method, the host and the cause:
- * `GET https://127.0.0.1:6443/api: cannot connect to 127.0.0.1:6443 (after 5 attempts): Connection refused`.
+ * `GET https://127.0.0.1:6443/api: cannot connect to 127.0.0.1:6443 (after 5 attempts): Connection refused`,
+ * or for a dead connection
+ * `PATCH https://127.0.0.1:6443/apis/…: the connection to 127.0.0.1:6443 was dead: nothing received for 30 s, no answer to a probe within 15 s`.
  */
 export class ConnectionError extends Error {
   /** `host:port` that was dialled. */
@@ -200,6 +202,11 @@ export class ConnectionError extends Error {
   readonly attempts: number;
   /** Whether the request may have reached the server (then non-idempotent calls are unsafe to repeat). */
   readonly maybeSent: boolean;
+  /**
+   * The connection was found dead by the health check (silent, and no answer to a probe) and
+   * replaced; the request was in flight on it.
+   */
+  readonly dead: boolean;
 
   /** Creates the error for a request to `url` that failed with `cause`. */
   constructor(init: {
@@ -208,21 +215,22 @@ export class ConnectionError extends Error {
     cause: unknown;
     attempts?: number;
     maybeSent?: boolean;
+    dead?: boolean;
   }) {
     const url = new URL(init.url);
     const host = url.host;
     const attempts = init.attempts ?? 1;
     const after = attempts > 1 ? ` (after ${attempts} attempts)` : "";
+    const what = init.dead ? `the connection to ${host} was dead` : `cannot connect to ${host}`;
     super(
-      `${init.verb} ${url.origin}${url.pathname}: cannot connect to ${host}${after}: ${
-        describeCause(init.cause)
-      }`,
+      `${init.verb} ${url.origin}${url.pathname}: ${what}${after}: ${describeCause(init.cause)}`,
       { cause: init.cause },
     );
     this.name = "ConnectionError";
     this.host = host;
     this.attempts = attempts;
     this.maybeSent = init.maybeSent ?? true;
+    this.dead = init.dead ?? false;
   }
 }
 

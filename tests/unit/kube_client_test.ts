@@ -311,7 +311,8 @@ Deno.test("a request without an answer times out with a RequestTimeoutError", as
   await using server = await serve(() => hang.promise.then(() => new Response("late")));
   const client = new KubeClient(config(server.url), {
     clock: new FakeClock(),
-    timeoutMs: 200,
+    readTimeoutMs: 200,
+    writeTimeoutMs: 200,
     retries: 1,
   });
   try {

@@ -25,7 +25,12 @@ Deno.test("defaults follow Kopf where it makes sense and docs/settings.md elsewh
   assert.equal(s.networking.maxQps, 1000);
   assert.equal(s.networking.burst, 100);
   assert.ok(s.networking.maxInFlight > 0);
-  assert.equal(s.watching.idleTimeout, 90);
+  assert.equal(s.watching.idleTimeout, null);
+  assert.equal(s.networking.readIdleTimeout, 30);
+  assert.equal(s.networking.pingTimeout, 15);
+  assert.equal(s.networking.readTimeout, 60);
+  assert.equal(s.networking.writeTimeout, 75);
+  assert.equal(s.networking.watchOpenTimeout, 30);
   assert.deepEqual(s.watching.serverTimeout, [300, 600]);
   assert.equal(s.background.cancellationPolling, 60);
 });
