@@ -6,6 +6,13 @@
  * The operator (the real CLI) talks only to the proxy; the suite's own watch and writes go
  * straight to the API server.
  *
+ * And a frozen connection, from the repository's TCP relay (`tests/support/tcp_relay.ts`: the real
+ * server never stops answering on an open connection without closing it): once, in the middle of a
+ * burst, every open connection of the operator stops relaying bytes in both directions, without a
+ * FIN or an RST, and stays so; new connections go through. The operator must find its connection
+ * dead and move every request and watch to a new one within 45 s (30 s of silence, then a probe
+ * that gets no answer in 15 s, as client-go's HTTP/2 health check), plus 15 s for a handling cycle.
+ *
  * Counted as in every chaos scenario (`_counts.ts`), plus the operator's writes per object as the
  * proxy saw them, per group: a create → delete lifecycle with one create and one delete handler
  * is 3 writes (docs/engine.md). Recovery (a cut → a probe created right after it is handled) is
@@ -13,6 +20,7 @@
  * for a re-list and a handling cycle on a loaded 2-core machine.
  */
 import { FaultProxy } from "../support/fault_proxy.ts";
+import { TcpRelay } from "../support/tcp_relay.ts";
 import { sleep } from "../support/wait.ts";
 import { chaosSize, runBurst } from "./_burst.ts";
 import { assertClean, type PlannedObject } from "./_counts.ts";
@@ -68,6 +76,27 @@ Deno.test("chaos: connection faults during a burst", async (t) => {
         await assertClean(counts, { recoveryBoundSeconds: 30 + 15 });
       } finally {
         await proxy.close();
+      }
+    });
+    await t.step("the connection frozen (no FIN, no RST)", async () => {
+      const relay = await TcpRelay.start(plane);
+      try {
+        const counts = await runBurst({
+          name: "connection-freeze",
+          plane,
+          fixture: FIXTURE,
+          size,
+          phaseSeconds: 3,
+          kubeconfig: relay.kubeconfig,
+          async fault(ctx) {
+            await sleep(2000);
+            if (relay.freeze() > 0) ctx.injected("connection freeze");
+          },
+          figures: () => ({ "relay connections / freezes": JSON.stringify(relay.stats) }),
+        });
+        await assertClean(counts, { recoveryBoundSeconds: 45 + 15 });
+      } finally {
+        await relay.close();
       }
     });
   });
