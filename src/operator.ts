@@ -16,8 +16,10 @@ import {
   type Informer,
   type InformerEvent,
   Informers,
+  isChange,
   type Subscription,
 } from "./cache/informer.ts";
+import type { StoreChange } from "./cache/store.ts";
 import { KubeClient } from "./kube/client.ts";
 import { Discovery, ResolveError } from "./kube/discovery.ts";
 import { ApiError } from "./kube/errors.ts";
@@ -233,6 +235,7 @@ class Operator {
   #namespaces: Set<string> | null = null;
   #observers: Subscription[] = [];
   #rescanTimer: ReturnType<typeof setTimeout> | undefined;
+  #observingCrds = false;
   #rescanning: Promise<void> = Promise.resolve();
 
   constructor(options: RunOptions & OperatorInternals) {
@@ -499,7 +502,7 @@ class Operator {
   }
 
   #onNamespace(event: InformerEvent, patterns: readonly (string | RegExp)[]): void {
-    if (event.type === "SYNCED" || !this.#namespaces) return;
+    if (!isChange(event) || !this.#namespaces) return;
     const name = event.object.metadata?.name;
     if (!name || !matchNamespaces(name, patterns)) return;
     if (event.type === "DELETED") {
@@ -516,7 +519,7 @@ class Operator {
   }
 
   /** Resolve every selector; unresolved and non-specific ones ask for CRD observation. */
-  async #resolve(): Promise<{ resources: Resource[]; observe: boolean }> {
+  async #resolve(warn = true): Promise<{ resources: Resource[]; observe: boolean }> {
     const found = new Map<string, Resource>();
     let observe = false;
     for (const selector of this.#registry.selectors()) {
@@ -533,7 +536,8 @@ class Operator {
         const text = error.kind === "unknown"
           ? `Unresolved resources cannot be served (try creating their CRDs): ${selector}`
           : `Ambiguous resources will not be served (try specifying API groups): ${error.message}`;
-        if (!this.#warned.has(text)) {
+        // Re-scans say what changed as they serve or stop serving (at INFO), not this again.
+        if (warn && !this.#warned.has(text)) {
           this.#warned.add(text);
           logger.warn(text.replaceAll("{", "{{").replaceAll("}", "}}"));
         }
@@ -543,23 +547,28 @@ class Operator {
   }
 
   #observeCrds(): void {
+    if (this.#observingCrds) return;
+    this.#observingCrds = true;
     const informer = this.#informers.get(CRDS);
     this.#observers.push(informer.subscribe((event) => {
-      if (event.type === "SYNCED" || event.initial) return;
-      clearTimeout(this.#rescanTimer);
       // A new CRD is served only once established: wait for the burst of its events to settle.
-      this.#rescanTimer = setTimeout(() => {
-        this.#rescanning = this.#rescanning.then(() => this.#rescan()).catch((error) =>
-          logger.error("Re-scanning the resources failed: {error}", { error })
-        );
-      }, 500);
+      if (isChange(event) && !event.initial) this.#scheduleRescan(500);
     }));
+  }
+
+  #scheduleRescan(delayMs: number): void {
+    clearTimeout(this.#rescanTimer);
+    this.#rescanTimer = setTimeout(() => {
+      this.#rescanning = this.#rescanning.then(() => this.#rescan()).catch((error) =>
+        logger.error("Re-scanning the resources failed: {error}", { error })
+      );
+    }, delayMs);
   }
 
   async #rescan(): Promise<void> {
     if (this.#stop.signal.aborted) return;
     this.#discovery.invalidate();
-    const { resources } = await this.#resolve();
+    const { resources } = await this.#resolve(false);
     const wanted = new Map(resources.map((r) => [resourceKey(r), r]));
     for (const [key, served] of this.#served) {
       if (wanted.has(key)) continue;
@@ -572,6 +581,26 @@ class Operator {
       logger.info("Resource {resource} is served.", { resource: key });
       this.#serveResource(resource);
     }
+  }
+
+  /**
+   * A served resource is gone from the API (404; e.g. its CRD was deleted): stop watching it, and
+   * watch CRDs so that it is served again when it returns.
+   */
+  #missing(served: Served): void {
+    const key = resourceKey(served.resource);
+    if (this.#served.get(key) !== served) return;
+    logger.info(
+      "Resource {resource} is gone from the API (its CRD deleted?): not served any more, " +
+        "until it returns.",
+      { resource: key },
+    );
+    for (const scope of [...served.scopes.keys()]) this.#unserveScope(served, scope);
+    this.#served.delete(key);
+    if (this.#settings.scanning.disabled) return;
+    this.#observeCrds();
+    // It may be back already (a 404 that passed): look now, not only on the next CRD event.
+    this.#scheduleRescan(0);
   }
 
   #serveResource(resource: Resource): void {
@@ -623,7 +652,9 @@ class Operator {
   // --- Events --------------------------------------------------------------------------------
 
   #onEvent(served: Served, informer: Informer<KubeObject>, event: InformerEvent): void {
-    if (event.type === "SYNCED" || this.#stop.signal.aborted) return;
+    if (this.#stop.signal.aborted) return;
+    if (event.type === "MISSING") return this.#missing(served);
+    if (!isChange(event)) return;
     const { resource } = served;
     const key = objectKeyOf(resource, event.key);
     const object = event.object as RawBody;
@@ -654,7 +685,7 @@ class Operator {
     key: string,
     resource: Resource,
     informer: Informer<KubeObject>,
-    event: Exclude<InformerEvent, { type: "SYNCED" }>,
+    event: StoreChange<KubeObject>,
   ): void {
     const target = { poster: this.#poster, settings: this.#settings.posting };
     const task = () =>

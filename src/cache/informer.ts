@@ -29,7 +29,16 @@ export type InformerEvent<T extends KubeObject = KubeObject> =
     type: "SYNCED";
     /** False for the first listing (and for the replay to a late subscriber). */
     relist: boolean;
+  }
+  | {
+    /** The resource is not served any more (404): e.g. its CRD was deleted. */
+    type: "MISSING";
   };
+
+/** Whether an informer event is a change of one object (not a marker such as `SYNCED`). */
+export function isChange<T extends KubeObject>(event: InformerEvent<T>): event is StoreChange<T> {
+  return event.type !== "SYNCED" && event.type !== "MISSING";
+}
 
 /** A subscriber. Called synchronously, in order; it should only note or enqueue the change. */
 export type InformerListener<T extends KubeObject = KubeObject> = (
@@ -220,6 +229,10 @@ export class Informer<T extends KubeObject = KubeObject> {
     this.#done = (async () => {
       try {
         for await (const event of watch) {
+          if (event.type === "MISSING") {
+            this.#broadcast({ type: "MISSING" });
+            continue;
+          }
           if (event.type === "SYNCED") {
             for (const waiter of this.#syncWaiters.splice(0)) waiter.resolve();
             this.#broadcast({ type: "SYNCED", relist: event.relist });

@@ -21,7 +21,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { InformerEvent, Subscription } from "../cache/informer.ts";
+import { type InformerEvent, isChange, type Subscription } from "../cache/informer.ts";
 import { Patch } from "../handling/patch.ts";
 import { currentBody } from "../kits/hierarchies.ts";
 import { type Clock, SYSTEM_CLOCK } from "../kube/rate_limit.ts";
@@ -356,12 +356,12 @@ export class OperatorIndexes {
 
   /** Handle one informer event of a resource (what {@linkcode attach} subscribes). */
   observe(resource: Resource, event: InformerEvent): void {
-    if (event.type === "SYNCED") return;
+    if (!isChange(event)) return;
     this.#handle(resource, event.type, event.object);
   }
 
   #observe(attachment: Attachment, event: InformerEvent): void {
-    if (event.type !== "SYNCED") {
+    if (isChange(event)) {
       this.#handle(attachment.resource, event.type, event.object);
       return;
     }

@@ -18,7 +18,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { InformerEvent, Subscription } from "../cache/informer.ts";
+import { type InformerEvent, isChange, type Subscription } from "../cache/informer.ts";
 import { Patch } from "../handling/patch.ts";
 import { type Clock, SYSTEM_CLOCK } from "../kube/rate_limit.ts";
 import type { KubeObject, Resource } from "../kube/resource.ts";
@@ -168,7 +168,7 @@ export class SpawningEngine {
 
   /** Handle one informer event (what {@linkcode attach} subscribes). */
   observe(resource: Resource, event: InformerEvent): void {
-    if (event.type === "SYNCED") return;
+    if (!isChange(event)) return;
     const body = event.object;
     const key = objectKey(resource, body);
     let state = this.#objects.get(key);

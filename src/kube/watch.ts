@@ -119,7 +119,21 @@ export interface SyncedEvent {
 }
 
 /** What {@linkcode listAndWatch} yields. */
-export type WatchEvent<T extends KubeObject = KubeObject> = ObjectEvent<T> | SyncedEvent;
+/**
+ * The resource is not served (404 on its list or watch: e.g. its CRD was deleted). Yielded once
+ * per streak of 404s; the loop goes on retrying, so a consumer that still wants the resource
+ * gets it back when it returns, and one that does not stops the loop.
+ */
+export interface MissingEvent {
+  /** The marker type. */
+  type: "MISSING";
+}
+
+/** What {@linkcode listAndWatch} yields. */
+export type WatchEvent<T extends KubeObject = KubeObject> =
+  | ObjectEvent<T>
+  | SyncedEvent
+  | MissingEvent;
 
 /** How the initial state is fetched: pages of a LIST, or a streaming list (a WATCH). */
 export type InitialSync = "list" | "stream";
@@ -381,6 +395,8 @@ class WatchLoop<T extends KubeObject> {
   /** key → resourceVersion of every object announced and not yet deleted: the re-list diff base. */
   #known = new Map<string, string>();
   #running = false;
+  /** In a streak of 404s (the resource is not served): said once. */
+  #missing = false;
 
   constructor(transport: WatchTransport, resource: Resource, options: ListAndWatchOptions) {
     this.#transport = transport;
@@ -413,6 +429,7 @@ class WatchLoop<T extends KubeObject> {
   }
 
   #healthy(): void {
+    this.#missing = false;
     this.stats.healthy = true;
     this.stats.lastHealthyAt = Date.now();
   }
@@ -451,7 +468,15 @@ class WatchLoop<T extends KubeObject> {
           }
           const delay = Math.max(this.#backoff.next(), retryAfterMs(error));
           const context = this.#context({ error: describe(error), status, delay });
-          if (status === 410) {
+          const missing = status === 404;
+          if (missing && !this.#missing) {
+            // Said by the consumer, which knows whether it still wants the resource.
+            this.#missing = true;
+            yield { type: "MISSING" };
+            logger.debug("{resource} is not served (404); retrying in {delay} ms.", context);
+          } else if (missing) {
+            logger.debug("{resource} is still not served (404); retrying in {delay} ms.", context);
+          } else if (status === 410) {
             logger.info(
               "Watch of {resource} in {namespace} expired (410 Gone): re-listing in {delay} ms.",
               context,

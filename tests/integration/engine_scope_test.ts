@@ -107,3 +107,42 @@ Deno.test("every selector resolved: CRDs are not watched", async () => {
     await c.deleteNamespace(ns);
   }
 });
+
+Deno.test("a CRD deleted while watched: one INFO line, no warnings, served again when it returns", async () => {
+  const plural = `comeback${crypto.randomUUID().slice(0, 6)}s`;
+  const crd =
+    `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${plural}.engine-tests.kopf.dev`;
+  const ns = await c.namespace("scope-comeback");
+  const first = await testResource(c, plural);
+  const registry = new kopf.Registry();
+  registry.on.create(first.plural, { id: "create_fn" }, () => ({ seen: true }));
+  const operator = await startOperator(c, { registry, namespaces: [ns] });
+  const before = logs.length;
+  try {
+    await c.api("DELETE", crd);
+    await waitFor(
+      () => logs.slice(before).some((l) => l.message.includes("is gone from the API")),
+      {
+        message: "the INFO line about the resource",
+      },
+    );
+    // Several of the old watch's retry intervals: nothing more is said about it.
+    await sleep(8000);
+    const said = logs.slice(before).filter((l) =>
+      l.message.includes(plural) && l.level !== "debug"
+    );
+    assert.deepEqual(said.map((l) => `${l.level}: ${l.message}`), [
+      `info: Resource ${plural}.v1.engine-tests.kopf.dev is gone from the API (its CRD ` +
+      "deleted?): not served any more, until it returns.",
+    ]);
+    const again = await testResource(c, plural);
+    await createObject(c, again, ns, "back");
+    await waitFor(async () => (await getObject(c, again, ns, "back"))?.status?.create_fn?.seen, {
+      message: "an object of the returned CRD to be handled",
+    });
+  } finally {
+    await operator.stop();
+    await c.deleteNamespace(ns);
+    await c.api("DELETE", crd).catch(() => {});
+  }
+});

@@ -3,7 +3,9 @@
 // stream closed when the last consumer leaves. The fault proxy is used here only as a recorder of
 // which requests the client made (no faults are injected).
 import assert from "node:assert/strict";
-import { type InformerEvent, Informers } from "../../src/cache/informer.ts";
+import { Informers, isChange } from "../../src/cache/informer.ts";
+import type { StoreChange } from "../../src/cache/store.ts";
+import type { KubeObject } from "../../src/kube/resource.ts";
 import { cluster } from "../support/cluster.ts";
 import { FaultProxy } from "../support/fault_proxy.ts";
 import { waitFor } from "../support/wait.ts";
@@ -80,8 +82,8 @@ Deno.test("informers: consumers share one list+watch, selectors go to the server
       },
     );
     const types = (seen: Seen, name: string) =>
-      seen.all.filter((e): e is Exclude<InformerEvent, { type: "SYNCED" }> =>
-        e.type !== "SYNCED" && e.object.metadata?.name === name
+      seen.all.filter((e): e is StoreChange<KubeObject> =>
+        isChange(e) && e.object.metadata?.name === name
       ).map((e) => e.type);
     assert.deepEqual(types(onlyA, tierB[0]), ["ADDED"]);
     assert.deepEqual(types(onlyA, tierA[0]), ["ADDED", "DELETED"]);

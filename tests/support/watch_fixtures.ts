@@ -223,6 +223,7 @@ export class Seen {
       if (event.relist) this.relists++;
       return;
     }
+    if (event.type === "MISSING") return;
     const name = event.object.metadata?.name ?? "";
     const seq = this.perObject.get(name) ?? [];
     seq.push(event.type === "DELETED" ? "DELETED" : event.object.metadata!.resourceVersion!);

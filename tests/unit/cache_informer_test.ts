@@ -1,13 +1,13 @@
 // Sharing, ref-counting and fan-out of informers, driven by a scripted transport (the real
 // server's side is in tests/integration/informer_*_test.ts).
 import assert from "node:assert/strict";
-import { type InformerEvent, Informers } from "../../src/cache/informer.ts";
+import { type InformerEvent, Informers, isChange } from "../../src/cache/informer.ts";
 import { obj, ScriptedTransport, THINGS } from "../support/scripted_transport.ts";
 
 function describe(events: InformerEvent[]): string {
   return events.map((e) =>
-    e.type === "SYNCED"
-      ? "SYNCED"
+    !isChange(e)
+      ? e.type
       : `${e.type} ${e.key}@${e.object.metadata?.resourceVersion}${e.initial ? " initial" : ""}`
   ).join(", ");
 }

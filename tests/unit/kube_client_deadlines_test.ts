@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { configure, type LogRecord } from "@logtape/logtape";
 import { KubeClient } from "../../src/kube/client.ts";
-import { tokenCredentials } from "../../src/kube/config.ts";
+import { tokenCredentials } from "../../src/kube/config/credentials.ts";
 import { ConnectionError, RequestTimeoutError } from "../../src/kube/errors.ts";
 import type { Clock } from "../../src/kube/rate_limit.ts";
 

@@ -47,6 +47,8 @@ class Collector {
     return this.events.slice(from).map((e) =>
       e.type === "SYNCED"
         ? `SYNCED${e.relist ? "(relist)" : ""}`
+        : e.type === "MISSING"
+        ? "MISSING"
         : `${e.type} ${e.object.metadata?.name}@${e.object.metadata?.resourceVersion}${
           e.initial ? " initial" : ""
         }${e.finalStateUnknown ? " unknown" : ""}`
