@@ -23,6 +23,7 @@ import type { StoreChange } from "./cache/store.ts";
 import { KubeClient } from "./kube/client.ts";
 import { Discovery, ResolveError } from "./kube/discovery.ts";
 import { ApiError } from "./kube/errors.ts";
+import { sleepUnless } from "./kube/time.ts";
 import { EventPoster } from "./kube/events.ts";
 import { matchNamespaces, specificNamespaces } from "./kube/namespaces.ts";
 import { type KubeObject, type Resource, resourceKey } from "./kube/resource.ts";
@@ -198,18 +199,6 @@ const NAMESPACES: Resource = {
 
 function objectKeyOf(resource: Resource, storeKey: string): string {
   return `${resourceKey(resource)}/${storeKey}`;
-}
-
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }
 
 /** One running operator. */
@@ -803,7 +792,7 @@ class Operator {
       await this.#queue?.shutdown({ drainTimeout: drain });
       await Promise.race([
         Promise.allSettled([...this.#pending]),
-        delay(drain * 1000 + 1000, this.#handlersStop.signal),
+        sleepUnless(drain + 1, this.#handlersStop.signal),
       ]);
       await engines;
       await this.#rescanning;

@@ -13,13 +13,12 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { type Clock, SYSTEM_CLOCK } from "../kube/rate_limit.ts";
+import { type SleepingClock, sleepUnless, SYSTEM_CLOCK } from "../kube/time.ts";
 import type { Activity, ActivityContext, Memo } from "../registry/context.ts";
 import type { ActivityHandler, ErasedContext } from "../registry/records.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { Settings } from "../settings.ts";
 import { attempt, freshProgress, type Progress, retryInfo } from "./_invoke.ts";
-import { sleepUnless } from "./stopper.ts";
 
 /** An activity failed: one or more of its handlers failed for good. */
 export class ActivityError extends Error {
@@ -57,7 +56,7 @@ export interface ActivityOptions {
   /** Stops the activity: retries are abandoned, handlers see it as `signal`. */
   signal?: AbortSignal;
   /** The time source (tests). */
-  clock?: Clock;
+  clock?: SleepingClock;
 }
 
 /**
@@ -118,7 +117,7 @@ export async function runActivity(options: ActivityOptions): Promise<Record<stri
     }
     if (pending.size) {
       const next = Math.min(...[...pending.values()].map((s) => s.due));
-      await sleepUnless(clock, (next - clock.now()) / 1000, signal);
+      await sleepUnless((next - clock.now()) / 1000, signal, clock);
     }
   }
   if (errors.size) throw new ActivityError(activity, errors);

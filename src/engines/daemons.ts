@@ -21,7 +21,7 @@ import { Patch } from "../handling/patch.ts";
 import { currentBody } from "../kits/hierarchies.ts";
 import type { KubeObject } from "../kube/resource.ts";
 import { deliverResults } from "../handling/progression.ts";
-import type { Clock } from "../kube/rate_limit.ts";
+import { type SleepingClock, sleepUnless } from "../kube/time.ts";
 import type { DaemonStopped, Logger, StopReason } from "../registry/context.ts";
 import type {
   DaemonHandler,
@@ -31,7 +31,7 @@ import type {
 } from "../registry/records.ts";
 import type { Settings } from "../settings.ts";
 import { attempt, freshProgress, retryInfo } from "./_invoke.ts";
-import { type DaemonStopper, sleepUnless } from "./stopper.ts";
+import type { DaemonStopper } from "./stopper.ts";
 
 /** What the runner of a daemon or timer needs from its surroundings. */
 export interface SpawnEnv {
@@ -40,7 +40,7 @@ export interface SpawnEnv {
   /** The object's logger. */
   logger: Logger;
   /** The time source. */
-  clock: Clock;
+  clock: SleepingClock;
   /** This daemon's or timer's stopper. */
   stopper: DaemonStopper;
   /** The handler's context for one call (live body, memo, indices, …) with these extras. */
@@ -120,13 +120,13 @@ export async function callOnce(
 export async function runDaemon(handler: DaemonHandler, env: SpawnEnv): Promise<void> {
   const { stopper, logger } = env;
   const delay = initialDelayOf(handler, env);
-  if (delay > 0) await sleepUnless(env.clock, delay, stopper.requested);
+  if (delay > 0) await sleepUnless(delay, stopper.requested, env.clock);
   let progress = freshProgress();
   while (!stopper.isSet) {
     const result = await callOnce(handler, env, progress);
     if (result.final) break;
     progress = { retries: progress.retries + 1, started: progress.started };
-    await sleepUnless(env.clock, result.delay ?? 0, stopper.requested);
+    await sleepUnless(result.delay ?? 0, stopper.requested, env.clock);
   }
   if (stopper.isSet) {
     logger.debug("{title} has exited on request and will not be retried or restarted.", {
@@ -158,7 +158,7 @@ export interface StopOptions {
   /** The settings (instant exit, cancellation polling). */
   settings: Settings;
   /** The time source. */
-  clock: Clock;
+  clock: SleepingClock;
   /**
    * For daemons without `cancellationTimeout` (and for timers): give up after this many seconds
    * instead of waiting forever (used when the operator exits).
@@ -169,10 +169,10 @@ export interface StopOptions {
 /** How a stop ended. */
 export type StopResult = "exited" | "abandoned";
 
-async function waitExit(spawned: Spawned, clock: Clock, seconds: number): Promise<boolean> {
+async function waitExit(spawned: Spawned, clock: SleepingClock, seconds: number): Promise<boolean> {
   if (spawned.exited) return true;
   const timeout = new AbortController();
-  const timer = sleepUnless(clock, seconds, timeout.signal);
+  const timer = sleepUnless(seconds, timeout.signal, clock);
   await Promise.race([spawned.done, timer]);
   timeout.abort();
   return spawned.exited;

@@ -24,7 +24,7 @@ import { getLogger } from "@logtape/logtape";
 import { type InformerEvent, isChange, type Subscription } from "../cache/informer.ts";
 import { Patch } from "../handling/patch.ts";
 import { currentBody } from "../kits/hierarchies.ts";
-import { type Clock, SYSTEM_CLOCK } from "../kube/rate_limit.ts";
+import { type SleepingClock, SYSTEM_CLOCK } from "../kube/time.ts";
 import type { KubeObject, Resource } from "../kube/resource.ts";
 import type { ErasedContext, IndexingHandler } from "../registry/records.ts";
 import type { Registry } from "../registry/registry.ts";
@@ -231,7 +231,7 @@ export interface OperatorIndexesOptions {
   /** Aborts handlers (the operator's hard stop). */
   signal?: AbortSignal;
   /** The time source (tests). */
-  clock?: Clock;
+  clock?: SleepingClock;
 }
 
 interface Failure {
@@ -275,7 +275,7 @@ export class OperatorIndexes {
   readonly #memo: (resource: Resource, body: KubeObject) => Memo;
   readonly #logger: (resource: Resource, body: KubeObject) => Logger;
   readonly #signal: AbortSignal;
-  readonly #clock: Clock;
+  readonly #clock: SleepingClock;
   readonly #objects = new Map<string, ObjectIndexing>();
   readonly #attachments = new Set<Attachment>();
   #readyWaiters: (() => void)[] = [];

@@ -20,7 +20,7 @@
 import { getLogger } from "@logtape/logtape";
 import { type InformerEvent, isChange, type Subscription } from "../cache/informer.ts";
 import { Patch } from "../handling/patch.ts";
-import { type Clock, SYSTEM_CLOCK } from "../kube/rate_limit.ts";
+import { type SleepingClock, SYSTEM_CLOCK } from "../kube/time.ts";
 import type { KubeObject, Resource } from "../kube/resource.ts";
 import type { Logger, Memo, StopReason } from "../registry/context.ts";
 import type { Registry } from "../registry/registry.ts";
@@ -74,7 +74,7 @@ export interface SpawningEngineOptions {
    */
   ready?: () => Promise<void>;
   /** The time source (tests). */
-  clock?: Clock;
+  clock?: SleepingClock;
 }
 
 interface Task extends Spawned {
@@ -129,7 +129,7 @@ export class SpawningEngine {
   readonly #indices: Readonly<Record<string, unknown>>;
   readonly #requeue: (resource: Resource, body: KubeObject) => void;
   readonly #signal: AbortSignal | undefined;
-  readonly #clock: Clock;
+  readonly #clock: SleepingClock;
   readonly #ready: () => Promise<void>;
   readonly #objects = new Map<string, ObjectState>();
   #exiting = false;

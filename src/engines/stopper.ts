@@ -9,7 +9,7 @@
  * @module
  */
 
-import { type Clock, SYSTEM_CLOCK } from "../kube/rate_limit.ts";
+import { type SleepingClock, sleepUnless, SYSTEM_CLOCK } from "../kube/time.ts";
 import type { DaemonStopped, StopReason } from "../registry/context.ts";
 
 /**
@@ -17,7 +17,7 @@ import type { DaemonStopped, StopReason } from "../registry/context.ts";
  * abandoned) are recorded as the stop escalates.
  */
 export class DaemonStopper implements DaemonStopped {
-  readonly #clock: Clock;
+  readonly #clock: SleepingClock;
   readonly #requested = new AbortController();
   readonly #cancelled = new AbortController();
   readonly #reasons = new Set<StopReason>();
@@ -25,7 +25,7 @@ export class DaemonStopper implements DaemonStopped {
   #when: number | undefined;
 
   /** A stopper; `parent` (the operator's hard abort) also cancels. */
-  constructor(options: { clock?: Clock; parent?: AbortSignal } = {}) {
+  constructor(options: { clock?: SleepingClock; parent?: AbortSignal } = {}) {
     this.#clock = options.clock ?? SYSTEM_CLOCK;
     const parent = options.parent;
     if (parent) {
@@ -96,32 +96,7 @@ export class DaemonStopper implements DaemonStopped {
       );
       return true;
     }
-    await sleepUnless(this.#clock, seconds, this.#requested.signal);
+    await sleepUnless(seconds, this.#requested.signal, this.#clock);
     return this.isSet;
-  }
-}
-
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/** Sleep `seconds` unless `signal` aborts first; never rejects. Resolves to whether it slept fully. */
-export async function sleepUnless(
-  clock: Clock,
-  seconds: number,
-  signal: AbortSignal,
-): Promise<boolean> {
-  if (signal.aborted) return false;
-  try {
-    // Even a zero delay yields to the event loop, so that a handler failing at once with
-    // `delay: null` cannot starve timers and I/O.
-    let remaining = Math.max(1, seconds * 1000);
-    do {
-      // Timers fire at once for delays above 2^31-1 ms; longer sleeps go in chunks.
-      const chunk = Math.min(remaining, MAX_TIMER_MS);
-      await clock.sleep(chunk, signal);
-      remaining -= chunk;
-    } while (remaining > 0);
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -21,7 +21,7 @@
 import type { TimerHandler } from "../registry/records.ts";
 import { freshProgress } from "./_invoke.ts";
 import { callOnce, initialDelayOf, type SpawnEnv } from "./daemons.ts";
-import { sleepUnless } from "./stopper.ts";
+import { sleepUnless } from "../kube/time.ts";
 
 /**
  * The seconds to sleep after a successful call for a sharp timer: what remains to the next
@@ -42,7 +42,7 @@ export function sharpDelay(interval: number, elapsed: number): number {
 export async function runTimer(handler: TimerHandler, env: SpawnEnv): Promise<void> {
   const { stopper, clock } = env;
   const delay = initialDelayOf(handler, env);
-  if (delay > 0) await sleepUnless(clock, delay, stopper.requested);
+  if (delay > 0) await sleepUnless(delay, stopper.requested, clock);
   let progress = freshProgress();
   let done = false;
   let anchor: number | undefined; // the sharp grid's origin: the first call's start
@@ -56,7 +56,7 @@ export async function runTimer(handler: TimerHandler, env: SpawnEnv): Promise<vo
       // The last change is a moving target: each change extends the wait; it is never shortened.
       while (!stopper.isSet && clock.now() - env.idleResetAt() < handler.idle * 1000) {
         const left = (env.idleResetAt() + handler.idle * 1000 - clock.now()) / 1000;
-        await sleepUnless(clock, left, stopper.requested);
+        await sleepUnless(left, stopper.requested, clock);
       }
       if (stopper.isSet) break;
     }
@@ -68,19 +68,19 @@ export async function runTimer(handler: TimerHandler, env: SpawnEnv): Promise<vo
 
     if (!result.final) {
       progress = { retries: progress.retries + 1, started: progress.started };
-      await sleepUnless(clock, result.delay ?? 0, stopper.requested);
+      await sleepUnless(result.delay ?? 0, stopper.requested, clock);
       continue;
     }
     done = true;
     if (handler.interval !== undefined && handler.sharp) {
       const elapsed = (clock.now() - anchor) / 1000;
-      await sleepUnless(clock, sharpDelay(handler.interval, elapsed), stopper.requested);
+      await sleepUnless(sharpDelay(handler.interval, elapsed), stopper.requested, clock);
     } else if (handler.interval !== undefined) {
-      await sleepUnless(clock, handler.interval, stopper.requested);
+      await sleepUnless(handler.interval, stopper.requested, clock);
     } else if (handler.idle !== undefined) {
       // Idle-only: wait for a change after this call's start, then for a new quiet period.
       while (!stopper.isSet && env.idleResetAt() <= started) {
-        await sleepUnless(clock, handler.idle, stopper.requested);
+        await sleepUnless(handler.idle, stopper.requested, clock);
       }
     } else {
       break;

@@ -17,6 +17,7 @@ import type { Logger } from "@logtape/logtape";
 import type { EventPoster } from "../kube/events.ts";
 import type { KubeClient } from "../kube/client.ts";
 import type { Resource } from "../kube/resource.ts";
+import { sleepUnless } from "../kube/time.ts";
 import type { EventType } from "../registry/context.ts";
 import type { ChangingMatchCause, Registry } from "../registry/registry.ts";
 import { selectChangingHandlers } from "../registry/registry.ts";
@@ -682,20 +683,8 @@ export async function processOrphan(env: CycleEnvironment, input: OrphanInput): 
     // The progress goes into the local copy, which stands in for the object.
     applyMergePatch(body, patch.toMergePatch());
     if (!delays.length) return;
-    await abortableDelay(Math.min(...delays) * 1000, signal);
+    await sleepUnless(Math.min(...delays), signal);
   }
-}
-
-function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 function emptyEssences(): Essences {

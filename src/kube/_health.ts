@@ -21,15 +21,10 @@
  * @module
  */
 
+import type { Clock } from "./time.ts";
+
 /** Timers the health check runs on (the real ones, or a fake clock in tests). */
-export interface HealthTimers {
-  /** Milliseconds, monotonic. */
-  now(): number;
-  /** Calls `callback` after `ms`; returns a handle for {@linkcode HealthTimers.clearTimeout}. */
-  setTimeout(callback: () => void, ms: number): unknown;
-  /** Cancels a timer set by {@linkcode HealthTimers.setTimeout}. */
-  clearTimeout(handle: unknown): void;
-}
+export type HealthTimers = Pick<Clock, "now" | "setTimeout" | "clearTimeout">;
 
 /** Options of a {@linkcode ConnectionHealth}. */
 export interface ConnectionHealthOptions {
@@ -52,7 +47,7 @@ export interface ConnectionHealthOptions {
 
 /** The real timers; health timers never keep the process alive on their own. */
 export const REAL_TIMERS: HealthTimers = Object.freeze({
-  now: () => performance.now(),
+  now: () => Date.now(),
   setTimeout: (callback: () => void, ms: number) => {
     const id = setTimeout(callback, ms);
     Deno.unrefTimer(id);

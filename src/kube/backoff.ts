@@ -99,23 +99,3 @@ export class Backoff {
     this.#attempt = 0;
   }
 }
-
-/**
- * Resolves after `ms` milliseconds, or rejects with the signal's reason as soon as it aborts.
- * The timer is cleared on abort, so nothing keeps the process alive.
- */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return Promise.reject(signal.reason);
-  if (ms <= 0) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}

@@ -62,7 +62,8 @@ import {
   type KubeStatus,
   RequestTimeoutError,
 } from "./errors.ts";
-import { type Clock, InFlightLimit, SYSTEM_CLOCK, TokenBucket } from "./rate_limit.ts";
+import { InFlightLimit, TokenBucket } from "./rate_limit.ts";
+import { type SleepingClock, SYSTEM_CLOCK } from "./time.ts";
 import {
   apiVersion,
   describePath,
@@ -164,7 +165,7 @@ export interface ClientOptions {
   /** `User-Agent` header. */
   userAgent?: string;
   /** Time source for the limiters and retry sleeps (tests). */
-  clock?: Clock;
+  clock?: SleepingClock;
   /** Random source for the jitter (tests). */
   random?: () => number;
 }
@@ -317,7 +318,7 @@ export class KubeClient {
   #backoff: BackoffPolicy;
   #maxRetryAfterMs: number;
   #userAgent: string;
-  #clock: Clock;
+  #clock: SleepingClock;
   #random: () => number;
   #closed = false;
   #metrics = {

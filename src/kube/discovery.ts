@@ -16,7 +16,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { type Clock, SYSTEM_CLOCK } from "./rate_limit.ts";
+import { type SleepingClock, SYSTEM_CLOCK } from "./time.ts";
 import { type Resource, resourceKey } from "./resource.ts";
 import type { Selector } from "./selector.ts";
 
@@ -41,7 +41,7 @@ export interface DiscoveryOptions {
   /** Group versions fetched at once in the legacy walk (default 8). */
   concurrency?: number;
   /** Time source (tests). */
-  clock?: Clock;
+  clock?: SleepingClock;
 }
 
 /** Options of {@linkcode Discovery.resolve}. */
@@ -96,7 +96,7 @@ export class Discovery {
   #missRefreshMs: number;
   #aggregated: boolean;
   #concurrency: number;
-  #clock: Clock;
+  #clock: SleepingClock;
   #resources?: Resource[];
   #fetchedAt = -Infinity;
   #pending?: Promise<Resource[]>;

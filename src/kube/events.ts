@@ -24,6 +24,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { type Clock, MAX_TIMER_MS, SYSTEM_CLOCK } from "./time.ts";
 
 const logger = getLogger(["kopf", "events"]);
 
@@ -42,16 +43,6 @@ export interface EventTransport {
     path: string,
     options?: { body?: unknown; contentType?: string; query?: EventQuery; signal?: AbortSignal },
   ): Promise<T>;
-}
-
-/** The time source of the poster; injectable so that tests need no real sleeps. */
-export interface EventClock {
-  /** Current time in milliseconds since the epoch. */
-  now(): number;
-  /** Arms a one-shot timer. */
-  setTimeout(callback: () => void, delayMs: number): unknown;
-  /** Disarms a timer armed by {@linkcode EventClock.setTimeout}. */
-  clearTimeout(handle: unknown): void;
 }
 
 /** Options of {@linkcode EventPoster}; every field has a default. */
@@ -81,7 +72,7 @@ export interface EventPosterOptions {
   /** Seconds between attempts. */
   retryDelay?: number;
   /** The time source; the real clock by default. */
-  clock?: EventClock;
+  clock?: Clock;
 }
 
 /** The object an Event is about: any Kubernetes object as plain JSON fits. */
@@ -136,14 +127,6 @@ const MAX_REASON_LENGTH = 128;
 const CUT_INFIX = "...";
 // Kopf's `action`: required by the API server for Events with an eventTime.
 const ACTION = "Action?";
-// setTimeout() fires immediately for delays above 2^31-1 ms.
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-const realClock: EventClock = {
-  now: () => Date.now(),
-  setTimeout: (callback, delayMs) => setTimeout(callback, delayMs),
-  clearTimeout: (handle) => clearTimeout(handle as number),
-};
 
 interface Aggregate {
   key: string;
@@ -194,7 +177,7 @@ interface Bucket {
  */
 export class EventPoster {
   readonly #transport: EventTransport;
-  readonly #clock: EventClock;
+  readonly #clock: Clock;
   readonly #component: string;
   readonly #instance: string;
   readonly #prefix: string;
@@ -237,7 +220,7 @@ export class EventPoster {
   /** Creates a poster; it holds no timers while it has nothing to write. */
   constructor(transport: EventTransport, options: EventPosterOptions = {}) {
     this.#transport = transport;
-    this.#clock = options.clock ?? realClock;
+    this.#clock = options.clock ?? SYSTEM_CLOCK;
     this.#component = options.reportingComponent ?? "kopf";
     this.#instance = options.reportingInstance ?? "dev";
     this.#prefix = options.eventNamePrefix ?? "kopf-event-";

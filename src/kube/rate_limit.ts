@@ -17,21 +17,7 @@
  * @module
  */
 
-import { sleep } from "./backoff.ts";
-
-/** Time source for the limiters; the default is the real clock, tests inject a fake one. */
-export interface Clock {
-  /** Milliseconds, monotonic enough for rate arithmetic. */
-  now(): number;
-  /** Resolves after `ms`, or rejects with the signal's reason when it aborts. */
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
-}
-
-/** The real clock. */
-export const SYSTEM_CLOCK: Clock = Object.freeze({
-  now: () => performance.now(),
-  sleep,
-});
+import { type SleepingClock, SYSTEM_CLOCK } from "./time.ts";
 
 /** Options of a {@linkcode TokenBucket}. */
 export interface TokenBucketOptions {
@@ -45,7 +31,7 @@ export interface TokenBucketOptions {
    */
   maxQps?: number;
   /** Time source (tests). */
-  clock?: Clock;
+  clock?: SleepingClock;
 }
 
 /** How the server answered a request, for the bucket's rate adaptation. */
@@ -96,7 +82,7 @@ export class TokenBucket {
   readonly burst: number;
   /** Called when the rate changes. */
   onRateChange?: (change: RateChange) => void;
-  #clock: Clock;
+  #clock: SleepingClock;
   #qps: number;
   #tokens: number;
   #last: number;

@@ -36,6 +36,7 @@
  *
  * @module
  */
+import { sleepUnless } from "./time.ts";
 import { getLogger } from "@logtape/logtape";
 import { type ReconnectPolicy, WATCH_BACKOFF, WatchBackoff } from "./_watch_backoff.ts";
 
@@ -345,20 +346,6 @@ function untilAborted<T>(
   });
 }
 
-/** Sleeps unless aborted; resolves early (without throwing) on abort. */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted || ms <= 0) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
-
 class WatchLoop<T extends KubeObject> {
   readonly stats: WatchStats = {
     synced: false,
@@ -500,7 +487,7 @@ class WatchLoop<T extends KubeObject> {
               context,
             );
           }
-          await pause(delay, this.#signal);
+          await sleepUnless(delay / 1000, this.#signal);
         }
       }
     } finally {

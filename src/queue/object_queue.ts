@@ -25,6 +25,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { type Clock, MAX_TIMER_MS, SYSTEM_CLOCK } from "../kube/time.ts";
 
 const logger = getLogger(["kopf", "queue"]);
 
@@ -43,16 +44,6 @@ export type ProcessFn = (
 /** Maps the number of consecutive failures of a key (1, 2, …) to a retry delay in seconds. */
 export type BackoffFn = (failures: number) => number;
 
-/** The time source of the queue; injectable so that tests need no real sleeps. */
-export interface QueueClock {
-  /** Current time in milliseconds. */
-  now(): number;
-  /** Arms a one-shot timer. */
-  setTimeout(callback: () => void, delayMs: number): unknown;
-  /** Disarms a timer armed by {@linkcode QueueClock.setTimeout}. */
-  clearTimeout(handle: unknown): void;
-}
-
 /** Options of {@linkcode ObjectQueue}. */
 export interface ObjectQueueOptions {
   /** The worker called for every run of a key. */
@@ -68,7 +59,7 @@ export interface ObjectQueueOptions {
   /** A name used in log messages (e.g. the resource). */
   name?: string;
   /** The time source; the real clock by default. */
-  clock?: QueueClock;
+  clock?: Clock;
 }
 
 /** Options of {@linkcode ObjectQueue.shutdown}. */
@@ -129,15 +120,6 @@ export function sequenceBackoff(delays: readonly number[]): BackoffFn {
     delays[Math.min(Math.max(failures - 1, 0), delays.length - 1)];
 }
 
-const realClock: QueueClock = {
-  now: () => Date.now(),
-  setTimeout: (callback, delayMs) => setTimeout(callback, delayMs),
-  clearTimeout: (handle) => clearTimeout(handle as number),
-};
-
-// setTimeout() fires immediately for delays above 2^31-1 ms; longer waits re-arm on wake-up.
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 interface KeyState {
   ready: boolean; // in the ready FIFO, not yet started
   running: boolean;
@@ -175,7 +157,7 @@ export class ObjectQueue {
   readonly #process: ProcessFn;
   readonly #concurrency: number;
   readonly #backoff: BackoffFn;
-  readonly #clock: QueueClock;
+  readonly #clock: Clock;
   readonly #name: string;
 
   readonly #states = new Map<string, KeyState>();
@@ -203,7 +185,7 @@ export class ObjectQueue {
     this.#process = options.process;
     this.#concurrency = options.concurrency;
     this.#backoff = options.backoff ?? exponentialBackoff();
-    this.#clock = options.clock ?? realClock;
+    this.#clock = options.clock ?? SYSTEM_CLOCK;
     this.#name = options.name ?? "queue";
   }
 

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { KubeClient } from "../../src/kube/client.ts";
 import { ApiError } from "../../src/kube/errors.ts";
-import type { Clock } from "../../src/kube/rate_limit.ts";
+import type { SleepingClock } from "../../src/kube/time.ts";
 import type { KubeObject, Resource } from "../../src/kube/resource.ts";
 import { cluster } from "../support/cluster.ts";
 import { FaultProxy } from "../support/fault_proxy.ts";
@@ -25,9 +25,11 @@ const PROBE: Resource = {
   subresources: ["status"],
 };
 
-class FakeClock implements Clock {
+class FakeClock implements SleepingClock {
   slept: number[] = [];
-  now = () => performance.now();
+  now = () => Date.now();
+  setTimeout = (callback: () => void, delayMs: number): unknown => setTimeout(callback, delayMs);
+  clearTimeout = (handle: unknown) => clearTimeout(handle as number);
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     this.slept.push(ms);

@@ -1,6 +1,6 @@
 // Shared fakes for the engines' unit tests: a manual clock, a recording patch client, resources.
 
-import type { Clock } from "../../src/kube/rate_limit.ts";
+import type { SleepingClock } from "../../src/kube/time.ts";
 import type { KubeObject, Resource } from "../../mod.ts";
 import { applyMergePatch } from "../../src/handling/patch.ts";
 import { deepCopy, type JsonObject } from "../../src/storage/fields.ts";
@@ -44,7 +44,7 @@ interface Sleeper {
 }
 
 /** A clock that moves only when told; sleeps resolve in time order as it moves. */
-export class ManualClock implements Clock {
+export class ManualClock implements SleepingClock {
   t = 1_000_000;
   #sleepers: Sleeper[] = [];
   #seq = 0;
@@ -71,6 +71,20 @@ export class ManualClock implements Clock {
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#sleepers.push(sleeper);
     });
+  }
+
+  setTimeout(callback: () => void, delayMs: number): unknown {
+    const sleeper: Sleeper = {
+      at: this.t + Math.max(0, delayMs),
+      seq: this.#seq++,
+      resolve: callback,
+    };
+    this.#sleepers.push(sleeper);
+    return sleeper;
+  }
+
+  clearTimeout(handle: unknown): void {
+    this.#sleepers = this.#sleepers.filter((s) => s !== handle);
   }
 
   /** Pending sleeps. */

@@ -1,11 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  Backoff,
-  backoffCeiling,
-  backoffDelay,
-  REQUEST_BACKOFF,
-  sleep,
-} from "../../src/kube/backoff.ts";
+import { Backoff, backoffCeiling, backoffDelay, REQUEST_BACKOFF } from "../../src/kube/backoff.ts";
+import { sleep } from "../../src/kube/time.ts";
 
 const POLICY = { initialMs: 100, factor: 2, maxMs: 1_000 };
 

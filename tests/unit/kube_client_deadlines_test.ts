@@ -10,7 +10,7 @@ import { configure, type LogRecord } from "@logtape/logtape";
 import { KubeClient } from "../../src/kube/client.ts";
 import { tokenCredentials } from "../../src/kube/config/credentials.ts";
 import { ConnectionError, RequestTimeoutError } from "../../src/kube/errors.ts";
-import type { Clock } from "../../src/kube/rate_limit.ts";
+import type { SleepingClock } from "../../src/kube/time.ts";
 
 const warnings: string[] = [];
 await configure({
@@ -58,7 +58,7 @@ function client(server: string, options: ConstructorParameters<typeof KubeClient
 }
 
 /** Sleeps are instant and advance the time; nothing else does. */
-class StepClock implements Clock {
+class StepClock implements SleepingClock {
   time = 0;
   now(): number {
     return this.time;

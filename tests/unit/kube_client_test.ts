@@ -14,7 +14,7 @@ import {
   ConnectionError,
   RequestTimeoutError,
 } from "../../src/kube/errors.ts";
-import type { Clock } from "../../src/kube/rate_limit.ts";
+import type { SleepingClock } from "../../src/kube/time.ts";
 import type { Resource } from "../../src/kube/resource.ts";
 
 interface Seen {
@@ -54,7 +54,7 @@ function serve(handler: Handler) {
 }
 
 /** Sleeps are instant and recorded; time moves only when something sleeps. */
-class FakeClock implements Clock {
+class FakeClock implements SleepingClock {
   time = 0;
   slept: number[] = [];
   now(): number {

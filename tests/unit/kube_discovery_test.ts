@@ -10,7 +10,7 @@ import {
   editDistance,
   ResolveError,
 } from "../../src/kube/discovery.ts";
-import type { Clock } from "../../src/kube/rate_limit.ts";
+import type { SleepingClock } from "../../src/kube/time.ts";
 import { EVERYTHING, parseSelector } from "../../src/kube/selector.ts";
 
 const VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"];
@@ -86,7 +86,7 @@ const AGGREGATED_GROUPS = {
   }],
 };
 
-class FakeClock implements Clock {
+class FakeClock implements SleepingClock {
   time = 0;
   now = () => this.time;
   sleep = () => Promise.resolve();
