@@ -21,7 +21,8 @@ import { Informers } from "../src/cache/informer.ts";
 import { ObjectStore, stripManagedFields } from "../src/cache/store.ts";
 import { KubeClient } from "../src/kube/client.ts";
 import type { KubeObject, Resource } from "../src/kube/resource.ts";
-import { type InitialSync, objectKey } from "../src/kube/watch.ts";
+import type { InitialSync } from "../src/kube/watch.ts";
+import { objectKeyOf } from "../src/kube/resource.ts";
 import { watchLines } from "../src/kube/_watch_lines.ts";
 
 const CONFIGMAPS: Resource = {
@@ -112,7 +113,7 @@ async function throughput(args: ChildArgs): Promise<Record<string, number>> {
   await informers.stop();
 
   // Catch-up: the same events again, replayed by the server's watch cache from startRv.
-  const store = new ObjectStore();
+  const store = new ObjectStore(informer.resource);
   const abort = new AbortController();
   const replayStart = performance.now();
   const response = await reader.stream(
@@ -171,7 +172,9 @@ async function sync(args: ChildArgs): Promise<Record<string, number>> {
   const page = await client.list(CONFIGMAPS, { namespace: args.namespace, limit: 100 });
   const rawPerObject = page.items.reduce((n, o) => n + JSON.stringify(o).length, 0) /
     page.items.length;
-  const keys = [...informer.store.keys()].filter((k) => k !== objectKey(informer.store.get(k)!));
+  const keys = [...informer.store.keys()].filter((k) =>
+    k !== objectKeyOf(informer.resource, informer.store.get(k)!)
+  );
   if (keys.length) throw new Error("store keys do not match object keys");
   subscription.unsubscribe();
   await informers.stop();

@@ -26,7 +26,13 @@ import { ApiError } from "./kube/errors.ts";
 import { sleepUnless } from "./kube/time.ts";
 import { EventPoster } from "./kube/events.ts";
 import { matchNamespaces, specificNamespaces } from "./kube/namespaces.ts";
-import { type KubeObject, type Resource, resourceKey } from "./kube/resource.ts";
+import {
+  type KubeObject,
+  type ObjectKey,
+  parseObjectKey,
+  type Resource,
+  resourceKey,
+} from "./kube/resource.ts";
 import type { Memo } from "./registry/context.ts";
 import { defaultRegistry, type Registry } from "./registry/registry.ts";
 import { Settings } from "./settings.ts";
@@ -162,11 +168,10 @@ interface Served {
   readonly scopes: Map<string, Scope>;
 }
 
-/** Where an object's latest state is: its resource, informer, and key in that informer. */
+/** Where an object's latest state is: its resource, and the informer caching it. */
 interface Location {
   readonly resource: Resource;
   readonly informer: Informer<KubeObject>;
-  readonly storeKey: string;
 }
 
 const CRDS: Resource = {
@@ -196,10 +201,6 @@ const NAMESPACES: Resource = {
   verbs: ["list", "watch", "get"],
   subresources: ["status"],
 };
-
-function objectKeyOf(resource: Resource, storeKey: string): string {
-  return `${resourceKey(resource)}/${storeKey}`;
-}
 
 /** One running operator. */
 class Operator {
@@ -413,26 +414,23 @@ class Operator {
   }
 
   /**
-   * Where the object of a key is cached, derived from the key (`<resource>/<namespace>/<name>`)
-   * rather than remembered per object: with many objects, a map of locations costs ~90 bytes
-   * each for what the key already says.
+   * Where the object of a key is cached, derived from the key rather than remembered per object:
+   * with many objects, a map of locations costs ~90 bytes each for what the key already says.
    */
-  #locate(key: string): Location | undefined {
-    const slash = key.indexOf("/");
-    const served = slash < 0 ? undefined : this.#served.get(key.slice(0, slash));
+  #locate(key: ObjectKey): Location | undefined {
+    const { resource, namespace } = parseObjectKey(key);
+    const served = this.#served.get(resource);
     if (!served) return undefined;
-    const storeKey = key.slice(slash + 1);
-    const namespaceEnd = served.resource.namespaced ? storeKey.indexOf("/") : -1;
-    const scope = namespaceEnd < 0
+    const scope = namespace === undefined
       ? served.scopes.get("")
-      : served.scopes.get(storeKey.slice(0, namespaceEnd)) ?? served.scopes.get("");
-    return scope && { resource: served.resource, informer: scope.informer, storeKey };
+      : served.scopes.get(namespace) ?? served.scopes.get("");
+    return scope && { resource: served.resource, informer: scope.informer };
   }
 
   async #process(key: string, signal: AbortSignal): Promise<{ requeueAfter?: number } | void> {
     const location = this.#locate(key);
     if (!location) return;
-    const body = location.informer.store.get(location.storeKey);
+    const body = location.informer.store.get(key);
     const result = await processObject(this.#env, {
       key,
       resource: location.resource,
@@ -622,8 +620,7 @@ class Operator {
   #unserveScope(served: Served, namespace: string): void {
     const scope = served.scopes.get(namespace);
     if (!scope) return;
-    for (const storeKey of scope.informer.store.keys()) {
-      const key = objectKeyOf(served.resource, storeKey);
+    for (const key of scope.informer.store.keys()) {
       this.#memories.forget(key);
       this.#queue.forget(key);
     }
@@ -645,7 +642,7 @@ class Operator {
     if (event.type === "MISSING") return this.#missing(served);
     if (!isChange(event)) return;
     const { resource } = served;
-    const key = objectKeyOf(resource, event.key);
+    const key = event.key;
     const object = event.object as RawBody;
     const rv = object.metadata?.resourceVersion;
     const memory = event.type === "DELETED"

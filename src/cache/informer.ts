@@ -81,7 +81,7 @@ export class Informer<T extends KubeObject = KubeObject> {
   /** The server-side label selector, if any. */
   readonly labelSelector: string | undefined;
   /** The latest state of every watched object. */
-  readonly store: ObjectStore<T> = new ObjectStore<T>();
+  readonly store: ObjectStore<T>;
 
   #transport: WatchTransport;
   #options: InformersOptions;
@@ -106,6 +106,7 @@ export class Informer<T extends KubeObject = KubeObject> {
     this.#transport = transport;
     this.#pool = pool;
     this.resource = resource;
+    this.store = new ObjectStore<T>(resource);
     this.namespace = scope.namespace;
     this.labelSelector = scope.labelSelector || undefined;
     this.#options = options;

@@ -14,15 +14,21 @@
  *
  * @module
  */
-import type { KubeObject } from "../kube/resource.ts";
-import { type ObjectEvent, objectKey } from "../kube/watch.ts";
+import {
+  type KubeObject,
+  type ObjectKey,
+  objectKey,
+  objectKeyOf,
+  type Resource,
+} from "../kube/resource.ts";
+import type { ObjectEvent } from "../kube/watch.ts";
 
 /** A change the store accepted: what consumers should be told. */
 export interface StoreChange<T extends KubeObject = KubeObject> {
   /** What happened to the object in the cache. */
   type: "ADDED" | "MODIFIED" | "DELETED";
-  /** `namespace/name`, or `name` for cluster-scoped objects. */
-  key: string;
+  /** The object's key. */
+  key: ObjectKey;
   /** The new state; for `DELETED`, the last known state. */
   object: T;
   /** The state before, if the object was known. */
@@ -59,40 +65,46 @@ export function stripManagedFields<T extends KubeObject>(object: T): T {
  * @example
  * ```ts
  * import { ObjectStore } from "./store.ts";
- * const store = new ObjectStore();
+ * const store = new ObjectStore({ group: "", version: "v1", plural: "pods" });
  * store.apply({
  *   type: "ADDED",
  *   object: { metadata: { namespace: "ns", name: "a", resourceVersion: "1" } },
  *   initial: true,
  * });
- * store.get("ns/a")?.metadata?.resourceVersion; // "1"
+ * store.getByName("a", "ns")?.metadata?.resourceVersion; // "1"
  * ```
  */
 export class ObjectStore<T extends KubeObject = KubeObject> {
-  #objects = new Map<string, T>();
+  readonly #resource: Pick<Resource, "group" | "version" | "plural">;
+  #objects = new Map<ObjectKey, T>();
+
+  /** An empty store of the objects of one resource. */
+  constructor(resource: Pick<Resource, "group" | "version" | "plural">) {
+    this.#resource = resource;
+  }
 
   /** How many objects are stored. */
   get size(): number {
     return this.#objects.size;
   }
 
-  /** The object stored under `key` (`namespace/name`, or `name` if cluster-scoped). */
-  get(key: string): T | undefined {
+  /** The object stored under `key`. */
+  get(key: ObjectKey): T | undefined {
     return this.#objects.get(key);
   }
 
   /** The object with this name (and namespace, for namespaced resources). */
   getByName(name: string, namespace?: string): T | undefined {
-    return this.#objects.get(namespace ? `${namespace}/${name}` : name);
+    return this.#objects.get(objectKey(this.#resource, namespace, name));
   }
 
   /** Whether an object is stored under `key`. */
-  has(key: string): boolean {
+  has(key: ObjectKey): boolean {
     return this.#objects.has(key);
   }
 
   /** All keys, in insertion order. */
-  keys(): IterableIterator<string> {
+  keys(): IterableIterator<ObjectKey> {
     return this.#objects.keys();
   }
 
@@ -102,7 +114,7 @@ export class ObjectStore<T extends KubeObject = KubeObject> {
   }
 
   /** All `[key, object]` pairs, in insertion order. */
-  entries(): IterableIterator<[string, T]> {
+  entries(): IterableIterator<[ObjectKey, T]> {
     return this.#objects.entries();
   }
 
@@ -120,7 +132,7 @@ export class ObjectStore<T extends KubeObject = KubeObject> {
    * which is the last state anyone saw.
    */
   apply(event: ObjectEvent<T>): StoreChange<T> | undefined {
-    const key = event.key ?? objectKey(event.object);
+    const key = event.key ?? objectKeyOf(this.#resource, event.object);
     const previous = this.#objects.get(key);
     if (event.type === "DELETED") {
       if (previous === undefined) return undefined;

@@ -10,7 +10,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { KubeObject, Resource } from "../kube/resource.ts";
+import { type KubeObject, objectKeyOf, type Resource } from "../kube/resource.ts";
 import type { Logger, Memo } from "../registry/context.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { Settings } from "../settings.ts";
@@ -24,7 +24,7 @@ import {
   type WatchHealth,
 } from "./health.ts";
 import { OperatorIndexes } from "./indexes.ts";
-import { copyMemo, objectKey } from "./memos.ts";
+import { copyMemo } from "./memos.ts";
 import { SpawningEngine } from "./spawning.ts";
 import type { PatchingClient } from "./writing.ts";
 
@@ -120,33 +120,14 @@ export interface BackgroundOptions {
   graceTimeout?: number;
 }
 
-/** Maps the engines' object keys to the operator's keys, from the events seen. */
-class KeyMap {
-  readonly #keys = new Map<string, string>();
-
-  note(event: EngineEvent): void {
-    const own = objectKey(event.resource, event.object);
-    if (event.type === "DELETED") this.#keys.delete(own);
-    else this.#keys.set(own, event.key);
-  }
-
-  get(resource: Resource, body: KubeObject): string | undefined {
-    return this.#keys.get(objectKey(resource, body));
-  }
-}
-
 function memoOf(
   handle: EngineHandle,
-  keys: KeyMap,
   operatorMemo: Memo,
 ): (resource: Resource, body: KubeObject) => Memo {
   // The operator recalls an object's memory before engines see its events, so it is there
   // for live objects; a stray call after the object is gone gets a throwaway copy.
-  return (resource, body) => {
-    const key = keys.get(resource, body);
-    return (key !== undefined ? handle.memories.get(key)?.memo : undefined) ??
-      copyMemo(operatorMemo);
-  };
+  return (resource, body) =>
+    handle.memories.get(objectKeyOf(resource, body))?.memo ?? copyMemo(operatorMemo);
 }
 
 /**
@@ -157,7 +138,6 @@ function memoOf(
 export class DaemonsEngine implements Engine {
   readonly name = "daemons";
   readonly #options: BackgroundOptions;
-  readonly #keys = new KeyMap();
   #spawning: SpawningEngine | undefined;
   #indices: () => Readonly<Record<string, unknown>>;
   #ready: () => Promise<void>;
@@ -189,7 +169,7 @@ export class DaemonsEngine implements Engine {
       registry: handle.registry,
       settings: handle.settings,
       client: handle.client,
-      memo: memoOf(handle, this.#keys, this.#options.memo),
+      memo: memoOf(handle, this.#options.memo),
       logger: this.#options.logger,
       // A live view: indexes are created before the daemons start, filled as events come.
       indices: new Proxy({}, {
@@ -199,16 +179,12 @@ export class DaemonsEngine implements Engine {
         getOwnPropertyDescriptor: (_t, id) => Reflect.getOwnPropertyDescriptor(indices(), id),
       }),
       ready: this.#ready,
-      requeue: (resource, body) => {
-        const key = this.#keys.get(resource, body);
-        if (key !== undefined) handle.requeue(key);
-      },
+      requeue: (resource, body) => handle.requeue(objectKeyOf(resource, body)),
     });
   }
 
   onEvent(event: EngineEvent): void {
     if (!this.#spawning?.serves(event.resource)) return;
-    this.#keys.note(event);
     this.#spawning.observe(event.resource, {
       type: event.type,
       key: event.key,
@@ -240,7 +216,6 @@ export class DaemonsEngine implements Engine {
 export class IndexesEngine implements Engine {
   readonly name = "indexes";
   readonly #options: BackgroundOptions;
-  readonly #keys = new KeyMap();
   readonly #indexes: OperatorIndexes;
   #handle: EngineHandle | undefined;
   #ready = false;
@@ -269,7 +244,6 @@ export class IndexesEngine implements Engine {
 
   onEvent(event: EngineEvent): void {
     if (!this.#indexes.serves(event.resource)) return;
-    this.#keys.note(event);
     this.#indexes.observe(event.resource, {
       type: event.type,
       key: event.key,
@@ -338,7 +312,7 @@ export class IndexesEngine implements Engine {
   #memo(resource: Resource, body: KubeObject): Memo {
     const handle = this.#handle;
     if (!handle) return copyMemo(this.#options.memo);
-    return memoOf(handle, this.#keys, this.#options.memo)(resource, body);
+    return memoOf(handle, this.#options.memo)(resource, body);
   }
 }
 

@@ -25,14 +25,13 @@ import { type InformerEvent, isChange, type Subscription } from "../cache/inform
 import { Patch } from "../handling/patch.ts";
 import { currentBody } from "../kits/hierarchies.ts";
 import { type SleepingClock, SYSTEM_CLOCK } from "../kube/time.ts";
-import type { KubeObject, Resource } from "../kube/resource.ts";
+import { type KubeObject, objectKeyOf, type Resource } from "../kube/resource.ts";
 import type { ErasedContext, IndexingHandler } from "../registry/records.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { Settings } from "../settings.ts";
 import { deepEqual, isObject } from "../storage/fields.ts";
 import { objectLogger, resourceContext } from "./_context.ts";
 import { attempt, freshProgress, type Progress, retryInfo } from "./_invoke.ts";
-import { objectKey } from "./memos.ts";
 import type { Logger, Memo } from "../registry/context.ts";
 import type { EventSource } from "./spawning.ts";
 
@@ -343,13 +342,13 @@ export class OperatorIndexes {
 
   /** Resolves when the indexing of the object's latest state known so far is done. */
   async settled(resource: Resource, body: KubeObject): Promise<void> {
-    const state = this.#objects.get(objectKey(resource, body));
+    const state = this.#objects.get(objectKeyOf(resource, body));
     while (state?.running) await state.running;
   }
 
   /** Whether this state of the object has been indexed (and nothing newer is pending). */
   isIndexed(resource: Resource, body: KubeObject): boolean {
-    const state = this.#objects.get(objectKey(resource, body));
+    const state = this.#objects.get(objectKeyOf(resource, body));
     return state !== undefined && !state.running && !state.next &&
       state.indexedVersion === body.metadata?.resourceVersion;
   }
@@ -385,7 +384,7 @@ export class OperatorIndexes {
   }
 
   #handle(resource: Resource, type: "ADDED" | "MODIFIED" | "DELETED", body: KubeObject): void {
-    const key = objectKey(resource, body);
+    const key = objectKeyOf(resource, body);
     let state = this.#objects.get(key);
     const uid = body.metadata?.uid;
     if (type === "DELETED") {

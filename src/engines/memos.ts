@@ -8,8 +8,6 @@
  */
 
 import type { Memo } from "../registry/context.ts";
-import type { KubeObject, Resource } from "../kube/resource.ts";
-import { resourceKey } from "../kube/resource.ts";
 
 /**
  * A method a memo may define to decide how it is copied for each object (Kopf's `copy.copy()`
@@ -38,11 +36,4 @@ export function copyMemo<M extends object = Memo>(memo: M): M {
   const custom = (memo as { [MEMO_COPY]?: () => M })[MEMO_COPY];
   if (typeof custom === "function") return custom.call(memo);
   return Object.assign(Object.create(Object.getPrototypeOf(memo)), memo);
-}
-
-/** The key of an object in per-object memories: resource, namespace, name. */
-export function objectKey(resource: Resource, body: KubeObject): string {
-  const meta = body.metadata ?? {};
-  const name = meta.namespace ? `${meta.namespace}/${meta.name ?? ""}` : meta.name ?? "";
-  return `${resourceKey(resource)}\u0000${name}`;
 }

@@ -21,7 +21,7 @@ import { getLogger } from "@logtape/logtape";
 import { type InformerEvent, isChange, type Subscription } from "../cache/informer.ts";
 import { Patch } from "../handling/patch.ts";
 import { type SleepingClock, SYSTEM_CLOCK } from "../kube/time.ts";
-import type { KubeObject, Resource } from "../kube/resource.ts";
+import { type KubeObject, objectKeyOf, type Resource } from "../kube/resource.ts";
 import type { Logger, Memo, StopReason } from "../registry/context.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { DaemonHandler, TimerHandler } from "../registry/records.ts";
@@ -31,7 +31,6 @@ import { deepEqual } from "../storage/fields.ts";
 import { isDeletionOngoing } from "../storage/finalizers.ts";
 import { objectLogger, resourceContext } from "./_context.ts";
 import { runDaemon, type Spawned, type SpawnEnv, stopSpawned } from "./daemons.ts";
-import { objectKey } from "./memos.ts";
 import { DaemonStopper } from "./stopper.ts";
 import { runTimer } from "./timers.ts";
 import { type PatchingClient, PatchWriter } from "./writing.ts";
@@ -170,7 +169,7 @@ export class SpawningEngine {
   observe(resource: Resource, event: InformerEvent): void {
     if (!isChange(event)) return;
     const body = event.object;
-    const key = objectKey(resource, body);
+    const key = objectKeyOf(resource, body);
     let state = this.#objects.get(key);
     if (event.type === "DELETED") {
       if (state && sameObject(state, body)) {
@@ -212,13 +211,13 @@ export class SpawningEngine {
 
   /** Whether any daemon or timer of the object is running or still stopping. */
   isRunning(resource: Resource, body: KubeObject): boolean {
-    const state = this.#objects.get(objectKey(resource, body));
+    const state = this.#objects.get(objectKeyOf(resource, body));
     return state !== undefined && sameObject(state, body) && state.running.size > 0;
   }
 
   /** The ids of the object's daemons and timers that exited for good (not to be respawned). */
   excluded(resource: Resource, body: KubeObject): ReadonlySet<string> {
-    const state = this.#objects.get(objectKey(resource, body));
+    const state = this.#objects.get(objectKeyOf(resource, body));
     return state && sameObject(state, body) ? state.foreverStopped : NONE;
   }
 

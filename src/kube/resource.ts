@@ -162,6 +162,72 @@ export function objectReference(
 }
 
 /**
+ * The one key of an object, everywhere: the informer's cache, the queue, the per-object memories,
+ * the engines and their indexes. `<resource>/<namespace>/<name>`, or `<resource>/<name>` for
+ * cluster-scoped objects, where `<resource>` is {@linkcode resourceKey} (which has no slash, nor
+ * do namespaces and names). Made by {@linkcode objectKey}/{@linkcode objectKeyOf}, read by
+ * {@linkcode parseObjectKey}.
+ */
+export type ObjectKey = string;
+
+// The `<resource>/` prefix per resource, made once: keys are built on every watch event.
+const prefixes = new WeakMap<object, string>();
+
+function keyPrefix(resource: Pick<Resource, "group" | "version" | "plural">): string {
+  let prefix = prefixes.get(resource);
+  if (prefix === undefined) prefixes.set(resource, prefix = `${resourceKey(resource)}/`);
+  return prefix;
+}
+
+/**
+ * The key of the object `name` (in `namespace`, if namespaced) of a resource.
+ *
+ * @example
+ * ```ts
+ * import { objectKey } from "./resource.ts";
+ * objectKey({ group: "kopf.dev", version: "v1", plural: "kopfexamples" }, "ns", "ex");
+ * // "kopfexamples.v1.kopf.dev/ns/ex"
+ * ```
+ */
+export function objectKey(
+  resource: Pick<Resource, "group" | "version" | "plural">,
+  namespace: string | null | undefined,
+  name: string,
+): ObjectKey {
+  const prefix = keyPrefix(resource);
+  return namespace ? `${prefix}${namespace}/${name}` : prefix + name;
+}
+
+/** The key of an object of a resource, from its body. */
+export function objectKeyOf(
+  resource: Pick<Resource, "group" | "version" | "plural">,
+  body: KubeObject,
+): ObjectKey {
+  return objectKey(resource, body.metadata?.namespace, body.metadata?.name ?? "");
+}
+
+/**
+ * The parts of an object key.
+ *
+ * @example
+ * ```ts
+ * import { parseObjectKey } from "./resource.ts";
+ * parseObjectKey("kopfexamples.v1.kopf.dev/ns/ex");
+ * // { resource: "kopfexamples.v1.kopf.dev", namespace: "ns", name: "ex" }
+ * ```
+ */
+export function parseObjectKey(
+  key: ObjectKey,
+): { resource: string; namespace?: string; name: string } {
+  const first = key.indexOf("/");
+  const second = key.indexOf("/", first + 1);
+  const resource = key.slice(0, first);
+  return second < 0
+    ? { resource, name: key.slice(first + 1) }
+    : { resource, namespace: key.slice(first + 1, second), name: key.slice(second + 1) };
+}
+
+/**
  * The `apiVersion` of a resource's objects: `"v1"` for core, else `"group/version"`.
  *
  * @example

@@ -45,7 +45,9 @@ import { watchLines } from "./_watch_lines.ts";
 import {
   apiVersion,
   type KubeObject,
+  objectKeyOf,
   type ObjectMeta,
+  parseObjectKey,
   type Resource,
   resourceKey,
   resourcePath,
@@ -93,7 +95,7 @@ export interface ObjectEvent<T extends KubeObject = KubeObject> {
   /** What happened, relative to what this watch announced before. */
   type: "ADDED" | "MODIFIED" | "DELETED";
   /**
-   * The object's key (see {@linkcode objectKey}), when the producer already computed it; caches
+   * The object's key (`ObjectKey`), when the producer already computed it; caches
    * reuse the same string instead of building another per object.
    */
   key?: string;
@@ -212,21 +214,6 @@ export interface WatchStats {
 export interface ListWatch<T extends KubeObject = KubeObject> extends AsyncIterable<WatchEvent<T>> {
   /** Live counters and health. */
   readonly stats: Readonly<WatchStats>;
-}
-
-/**
- * The cache key of an object: `namespace/name`, or `name` for a cluster-scoped object.
- *
- * @example
- * ```ts
- * import { objectKey } from "./watch.ts";
- * objectKey({ metadata: { namespace: "default", name: "x" } }); // "default/x"
- * ```
- */
-export function objectKey(object: KubeObject): string {
-  const name = object.metadata?.name ?? "";
-  const namespace = object.metadata?.namespace;
-  return namespace ? `${namespace}/${name}` : name;
 }
 
 /**
@@ -512,7 +499,7 @@ class WatchLoop<T extends KubeObject> {
 
   /** Announces one listed object unless its announced resourceVersion is the same. */
   #listed(object: KubeObject, relist: boolean, seen: Set<string>): ObjectEvent<T> | undefined {
-    const key = objectKey(object);
+    const key = objectKeyOf(this.#resource, object);
     seen.add(key);
     const rv = object.metadata?.resourceVersion ?? "";
     const before = this.#known.get(key);
@@ -533,10 +520,10 @@ class WatchLoop<T extends KubeObject> {
     for (const [key, rv] of gone) {
       this.#known.delete(key);
       this.stats.events++;
-      const slash = key.indexOf("/");
-      const metadata: ObjectMeta = slash === -1
-        ? { name: key, resourceVersion: rv }
-        : { namespace: key.slice(0, slash), name: key.slice(slash + 1), resourceVersion: rv };
+      const { namespace, name } = parseObjectKey(key);
+      const metadata: ObjectMeta = namespace === undefined
+        ? { name, resourceVersion: rv }
+        : { namespace, name, resourceVersion: rv };
       const object = { apiVersion: this.#apiVersion, kind: this.#resource.kind, metadata };
       yield {
         type: "DELETED",
@@ -771,7 +758,7 @@ class WatchLoop<T extends KubeObject> {
 
   /** Turns a watch event into what the consumer should see, given what it was told before. */
   #changed(type: string, object: KubeObject): ObjectEvent<T> | undefined {
-    const key = objectKey(object);
+    const key = objectKeyOf(this.#resource, object);
     const rv = object.metadata?.resourceVersion ?? "";
     const before = this.#known.get(key);
     if (type === "DELETED") {

@@ -8,7 +8,9 @@ function describe(events: InformerEvent[]): string {
   return events.map((e) =>
     !isChange(e)
       ? e.type
-      : `${e.type} ${e.key}@${e.object.metadata?.resourceVersion}${e.initial ? " initial" : ""}`
+      : `${e.type} ${e.key.slice(e.key.indexOf("/") + 1)}@${e.object.metadata?.resourceVersion}${
+        e.initial ? " initial" : ""
+      }`
   ).join(", ");
 }
 
@@ -48,7 +50,7 @@ Deno.test("Informer runs one list/watch for all subscribers and stops with the l
   await informer.waitForSync();
   const watch = await transport.nextWatch();
   assert.equal(informer.synced, true);
-  assert.equal(informer.store.get("ns/a")?.metadata?.managedFields, undefined, "stripped");
+  assert.equal(informer.store.getByName("a", "ns")?.metadata?.managedFields, undefined, "stripped");
 
   const s2 = informer.subscribe((e) => second.push(e));
   assert.equal(describe(second), "ADDED ns/a@1 initial, SYNCED", "a late subscriber gets a replay");

@@ -153,8 +153,8 @@ Deno.test("the informer caches objects with shared strings and fast metadata", a
     const items = ["a", "b"].map((name) => JSON.parse(JSON.stringify(obj(name, "1", extra(name)))));
     (await transport.nextList()).respond({ metadata: { resourceVersion: "2" }, items });
     await informer.waitForSync();
-    const a = informer.store.get("the-namespace/a");
-    const b = informer.store.get("the-namespace/b");
+    const a = informer.store.getByName("a", "the-namespace");
+    const b = informer.store.getByName("b", "the-namespace");
     console.log(JSON.stringify({
       namespace: same(a.metadata.namespace, b.metadata.namespace),
       finalizer: same(a.metadata.finalizers[0], b.metadata.finalizers[0]),
