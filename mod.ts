@@ -149,7 +149,7 @@ export {
   PermanentError,
   TemporaryError,
   type TemporaryErrorOptions,
-} from "./src/handling/errors.ts";
+} from "./src/actions/errors.ts";
 
 // What handlers read and write.
 export {
@@ -159,7 +159,7 @@ export {
   type DiffOperation,
   reduceDiff,
 } from "./src/handling/diff.ts";
-export { type MetaPatch, Patch, type PatchFn } from "./src/handling/patch.ts";
+export { type MetaPatch, Patch, type PatchFn } from "./src/actions/patch.ts";
 export type { JsonPatchOp } from "./src/storage/finalizers.ts";
 export type { FieldPath, FieldSpec, JsonObject, JsonValue, RawBody } from "./src/storage/fields.ts";
 export { KeyFormer, type KeyFormingOptions } from "./src/storage/conventions.ts";
@@ -176,7 +176,7 @@ export { ConnectionInfo, type ConnectionInfoFields } from "./src/engines/login.t
 export { sandboxKubeconfig } from "./src/kube/config/mod.ts";
 
 // Kubernetes Events about objects.
-export { event, type EventPostOptions, exception, info, warn } from "./src/handling/posting.ts";
+export { event, type EventPostOptions, exception, info, warn } from "./src/actions/posting.ts";
 export type { EventSubject, EventSubjects } from "./src/kube/events.ts";
 
 // Settings, lifecycles, storages.
@@ -194,8 +194,8 @@ export {
   Settings,
   WatchingSettings,
 } from "./src/settings.ts";
-export * as lifecycles from "./src/handling/lifecycles.ts";
-export type { Lifecycle, LifecycleContext } from "./src/handling/lifecycles.ts";
+export * as lifecycles from "./src/registry/lifecycles.ts";
+export type { Lifecycle, LifecycleContext } from "./src/registry/lifecycles.ts";
 export {
   AnnotationsProgressStorage,
   type AnnotationsProgressStorageOptions,

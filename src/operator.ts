@@ -49,14 +49,14 @@ import {
   processObject,
   processOrphan,
 } from "./handling/cycle.ts";
-import { contain } from "./handling/containment.ts";
+import { contain } from "./actions/containment.ts";
 import { Memories } from "./handling/memories.ts";
-import { writeOutcome } from "./handling/outcome.ts";
-import { registerPostingTarget, withPostingTarget } from "./handling/posting.ts";
+import { writeOutcome } from "./actions/application.ts";
+import { registerPostingTarget, withPostingTarget } from "./actions/posting.ts";
 import { ActivityError, runActivity } from "./engines/activities.ts";
 import { backgroundEngines } from "./engines/background.ts";
 import { loginConfig } from "./engines/login.ts";
-import { armUltimateExit, handleSignals } from "./engines/shutdown.ts";
+import { armUltimateExit, handleSignals } from "./reactor/shutdown.ts";
 
 const logger = getLogger(["kopf", "operator"]);
 

@@ -9,7 +9,7 @@
 import { AnnotationsDiffBaseStorage, type DiffBaseStorage } from "./storage/diffbase.ts";
 import { DEFAULT_FINALIZER } from "./storage/finalizers.ts";
 import { type ProgressStorage, SmartProgressStorage } from "./storage/progress.ts";
-import { allAtOnce, type Lifecycle } from "./handling/lifecycles.ts";
+import { allAtOnce, type Lifecycle } from "./registry/lifecycles.ts";
 
 /** Process-level behaviour. */
 export class ProcessSettings {

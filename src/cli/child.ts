@@ -237,7 +237,7 @@ export async function runOperator(
       spec = { ...spec, operator: rest };
     }
     if (spec.workerOptions) {
-      const { containmentDefaults } = await import("../handling/containment.ts");
+      const { containmentDefaults } = await import("../actions/containment.ts");
       containmentDefaults.workerOptions = true;
     }
     const loaders = options.loaders ?? spec.imports.map((url) => () => import(url));

@@ -12,8 +12,8 @@ import {
   evaluateOutcome,
   type Outcome,
   type OutcomeLog,
-} from "../handling/errors.ts";
-import { attributed } from "../handling/containment.ts";
+} from "../actions/errors.ts";
+import { attributed } from "../actions/containment.ts";
 import type { Logger } from "../registry/context.ts";
 import type { HandlerRecordBase } from "../registry/records.ts";
 

@@ -22,7 +22,7 @@ import {
   readinessOf,
   serveHealth,
   type WatchHealth,
-} from "./health.ts";
+} from "../health/server.ts";
 import { OperatorIndexes } from "./indexes.ts";
 import { copyMemo } from "./memos.ts";
 import { SpawningEngine } from "./spawning.ts";

@@ -17,7 +17,7 @@
  * @module
  */
 
-import { Patch } from "../handling/patch.ts";
+import { Patch } from "../actions/patch.ts";
 import { currentBody } from "../kits/hierarchies.ts";
 import type { KubeObject } from "../kube/resource.ts";
 import { deliverResults } from "../handling/progression.ts";

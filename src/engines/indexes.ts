@@ -22,7 +22,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { type InformerEvent, isChange, type Subscription } from "../cache/informer.ts";
-import { Patch } from "../handling/patch.ts";
+import { Patch } from "../actions/patch.ts";
 import { currentBody } from "../kits/hierarchies.ts";
 import { type SleepingClock, SYSTEM_CLOCK } from "../kube/time.ts";
 import { type KubeObject, objectKeyOf, type Resource } from "../kube/resource.ts";
@@ -30,7 +30,8 @@ import type { ErasedContext, IndexingHandler } from "../registry/records.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { Settings } from "../settings.ts";
 import { deepEqual, isObject } from "../storage/fields.ts";
-import { objectLogger, resourceContext } from "./_context.ts";
+import { resourceContext } from "../actions/contexts.ts";
+import { objectLogger } from "../actions/loggers.ts";
 import { attempt, freshProgress, type Progress, retryInfo } from "./_invoke.ts";
 import type { Logger, Memo } from "../registry/context.ts";
 import type { EventSource } from "./spawning.ts";
@@ -284,7 +285,7 @@ export class OperatorIndexes {
     this.#registry = options.registry;
     this.#settings = options.settings;
     this.#memo = options.memo;
-    this.#logger = options.logger ?? objectLogger;
+    this.#logger = options.logger ?? ((resource, body) => objectLogger(body, { resource }));
     this.#signal = options.signal ?? new AbortController().signal;
     this.#clock = options.clock ?? SYSTEM_CLOCK;
     const indices: Record<string, Index> = {};

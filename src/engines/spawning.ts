@@ -19,7 +19,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { type InformerEvent, isChange, type Subscription } from "../cache/informer.ts";
-import { Patch } from "../handling/patch.ts";
+import { Patch } from "../actions/patch.ts";
 import { type SleepingClock, SYSTEM_CLOCK } from "../kube/time.ts";
 import { type KubeObject, objectKeyOf, type Resource } from "../kube/resource.ts";
 import type { Logger, Memo, StopReason } from "../registry/context.ts";
@@ -29,7 +29,8 @@ import type { Settings } from "../settings.ts";
 import type { BodyEssence } from "../storage/diffbase.ts";
 import { deepEqual } from "../storage/fields.ts";
 import { isDeletionOngoing } from "../storage/finalizers.ts";
-import { objectLogger, resourceContext } from "./_context.ts";
+import { resourceContext } from "../actions/contexts.ts";
+import { objectLogger } from "../actions/loggers.ts";
 import { runDaemon, type Spawned, type SpawnEnv, stopSpawned } from "./daemons.ts";
 import { DaemonStopper } from "./stopper.ts";
 import { runTimer } from "./timers.ts";
@@ -142,7 +143,7 @@ export class SpawningEngine {
     this.#settings = options.settings;
     this.#client = options.client;
     this.#memo = options.memo;
-    this.#logger = options.logger ?? objectLogger;
+    this.#logger = options.logger ?? ((resource, body) => objectLogger(body, { resource }));
     this.#indices = options.indices ?? {};
     this.#requeue = options.requeue ?? (() => {});
     this.#signal = options.signal;

@@ -13,7 +13,7 @@
  */
 
 import type { Logger } from "@logtape/logtape";
-import { jsonPatchForFns, type Patch, splitPatch } from "../handling/patch.ts";
+import { jsonPatchForFns, type Patch, splitPatch } from "../actions/patch.ts";
 import { ApiError } from "../kube/errors.ts";
 import type { KubeObject, Resource } from "../kube/resource.ts";
 import { deepEqual, isObject, type JsonObject } from "../storage/fields.ts";

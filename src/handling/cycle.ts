@@ -36,19 +36,14 @@ import {
   TITLES,
 } from "./causes.ts";
 import { reduceDiff } from "./diff.ts";
-import { HandlerChildrenRetry, type Outcome } from "./errors.ts";
-import { executeOnce, invoke } from "./invoke.ts";
-import {
-  changingCauseContext,
-  changingContext,
-  eventContext,
-  type LogPoster,
-  objectLogger,
-} from "./kwargs.ts";
+import { HandlerChildrenRetry, type Outcome } from "../actions/errors.ts";
+import { executeOnce, invoke } from "../actions/invocation.ts";
+import { changingCauseContext, changingContext, eventContext } from "../actions/contexts.ts";
+import { objectLogger } from "../actions/loggers.ts";
 import type { Memories, ObjectMemory } from "./memories.ts";
-import { applyMergePatch, Patch, type PatchFn } from "./patch.ts";
+import { applyMergePatch, Patch, type PatchFn } from "../actions/patch.ts";
 import { deliverResults, State } from "./progression.ts";
-import { writeOutcome } from "./outcome.ts";
+import { writeOutcome } from "../actions/application.ts";
 
 /** What a background engine (daemons, timers) tells the cycle about one object. */
 export interface EngineVerdict {
@@ -128,17 +123,7 @@ export interface CycleResult {
 
 /** The logger of an object, posting to Events if the settings say so. */
 export function loggerFor(env: CycleEnvironment, body: RawBody): Logger {
-  const posting = env.settings.posting;
-  const poster = env.poster;
-  const post: LogPoster | undefined = posting.loggers && posting.enabled && poster
-    ? (level, message) =>
-      poster.event(body, {
-        type: level === "error" ? "Error" : level === "warning" ? "Warning" : "Normal",
-        reason: "Logging",
-        message,
-      })
-    : undefined;
-  return objectLogger(body, { post, level: posting.level });
+  return objectLogger(body, { posting: { settings: env.settings.posting, poster: env.poster } });
 }
 
 function addFinalizer(finalizer: string): PatchFn {

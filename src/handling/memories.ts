@@ -18,7 +18,7 @@
 import { copyMemo, MEMO_COPY } from "../engines/memos.ts";
 import type { Memo } from "../registry/context.ts";
 import { deepEqual } from "../storage/fields.ts";
-import type { Outcome } from "./errors.ts";
+import type { Outcome } from "../actions/errors.ts";
 
 /** How many resource versions seen during one write an object remembers (for read-your-writes). */
 const RECENT_VERSIONS = 16;

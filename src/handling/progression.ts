@@ -8,7 +8,7 @@
 
 import { deepCopy, deepEqual, isObject, type JsonObject, type RawBody } from "../storage/fields.ts";
 import type { ProgressRecord, ProgressStorage } from "../storage/progress.ts";
-import type { Outcome } from "./errors.ts";
+import type { Outcome } from "../actions/errors.ts";
 
 /** Format a time as Kopf does: ISO-8601, microseconds, explicit UTC offset. */
 export function formatIso8601(date: Date): string {

@@ -10,8 +10,8 @@
 
 import type { Logger as LogTapeLogger } from "@logtape/logtape";
 import type { Diff } from "../handling/diff.ts";
-import type { ErrorsMode } from "../handling/errors.ts";
-import type { Patch } from "../handling/patch.ts";
+import type { ErrorsMode } from "../actions/errors.ts";
+import type { Patch } from "../actions/patch.ts";
 import type { KubeObject, ObjectMeta, Resource } from "../kube/resource.ts";
 import type { SelectorSpec } from "../kube/selector.ts";
 import type { Settings } from "../settings.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ErrorsMode } from "../handling/errors.ts";
+import type { ErrorsMode } from "../actions/errors.ts";
 import type { Selector } from "../kube/selector.ts";
 import type { FieldPath } from "../storage/fields.ts";
 import type { Activity } from "./context.ts";

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { computeEssences, detectReason } from "../../src/handling/causes.ts";
-import { mergePatches, splitPatch } from "../../src/handling/patch.ts";
+import { mergePatches, splitPatch } from "../../src/actions/patch.ts";
 import { HandlerState, State } from "../../src/handling/progression.ts";
 import { AnnotationsDiffBaseStorage, isDigestEssence } from "../../src/storage/diffbase.ts";
 import { compactJson, type JsonObject, type RawBody } from "../../src/storage/fields.ts";

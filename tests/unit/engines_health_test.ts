@@ -2,12 +2,7 @@
 // loopback port answering /healthz and /readyz.
 
 import assert from "node:assert/strict";
-import {
-  parseLivenessUrl,
-  ProbeCache,
-  readinessOf,
-  serveHealth,
-} from "../../src/engines/health.ts";
+import { parseLivenessUrl, ProbeCache, readinessOf, serveHealth } from "../../src/health/server.ts";
 
 Deno.test("liveness URLs: Kopf's http://host:port/path, loopback by default, readyz next to the path", () => {
   assert.deepEqual(parseLivenessUrl("http://0.0.0.0:8080/healthz"), {

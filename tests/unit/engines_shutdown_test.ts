@@ -3,9 +3,9 @@
 // process alive by itself.
 
 import assert from "node:assert/strict";
-import { armUltimateExit, settledWithin } from "../../src/engines/shutdown.ts";
+import { armUltimateExit, settledWithin } from "../../src/reactor/shutdown.ts";
 
-const SHUTDOWN = new URL("../../src/engines/shutdown.ts", import.meta.url).href;
+const SHUTDOWN = new URL("../../src/reactor/shutdown.ts", import.meta.url).href;
 
 function child(script: string): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {

@@ -2,7 +2,7 @@
 
 import type { SleepingClock } from "../../src/kube/time.ts";
 import type { KubeObject, Resource } from "../../mod.ts";
-import { applyMergePatch } from "../../src/handling/patch.ts";
+import { applyMergePatch } from "../../src/actions/patch.ts";
 import { deepCopy, type JsonObject } from "../../src/storage/fields.ts";
 import type { PatchingClient } from "../../src/engines/writing.ts";
 import { copyMemo } from "../../src/engines/memos.ts";

@@ -3,7 +3,7 @@
 // something.
 
 import assert from "node:assert/strict";
-import { Patch } from "../../src/handling/patch.ts";
+import { Patch } from "../../src/actions/patch.ts";
 import { mergePatchChanges, planWrite } from "../../src/engines/writing.ts";
 import { kex } from "./engines_support.ts";
 

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import type { Logger } from "@logtape/logtape";
-import { attributed, contain, HandlerExitError } from "../../src/handling/containment.ts";
+import { attributed, contain, HandlerExitError } from "../../src/actions/containment.ts";
 
 function recordingLogger(lines: string[]): Logger {
   const log = (message: string, props: Record<string, unknown> = {}) =>

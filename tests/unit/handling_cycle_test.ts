@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import * as kopf from "../../mod.ts";
 import { type CycleEnvironment, processObject } from "../../src/handling/cycle.ts";
 import { Memories } from "../../src/handling/memories.ts";
-import { applyMergePatch } from "../../src/handling/patch.ts";
+import { applyMergePatch } from "../../src/actions/patch.ts";
 import type { PatchOptions } from "../../src/kube/client.ts";
 import { ApiError } from "../../src/kube/errors.ts";
 import type { Resource } from "../../src/kube/resource.ts";

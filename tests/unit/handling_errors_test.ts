@@ -13,7 +13,7 @@ import {
   type OutcomeInput,
   PermanentError,
   TemporaryError,
-} from "../../src/handling/errors.ts";
+} from "../../src/actions/errors.ts";
 import {
   deliverResults,
   formatIso8601,

@@ -3,8 +3,8 @@
 
 import assert from "node:assert/strict";
 import type { Logger } from "@logtape/logtape";
-import { HandlerTimeoutError, PermanentError, TemporaryError } from "../../src/handling/errors.ts";
-import { executeOnce, invoke, jsonResult } from "../../src/handling/invoke.ts";
+import { HandlerTimeoutError, PermanentError, TemporaryError } from "../../src/actions/errors.ts";
+import { executeOnce, invoke, jsonResult } from "../../src/actions/invocation.ts";
 import { currentBody } from "../../src/kits/hierarchies.ts";
 import type { HandlerRecordBase } from "../../src/registry/records.ts";
 

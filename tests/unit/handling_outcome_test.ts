@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import type { Logger } from "@logtape/logtape";
-import { writeOutcome } from "../../src/handling/outcome.ts";
+import { writeOutcome } from "../../src/actions/application.ts";
 import type { PatchOptions } from "../../src/kube/client.ts";
 import { ApiError } from "../../src/kube/errors.ts";
 import type { KubeObject, Resource } from "../../src/kube/resource.ts";

@@ -9,7 +9,7 @@ import {
   oneByOne,
   randomized,
   shuffled,
-} from "../../src/handling/lifecycles.ts";
+} from "../../src/registry/lifecycles.ts";
 import {
   applyMergePatch,
   jsonPatchDiff,
@@ -17,7 +17,7 @@ import {
   mergePatches,
   Patch,
   splitPatch,
-} from "../../src/handling/patch.ts";
+} from "../../src/actions/patch.ts";
 import type { RawBody } from "../../src/storage/fields.ts";
 
 Deno.test("views write into one merge-patch; untouched views leave nothing behind", () => {

@@ -36,7 +36,7 @@ export interface LivenessAddress {
  *
  * @example
  * ```ts
- * import { parseLivenessUrl } from "./health.ts";
+ * import { parseLivenessUrl } from "./server.ts";
  * parseLivenessUrl("http://0.0.0.0:8080/healthz");
  * // { hostname: "0.0.0.0", port: 8080, path: "/healthz", readyPath: "/readyz" }
  * ```
@@ -141,7 +141,7 @@ function describe(watch: WatchHealth): string {
  *
  * @example
  * ```ts
- * import { readinessOf } from "./health.ts";
+ * import { readinessOf } from "./server.ts";
  * readinessOf({ watches: [{ synced: true, healthy: true }], indexesReady: true, started: true });
  * // { ready: true, reasons: [] }
  * ```

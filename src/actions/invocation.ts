@@ -27,7 +27,7 @@ import {
   toError,
 } from "./errors.ts";
 import { attributed } from "./containment.ts";
-import { literal } from "./kwargs.ts";
+import { literal } from "./loggers.ts";
 
 /** Options of {@linkcode invoke}. */
 export interface InvokeOptions {
