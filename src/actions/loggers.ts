@@ -113,6 +113,14 @@ function wrap(logger: Logger, options: ObjectLoggerOptions): Logger {
 }
 
 /**
+ * A logger that takes a lone string message literally (as the object logger does), for handlers'
+ * loggers that are not about an object (activities).
+ */
+export function literalLogger(logger: Logger): Logger {
+  return wrap(logger, {});
+}
+
+/**
  * The logger of one object: category `kopf.objects`, the object reference as properties, single
  * string messages taken literally, and optionally messages posted as Events.
  *

@@ -18,7 +18,9 @@ import type { Activity, ActivityContext, Memo } from "../registry/context.ts";
 import type { ActivityHandler, ErasedContext } from "../registry/records.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { Settings } from "../settings.ts";
-import { attempt, freshProgress, type Progress, retryInfo } from "./_invoke.ts";
+import { execute, freshProgress, type Progress, retryInfo } from "../actions/execution.ts";
+import { invoke } from "../actions/invocation.ts";
+import { literalLogger } from "../actions/loggers.ts";
 
 /** An activity failed: one or more of its handlers failed for good. */
 export class ActivityError extends Error {
@@ -74,7 +76,7 @@ export async function runActivity(options: ActivityOptions): Promise<Record<stri
   const { registry, activity, settings, memo } = options;
   const clock = options.clock ?? SYSTEM_CLOCK;
   const signal = options.signal ?? new AbortController().signal;
-  const logger = getLogger(["kopf", "activities", activity]);
+  const logger = literalLogger(getLogger(["kopf", "activities", activity]));
   const handlers = registry.activityHandlers(activity);
   const pending = new Map<ActivityHandler, { progress: Progress; due: number }>(
     handlers.map((h) => [h, { progress: freshProgress(), due: clock.now() }]),
@@ -96,13 +98,21 @@ export async function runActivity(options: ActivityOptions): Promise<Record<stri
         settings,
         ...retryInfo(state.progress),
       };
-      const outcome = await attempt({
-        handler,
-        progress: state.progress,
-        logger,
-        defaultErrors: "temporary",
-        defaultBackoff: settings.execution.defaultBackoff,
-      }, () => handler.fn(context as unknown as ErasedContext));
+      const outcome = await execute(
+        () =>
+          invoke(handler.fn, context as unknown as ErasedContext, {
+            title: handler.title,
+            logger,
+            mayExit: true,
+          }),
+        {
+          handler,
+          state: state.progress,
+          logger,
+          defaultErrors: "temporary",
+          defaultBackoff: settings.execution.defaultBackoff,
+        },
+      );
       signal.throwIfAborted();
       if (outcome.final) {
         pending.delete(handler);

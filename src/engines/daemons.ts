@@ -18,7 +18,6 @@
  */
 
 import { Patch } from "../actions/patch.ts";
-import { currentBody } from "../kits/hierarchies.ts";
 import type { KubeObject } from "../kube/resource.ts";
 import { deliverResults } from "../handling/progression.ts";
 import { type SleepingClock, sleepUnless } from "../kube/time.ts";
@@ -30,7 +29,8 @@ import type {
   TimerHandler,
 } from "../registry/records.ts";
 import type { Settings } from "../settings.ts";
-import { attempt, freshProgress, retryInfo } from "./_invoke.ts";
+import { execute, freshProgress, retryInfo } from "../actions/execution.ts";
+import { invoke } from "../actions/invocation.ts";
 import type { DaemonStopper } from "./stopper.ts";
 
 /** What the runner of a daemon or timer needs from its surroundings. */
@@ -83,32 +83,28 @@ export async function callOnce(
   progress: { retries: number; started: Date },
 ): Promise<{ final: boolean; delay: number | null; cancelled: boolean }> {
   const patch = new Patch();
-  const outcome = await attempt({
-    handler,
-    progress,
-    logger: env.logger,
-    defaultErrors: "temporary",
-    defaultBackoff: env.settings.execution.defaultBackoff,
-    cancelled: () => env.stopper.signal.aborted,
-  }, () => {
+  const outcome = await execute(() => {
     const context = env.context({
       ...retryInfo(progress),
       patch,
       stopped: env.stopper,
       signal: env.stopper.signal,
     });
-    return currentBody.run(env.body(), () => handler.fn(context as ErasedContext));
+    return invoke(handler.fn, context as ErasedContext, {
+      title: handler.title,
+      logger: env.logger,
+      body: env.body(),
+    });
+  }, {
+    handler,
+    state: progress,
+    logger: env.logger,
+    defaultErrors: "temporary",
+    defaultBackoff: env.settings.execution.defaultBackoff,
+    cancelled: () => env.stopper.signal.aborted,
+    storedResult: true,
   });
-  if (!outcome.cancelled) {
-    try {
-      deliverResults(new Map([[handler.id, outcome]]), patch.raw);
-    } catch (error) {
-      env.logger.warn("{title} returned a value that is not JSON ({error}); nothing is stored.", {
-        title: handler.title,
-        error: error instanceof Error ? error.message : String(error),
-      });
-    }
-  }
+  if (!outcome.cancelled) deliverResults(new Map([[handler.id, outcome]]), patch.raw);
   // A cancelled daemon's patch is still written: Kopf applies it after the call too.
   await env.write(patch);
   return { final: outcome.final, delay: outcome.delay, cancelled: outcome.cancelled ?? false };

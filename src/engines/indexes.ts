@@ -23,7 +23,6 @@
 import { getLogger } from "@logtape/logtape";
 import { type InformerEvent, isChange, type Subscription } from "../cache/informer.ts";
 import { Patch } from "../actions/patch.ts";
-import { currentBody } from "../kits/hierarchies.ts";
 import { type SleepingClock, SYSTEM_CLOCK } from "../kube/time.ts";
 import { type KubeObject, objectKeyOf, type Resource } from "../kube/resource.ts";
 import type { ErasedContext, IndexingHandler } from "../registry/records.ts";
@@ -32,7 +31,8 @@ import type { Settings } from "../settings.ts";
 import { deepEqual, isObject } from "../storage/fields.ts";
 import { resourceContext } from "../actions/contexts.ts";
 import { objectLogger } from "../actions/loggers.ts";
-import { attempt, freshProgress, type Progress, retryInfo } from "./_invoke.ts";
+import { execute, freshProgress, type Progress, retryInfo } from "../actions/execution.ts";
+import { invoke } from "../actions/invocation.ts";
 import type { Logger, Memo } from "../registry/context.ts";
 import type { EventSource } from "./spawning.ts";
 
@@ -464,18 +464,22 @@ export class OperatorIndexes {
       if (failure && (failure.until === null || failure.until > now)) continue;
       selected.add(handler.id);
       const progress = failure?.progress ?? freshProgress();
-      const outcome = await attempt({
-        handler,
-        progress,
-        logger: log,
-        defaultErrors: "ignored",
-        defaultBackoff: this.#settings.execution.defaultBackoff,
-      }, () => {
+      const outcome = await execute(() => {
         const context = resourceContext(
           { ...contextInput, param: handler.param, patch: new Patch() },
           retryInfo(progress),
         );
-        return currentBody.run(body, () => handler.fn(context as ErasedContext));
+        return invoke(handler.fn, context as ErasedContext, {
+          title: handler.title,
+          logger: log,
+          body,
+        });
+      }, {
+        handler,
+        state: progress,
+        logger: log,
+        defaultErrors: "ignored",
+        defaultBackoff: this.#settings.execution.defaultBackoff,
       });
       if (state.gone) return;
       if (outcome.error === undefined) {

@@ -19,7 +19,7 @@
  */
 
 import type { TimerHandler } from "../registry/records.ts";
-import { freshProgress } from "./_invoke.ts";
+import { freshProgress } from "../actions/execution.ts";
 import { callOnce, initialDelayOf, type SpawnEnv } from "./daemons.ts";
 import { sleepUnless } from "../kube/time.ts";
 

@@ -37,7 +37,8 @@ import {
 } from "./causes.ts";
 import { reduceDiff } from "./diff.ts";
 import { HandlerChildrenRetry, type Outcome } from "../actions/errors.ts";
-import { executeOnce, invoke } from "../actions/invocation.ts";
+import { execute } from "../actions/execution.ts";
+import { invoke } from "../actions/invocation.ts";
 import { changingCauseContext, changingContext, eventContext } from "../actions/contexts.ts";
 import { objectLogger } from "../actions/loggers.ts";
 import type { Memories, ObjectMemory } from "./memories.ts";
@@ -284,11 +285,12 @@ async function executeChanging(
     await executeSubhandlers(run, collector.handlers, [...containers, subrefs]);
     return result;
   };
-  return await executeOnce(call, {
+  return await execute(call, {
     handler,
     state: handlerState,
     defaultErrors: "temporary",
     defaultBackoff: run.env.settings.execution.defaultBackoff,
+    storedResult: true,
     logger: run.logger,
     signal: run.signal,
     subrefs,
@@ -725,7 +727,7 @@ export async function processEvent(env: CycleEnvironment, input: EventInput): Pr
   for (const handler of handlers) {
     if (signal.aborted) break;
     try {
-      const outcome = await executeOnce(async () => {
+      const outcome = await execute(async () => {
         const controller = new AbortController();
         const context = build(handler, AbortSignal.any([signal, controller.signal]));
         return await invoke(handler.fn, context as never, {
@@ -740,6 +742,7 @@ export async function processEvent(env: CycleEnvironment, input: EventInput): Pr
         state: { retries: 0, started },
         defaultErrors: "ignored",
         defaultBackoff: env.settings.execution.defaultBackoff,
+        storedResult: true,
         logger,
         signal,
       });

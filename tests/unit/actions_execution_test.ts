@@ -1,69 +1,10 @@
-// Invoking handlers: deadlines, stops, sync and async throws, adopt() defaults, JSON results,
-// and the outcome of one attempt with Kopf's log lines.
+// One attempt of a handler and its outcome, with Kopf's log lines; JSON results.
 
 import assert from "node:assert/strict";
 import type { Logger } from "@logtape/logtape";
-import { HandlerTimeoutError, PermanentError, TemporaryError } from "../../src/actions/errors.ts";
-import { executeOnce, invoke, jsonResult } from "../../src/actions/invocation.ts";
-import { currentBody } from "../../src/kits/hierarchies.ts";
+import { PermanentError, TemporaryError } from "../../src/actions/errors.ts";
+import { execute, jsonResult } from "../../src/actions/execution.ts";
 import type { HandlerRecordBase } from "../../src/registry/records.ts";
-
-const BODY = {
-  apiVersion: "v1",
-  kind: "Thing",
-  metadata: { name: "x", namespace: "ns", uid: "u" },
-};
-
-function options(extra: Partial<Parameters<typeof invoke>[2]> = {}) {
-  return {
-    title: "Handler 'fn'",
-    logger: recordingLogger([]),
-    body: BODY,
-    signal: new AbortController().signal,
-    controller: new AbortController(),
-    ...extra,
-  };
-}
-
-Deno.test("invoke: sync and async handlers, their results and throws", async () => {
-  assert.equal(await invoke(() => 1, {}, options()), 1);
-  assert.equal(await invoke(async () => await Promise.resolve(2), {}, options()), 2);
-  await assert.rejects(
-    invoke(
-      () => {
-        throw "a string";
-      },
-      {},
-      options(),
-    ),
-    (e) => e === "a string",
-  );
-  await assert.rejects(invoke(() => Promise.reject(new Error("async")), {}, options()), /async/);
-});
-
-Deno.test("invoke: the object being handled is the default owner for kopf.adopt()", async () => {
-  const seen = await invoke(() => currentBody.getStore(), {}, options());
-  assert.equal(seen, BODY);
-  assert.equal(currentBody.getStore(), undefined);
-});
-
-Deno.test("invoke: a handler that never resolves times out and its signal is aborted", async () => {
-  const controller = new AbortController();
-  await assert.rejects(
-    invoke(() => new Promise(() => {}), {}, options({ timeout: 0.05, controller })),
-    (error) =>
-      error instanceof HandlerTimeoutError &&
-      /^Handler 'fn' has timed out after 0:00:00\.\d+ of this attempt\.$/.test(error.message),
-  );
-  assert.ok(controller.signal.aborted);
-});
-
-Deno.test("invoke: an operator stop stops waiting", async () => {
-  const stop = new AbortController();
-  const pending = invoke(() => new Promise(() => {}), {}, options({ signal: stop.signal }));
-  stop.abort(new Error("stopping"));
-  await assert.rejects(pending, /stopping/);
-});
 
 Deno.test("jsonResult: JSON values pass, the rest is refused with a reason", () => {
   assert.deepEqual(jsonResult({ a: [1, "b"] }), { ok: true, value: { a: [1, "b"] } });
@@ -91,33 +32,34 @@ function handler(extra: Partial<HandlerRecordBase> = {}): HandlerRecordBase {
   return { id: "fn", fn: () => {}, param: undefined, title: "Handler 'fn'", source: "", ...extra };
 }
 
-function execOptions(lines: string[], extra: Partial<Parameters<typeof executeOnce>[1]> = {}) {
+function execOptions(lines: string[], extra: Partial<Parameters<typeof execute>[1]> = {}) {
   return {
     handler: handler(),
     state: { retries: 0, started: new Date() },
     defaultErrors: "temporary" as const,
     defaultBackoff: 60,
+    storedResult: true,
     logger: recordingLogger(lines),
     signal: new AbortController().signal,
     ...extra,
   };
 }
 
-Deno.test("executeOnce: success, temporary, permanent and arbitrary errors, as Kopf logs them", async () => {
+Deno.test("execute: success, temporary, permanent and arbitrary errors, as Kopf logs them", async () => {
   const lines: string[] = [];
-  const ok = await executeOnce(() => Promise.resolve({ a: 1 }), execOptions(lines));
+  const ok = await execute(() => Promise.resolve({ a: 1 }), execOptions(lines));
   assert.deepEqual([ok.final, ok.result], [true, { a: 1 }]);
-  const temporary = await executeOnce(
+  const temporary = await execute(
     () => Promise.reject(new TemporaryError("later", { delay: 5 })),
     execOptions(lines),
   );
   assert.deepEqual([temporary.final, temporary.delay], [false, 5]);
-  const permanent = await executeOnce(
+  const permanent = await execute(
     () => Promise.reject(new PermanentError("never")),
     execOptions(lines),
   );
   assert.deepEqual([permanent.final, permanent.error?.message], [true, "never"]);
-  const arbitrary = await executeOnce(() => Promise.reject("text"), execOptions(lines));
+  const arbitrary = await execute(() => Promise.reject("text"), execOptions(lines));
   assert.deepEqual([arbitrary.final, arbitrary.delay], [false, 60]);
   assert.deepEqual(lines, [
     "debug: Handler 'fn' is invoked.",
@@ -131,10 +73,10 @@ Deno.test("executeOnce: success, temporary, permanent and arbitrary errors, as K
   ]);
 });
 
-Deno.test("executeOnce: a handler out of attempts fails without being called", async () => {
+Deno.test("execute: a handler out of attempts fails without being called", async () => {
   const lines: string[] = [];
   let called = false;
-  const outcome = await executeOnce(
+  const outcome = await execute(
     () => {
       called = true;
       return Promise.resolve();
@@ -149,19 +91,19 @@ Deno.test("executeOnce: a handler out of attempts fails without being called", a
   assert.match(outcome.error!.message, /has exceeded 2 retries/);
 });
 
-Deno.test("executeOnce: the remaining timeout is passed to the call", async () => {
+Deno.test("execute: the remaining timeout is passed to the call", async () => {
   let remaining: number | undefined;
   const started = new Date(Date.now() - 4000);
-  await executeOnce((left) => {
+  await execute((left) => {
     remaining = left;
     return Promise.resolve();
   }, execOptions([], { handler: handler({ timeout: 10 }), state: { retries: 1, started } }));
   assert.ok(remaining! > 5.5 && remaining! <= 6, `${remaining}`);
 });
 
-Deno.test("executeOnce: a non-JSON result is a success with a warning and no result", async () => {
+Deno.test("execute: a non-JSON result is a success with a warning and no result", async () => {
   const lines: string[] = [];
-  const outcome = await executeOnce(() => Promise.resolve(() => 1), execOptions(lines));
+  const outcome = await execute(() => Promise.resolve(() => 1), execOptions(lines));
   assert.equal(outcome.final, true);
   assert.equal(outcome.result, undefined);
   assert.ok(
@@ -169,11 +111,11 @@ Deno.test("executeOnce: a non-JSON result is a success with a warning and no res
   );
 });
 
-Deno.test("executeOnce: an attempt aborted by an operator stop leaves no outcome", async () => {
+Deno.test("execute: an attempt aborted by an operator stop leaves no outcome", async () => {
   const stop = new AbortController();
   stop.abort();
   await assert.rejects(
-    executeOnce(
+    execute(
       () => Promise.reject(new Error("aborted")),
       execOptions([], { signal: stop.signal }),
     ),
@@ -181,7 +123,7 @@ Deno.test("executeOnce: an attempt aborted by an operator stop leaves no outcome
   );
 });
 
-Deno.test("executeOnce: any thrown value goes through the handler's policy with a one-line text", async () => {
+Deno.test("execute: any thrown value goes through the handler's policy with a one-line text", async () => {
   const cyclic: Record<string, unknown> = {};
   cyclic.self = cyclic;
   const hostileError = new Error("x");
@@ -222,7 +164,7 @@ Deno.test("executeOnce: any thrown value goes through the handler's policy with 
   ] as const;
   for (const [value, text] of hostile) {
     const lines: string[] = [];
-    const outcome = await executeOnce(
+    const outcome = await execute(
       () => Promise.reject(value),
       execOptions(lines, { handler: handler({ backoff: 30 }) }),
     );

@@ -1,0 +1,184 @@
+/**
+ * One attempt of a handler and what it means (Kopf's `execute_handler_once`): success, a retry
+ * later, or a failure for good — logged with Kopf's wording. The one execution path of every kind
+ * of handler: resource handlers keep their progress on the object, daemons, timers, indexes and
+ * activities in memory ({@linkcode Progress}), as in Kopf.
+ *
+ * Results stored on objects must be JSON: a handler returning something that is not (a function,
+ * a BigInt, a cyclic object) succeeds, but nothing is stored for it, with a warning naming it.
+ *
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import type { HandlerRecordBase } from "../registry/records.ts";
+import { checkLimits, type ErrorsMode, evaluateOutcome, type Outcome, toError } from "./errors.ts";
+import { literal } from "./loggers.ts";
+
+/** A handler's progress kept in memory: attempts made and when the first one started. */
+export interface Progress {
+  /** Attempts made before the next one. */
+  retries: number;
+  /** When the first attempt started. */
+  started: Date;
+}
+
+/** A fresh progress starting now. */
+export function freshProgress(now: Date = new Date()): Progress {
+  return { retries: 0, started: now };
+}
+
+/** The retry kwargs of a progress at `now`. */
+export function retryInfo(progress: Progress, now: Date = new Date()): {
+  retry: number;
+  started: Date;
+  runtime: number;
+} {
+  return {
+    retry: progress.retries,
+    started: progress.started,
+    runtime: (now.getTime() - progress.started.getTime()) / 1000,
+  };
+}
+
+/** The outcome of an attempt, or a cancellation (a daemon stopped by force). */
+export type ExecutionOutcome = Outcome & {
+  /** The handler threw after it was cancelled: no retry, no result. */
+  readonly cancelled?: boolean;
+};
+
+/** A handler's result turned into plain JSON, or the reason it cannot be. */
+export type JsonResult =
+  | { readonly ok: true; readonly value: unknown }
+  | { readonly ok: false; readonly reason: string };
+
+/** Make a result storable: plain JSON (dates become strings), or why it is not JSON at all. */
+export function jsonResult(value: unknown): JsonResult {
+  if (value === undefined || value === null) return { ok: true, value: undefined };
+  if (typeof value === "function" || typeof value === "symbol") {
+    return { ok: false, reason: `a ${typeof value}` };
+  }
+  try {
+    const text = JSON.stringify(value);
+    if (text === undefined) return { ok: false, reason: "a value without a JSON form" };
+    return { ok: true, value: JSON.parse(text) };
+  } catch (error) {
+    return { ok: false, reason: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+/** What {@linkcode execute} needs besides the call. */
+export interface ExecuteOptions {
+  /** The handler (its id, title, errors, timeout, retries, backoff). */
+  readonly handler: HandlerRecordBase;
+  /** Attempts made so far and when the first one started. */
+  readonly state: { readonly retries: number; readonly started: Date };
+  /** How arbitrary errors are treated when the handler does not say. */
+  readonly defaultErrors: ErrorsMode;
+  /** Backoff for arbitrary errors when the handler does not say. */
+  readonly defaultBackoff: number;
+  /** Where the outcome is logged. */
+  readonly logger: Logger;
+  /** Stops waiting for the handler; an aborted attempt has no outcome (it is rethrown). */
+  readonly signal?: AbortSignal;
+  /**
+   * Whether the handler has been cancelled (a daemon stopped by force): then whatever it throws
+   * means "cancelled" — no retry, no result.
+   */
+  readonly cancelled?: () => boolean;
+  /**
+   * The result is stored on the object (in `status.<id>`), so it must be JSON: a result that is
+   * not is dropped with a warning. Index functions and activities keep theirs as they are.
+   */
+  readonly storedResult?: boolean;
+  /** Ids of sub-handlers of any depth that ran under this handler. */
+  readonly subrefs?: ReadonlySet<string>;
+  /** The time source. */
+  readonly now?: () => Date;
+}
+
+/**
+ * One attempt of a handler: the limits checked first (a handler out of time or attempts fails
+ * without being called), then the call, then Kopf's outcome, logged. Throws only when the
+ * operator is stopping (`signal` aborted): such an attempt leaves no trace.
+ *
+ * @example
+ * ```ts ignore
+ * const outcome = await execute(() => invoke(handler.fn, context, { title, logger }), {
+ *   handler, state: freshProgress(), defaultErrors: "temporary", defaultBackoff: 60, logger,
+ * });
+ * ```
+ */
+export async function execute(
+  call: (remainingTimeout: number | undefined) => Promise<unknown>,
+  options: ExecuteOptions,
+): Promise<ExecutionOutcome> {
+  const { handler, state, logger } = options;
+  const now = options.now ?? (() => new Date());
+  const policy = {
+    title: handler.title,
+    errors: handler.errors,
+    timeout: handler.timeout,
+    retries: handler.retries,
+    backoff: handler.backoff,
+  };
+  logger.debug(`${handler.title} is invoked.`);
+  const before = now();
+  let threw = false;
+  let error: unknown;
+  let result: unknown;
+  const limit = checkLimits(policy, state, before);
+  if (limit) {
+    threw = true;
+    error = limit;
+  } else {
+    const runtime = (before.getTime() - state.started.getTime()) / 1000;
+    const remaining = handler.timeout === undefined ? undefined : handler.timeout - runtime;
+    try {
+      result = await call(remaining);
+    } catch (thrown) {
+      if (options.signal?.aborted) throw thrown;
+      threw = true;
+      error = thrown;
+    }
+  }
+  if (threw && !limit && options.cancelled?.()) {
+    logger.warn(`${handler.title} is cancelled. Will escalate.`);
+    return {
+      final: true,
+      delay: null,
+      subrefs: [],
+      cancelled: true,
+      error: toError(error),
+      log: { level: "debug", message: `${handler.title} is cancelled.`, withStack: false },
+    };
+  }
+  if (!threw && options.storedResult) {
+    const json = jsonResult(result);
+    if (!json.ok) {
+      logger.warn(
+        `${handler.title} returned a value that is not JSON (${json.reason}); ` +
+          "nothing is stored for it.",
+      );
+    }
+    result = json.ok ? json.value : undefined;
+  }
+  const outcome = evaluateOutcome({
+    policy,
+    state,
+    now: now(),
+    defaultErrors: options.defaultErrors,
+    defaultBackoff: options.defaultBackoff,
+    threw,
+    error,
+    result,
+    subrefs: [...(options.subrefs ?? [])],
+  });
+  // The object logger takes lone strings literally; with properties, the text is escaped here.
+  const text = outcome.log.message;
+  if (outcome.log.level === "debug") logger.debug(text);
+  else if (outcome.log.level === "info") logger.info(text);
+  else if (outcome.log.withStack) logger.error(literal(text), { error: toError(error) });
+  else logger.error(text);
+  return outcome;
+}
