@@ -51,7 +51,7 @@ import {
 } from "./handling/cycle.ts";
 import { contain } from "./actions/containment.ts";
 import { Memories } from "./handling/memories.ts";
-import { writeOutcome } from "./actions/application.ts";
+import { releaseFinalizer } from "./actions/finalizers.ts";
 import { registerPostingTarget, withPostingTarget } from "./actions/posting.ts";
 import { ActivityError, runActivity } from "./engines/activities.ts";
 import { backgroundEngines } from "./engines/background.ts";
@@ -736,34 +736,15 @@ class Operator {
     object: RawBody,
     orphan: Omit<OrphanInput, "signal"> | undefined,
   ): Promise<void> {
-    const name = object.metadata?.name ?? "";
-    const namespace = resource.namespaced ? object.metadata?.namespace : undefined;
-    let body: RawBody;
-    try {
-      body = await this.#client.get<RawBody>(resource, name, { namespace });
-    } catch (error) {
-      if (error instanceof ApiError && error.status === 404) {
-        // Really gone, not out of the selector: gone without our finalizer's consent.
-        if (orphan && isOrphaned(this.#env, orphan)) await this.#orphan(orphan);
-        return;
-      }
-      throw error;
-    }
-    const finalizer = this.#settings.persistence.finalizer;
-    if (!isDeletionBlocked(body, finalizer)) return;
-    const objectLogger = loggerFor(this.#env, body);
-    objectLogger.debug("Removing the finalizer, as there are no handlers requiring it.");
-    await writeOutcome({
+    const { gone } = await releaseFinalizer({
       client: this.#client,
       resource,
-      body,
-      patch: {},
-      fns: [(b) => {
-        const list = b.metadata?.finalizers;
-        if (Array.isArray(list)) b.metadata!.finalizers = list.filter((f) => f !== finalizer);
-      }],
-      logger: objectLogger,
+      body: object,
+      finalizer: this.#settings.persistence.finalizer,
+      logger: loggerFor(this.#env, object),
     });
+    // Really gone, not out of the selector: gone without our finalizer's consent.
+    if (gone && orphan && isOrphaned(this.#env, orphan)) await this.#orphan(orphan);
   }
 
   // --- Stopping ------------------------------------------------------------------------------

@@ -1,6 +1,12 @@
 /**
- * Writing a cycle's outcome to the API server: at most one merge-patch of `/status` and one
- * write of the object.
+ * Writing outcomes to the API server — the one writer of handlers' results, progress, patches and
+ * finalizer edits: at most one merge-patch of `/status` and one write of the object per outcome.
+ * Handlers' results go into the patch first (`status.<id>`, {@linkcode deliverResults}).
+ *
+ * Daemons, timers and event handlers write only what would change the object
+ * ({@linkcode PatchWriter}, {@linkcode planWrite}): Kopf PATCHes after every tick that returns a
+ * value, so a timer returning the same value every second PATCHes every second (and every PATCH
+ * fans out to every watcher of the resource).
  *
  * `/status` goes first: if the operator dies between the two writes, results are stored but the
  * handlers are not marked done, so they run again — at least once, never silently skipped.
@@ -17,10 +23,20 @@
 import type { Logger } from "@logtape/logtape";
 import type { KubeClient } from "../kube/client.ts";
 import { ApiError } from "../kube/errors.ts";
-import type { Resource } from "../kube/resource.ts";
-import { deepCopy, type JsonObject, type RawBody } from "../storage/fields.ts";
+import type { KubeObject, Resource } from "../kube/resource.ts";
+import { deepCopy, deepEqual, isObject, type JsonObject, type RawBody } from "../storage/fields.ts";
+import type { JsonPatchOp } from "../storage/finalizers.ts";
 import { resourceVersionTest } from "../storage/finalizers.ts";
-import { applyMergePatch, jsonPatchDiff, type PatchFn, splitPatch } from "./patch.ts";
+import {
+  applyMergePatch,
+  jsonPatchDiff,
+  jsonPatchForFns,
+  mergePatches,
+  type Patch,
+  type PatchFn,
+  splitPatch,
+} from "./patch.ts";
+import type { Outcome } from "./errors.ts";
 
 /** How often a guarded JSON-patch is recomputed on a fresh body before giving up. */
 const GUARDED_ATTEMPTS = 5;
@@ -127,4 +143,177 @@ export async function writeOutcome(input: OutcomeWrite): Promise<WrittenOutcome>
     throw error;
   }
   return { object: latest, gone: false, writes };
+}
+
+/** Make a handler's result plain JSON (dates become strings, functions vanish). */
+function toJson(result: unknown): unknown {
+  return result === undefined ? undefined : JSON.parse(JSON.stringify(result) ?? "null");
+}
+
+/**
+ * Put successful handlers' results into `status.<handler id>` of the patch: objects are merged
+ * key by key into what is already patched there, anything else replaces it (Kopf's rule).
+ */
+export function deliverResults(outcomes: ReadonlyMap<string, Outcome>, patch: JsonObject): void {
+  for (const [id, outcome] of outcomes) {
+    if (outcome.error !== undefined || outcome.result === undefined || outcome.result === null) {
+      continue;
+    }
+    const result = toJson(outcome.result);
+    if (result === undefined || result === null) continue;
+    const status = isObject(patch.status) ? patch.status : (patch.status = {});
+    if (isObject(result)) {
+      const current = isObject(status[id]) ? status[id] : (status[id] = {});
+      Object.assign(current, deepCopy(result));
+    } else {
+      status[id] = result;
+    }
+  }
+}
+
+/**
+ * Whether a JSON merge-patch (RFC 7386) would change `target`: a `null` removes a present key,
+ * an object merges key by key into an object (or replaces a non-object), any other value must
+ * differ from what is there.
+ *
+ * @example
+ * ```ts
+ * import { mergePatchChanges } from "./application.ts";
+ * mergePatchChanges({ status: { a: 1 } }, { status: { a: 1 } }); // false
+ * mergePatchChanges({ status: { a: 1 } }, { status: { b: null } }); // false
+ * mergePatchChanges({ status: { a: 1 } }, { status: { a: 2 } }); // true
+ * ```
+ */
+export function mergePatchChanges(target: unknown, patch: JsonObject): boolean {
+  const current = isObject(target) ? target : undefined;
+  if (!current) return true; // a patch object replaces a non-object (even an empty one)
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === undefined) continue;
+    const present = Object.hasOwn(current, key) && current[key] !== undefined;
+    if (value === null) {
+      if (present) return true;
+    } else if (isObject(value)) {
+      if (!present || mergePatchChanges(current[key], value)) return true;
+    } else if (!present || !deepEqual(current[key], value)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/** The part of `KubeClient` the writers use. */
+export type PatchingClient = Pick<KubeClient, "patch" | "get">;
+
+/** What one write sends (for logs and tests). */
+export interface PlannedWrite {
+  /** The body merge-patch, if it changes something. */
+  readonly body: JsonObject | null;
+  /** The `/status` merge-patch (`{ status: … }`), if it changes something. */
+  readonly status: JsonObject | null;
+  /** The JSON-patch from `patch.fns` (with its resourceVersion test), if any. */
+  readonly json: readonly JsonPatchOp[];
+}
+
+/**
+ * Plan the writes of a patch against the object as known: the body and status halves are kept
+ * only if they would change it; `fns` become a guarded JSON-patch only if they change it.
+ */
+export function planWrite(
+  resource: Resource,
+  known: readonly KubeObject[],
+  patch: Patch,
+): PlannedWrite {
+  const statusSubresource = resource.subresources.includes("status");
+  const split = splitPatch(patch.toMergePatch(), statusSubresource);
+  const changes = (part: JsonObject | null): JsonObject | null =>
+    part && known.every((body) => mergePatchChanges(body, part)) ? part : null;
+  const latest = known[0];
+  const json = latest && patch.fns.length ? jsonPatchForFns(latest, patch.fns) : [];
+  return { body: changes(split.body), status: changes(split.status), json };
+}
+
+/** Options of {@linkcode PatchWriter}. */
+export interface PatchWriterOptions {
+  /** Seconds during which our last write's response counts as the object's state. */
+  consistencyTimeout?: number;
+  /** Milliseconds now (tests). */
+  now?: () => number;
+}
+
+/**
+ * Writes daemons' and timers' patches for one object, skipping those that change nothing.
+ * One writer per object; {@linkcode PatchWriter.observe} is told every new state from the watch.
+ */
+export class PatchWriter {
+  readonly #client: PatchingClient;
+  readonly #resource: Resource;
+  readonly #timeoutMs: number;
+  readonly #now: () => number;
+  #written: KubeObject | undefined;
+  #writtenAt = 0;
+  #writes = 0;
+  #skipped = 0;
+
+  /** A writer for objects of `resource`. */
+  constructor(client: PatchingClient, resource: Resource, options: PatchWriterOptions = {}) {
+    this.#client = client;
+    this.#resource = resource;
+    this.#timeoutMs = (options.consistencyTimeout ?? 5) * 1000;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Requests sent so far. */
+  get writes(): number {
+    return this.#writes;
+  }
+
+  /** Non-empty patches not sent because they would change nothing. */
+  get skipped(): number {
+    return this.#skipped;
+  }
+
+  /** A new state of the object arrived: once our last write is seen, the cache is current. */
+  observe(body: KubeObject): void {
+    const rv = body.metadata?.resourceVersion;
+    if (this.#written && rv !== undefined && rv === this.#written.metadata?.resourceVersion) {
+      this.#written = undefined;
+    }
+  }
+
+  /**
+   * Write `patch` for the object whose latest known state is `body`. Resolves when done; API
+   * errors other than 404 (the object is gone) are logged and swallowed: the next call
+   * compares again and re-sends what is still missing.
+   */
+  async write(body: KubeObject, patch: Patch, logger: Logger): Promise<void> {
+    if (patch.isEmpty) return;
+    const known = [body];
+    if (this.#written && this.#now() - this.#writtenAt < this.#timeoutMs) known.push(this.#written);
+    else this.#written = undefined;
+    const plan = planWrite(this.#resource, known, patch);
+    if (!plan.body && !plan.status && !plan.json.length) {
+      this.#skipped += 1;
+      return;
+    }
+    try {
+      const written = await writeOutcome({
+        client: this.#client,
+        resource: this.#resource,
+        body: this.#written ?? body,
+        patch: mergePatches(plan.body, plan.status),
+        fns: plan.json.length ? patch.fns : [],
+        logger,
+      });
+      this.#writes += written.writes;
+      if (written.object) {
+        this.#written = written.object;
+        this.#writtenAt = this.#now();
+      }
+    } catch (error) {
+      // The next call compares again and re-sends what is still missing.
+      logger.error("Patching failed: {error}", {
+        error: error instanceof Error ? error.message : error,
+      });
+    }
+  }
 }

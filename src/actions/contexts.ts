@@ -10,7 +10,7 @@
 import type { Logger } from "@logtape/logtape";
 import type { Diff } from "../handling/diff.ts";
 import type { Patch } from "./patch.ts";
-import type { KubeObject, ObjectMeta, Resource } from "../kube/resource.ts";
+import type { ObjectMeta, Resource } from "../kube/resource.ts";
 import type {
   Body,
   ChangingCauseContext,

@@ -26,7 +26,7 @@ import {
 import { OperatorIndexes } from "./indexes.ts";
 import { copyMemo } from "./memos.ts";
 import { SpawningEngine } from "./spawning.ts";
-import type { PatchingClient } from "./writing.ts";
+import type { PatchingClient } from "../actions/application.ts";
 
 const logger = getLogger(["kopf", "engines"]);
 

@@ -19,7 +19,7 @@
 
 import { Patch } from "../actions/patch.ts";
 import type { KubeObject } from "../kube/resource.ts";
-import { deliverResults } from "../handling/progression.ts";
+import { deliverResults } from "../actions/application.ts";
 import { type SleepingClock, sleepUnless } from "../kube/time.ts";
 import type { DaemonStopped, Logger, StopReason } from "../registry/context.ts";
 import type {

@@ -34,7 +34,7 @@ import { objectLogger } from "../actions/loggers.ts";
 import { runDaemon, type Spawned, type SpawnEnv, stopSpawned } from "./daemons.ts";
 import { DaemonStopper } from "./stopper.ts";
 import { runTimer } from "./timers.ts";
-import { type PatchingClient, PatchWriter } from "./writing.ts";
+import { type PatchingClient, PatchWriter } from "../actions/application.ts";
 
 const logger = getLogger(["kopf", "spawning"]);
 

@@ -38,13 +38,14 @@ import {
 import { reduceDiff } from "./diff.ts";
 import { HandlerChildrenRetry, type Outcome } from "../actions/errors.ts";
 import { execute } from "../actions/execution.ts";
+import { addFinalizer, removeFinalizer } from "../actions/finalizers.ts";
 import { invoke } from "../actions/invocation.ts";
 import { changingCauseContext, changingContext, eventContext } from "../actions/contexts.ts";
 import { objectLogger } from "../actions/loggers.ts";
 import type { Memories, ObjectMemory } from "./memories.ts";
-import { applyMergePatch, Patch, type PatchFn } from "../actions/patch.ts";
-import { deliverResults, State } from "./progression.ts";
-import { writeOutcome } from "../actions/application.ts";
+import { applyMergePatch, mergePatches, Patch, type PatchFn } from "../actions/patch.ts";
+import { State } from "./progression.ts";
+import { deliverResults, planWrite, writeOutcome } from "../actions/application.ts";
 
 /** What a background engine (daemons, timers) tells the cycle about one object. */
 export interface EngineVerdict {
@@ -125,24 +126,6 @@ export interface CycleResult {
 /** The logger of an object, posting to Events if the settings say so. */
 export function loggerFor(env: CycleEnvironment, body: RawBody): Logger {
   return objectLogger(body, { posting: { settings: env.settings.posting, poster: env.poster } });
-}
-
-function addFinalizer(finalizer: string): PatchFn {
-  return (body) => {
-    // The API server refuses new finalizers on objects being deleted.
-    if (isDeletionBlocked(body, finalizer) || isDeletionOngoing(body)) return;
-    const metadata = body.metadata ??= {};
-    metadata.finalizers = [...(metadata.finalizers ?? []), finalizer];
-  };
-}
-
-function removeFinalizer(finalizer: string): PatchFn {
-  return (body) => {
-    const finalizers = body.metadata?.finalizers;
-    if (Array.isArray(finalizers)) {
-      body.metadata!.finalizers = finalizers.filter((f) => f !== finalizer);
-    }
-  };
 }
 
 /** Everything one run of the changing handlers shares. */
@@ -754,18 +737,15 @@ export async function processEvent(env: CycleEnvironment, input: EventInput): Pr
   }
   if (input.type === "DELETED" || !input.latest) return 0;
   deliverResults(outcomes, patch.raw);
-  const merge = patch.toMergePatch();
-  if (!Object.keys(merge).length && !patch.fns.length) return 0;
-  const latest = input.latest;
-  const target = applyMergePatch(deepCopy(latest), merge);
-  for (const fn of patch.fns) fn(target);
-  if (deepEqual(target, latest)) return 0;
+  // Only what would change the object is written (as for daemons and timers).
+  const plan = planWrite(resource, [input.latest], patch);
+  if (!plan.body && !plan.status && !plan.json.length) return 0;
   const written = await writeOutcome({
     client: env.client,
     resource,
-    body: latest,
-    patch: merge,
-    fns: patch.fns,
+    body: input.latest,
+    patch: mergePatches(plan.body, plan.status),
+    fns: plan.json.length ? patch.fns : [],
     logger,
   });
   return written.writes;

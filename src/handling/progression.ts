@@ -6,7 +6,7 @@
  * @module
  */
 
-import { deepCopy, deepEqual, isObject, type JsonObject, type RawBody } from "../storage/fields.ts";
+import { deepEqual, type JsonObject, type RawBody } from "../storage/fields.ts";
 import type { ProgressRecord, ProgressStorage } from "../storage/progress.ts";
 import type { Outcome } from "../actions/errors.ts";
 
@@ -327,31 +327,5 @@ export class State {
   delay(now: Date): number | null {
     const delays = this.delays(now);
     return delays.length ? Math.min(...delays) : null;
-  }
-}
-
-/** Make a handler's result plain JSON (dates become strings, functions vanish). */
-function toJson(result: unknown): unknown {
-  return result === undefined ? undefined : JSON.parse(JSON.stringify(result) ?? "null");
-}
-
-/**
- * Put successful handlers' results into `status.<handler id>` of the patch: objects are merged
- * key by key into what is already patched there, anything else replaces it (Kopf's rule).
- */
-export function deliverResults(outcomes: ReadonlyMap<string, Outcome>, patch: JsonObject): void {
-  for (const [id, outcome] of outcomes) {
-    if (outcome.error !== undefined || outcome.result === undefined || outcome.result === null) {
-      continue;
-    }
-    const result = toJson(outcome.result);
-    if (result === undefined || result === null) continue;
-    const status = isObject(patch.status) ? patch.status : (patch.status = {});
-    if (isObject(result)) {
-      const current = isObject(status[id]) ? status[id] : (status[id] = {});
-      Object.assign(current, deepCopy(result));
-    } else {
-      status[id] = result;
-    }
   }
 }

@@ -4,17 +4,15 @@
 // diff, finalizer JSON-patches are guarded by resourceVersion, and an oversized diff-base that
 // Kopf would write (and the server reject) is degraded so the write goes through.
 
+import { addFinalizer, removeFinalizer } from "../../src/actions/finalizers.ts";
+import { jsonPatchForFns } from "../../src/actions/patch.ts";
 import assert from "node:assert/strict";
 import { computeEssences, detectReason } from "../../src/handling/causes.ts";
 import { mergePatches, splitPatch } from "../../src/actions/patch.ts";
 import { HandlerState, State } from "../../src/handling/progression.ts";
 import { AnnotationsDiffBaseStorage, isDigestEssence } from "../../src/storage/diffbase.ts";
 import { compactJson, type JsonObject, type RawBody } from "../../src/storage/fields.ts";
-import {
-  allowDeletionPatch,
-  blockDeletionPatch,
-  isDeletionBlocked,
-} from "../../src/storage/finalizers.ts";
+import { isDeletionBlocked } from "../../src/storage/finalizers.ts";
 import { SmartProgressStorage } from "../../src/storage/progress.ts";
 import { cluster, HarnessApiError } from "../support/cluster.ts";
 
@@ -104,6 +102,10 @@ Deno.test("storage patches are accepted as they are and cause no essential diff 
   }
 });
 
+// The finalizer edits of actions/finalizers.ts, as the outcome writer sends them: one guarded
+// JSON patch computed against the body at hand.
+const FINALIZER = "kopf.zalando.org/KopfFinalizerMarker";
+
 Deno.test("finalizer JSON-patches add and remove only ours, and fail on a stale object", async () => {
   const ns = await c.namespace("finalizers");
   try {
@@ -118,7 +120,7 @@ Deno.test("finalizer JSON-patches add and remove only ours, and fail on a stale 
     const blocked = await c.api(
       "PATCH",
       path,
-      blockDeletionPatch(withOther),
+      jsonPatchForFns(withOther, [addFinalizer(FINALIZER)]),
       JSON_PATCH,
     ) as RawBody;
     assert.deepEqual(blocked.metadata!.finalizers, [
@@ -128,7 +130,7 @@ Deno.test("finalizer JSON-patches add and remove only ours, and fail on a stale 
 
     // The body read before the other finalizer was added is stale: the resourceVersion test fails.
     await assert.rejects(
-      () => c.api("PATCH", path, blockDeletionPatch(body), JSON_PATCH),
+      () => c.api("PATCH", path, jsonPatchForFns(body, [addFinalizer(FINALIZER)]), JSON_PATCH),
       (e: unknown) => e instanceof HarnessApiError && e.status === 422,
     );
 
@@ -144,7 +146,7 @@ Deno.test("finalizer JSON-patches add and remove only ours, and fail on a stale 
     const released = await c.api(
       "PATCH",
       path,
-      allowDeletionPatch(deleting),
+      jsonPatchForFns(deleting, [removeFinalizer(FINALIZER)]),
       JSON_PATCH,
     ) as RawBody;
     assert.equal(isDeletionBlocked(released), false);

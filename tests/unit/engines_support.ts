@@ -3,8 +3,9 @@
 import type { SleepingClock } from "../../src/kube/time.ts";
 import type { KubeObject, Resource } from "../../mod.ts";
 import { applyMergePatch } from "../../src/actions/patch.ts";
+import { ApiError } from "../../src/kube/errors.ts";
 import { deepCopy, type JsonObject } from "../../src/storage/fields.ts";
-import type { PatchingClient } from "../../src/engines/writing.ts";
+import type { PatchingClient } from "../../src/actions/application.ts";
 import { copyMemo } from "../../src/engines/memos.ts";
 import type { Memo } from "../../src/registry/context.ts";
 
@@ -154,6 +155,13 @@ export class FakePatchClient implements PatchingClient {
     current.metadata = { ...current.metadata, resourceVersion: String(++this.rv) };
     this.objects.set(key, current);
     return Promise.resolve(deepCopy(current) as T);
+  }
+
+  get<T = KubeObject>(_resource: Resource, name: string, options: { namespace?: string } = {}) {
+    const current = this.objects.get(`${options.namespace}/${name}`);
+    return current
+      ? Promise.resolve(deepCopy(current) as T)
+      : Promise.reject(new ApiError({ verb: "GET", path: "/x", status: 404, message: "gone" }));
   }
 }
 

@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { Patch } from "../../src/actions/patch.ts";
-import { mergePatchChanges, planWrite } from "../../src/engines/writing.ts";
+import { mergePatchChanges, planWrite } from "../../src/actions/application.ts";
 import { kex } from "./engines_support.ts";
 
 Deno.test("mergePatchChanges follows RFC 7386", () => {

@@ -14,8 +14,8 @@ import {
   PermanentError,
   TemporaryError,
 } from "../../src/actions/errors.ts";
+import { deliverResults } from "../../src/actions/application.ts";
 import {
-  deliverResults,
   formatIso8601,
   HandlerState,
   parseIso8601,

@@ -11,13 +11,6 @@ import {
 } from "../../src/storage/diffbase.ts";
 import type { JsonObject, RawBody } from "../../src/storage/fields.ts";
 import {
-  allowDeletionPatch,
-  blockDeletionPatch,
-  DEFAULT_FINALIZER,
-  isDeletionBlocked,
-  isDeletionOngoing,
-} from "../../src/storage/finalizers.ts";
-import {
   AnnotationsProgressStorage,
   type ProgressRecord,
   SmartProgressStorage,
@@ -202,38 +195,4 @@ Deno.test("touch sets and clears the touch-dummy annotation only when it differs
     null,
   );
   assert.deepEqual(clear, { metadata: { annotations: { "kopf.zalando.org/touch-dummy": null } } });
-});
-
-Deno.test("finalizer patches add and remove only ours, guarded by resourceVersion", () => {
-  const fresh: RawBody = { metadata: { resourceVersion: "7" } };
-  assert.equal(isDeletionBlocked(fresh), false);
-  assert.deepEqual(blockDeletionPatch(fresh), [
-    { op: "test", path: "/metadata/resourceVersion", value: "7" },
-    { op: "add", path: "/metadata/finalizers", value: [DEFAULT_FINALIZER] },
-  ]);
-
-  const others: RawBody = { metadata: { resourceVersion: "8", finalizers: ["other/x"] } };
-  assert.deepEqual(blockDeletionPatch(others).at(-1), {
-    op: "add",
-    path: "/metadata/finalizers/-",
-    value: DEFAULT_FINALIZER,
-  });
-
-  const ours: RawBody = {
-    metadata: {
-      resourceVersion: "9",
-      deletionTimestamp: "2026-01-01T00:00:00Z",
-      finalizers: ["a", DEFAULT_FINALIZER, "b", DEFAULT_FINALIZER],
-    },
-  };
-  assert.ok(isDeletionOngoing(ours) && isDeletionBlocked(ours));
-  assert.deepEqual(blockDeletionPatch(ours), []);
-  assert.deepEqual(allowDeletionPatch(ours), [
-    { op: "test", path: "/metadata/resourceVersion", value: "9" },
-    { op: "test", path: "/metadata/finalizers/3", value: DEFAULT_FINALIZER },
-    { op: "remove", path: "/metadata/finalizers/3" },
-    { op: "test", path: "/metadata/finalizers/1", value: DEFAULT_FINALIZER },
-    { op: "remove", path: "/metadata/finalizers/1" },
-  ]);
-  assert.deepEqual(allowDeletionPatch(others), []);
 });
