@@ -170,7 +170,7 @@ export { countHandlers, run, type RunOptions } from "./src/operator.ts";
 
 // Indexes, memos, activities and credentials (daemons, timers, indexes: see src/engines/).
 export { Index, Store } from "./src/engines/indexes.ts";
-export { copyMemo, MEMO_COPY } from "./src/engines/memos.ts";
+export { copyMemo, MEMO_COPY } from "./src/handling/memos.ts";
 export { ActivityError } from "./src/engines/activities.ts";
 export { ConnectionInfo, type ConnectionInfoFields } from "./src/engines/login.ts";
 export { sandboxKubeconfig } from "./src/kube/config/mod.ts";

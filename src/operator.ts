@@ -43,70 +43,22 @@ import {
   type CycleEnvironment,
   isOrphaned,
   loggerFor,
-  type ObjectEngine,
   type OrphanInput,
   processEvent,
   processObject,
   processOrphan,
 } from "./handling/cycle.ts";
 import { contain } from "./actions/containment.ts";
+import type { BackgroundEngine, OperatorHandle } from "./handling/contracts.ts";
 import { Memories } from "./handling/memories.ts";
 import { releaseFinalizer } from "./actions/finalizers.ts";
 import { registerPostingTarget, withPostingTarget } from "./actions/posting.ts";
 import { ActivityError, runActivity } from "./engines/activities.ts";
-import { backgroundEngines } from "./engines/background.ts";
+import { backgroundEngines } from "./reactor/engines.ts";
 import { loginConfig } from "./engines/login.ts";
 import { armUltimateExit, handleSignals } from "./reactor/shutdown.ts";
 
 const logger = getLogger(["kopf", "operator"]);
-
-/** One object event of a served resource, as background engines see it. */
-export interface ObjectEventInfo {
-  /** The operator's key of the object (resource + namespace + name). */
-  readonly key: string;
-  /** The resource. */
-  readonly resource: Resource;
-  /** The event. */
-  readonly type: "ADDED" | "MODIFIED" | "DELETED";
-  /** The object (for DELETED, its last state). */
-  readonly object: RawBody;
-  /** From the first listing of its watch. */
-  readonly initial: boolean;
-}
-
-/** What background engines can use of a running operator. */
-export interface OperatorHandle {
-  /** The API client. */
-  readonly client: KubeClient;
-  /** The settings. */
-  readonly settings: Settings;
-  /** The handlers. */
-  readonly registry: Registry;
-  /** Per-object memories (memos). */
-  readonly memories: Memories;
-  /** The shared informers. */
-  readonly informers: Informers;
-  /** Aborted when the operator starts stopping. */
-  readonly signal: AbortSignal;
-  /** Run an object's handling cycle again (e.g. when its daemons have stopped). */
-  requeue(key: string, delaySeconds?: number): void;
-}
-
-/**
- * A background engine (daemons, timers, indexes, health) plugged into the operator: it starts
- * with the operator, sees every object event, takes part in every object's cycle (see
- * {@linkcode ObjectEngine}), and is stopped before the operator stops.
- */
-export interface BackgroundEngine extends Partial<ObjectEngine> {
-  /** Called once the client exists, before resources are watched. */
-  start?(operator: OperatorHandle): void | Promise<void>;
-  /** Every object event of every served resource, in order per object. Must not throw. */
-  onEvent?(event: ObjectEventInfo): void;
-  /** This engine's indexes by id (merged into every handler's `indices`). */
-  indices?(): Readonly<Record<string, unknown>>;
-  /** Called when the operator stops, before the client is closed. */
-  stop?(): void | Promise<void>;
-}
 
 /** Options of {@linkcode run}. */
 export interface RunOptions {
@@ -387,9 +339,7 @@ class Operator {
       memories: this.#memories,
       poster: this.#poster,
       indices: () => Object.assign({}, ...this.#engines.map((e) => e.indices?.() ?? {})),
-      engines: this.#engines.filter((e): e is BackgroundEngine & ObjectEngine =>
-        typeof e.cycle === "function"
-      ),
+      engines: this.#engines.filter((e) => typeof e.cycle === "function"),
     };
     const target = { poster: this.#poster, settings: posting };
     this.#queue = new ObjectQueue({

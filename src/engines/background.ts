@@ -1,119 +1,32 @@
 /**
- * The background engines as the operator runs them: daemons and timers, indexes, and the
- * health endpoint, each plugged into the operator's engine hooks (`start`, `onEvent`, `cycle`,
- * `indices`, `stop`). {@linkcode backgroundEngines} makes the ones a registry needs.
- *
- * The operator's types are mirrored structurally here (this room does not import the
- * operator, which imports it).
+ * Daemons and timers, and indexes, as the operator runs them: each plugged into the engine hooks
+ * of `handling/contracts.ts` (`start`, `onEvent`, `cycle`, `indices`, `stop`).
  *
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
+import { copyMemo } from "../handling/memos.ts";
+import type {
+  BackgroundEngine,
+  EngineCycleInput,
+  EngineVerdict,
+  ObjectEvent,
+  OperatorHandle,
+} from "../handling/contracts.ts";
 import { type KubeObject, objectKeyOf, type Resource } from "../kube/resource.ts";
 import type { Logger, Memo } from "../registry/context.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { Settings } from "../settings.ts";
 import { isDeletionOngoing } from "../storage/finalizers.ts";
-import { runActivity } from "./activities.ts";
-import {
-  type HealthServer,
-  ProbeCache,
-  readinessOf,
-  serveHealth,
-  type WatchHealth,
-} from "../health/server.ts";
 import { OperatorIndexes } from "./indexes.ts";
-import { copyMemo } from "./memos.ts";
 import { SpawningEngine } from "./spawning.ts";
-import type { PatchingClient } from "../actions/application.ts";
 
-const logger = getLogger(["kopf", "engines"]);
-
-/** An informer as the engines see it. */
-export interface InformerLike extends WatchHealth {
-  /** Its resource. */
-  readonly resource: Resource;
-  /** How many subscribers it has (0: no longer used). */
-  readonly subscribers: number;
-  /** Its cache. */
-  readonly store: { entries(): Iterable<[string, KubeObject]> };
-}
-
-/** What the engines use of the running operator (the operator's `OperatorHandle`). */
-export interface EngineHandle {
-  /** The API client. */
-  readonly client: PatchingClient;
-  /** The settings. */
-  readonly settings: Settings;
-  /** The handlers. */
-  readonly registry: Registry;
-  /** Per-object memories. */
-  readonly memories: { get(key: string): { readonly memo: Memo } | undefined };
-  /** The shared informers. */
-  readonly informers: { all(): readonly InformerLike[] };
-  /** Aborted when the operator starts stopping. */
-  readonly signal: AbortSignal;
-  /** Run an object's handling cycle again. */
-  requeue(key: string, delaySeconds?: number): void;
-}
-
-/** One object event (the operator's `ObjectEventInfo`). */
-export interface EngineEvent {
-  /** The operator's key of the object. */
-  readonly key: string;
-  /** The resource. */
-  readonly resource: Resource;
-  /** The event. */
-  readonly type: "ADDED" | "MODIFIED" | "DELETED";
-  /** The object. */
-  readonly object: KubeObject;
-  /** From the first listing of its watch. */
-  readonly initial: boolean;
-}
-
-/** What an engine sees of an object in its cycle (the operator's `EngineCycleInput`). */
-export interface EngineCycle {
-  /** The operator's key of the object. */
-  readonly key: string;
-  /** The resource. */
-  readonly resource: Resource;
-  /** The latest body. */
-  readonly body: KubeObject;
-}
-
-/** What an engine tells the cycle (the operator's `EngineVerdict`). */
-export interface EngineCycleVerdict {
-  /** Seconds until the object needs another cycle (keeps the finalizer of a deleted object). */
-  readonly delays?: readonly number[];
-  /** Daemons and timers stopped for good: they need no finalizer. */
-  readonly excluded?: ReadonlySet<string>;
-}
-
-/** A background engine (the operator's `BackgroundEngine`). */
-export interface Engine {
-  /** A name for logs. */
-  readonly name: string;
-  /** Called once the client exists, before resources are watched. */
-  start?(handle: EngineHandle): void | Promise<void>;
-  /** Every object event of every served resource. */
-  onEvent?(event: EngineEvent): void;
-  /** Part of every object's cycle. */
-  cycle?(input: EngineCycle): EngineCycleVerdict | Promise<EngineCycleVerdict>;
-  /** Indexes by id. */
-  indices?(): Readonly<Record<string, unknown>>;
-  /** Called when the operator stops. */
-  stop?(): void | Promise<void>;
-}
-
-/** What {@linkcode backgroundEngines} needs. */
+/** What the engines need from the operator's options. */
 export interface BackgroundOptions {
   /** The handlers. */
   registry: Registry;
   /** The operator-wide memo. */
   memo: Memo;
-  /** The liveness URL (`--liveness`), if the health endpoint is served. */
-  liveness?: string;
   /** The object logger (default: category `kopf.objects` with the object reference). */
   logger?: (resource: Resource, body: KubeObject) => Logger;
   /** Seconds daemons without a cancellation timeout get at operator exit (default 5). */
@@ -121,7 +34,7 @@ export interface BackgroundOptions {
 }
 
 function memoOf(
-  handle: EngineHandle,
+  handle: OperatorHandle,
   operatorMemo: Memo,
 ): (resource: Resource, body: KubeObject) => Memo {
   // The operator recalls an object's memory before engines see its events, so it is there
@@ -135,7 +48,7 @@ function memoOf(
  * which stopped for good (no finalizer needed) and whether a deleted object's are still running
  * (its finalizer stays until they have stopped; the object is requeued when they have).
  */
-export class DaemonsEngine implements Engine {
+export class DaemonsEngine implements BackgroundEngine {
   readonly name = "daemons";
   readonly #options: BackgroundOptions;
   #spawning: SpawningEngine | undefined;
@@ -162,7 +75,7 @@ export class DaemonsEngine implements Engine {
     return this.#spawning;
   }
 
-  start(handle: EngineHandle): void {
+  start(handle: OperatorHandle): void {
     this.#polling = handle.settings.background.cancellationPolling;
     const indices = this.#indices;
     this.#spawning = new SpawningEngine({
@@ -183,7 +96,7 @@ export class DaemonsEngine implements Engine {
     });
   }
 
-  onEvent(event: EngineEvent): void {
+  onEvent(event: ObjectEvent): void {
     if (!this.#spawning?.serves(event.resource)) return;
     this.#spawning.observe(event.resource, {
       type: event.type,
@@ -193,7 +106,7 @@ export class DaemonsEngine implements Engine {
     });
   }
 
-  cycle(input: EngineCycle): EngineCycleVerdict {
+  cycle(input: EngineCycleInput): EngineVerdict {
     const spawning = this.#spawning;
     if (!spawning?.serves(input.resource)) return {};
     const excluded = spawning.excluded(input.resource, input.body);
@@ -213,11 +126,11 @@ export class DaemonsEngine implements Engine {
  * Indexes: filled from every object event; every object's cycle waits until all indexes have
  * indexed the initial listing of their resources (Kopf blocks handlers the same way).
  */
-export class IndexesEngine implements Engine {
+export class IndexesEngine implements BackgroundEngine {
   readonly name = "indexes";
   readonly #options: BackgroundOptions;
   readonly #indexes: OperatorIndexes;
-  #handle: EngineHandle | undefined;
+  #handle: OperatorHandle | undefined;
   #ready = false;
   #waiters: (() => void)[] = [];
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -238,11 +151,11 @@ export class IndexesEngine implements Engine {
     return this.#indexes;
   }
 
-  start(handle: EngineHandle): void {
+  start(handle: OperatorHandle): void {
     this.#handle = handle;
   }
 
-  onEvent(event: EngineEvent): void {
+  onEvent(event: ObjectEvent): void {
     if (!this.#indexes.serves(event.resource)) return;
     this.#indexes.observe(event.resource, {
       type: event.type,
@@ -280,7 +193,7 @@ export class IndexesEngine implements Engine {
     if (!this.ready) await this.#waitReady();
   }
 
-  async cycle(input: EngineCycle): Promise<EngineCycleVerdict> {
+  async cycle(input: EngineCycleInput): Promise<EngineVerdict> {
     await this.whenReady();
     // The object's own latest state is indexed before its handlers see the indexes.
     if (this.#indexes.serves(input.resource)) {
@@ -314,101 +227,4 @@ export class IndexesEngine implements Engine {
     if (!handle) return copyMemo(this.#options.memo);
     return memoOf(handle, this.#options.memo)(resource, body);
   }
-}
-
-/** The health endpoint: probes at the liveness URL, readiness next to it. */
-export class HealthEngine implements Engine {
-  readonly name = "health";
-  readonly #options: BackgroundOptions & { liveness: string };
-  readonly #indexes: () => { ready: boolean; indices: Readonly<Record<string, unknown>> };
-  #server: HealthServer | undefined;
-  #started = false;
-
-  /** An engine serving `options.liveness`. */
-  constructor(
-    options: BackgroundOptions & { liveness: string },
-    indexes: () => { ready: boolean; indices: Readonly<Record<string, unknown>> },
-  ) {
-    this.#options = options;
-    this.#indexes = indexes;
-  }
-
-  /** The running server (after start). */
-  get server(): HealthServer | undefined {
-    return this.#server;
-  }
-
-  async start(handle: EngineHandle): Promise<void> {
-    const { registry, memo } = this.#options;
-    const cache = new ProbeCache(() =>
-      runActivity({
-        registry,
-        activity: "probe",
-        settings: handle.settings,
-        memo,
-        indices: this.#indexes().indices,
-        signal: handle.signal,
-      })
-    );
-    this.#server = await serveHealth({
-      endpoint: this.#options.liveness,
-      probes: () => cache.get(),
-      readiness: () => {
-        const watches = handle.informers.all().filter((i) => i.subscribers > 0);
-        // Started: the operator serves something (or serves nothing yet has begun).
-        this.#started ||= watches.length > 0;
-        return readinessOf({
-          watches,
-          indexesReady: this.#indexes().ready,
-          started: this.#started,
-        });
-      },
-    });
-    logger.info("Serving health status at {url} (readiness at {readyUrl}).", {
-      url: this.#server.url,
-      readyUrl: this.#server.readyUrl,
-    });
-  }
-
-  /** Mark the operator as started (every resource resolved and watched). */
-  markStarted(): void {
-    this.#started = true;
-  }
-
-  async stop(): Promise<void> {
-    await this.#server?.close();
-  }
-}
-
-/**
- * The background engines a registry needs: indexes (if any `kopf.index`), daemons and timers
- * (if any), and the health endpoint (if `liveness` is given). Indexes come first so that every
- * other engine and handler sees them filled.
- *
- * @example
- * ```ts ignore
- * const engines = backgroundEngines({ registry, memo: {}, liveness: "http://127.0.0.1:8080/healthz" }, settings);
- * await kopf.run({ registry, settings, engines });
- * ```
- */
-export function backgroundEngines(options: BackgroundOptions, settings: Settings): Engine[] {
-  const engines: Engine[] = [];
-  const { registry } = options;
-  const hasIndexes = registry.handlers.some((h) => h.kind === "indexing");
-  const hasSpawning = registry.handlers.some((h) => h.kind === "daemon" || h.kind === "timer");
-  const indexes = new IndexesEngine(options, settings);
-  if (hasIndexes) engines.push(indexes);
-  if (hasSpawning) {
-    const ready = hasIndexes ? () => indexes.whenReady() : undefined;
-    engines.push(new DaemonsEngine(options, () => indexes.indices(), ready));
-  }
-  if (options.liveness) {
-    engines.push(
-      new HealthEngine({ ...options, liveness: options.liveness }, () => ({
-        ready: !hasIndexes || indexes.ready,
-        indices: indexes.indices(),
-      })),
-    );
-  }
-  return engines;
 }

@@ -42,48 +42,11 @@ import { addFinalizer, removeFinalizer } from "../actions/finalizers.ts";
 import { invoke } from "../actions/invocation.ts";
 import { changingCauseContext, changingContext, eventContext } from "../actions/contexts.ts";
 import { objectLogger } from "../actions/loggers.ts";
+import type { BackgroundEngine, EngineVerdict } from "./contracts.ts";
 import type { Memories, ObjectMemory } from "./memories.ts";
 import { applyMergePatch, mergePatches, Patch, type PatchFn } from "../actions/patch.ts";
 import { State } from "./progression.ts";
 import { deliverResults, planWrite, writeOutcome } from "../actions/application.ts";
-
-/** What a background engine (daemons, timers) tells the cycle about one object. */
-export interface EngineVerdict {
-  /**
-   * Seconds until the object needs another cycle for this engine (e.g. daemons still stopping
-   * while the object is being deleted). While any delay is pending for an object being deleted,
-   * our finalizer stays on it.
-   */
-  readonly delays?: readonly number[];
-  /** Daemon/timer ids that stopped for good for this object: they need no finalizer any more. */
-  readonly excluded?: ReadonlySet<string>;
-}
-
-/** What an engine sees of an object in a cycle. */
-export interface EngineCycleInput {
-  /** The operator's key of the object. */
-  readonly key: string;
-  /** The resource. */
-  readonly resource: Resource;
-  /** The latest body (the cache's copy: do not modify it). */
-  readonly body: RawBody;
-  /** The essence changed since last handled (resets timers' idle time). */
-  readonly changed: boolean;
-  /** The object's memory (its memo is shared with its handlers). */
-  readonly memory: ObjectMemory;
-  /** The object's logger. */
-  readonly logger: Logger;
-}
-
-/**
- * A background engine's part in each object's cycle (daemons and timers plug in here): called
- * before the changing handlers of every cycle of an object that exists, as Kopf spawns daemons
- * before and stops them after the changing handlers.
- */
-export interface ObjectEngine {
-  /** Take part in one cycle of one object. */
-  cycle(input: EngineCycleInput): EngineVerdict | Promise<EngineVerdict>;
-}
 
 /** What the cycle works with (one per operator). */
 export interface CycleEnvironment {
@@ -100,7 +63,7 @@ export interface CycleEnvironment {
   /** The operator's indexes, by id. */
   readonly indices?: () => Readonly<Record<string, unknown>>;
   /** Background engines taking part in every cycle. */
-  readonly engines?: readonly ObjectEngine[];
+  readonly engines?: readonly Pick<BackgroundEngine, "cycle">[];
 }
 
 /** One cycle's input. */
@@ -481,6 +444,7 @@ export async function processObject(
 
   const verdicts: EngineVerdict[] = [];
   for (const engine of env.engines ?? []) {
+    if (!engine.cycle) continue;
     verdicts.push(
       await engine.cycle({
         key,

@@ -15,7 +15,7 @@
  * @module
  */
 
-import { copyMemo, MEMO_COPY } from "../engines/memos.ts";
+import { copyMemo, MEMO_COPY } from "./memos.ts";
 import type { Memo } from "../registry/context.ts";
 import { deepEqual } from "../storage/fields.ts";
 import type { Outcome } from "../actions/errors.ts";

@@ -6,7 +6,7 @@ import { applyMergePatch } from "../../src/actions/patch.ts";
 import { ApiError } from "../../src/kube/errors.ts";
 import { deepCopy, type JsonObject } from "../../src/storage/fields.ts";
 import type { PatchingClient } from "../../src/actions/application.ts";
-import { copyMemo } from "../../src/engines/memos.ts";
+import { copyMemo } from "../../src/handling/memos.ts";
 import type { Memo } from "../../src/registry/context.ts";
 
 export const kex: Resource = {

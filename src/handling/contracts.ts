@@ -1,0 +1,99 @@
+/**
+ * The joins between the operator loop (`reactor/`), the handling cycle and the background engines
+ * (daemons and timers, indexes, health) — declared once, here, in the lowest of the three layers.
+ *
+ * The reactor feeds every engine the {@linkcode ObjectEvent}s of the resources it serves, gives it
+ * an {@linkcode OperatorHandle} at start, and asks it in every object's cycle for its
+ * {@linkcode EngineVerdict} (Kopf spawns daemons before, and stops them after, the changing
+ * handlers). controller-runtime's `source`/`handler` packages and Kopf's `engines` hooks are the
+ * models.
+ *
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import type { Informers } from "../cache/informer.ts";
+import type { KubeClient } from "../kube/client.ts";
+import type { KubeObject, ObjectKey, Resource } from "../kube/resource.ts";
+import type { Registry } from "../registry/registry.ts";
+import type { Settings } from "../settings.ts";
+import type { Memories, ObjectMemory } from "./memories.ts";
+
+/** One event of an object of a served resource, in order per object. */
+export interface ObjectEvent {
+  /** The object's key. */
+  readonly key: ObjectKey;
+  /** The resource. */
+  readonly resource: Resource;
+  /** What happened. */
+  readonly type: "ADDED" | "MODIFIED" | "DELETED";
+  /** The object (for `DELETED`, its last state). Engines must not modify it. */
+  readonly object: KubeObject;
+  /** From the first listing of its watch (the object existed before). */
+  readonly initial: boolean;
+}
+
+/** What an engine sees of an object in its cycle. */
+export interface EngineCycleInput {
+  /** The object's key. */
+  readonly key: ObjectKey;
+  /** The resource. */
+  readonly resource: Resource;
+  /** The latest body (the cache's copy: do not modify it). */
+  readonly body: KubeObject;
+  /** The essence changed since last handled (resets timers' idle time). */
+  readonly changed: boolean;
+  /** The object's memory (its memo is shared with its handlers). */
+  readonly memory: ObjectMemory;
+  /** The object's logger. */
+  readonly logger: Logger;
+}
+
+/** What an engine tells the cycle about one object. */
+export interface EngineVerdict {
+  /**
+   * Seconds until the object needs another cycle for this engine (e.g. daemons still stopping
+   * while the object is being deleted). While any delay is pending for an object being deleted,
+   * our finalizer stays on it.
+   */
+  readonly delays?: readonly number[];
+  /** Daemon/timer ids that stopped for good for this object: they need no finalizer any more. */
+  readonly excluded?: ReadonlySet<string>;
+}
+
+/** What engines can use of a running operator. */
+export interface OperatorHandle {
+  /** The API client. */
+  readonly client: KubeClient;
+  /** The settings. */
+  readonly settings: Settings;
+  /** The handlers. */
+  readonly registry: Registry;
+  /** Per-object memories (memos). */
+  readonly memories: Memories;
+  /** The shared informers. */
+  readonly informers: Informers;
+  /** Aborted when the operator starts stopping. */
+  readonly signal: AbortSignal;
+  /** Run an object's handling cycle again (e.g. when its daemons have stopped). */
+  requeue(key: ObjectKey, delaySeconds?: number): void;
+}
+
+/**
+ * A background engine plugged into the operator: it starts with the operator, sees every object
+ * event, takes part in every object's cycle, and is stopped before the operator stops.
+ */
+export interface BackgroundEngine {
+  /** A name for logs. */
+  readonly name: string;
+  /** Called once the client exists, before resources are watched. */
+  start?(operator: OperatorHandle): void | Promise<void>;
+  /** Every object event of every served resource, in order per object. Must not throw. */
+  onEvent?(event: ObjectEvent): void;
+  /** Take part in one cycle of one object (before its changing handlers). */
+  cycle?(input: EngineCycleInput): EngineVerdict | Promise<EngineVerdict>;
+  /** This engine's indexes by id (merged into every handler's `indices`). */
+  indices?(): Readonly<Record<string, unknown>>;
+  /** Called when the operator stops, before the client is closed. */
+  stop?(): void | Promise<void>;
+}

@@ -1,0 +1,47 @@
+/**
+ * Which background engines an operator runs, for its registry and options: indexes (if any
+ * `kopf.index`), daemons and timers (if any), and the health endpoint (if `liveness` is given).
+ *
+ * @module
+ */
+
+import { type BackgroundOptions, DaemonsEngine, IndexesEngine } from "../engines/background.ts";
+import type { BackgroundEngine } from "../handling/contracts.ts";
+import { HealthEngine } from "../health/engine.ts";
+import type { Settings } from "../settings.ts";
+
+/**
+ * The background engines a registry needs: indexes (if any `kopf.index`), daemons and timers
+ * (if any), and the health endpoint (if `liveness` is given). Indexes come first so that every
+ * other engine and handler sees them filled.
+ *
+ * @example
+ * ```ts ignore
+ * const engines = backgroundEngines({ registry, memo: {}, liveness: "http://127.0.0.1:8080/healthz" }, settings);
+ * await kopf.run({ registry, settings, engines });
+ * ```
+ */
+export function backgroundEngines(
+  options: BackgroundOptions & { liveness?: string },
+  settings: Settings,
+): BackgroundEngine[] {
+  const engines: BackgroundEngine[] = [];
+  const { registry } = options;
+  const hasIndexes = registry.handlers.some((h) => h.kind === "indexing");
+  const hasSpawning = registry.handlers.some((h) => h.kind === "daemon" || h.kind === "timer");
+  const indexes = new IndexesEngine(options, settings);
+  if (hasIndexes) engines.push(indexes);
+  if (hasSpawning) {
+    const ready = hasIndexes ? () => indexes.whenReady() : undefined;
+    engines.push(new DaemonsEngine(options, () => indexes.indices(), ready));
+  }
+  if (options.liveness) {
+    engines.push(
+      new HealthEngine({ ...options, liveness: options.liveness }, () => ({
+        ready: !hasIndexes || indexes.ready,
+        indices: indexes.indices(),
+      })),
+    );
+  }
+  return engines;
+}
