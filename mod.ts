@@ -166,7 +166,7 @@ export { KeyFormer, type KeyFormingOptions } from "./src/storage/conventions.ts"
 export type { Reason } from "./src/handling/causes.ts";
 
 // Running an operator.
-export { countHandlers, run, type RunOptions } from "./src/operator.ts";
+export { run, type RunOptions } from "./src/reactor/running.ts";
 
 // Indexes, memos, activities and credentials (daemons, timers, indexes: see src/engines/).
 export { Index, Store } from "./src/engines/indexes.ts";

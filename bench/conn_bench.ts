@@ -19,7 +19,7 @@
 import { parseArgs } from "node:util";
 import { KubeClient } from "../src/kube/client.ts";
 import type { Resource } from "../src/kube/resource.ts";
-import { runOperator } from "../src/operator.ts";
+import { runOperator } from "../src/reactor/running.ts";
 import * as kopf from "../mod.ts";
 import { cluster } from "../tests/support/cluster.ts";
 import { createObject, testResource } from "../tests/support/engine.ts";
@@ -99,10 +99,9 @@ async function idleOperator(minutes: number): Promise<string[]> {
   const done = runOperator({
     registry,
     namespaces: [ns],
-    client,
     signal: stop.signal,
     ready: () => ready.resolve(),
-  });
+  }, { client });
   try {
     await Promise.race([ready.promise, done]);
     await new Promise((r) => setTimeout(r, 2000));

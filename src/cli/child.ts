@@ -98,7 +98,7 @@ async function defaultApi(): Promise<OperatorApi> {
   return {
     // Signals are this process's: runOperator turns them into `signal`.
     run: (options) => kopf.run({ ...options, handleSignals: false }),
-    countHandlers: () => kopf.countHandlers(),
+    countHandlers: () => kopf.defaultRegistry().handlers.length,
     handlerIds: () => kopf.defaultRegistry().handlers.map((h) => h.id),
     resolveServer: async (options) =>
       (await config.loadConfig({ kubeconfig: options.kubeconfig, context: options.context }))

@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import * as kopf from "../../mod.ts";
 import { Informers } from "../../src/cache/informer.ts";
 import { KubeClient } from "../../src/kube/client.ts";
-import { runOperator } from "../../src/operator.ts";
+import { runOperator } from "../../src/reactor/running.ts";
 import { cluster } from "../support/cluster.ts";
 import { captureLogs, logs } from "../support/engine.ts";
 import { FaultProxy } from "../support/fault_proxy.ts";
@@ -53,10 +53,9 @@ Deno.test("watch (relay freeze, default 30+15 s): an object created after the fr
   const done = runOperator({
     registry,
     namespaces: [ns],
-    client,
     signal: stop.signal,
     ready: () => ready.resolve(),
-  });
+  }, { client });
   await Promise.race([ready.promise, done]);
   const writes = (counts: Awaited<ReturnType<typeof c.metrics>>) =>
     countRequests(counts, resource, { verb: "PATCH" }) +

@@ -1,0 +1,363 @@
+/**
+ * The operator loop, `kopf.run()` (Kopf's `running`): startup activities, then the client, the
+ * Event poster and the informers; background engines started; what to serve observed
+ * (`observation.ts`), every event dispatched (`dispatch.ts`), every queued key processed
+ * (`processing.ts`); and the graceful stop: watches closed, daemons and timers stopped, running
+ * handlers drained, Events flushed, cleanup activities — bounded by the ultimate exit timer.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { contain } from "../actions/containment.ts";
+import { objectLogger } from "../actions/loggers.ts";
+import { type PostingTarget, registerPostingTarget } from "../actions/posting.ts";
+import { Informers } from "../cache/informer.ts";
+import { ActivityError, runActivity } from "../engines/activities.ts";
+import { loginConfig } from "../engines/login.ts";
+import type { BackgroundEngine, OperatorHandle } from "../handling/contracts.ts";
+import type { CycleEnvironment } from "../handling/cycle.ts";
+import { Memories } from "../handling/memories.ts";
+import { KubeClient } from "../kube/client.ts";
+import { Discovery } from "../kube/discovery.ts";
+import { EventPoster } from "../kube/events.ts";
+import { sleepUnless } from "../kube/time.ts";
+import type { ObjectQueue } from "../queue/object_queue.ts";
+import type { Memo } from "../registry/context.ts";
+import { defaultRegistry, type Registry } from "../registry/registry.ts";
+import { Settings } from "../settings.ts";
+import { Dispatcher } from "./dispatch.ts";
+import { backgroundEngines } from "./engines.ts";
+import { Observation } from "./observation.ts";
+import { objectQueue } from "./processing.ts";
+import { armUltimateExit, handleSignals } from "./shutdown.ts";
+
+const logger = getLogger(["kopf", "operator"]);
+
+/** Options of {@linkcode run}. */
+export interface RunOptions {
+  /**
+   * Namespace patterns to serve (Kopf's globs with `!` negation, or RegExps). Neither this nor
+   * `clusterwide`: the whole cluster, with a warning (as Kopf).
+   */
+  namespaces?: readonly (string | RegExp)[];
+  /** Serve all namespaces. */
+  clusterwide?: boolean;
+  /** The handlers (default: the global registry of `kopf.on.*`). */
+  registry?: Registry;
+  /** The settings (default: `new Settings()`). */
+  settings?: Settings;
+  /** Stops the operator when aborted. */
+  signal?: AbortSignal;
+  /** Stop on SIGINT/SIGTERM (default false: embedding applications handle their signals). */
+  handleSignals?: boolean;
+  /** Kubeconfig file(s). */
+  kubeconfig?: string;
+  /** Kubeconfig context. */
+  context?: string;
+  /** The operator-wide memo; every object's `memo` starts as a shallow copy of it. */
+  memo?: Memo;
+  /** Called once every served resource is listed and watched. */
+  ready?: () => void | Promise<void>;
+  /** Serve the health endpoint (probes, readiness) at this URL, e.g. `http://0.0.0.0:8080/healthz`. */
+  liveness?: string;
+  /** Accepted for the CLI (peering is not implemented: every operator is standalone). */
+  standalone?: boolean;
+  /** Accepted for the CLI (peering priority). */
+  priority?: number;
+}
+
+/** What the framework's own tests and benchmarks may pass besides {@linkcode RunOptions}. */
+export interface OperatorInternals {
+  /** A client to use instead of connecting (e.g. to read its metrics); not closed on stop. */
+  readonly client?: KubeClient;
+}
+
+/** What exists once the operator is connected. */
+interface Connected {
+  readonly client: KubeClient;
+  readonly poster: EventPoster;
+  readonly informers: Informers;
+  readonly env: CycleEnvironment;
+  readonly posting: PostingTarget;
+  readonly queue: ObjectQueue;
+  readonly observation: Observation;
+  readonly dispatcher: Dispatcher;
+}
+
+/** One running operator. */
+class Operator {
+  readonly #options: RunOptions;
+  readonly #internals: OperatorInternals;
+  readonly #settings: Settings;
+  readonly #registry: Registry;
+  readonly #memo: Memo;
+  readonly #memories: Memories;
+  readonly #engines: readonly BackgroundEngine[];
+  readonly #stop = new AbortController();
+  readonly #handlersStop = new AbortController();
+  #connected: Connected | undefined;
+
+  constructor(options: RunOptions, internals: OperatorInternals = {}) {
+    this.#options = options;
+    this.#internals = internals;
+    this.#settings = options.settings ?? new Settings();
+    this.#registry = options.registry ?? defaultRegistry();
+    this.#memo = options.memo ?? {};
+    this.#memories = new Memories(this.#memo);
+    // Indexes, daemons and timers, and the health endpoint, as the registry and options need.
+    this.#engines = backgroundEngines({
+      registry: this.#registry,
+      memo: this.#memo,
+      liveness: options.liveness,
+      logger: (resource, body) =>
+        objectLogger(body, {
+          resource,
+          posting: { settings: this.#settings.posting, poster: this.#connected?.poster },
+        }),
+    }, this.#settings);
+  }
+
+  async run(): Promise<void> {
+    const removeSignals = this.#listenForStop();
+    // Handler code that fails outside its call, or tries to exit, must not end the operator.
+    const release = contain();
+    let unregister = () => {};
+    try {
+      if (this.#stop.signal.aborted) return;
+      // Startup handlers may change the settings: everything is built after them.
+      await this.#activity("startup");
+      if (this.#stop.signal.aborted) return;
+      const connected = this.#connected = await this.#connect();
+      unregister = registerPostingTarget(connected.posting);
+      for (const engine of this.#engines) await engine.start?.(this.#handle(connected));
+      await connected.observation.start();
+      if (!this.#stop.signal.aborted) await connected.observation.synced();
+      if (!this.#stop.signal.aborted) await this.#options.ready?.();
+      await new Promise<void>((resolve) => {
+        if (this.#stop.signal.aborted) return resolve();
+        this.#stop.signal.addEventListener("abort", () => resolve(), { once: true });
+      });
+    } finally {
+      // A stop that hangs (a stuck handler, cleanup) must not keep the process alive forever.
+      const ultimate = armUltimateExit(this.#settings.process.ultimateExitingTimeout);
+      removeSignals();
+      try {
+        await this.#shutdown();
+        unregister();
+        await this.#activity("cleanup").catch((error) =>
+          logger.error("Cleanup failed: {error}", { error })
+        );
+      } finally {
+        ultimate.dispose();
+        release();
+      }
+    }
+  }
+
+  #indices(): Readonly<Record<string, unknown>> {
+    return Object.assign({}, ...this.#engines.map((e) => e.indices?.() ?? {}));
+  }
+
+  /** Run an operator activity (startup, cleanup) if it has handlers; a failure throws. */
+  async #activity(activity: "startup" | "cleanup"): Promise<void> {
+    if (!this.#registry.activityHandlers(activity).length) return;
+    try {
+      await runActivity({
+        registry: this.#registry,
+        activity,
+        settings: this.#settings,
+        memo: this.#memo,
+        indices: this.#indices(),
+        // Startup stops retrying when the operator is stopped; cleanup runs to its end.
+        signal: activity === "startup" ? this.#stop.signal : undefined,
+      });
+    } catch (error) {
+      if (
+        activity === "startup" && this.#stop.signal.aborted && !(error instanceof ActivityError)
+      ) {
+        return;
+      }
+      throw error;
+    }
+  }
+
+  #listenForStop(): () => void {
+    const external = this.#options.signal;
+    const onAbort = () => {
+      if (this.#stop.signal.aborted) return;
+      logger.info("Stop-flag is raised. Operator is stopping.");
+      this.#stop.abort();
+    };
+    if (external?.aborted) this.#stop.abort();
+    else external?.addEventListener("abort", onAbort, { once: true });
+    // The first signal stops gracefully; a second one exits at once.
+    const signals = this.#options.handleSignals ? handleSignals(() => this.#stop.abort()) : null;
+    return () => {
+      external?.removeEventListener("abort", onAbort);
+      signals?.dispose();
+    };
+  }
+
+  async #connect(): Promise<Connected> {
+    const settings = this.#settings;
+    const { networking, watching, posting } = settings;
+    const clientOptions = {
+      qps: networking.qps,
+      maxQps: networking.maxQps,
+      burst: networking.burst,
+      maxInFlight: networking.maxInFlight,
+      timeoutMs: networking.requestTimeout === null ? undefined : networking.requestTimeout * 1000,
+      readTimeoutMs: networking.readTimeout * 1000,
+      writeTimeoutMs: networking.writeTimeout * 1000,
+      watchTimeoutMs: networking.watchOpenTimeout * 1000,
+      readIdleTimeoutMs: networking.readIdleTimeout * 1000,
+      pingTimeoutMs: networking.pingTimeout * 1000,
+      retries: networking.errorBackoffs.length,
+    };
+    // With kopf.on.login handlers, their credentials (refreshed on 401 and on expiration).
+    const login = await loginConfig({
+      registry: this.#registry,
+      settings,
+      memo: this.#memo,
+      indices: this.#indices(),
+      signal: this.#stop.signal,
+    });
+    const client = this.#internals.client ??
+      (login ? new KubeClient(login, clientOptions) : await KubeClient.connect({
+        kubeconfig: this.#options.kubeconfig,
+        context: this.#options.context,
+        ...clientOptions,
+      }));
+    const poster = new EventPoster(client, {
+      reportingComponent: posting.reportingComponent,
+      reportingInstance: posting.reportingInstance,
+      eventNamePrefix: posting.eventNamePrefix,
+    });
+    const serverTimeout = watching.serverTimeout;
+    const informers = new Informers(client, {
+      pageSize: watching.chunkSize ?? undefined,
+      idleTimeoutMs: watching.idleTimeout === null ? undefined : watching.idleTimeout * 1000,
+      serverTimeoutSeconds: serverTimeout === null
+        ? undefined
+        : typeof serverTimeout === "number"
+        ? [serverTimeout, serverTimeout]
+        : serverTimeout,
+    });
+    const env: CycleEnvironment = {
+      client,
+      registry: this.#registry,
+      settings,
+      memories: this.#memories,
+      poster,
+      indices: () => this.#indices(),
+      engines: this.#engines.filter((e) => typeof e.cycle === "function"),
+    };
+    const target: PostingTarget = { poster, settings: posting };
+    // The three stages refer to each other (events → queue → worker → the observed caches):
+    // each calls the others only once the operator runs, after all three exist.
+    const queue = objectQueue({ env, posting: target, locate: (key) => observation.locate(key) });
+    const dispatcher = new Dispatcher({
+      env,
+      client,
+      engines: this.#engines,
+      queue,
+      posting: target,
+      missing: (served) => observation.missing(served),
+      handlersSignal: this.#handlersStop.signal,
+    });
+    const observation = new Observation({
+      registry: this.#registry,
+      settings,
+      client,
+      informers,
+      discovery: new Discovery(client),
+      signal: this.#stop.signal,
+      namespaces: this.#options.namespaces,
+      clusterwide: this.#options.clusterwide,
+      onEvent: (served, informer, event) => dispatcher.dispatch(served, informer, event),
+      onDropped: (key) => {
+        this.#memories.forget(key);
+        queue.forget(key);
+      },
+    });
+    return { client, poster, informers, env, posting: target, queue, observation, dispatcher };
+  }
+
+  #handle(connected: Connected): OperatorHandle {
+    const { queue } = connected;
+    return {
+      client: connected.client,
+      settings: this.#settings,
+      registry: this.#registry,
+      memories: this.#memories,
+      informers: connected.informers,
+      signal: this.#stop.signal,
+      requeue: (key, delaySeconds) =>
+        delaySeconds ? queue.addAfter(key, delaySeconds) : queue.add(key),
+    };
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#stop.abort();
+    const connected = this.#connected;
+    connected?.dispatcher.stop();
+    const observed = connected?.observation.stop();
+    const drain = this.#settings.process.drainTimeout;
+    const abortHandlers = setTimeout(() => this.#handlersStop.abort(), drain * 1000);
+    // Daemons and timers are told to stop at once, while running handlers finish.
+    const engines = Promise.all(this.#engines.map(async (engine) => {
+      try {
+        await engine.stop?.();
+      } catch (error) {
+        logger.error("A background engine failed to stop: {error}", { error });
+      }
+    }));
+    try {
+      await connected?.queue.shutdown({ drainTimeout: drain });
+      await Promise.race([
+        Promise.allSettled(connected?.dispatcher.pending ?? []),
+        sleepUnless(drain + 1, this.#handlersStop.signal),
+      ]);
+      await engines;
+      await observed;
+      await connected?.poster.close({ timeout: 10 });
+    } finally {
+      clearTimeout(abortHandlers);
+      this.#handlersStop.abort();
+      await connected?.informers.stop();
+      if (connected && connected.client !== this.#internals.client) connected.client.close();
+    }
+  }
+}
+
+/**
+ * Run an operator in this process until `signal` aborts (or SIGINT/SIGTERM with
+ * `handleSignals`): discover and watch the resources of the registered handlers and handle
+ * their objects. Resolves when the operator has stopped: watches closed, running handlers
+ * finished (or aborted after `settings.process.drainTimeout`), events flushed.
+ *
+ * @example
+ * ```ts ignore
+ * import * as kopf from "jsr:@kopf/kopf";
+ *
+ * kopf.on.create("kopfexamples", ({ name, logger }) => {
+ *   logger.info(`Created ${name}`);
+ *   return { message: "hello" };
+ * });
+ *
+ * const controller = new AbortController();
+ * await kopf.run({ namespaces: ["default"], signal: controller.signal });
+ * ```
+ */
+export async function run(options: RunOptions = {}): Promise<void> {
+  await new Operator(options).run();
+}
+
+/** {@linkcode run} with a ready-made client (the framework's tests and benchmarks). */
+export async function runOperator(
+  options: RunOptions,
+  internals: OperatorInternals,
+): Promise<void> {
+  await new Operator(options, internals).run();
+}
