@@ -16,14 +16,9 @@ import type { Informer, InformerEvent } from "../cache/informer.ts";
 import { isChange } from "../cache/informer.ts";
 import type { StoreChange } from "../cache/store.ts";
 import type { BackgroundEngine } from "../handling/contracts.ts";
-import {
-  type CycleEnvironment,
-  isOrphaned,
-  loggerFor,
-  type OrphanInput,
-  processEvent,
-  processOrphan,
-} from "../handling/cycle.ts";
+import { type CycleEnvironment, loggerFor } from "../handling/environment.ts";
+import { processEvent } from "../handling/events.ts";
+import { isOrphaned, type OrphanInput, processOrphan } from "../handling/orphans.ts";
 import type { KubeClient } from "../kube/client.ts";
 import type { KubeObject, ObjectKey, Resource } from "../kube/resource.ts";
 import type { ObjectQueue } from "../queue/object_queue.ts";

@@ -7,7 +7,8 @@
  */
 
 import { type PostingTarget, withPostingTarget } from "../actions/posting.ts";
-import { type CycleEnvironment, processObject } from "../handling/cycle.ts";
+import { processObject } from "../handling/cycle.ts";
+import type { CycleEnvironment } from "../handling/environment.ts";
 import type { ObjectKey } from "../kube/resource.ts";
 import { ObjectQueue, type ProcessResult, sequenceBackoff } from "../queue/object_queue.ts";
 import type { Location } from "./observation.ts";

@@ -16,7 +16,7 @@ import { Informers } from "../cache/informer.ts";
 import { ActivityError, runActivity } from "../engines/activities.ts";
 import { loginConfig } from "../engines/login.ts";
 import type { BackgroundEngine, OperatorHandle } from "../handling/contracts.ts";
-import type { CycleEnvironment } from "../handling/cycle.ts";
+import type { CycleEnvironment } from "../handling/environment.ts";
 import { Memories } from "../handling/memories.ts";
 import { KubeClient } from "../kube/client.ts";
 import { Discovery } from "../kube/discovery.ts";

@@ -4,7 +4,8 @@
 
 import assert from "node:assert/strict";
 import * as kopf from "../../mod.ts";
-import { type CycleEnvironment, processObject } from "../../src/handling/cycle.ts";
+import { processObject } from "../../src/handling/cycle.ts";
+import type { CycleEnvironment } from "../../src/handling/environment.ts";
 import { Memories } from "../../src/handling/memories.ts";
 import { applyMergePatch } from "../../src/actions/patch.ts";
 import type { PatchOptions } from "../../src/kube/client.ts";
