@@ -61,6 +61,7 @@ export type {
   ChangingHandler,
   DaemonHandler,
   ErasedContext,
+  ErrorsMode,
   HandlerRecord,
   HandlerRecordBase,
   IndexingHandler,
@@ -143,7 +144,6 @@ export type { KubeObject, ObjectMeta, Resource } from "./src/kube/resource.ts";
 // Errors.
 export {
   AdmissionError,
-  type ErrorsMode,
   HandlerRetriesError,
   HandlerTimeoutError,
   PermanentError,
@@ -158,8 +158,8 @@ export {
   type DiffItem,
   type DiffOperation,
   reduceDiff,
-} from "./src/handling/diff.ts";
-export { type MetaPatch, Patch, type PatchFn } from "./src/actions/patch.ts";
+} from "./src/storage/diff.ts";
+export { type MetaPatch, Patch, type PatchFn } from "./src/storage/patch.ts";
 export type { JsonPatchOp } from "./src/storage/finalizers.ts";
 export type { FieldPath, FieldSpec, JsonObject, JsonValue, RawBody } from "./src/storage/fields.ts";
 export { KeyFormer, type KeyFormingOptions } from "./src/storage/conventions.ts";
@@ -193,9 +193,9 @@ export {
   ScanningSettings,
   Settings,
   WatchingSettings,
-} from "./src/settings.ts";
-export * as lifecycles from "./src/registry/lifecycles.ts";
-export type { Lifecycle, LifecycleContext } from "./src/registry/lifecycles.ts";
+} from "./src/settings/settings.ts";
+export * as lifecycles from "./src/settings/lifecycles.ts";
+export type { Lifecycle, LifecycleContext } from "./src/settings/lifecycles.ts";
 export {
   AnnotationsProgressStorage,
   type AnnotationsProgressStorageOptions,

@@ -35,7 +35,7 @@ import {
   type Patch,
   type PatchFn,
   splitPatch,
-} from "./patch.ts";
+} from "../storage/patch.ts";
 import type { Outcome } from "./errors.ts";
 
 /** How often a guarded JSON-patch is recomputed on a fresh body before giving up. */

@@ -8,8 +8,8 @@
  */
 
 import type { Logger } from "@logtape/logtape";
-import type { Diff } from "../handling/diff.ts";
-import type { Patch } from "./patch.ts";
+import type { Diff } from "../storage/diff.ts";
+import type { Patch } from "../storage/patch.ts";
 import type { ObjectMeta, Resource } from "../kube/resource.ts";
 import type {
   Body,

@@ -5,8 +5,7 @@
  * @module
  */
 
-/** How arbitrary errors (neither temporary nor permanent) are treated. */
-export type ErrorsMode = "temporary" | "permanent" | "ignored";
+import type { ErrorsMode } from "../registry/records.ts";
 
 /**
  * A fatal handler error: the handler is not retried.

@@ -12,7 +12,8 @@
 
 import type { Logger } from "@logtape/logtape";
 import type { HandlerRecordBase } from "../registry/records.ts";
-import { checkLimits, type ErrorsMode, evaluateOutcome, type Outcome, toError } from "./errors.ts";
+import type { ErrorsMode } from "../registry/records.ts";
+import { checkLimits, evaluateOutcome, type Outcome, toError } from "./errors.ts";
 import { literal } from "./loggers.ts";
 
 /** A handler's progress kept in memory: attempts made and when the first one started. */

@@ -17,7 +17,7 @@ import type { Resource } from "../kube/resource.ts";
 import type { RawBody } from "../storage/fields.ts";
 import { isDeletionBlocked, isDeletionOngoing } from "../storage/finalizers.ts";
 import { writeOutcome } from "./application.ts";
-import type { PatchFn } from "./patch.ts";
+import type { PatchFn } from "../storage/patch.ts";
 
 /**
  * Put `finalizer` on the object, unless it is there already or the object is being deleted (the

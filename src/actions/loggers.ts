@@ -14,7 +14,7 @@
 import { getLogger, type Logger } from "@logtape/logtape";
 import type { EventPoster } from "../kube/events.ts";
 import { type KubeObject, objectReference, type Resource } from "../kube/resource.ts";
-import type { PostingSettings } from "../settings.ts";
+import type { PostingSettings } from "../settings/settings.ts";
 
 /** Log levels in the order of severity, as the posting settings name them. */
 const SEVERITY: Readonly<Record<string, number>> = {

@@ -12,7 +12,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { getLogger } from "@logtape/logtape";
 import type { EventPoster, EventSubjects } from "../kube/events.ts";
-import type { PostingSettings } from "../settings.ts";
+import type { PostingSettings } from "../settings/settings.ts";
 
 const logger = getLogger(["kopf", "events"]);
 

@@ -16,7 +16,7 @@ import type {
 import { type KubeObject, objectKeyOf, type Resource } from "../kube/resource.ts";
 import type { Logger, Memo } from "../registry/context.ts";
 import type { Registry } from "../registry/registry.ts";
-import type { Settings } from "../settings.ts";
+import type { Settings } from "../settings/settings.ts";
 import { isDeletionOngoing } from "../storage/finalizers.ts";
 import { OperatorIndexes } from "./indexes.ts";
 import { SpawningEngine } from "./spawning.ts";

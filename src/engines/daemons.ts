@@ -17,7 +17,7 @@
  * @module
  */
 
-import { Patch } from "../actions/patch.ts";
+import { Patch } from "../storage/patch.ts";
 import type { KubeObject } from "../kube/resource.ts";
 import { deliverResults } from "../actions/application.ts";
 import { type SleepingClock, sleepUnless } from "../kube/time.ts";
@@ -28,7 +28,7 @@ import type {
   SpawningHandlerBase,
   TimerHandler,
 } from "../registry/records.ts";
-import type { Settings } from "../settings.ts";
+import type { Settings } from "../settings/settings.ts";
 import { execute, freshProgress, retryInfo } from "../actions/execution.ts";
 import { invoke } from "../actions/invocation.ts";
 import type { DaemonStopper } from "./stopper.ts";

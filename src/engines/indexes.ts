@@ -22,12 +22,12 @@
 
 import { getLogger } from "@logtape/logtape";
 import { type InformerEvent, isChange, type Subscription } from "../cache/informer.ts";
-import { Patch } from "../actions/patch.ts";
+import { Patch } from "../storage/patch.ts";
 import { type SleepingClock, SYSTEM_CLOCK } from "../kube/time.ts";
 import { type KubeObject, objectKeyOf, type Resource } from "../kube/resource.ts";
 import type { ErasedContext, IndexingHandler } from "../registry/records.ts";
 import type { Registry } from "../registry/registry.ts";
-import type { Settings } from "../settings.ts";
+import type { Settings } from "../settings/settings.ts";
 import { deepEqual, isObject } from "../storage/fields.ts";
 import { resourceContext } from "../actions/contexts.ts";
 import { objectLogger } from "../actions/loggers.ts";

@@ -18,7 +18,7 @@ import type { ClusterConfig, TlsSettings } from "../kube/config/mod.ts";
 import type { AuthMaterial, Credentials } from "../kube/config/mod.ts";
 import type { Memo } from "../registry/context.ts";
 import type { Registry } from "../registry/registry.ts";
-import type { Settings } from "../settings.ts";
+import type { Settings } from "../settings/settings.ts";
 import { isObject } from "../storage/fields.ts";
 import { runActivity } from "./activities.ts";
 

@@ -19,13 +19,13 @@
 
 import { getLogger } from "@logtape/logtape";
 import { type InformerEvent, isChange, type Subscription } from "../cache/informer.ts";
-import { Patch } from "../actions/patch.ts";
+import { Patch } from "../storage/patch.ts";
 import { type SleepingClock, SYSTEM_CLOCK } from "../kube/time.ts";
 import { type KubeObject, objectKeyOf, type Resource } from "../kube/resource.ts";
 import type { Logger, Memo, StopReason } from "../registry/context.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { DaemonHandler, TimerHandler } from "../registry/records.ts";
-import type { Settings } from "../settings.ts";
+import type { Settings } from "../settings/settings.ts";
 import type { BodyEssence } from "../storage/diffbase.ts";
 import { deepEqual } from "../storage/fields.ts";
 import { isDeletionOngoing } from "../storage/finalizers.ts";

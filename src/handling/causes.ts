@@ -15,7 +15,7 @@ import {
 import { deepCopy, type FieldSpec, type RawBody } from "../storage/fields.ts";
 import { DEFAULT_FINALIZER, isDeletionBlocked, isDeletionOngoing } from "../storage/finalizers.ts";
 import type { ProgressStorage } from "../storage/progress.ts";
-import { type Diff, diff } from "./diff.ts";
+import { type Diff, diff } from "../storage/diff.ts";
 
 /** Why handlers are called: the four handler-facing reasons plus three internal ones. */
 export type Reason = "create" | "update" | "delete" | "resume" | "noop" | "free" | "gone";

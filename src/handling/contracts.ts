@@ -16,7 +16,7 @@ import type { Informers } from "../cache/informer.ts";
 import type { KubeClient } from "../kube/client.ts";
 import type { KubeObject, ObjectKey, Resource } from "../kube/resource.ts";
 import type { Registry } from "../registry/registry.ts";
-import type { Settings } from "../settings.ts";
+import type { Settings } from "../settings/settings.ts";
 import type { Memories, ObjectMemory } from "./memories.ts";
 
 /** One event of an object of a served resource, in order per object. */

@@ -14,7 +14,7 @@
 
 import { writeOutcome } from "../actions/application.ts";
 import { addFinalizer, removeFinalizer } from "../actions/finalizers.ts";
-import { Patch, type PatchFn } from "../actions/patch.ts";
+import { Patch, type PatchFn } from "../storage/patch.ts";
 import type { ObjectKey, Resource } from "../kube/resource.ts";
 import { deepCopy, type RawBody } from "../storage/fields.ts";
 import { isDeletionBlocked, isDeletionOngoing } from "../storage/finalizers.ts";

@@ -10,7 +10,7 @@ import { objectLogger } from "../actions/loggers.ts";
 import type { EventPoster } from "../kube/events.ts";
 import type { KubeClient } from "../kube/client.ts";
 import type { Registry } from "../registry/registry.ts";
-import type { Settings } from "../settings.ts";
+import type { Settings } from "../settings/settings.ts";
 import type { RawBody } from "../storage/fields.ts";
 import type { BackgroundEngine } from "./contracts.ts";
 import type { Memories } from "./memories.ts";

@@ -11,7 +11,7 @@ import { eventContext } from "../actions/contexts.ts";
 import type { Outcome } from "../actions/errors.ts";
 import { execute } from "../actions/execution.ts";
 import { invoke } from "../actions/invocation.ts";
-import { mergePatches, Patch } from "../actions/patch.ts";
+import { mergePatches, Patch } from "../storage/patch.ts";
 import type { ObjectKey, Resource } from "../kube/resource.ts";
 import type { EventType } from "../registry/context.ts";
 import type { WatchingHandler } from "../registry/records.ts";

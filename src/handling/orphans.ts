@@ -6,7 +6,7 @@
  * @module
  */
 
-import { applyMergePatch, Patch } from "../actions/patch.ts";
+import { applyMergePatch, Patch } from "../storage/patch.ts";
 import type { ObjectKey, Resource } from "../kube/resource.ts";
 import { sleepUnless } from "../kube/time.ts";
 import { deepCopy, type RawBody } from "../storage/fields.ts";

@@ -8,7 +8,7 @@
 import { type BackgroundOptions, DaemonsEngine, IndexesEngine } from "../engines/background.ts";
 import type { BackgroundEngine } from "../handling/contracts.ts";
 import { HealthEngine } from "../health/engine.ts";
-import type { Settings } from "../settings.ts";
+import type { Settings } from "../settings/settings.ts";
 
 /**
  * The background engines a registry needs: indexes (if any `kopf.index`), daemons and timers

@@ -33,7 +33,7 @@ import {
   resourceKey,
 } from "../kube/resource.ts";
 import type { Registry } from "../registry/registry.ts";
-import type { Settings } from "../settings.ts";
+import type { Settings } from "../settings/settings.ts";
 
 const logger = getLogger(["kopf", "operator"]);
 

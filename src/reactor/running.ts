@@ -25,7 +25,7 @@ import { sleepUnless } from "../kube/time.ts";
 import type { ObjectQueue } from "../queue/object_queue.ts";
 import type { Memo } from "../registry/context.ts";
 import { defaultRegistry, type Registry } from "../registry/registry.ts";
-import { Settings } from "../settings.ts";
+import { Settings } from "../settings/settings.ts";
 import { Dispatcher } from "./dispatch.ts";
 import { backgroundEngines } from "./engines.ts";
 import { Observation } from "./observation.ts";

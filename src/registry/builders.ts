@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ErrorsMode } from "../actions/errors.ts";
+import type { ErrorsMode } from "./records.ts";
 import type { SelectorArg } from "../kube/selector.ts";
 import { type FieldPath, isObject } from "../storage/fields.ts";
 import type { Activity } from "./context.ts";

@@ -9,12 +9,12 @@
  */
 
 import type { Logger as LogTapeLogger } from "@logtape/logtape";
-import type { Diff } from "../handling/diff.ts";
-import type { ErrorsMode } from "../actions/errors.ts";
-import type { Patch } from "../actions/patch.ts";
+import type { Diff } from "../storage/diff.ts";
+import type { ErrorsMode } from "./records.ts";
+import type { Patch } from "../storage/patch.ts";
 import type { KubeObject, ObjectMeta, Resource } from "../kube/resource.ts";
 import type { SelectorSpec } from "../kube/selector.ts";
-import type { Settings } from "../settings.ts";
+import type { Settings } from "../settings/settings.ts";
 import type { FieldSpec, JsonObject } from "../storage/fields.ts";
 import type { MetaFilter, ValueFilter } from "./filters.ts";
 

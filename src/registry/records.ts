@@ -5,11 +5,13 @@
  * @module
  */
 
-import type { ErrorsMode } from "../actions/errors.ts";
 import type { Selector } from "../kube/selector.ts";
 import type { FieldPath } from "../storage/fields.ts";
 import type { Activity } from "./context.ts";
 import type { MetaFilter, ValueFilter } from "./filters.ts";
+
+/** How arbitrary errors (neither temporary nor permanent) of a handler are treated. */
+export type ErrorsMode = "temporary" | "permanent" | "ignored";
 
 /**
  * The context type of stored callbacks, erased (the cycle passes the right context); call them

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ErrorsMode } from "../actions/errors.ts";
+import type { ErrorsMode } from "./records.ts";
 import {
   parseSelector,
   type Selector,

@@ -5,10 +5,10 @@
 // Kopf would write (and the server reject) is degraded so the write goes through.
 
 import { addFinalizer, removeFinalizer } from "../../src/actions/finalizers.ts";
-import { jsonPatchForFns } from "../../src/actions/patch.ts";
+import { jsonPatchForFns } from "../../src/storage/patch.ts";
 import assert from "node:assert/strict";
 import { computeEssences, detectReason } from "../../src/handling/causes.ts";
-import { mergePatches, splitPatch } from "../../src/actions/patch.ts";
+import { mergePatches, splitPatch } from "../../src/storage/patch.ts";
 import { HandlerState, State } from "../../src/handling/progression.ts";
 import { AnnotationsDiffBaseStorage, isDigestEssence } from "../../src/storage/diffbase.ts";
 import { compactJson, type JsonObject, type RawBody } from "../../src/storage/fields.ts";

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { changingContext, eventContext, resourceContext } from "../../src/actions/contexts.ts";
 import { objectLogger } from "../../src/actions/loggers.ts";
-import { Patch } from "../../src/actions/patch.ts";
+import { Patch } from "../../src/storage/patch.ts";
 import type { Resource } from "../../src/kube/resource.ts";
 
 const BODY = {

@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { addFinalizer, removeFinalizer } from "../../src/actions/finalizers.ts";
-import { jsonPatchForFns } from "../../src/actions/patch.ts";
+import { jsonPatchForFns } from "../../src/storage/patch.ts";
 import type { RawBody } from "../../src/storage/fields.ts";
 import { DEFAULT_FINALIZER } from "../../src/storage/finalizers.ts";
 

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import * as kopf from "../../mod.ts";
 import { ActivityError, runActivity } from "../../src/engines/activities.ts";
 import { ConnectionInfo, loginConfig, LoginCredentials } from "../../src/engines/login.ts";
-import { Settings } from "../../src/settings.ts";
+import { Settings } from "../../src/settings/settings.ts";
 import { ManualClock } from "./engines_support.ts";
 
 Deno.test("an activity retries its handlers per their errors until all succeed; results by id", async () => {

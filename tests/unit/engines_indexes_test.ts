@@ -6,7 +6,7 @@ import * as kopf from "../../mod.ts";
 import type { KubeObject } from "../../mod.ts";
 import type { InformerEvent, InformerListener } from "../../src/cache/informer.ts";
 import { type Index, indexEntries, OperatorIndexes } from "../../src/engines/indexes.ts";
-import { Settings } from "../../src/settings.ts";
+import { Settings } from "../../src/settings/settings.ts";
 import { flush, ManualClock, Memos, pods } from "./engines_support.ts";
 
 function pod(name: string, extra: { labels?: Record<string, string>; phase?: string } = {}) {

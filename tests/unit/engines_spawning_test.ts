@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import * as kopf from "../../mod.ts";
 import type { DaemonContext, KubeObject, TimerContext } from "../../mod.ts";
 import { SpawningEngine } from "../../src/engines/spawning.ts";
-import { Settings } from "../../src/settings.ts";
+import { Settings } from "../../src/settings/settings.ts";
 import { FakePatchClient, flush, kex, kexObject, ManualClock, Memos } from "./engines_support.ts";
 
 interface Rig {

@@ -2,7 +2,7 @@
 
 import type { SleepingClock } from "../../src/kube/time.ts";
 import type { KubeObject, Resource } from "../../mod.ts";
-import { applyMergePatch } from "../../src/actions/patch.ts";
+import { applyMergePatch } from "../../src/storage/patch.ts";
 import { ApiError } from "../../src/kube/errors.ts";
 import { deepCopy, type JsonObject } from "../../src/storage/fields.ts";
 import type { PatchingClient } from "../../src/actions/application.ts";

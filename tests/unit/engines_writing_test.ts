@@ -3,7 +3,7 @@
 // something.
 
 import assert from "node:assert/strict";
-import { Patch } from "../../src/actions/patch.ts";
+import { Patch } from "../../src/storage/patch.ts";
 import { mergePatchChanges, planWrite } from "../../src/actions/application.ts";
 import { kex } from "./engines_support.ts";
 

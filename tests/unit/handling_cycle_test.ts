@@ -7,7 +7,7 @@ import * as kopf from "../../mod.ts";
 import { processObject } from "../../src/handling/cycle.ts";
 import type { CycleEnvironment } from "../../src/handling/environment.ts";
 import { Memories } from "../../src/handling/memories.ts";
-import { applyMergePatch } from "../../src/actions/patch.ts";
+import { applyMergePatch } from "../../src/storage/patch.ts";
 import type { PatchOptions } from "../../src/kube/client.ts";
 import { ApiError } from "../../src/kube/errors.ts";
 import type { Resource } from "../../src/kube/resource.ts";

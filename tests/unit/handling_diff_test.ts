@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { computeEssences, detectReason, type RawEventType } from "../../src/handling/causes.ts";
-import { diff, diffItem, reduceDiff } from "../../src/handling/diff.ts";
+import { diff, diffItem, reduceDiff } from "../../src/storage/diff.ts";
 import { AnnotationsDiffBaseStorage, essenceDigest } from "../../src/storage/diffbase.ts";
 import type { RawBody } from "../../src/storage/fields.ts";
 import { DEFAULT_FINALIZER } from "../../src/storage/finalizers.ts";

@@ -9,7 +9,7 @@ import {
   oneByOne,
   randomized,
   shuffled,
-} from "../../src/registry/lifecycles.ts";
+} from "../../src/settings/lifecycles.ts";
 import {
   applyMergePatch,
   jsonPatchDiff,
@@ -17,7 +17,7 @@ import {
   mergePatches,
   Patch,
   splitPatch,
-} from "../../src/actions/patch.ts";
+} from "../../src/storage/patch.ts";
 import type { RawBody } from "../../src/storage/fields.ts";
 
 Deno.test("views write into one merge-patch; untouched views leave nothing behind", () => {

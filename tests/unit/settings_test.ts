@@ -1,8 +1,8 @@
 // Settings groups and defaults (Kopf's names camel-cased, plus our documented differences).
 
 import assert from "node:assert/strict";
-import { allAtOnce, asap } from "../../src/registry/lifecycles.ts";
-import { pickServerTimeout, Settings } from "../../src/settings.ts";
+import { allAtOnce, asap } from "../../src/settings/lifecycles.ts";
+import { pickServerTimeout, Settings } from "../../src/settings/settings.ts";
 import { AnnotationsDiffBaseStorage } from "../../src/storage/diffbase.ts";
 import { SmartProgressStorage } from "../../src/storage/progress.ts";
 

@@ -6,10 +6,10 @@
  * @module
  */
 
-import { AnnotationsDiffBaseStorage, type DiffBaseStorage } from "./storage/diffbase.ts";
-import { DEFAULT_FINALIZER } from "./storage/finalizers.ts";
-import { type ProgressStorage, SmartProgressStorage } from "./storage/progress.ts";
-import { allAtOnce, type Lifecycle } from "./registry/lifecycles.ts";
+import { AnnotationsDiffBaseStorage, type DiffBaseStorage } from "../storage/diffbase.ts";
+import { DEFAULT_FINALIZER } from "../storage/finalizers.ts";
+import { type ProgressStorage, SmartProgressStorage } from "../storage/progress.ts";
+import { allAtOnce, type Lifecycle } from "./lifecycles.ts";
 
 /** Process-level behaviour. */
 export class ProcessSettings {

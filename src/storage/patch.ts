@@ -16,8 +16,8 @@ import {
   type RawBody,
   removeField,
   resolveField,
-} from "../storage/fields.ts";
-import { escapePointer, type JsonPatchOp, resourceVersionTest } from "../storage/finalizers.ts";
+} from "./fields.ts";
+import { escapePointer, type JsonPatchOp, resourceVersionTest } from "./finalizers.ts";
 
 /** A transformation of a copy of the freshest body, turned into a JSON-patch (RFC 6902). */
 export type PatchFn = (body: RawBody) => void;

@@ -12,7 +12,7 @@ import {
   isObject,
   parseField,
   resolveField,
-} from "../storage/fields.ts";
+} from "./fields.ts";
 
 /** What happened to a field. */
 export type DiffOperation = "add" | "change" | "remove";
