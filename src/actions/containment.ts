@@ -56,11 +56,6 @@ export class HandlerExitError extends PermanentError {}
 
 const attributions = new AsyncLocalStorage<Attribution>();
 
-/** The attribution of the code running now, if it is a handler's. */
-export function currentAttribution(): Attribution | undefined {
-  return attributions.getStore();
-}
-
 /**
  * Run user code attributed to a handler. Resolves or rejects as `fn` does; a refused
  * `Deno.exit()` during the call turns a success into a {@linkcode HandlerExitError}.

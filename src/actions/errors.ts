@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ErrorsMode } from "../registry/records.ts";
+import type { ErrorsMode, HandlerRecordBase } from "../registry/records.ts";
 
 /**
  * A fatal handler error: the handler is not retried.
@@ -77,26 +77,18 @@ export class AdmissionError extends PermanentError {
   }
 }
 
-/** What the outcome logic needs to know about a handler. */
-export interface ErrorPolicy {
-  /** The handler's title for messages, e.g. `Handler 'create_fn'` (Kopf's wording). */
-  readonly title: string;
-  /** How arbitrary errors are treated; `undefined` → the per-kind default. */
-  readonly errors?: ErrorsMode;
-  /** Overall seconds since the first attempt before giving up. */
-  readonly timeout?: number;
-  /** Maximum number of attempts. */
-  readonly retries?: number;
-  /** Seconds between retries after arbitrary errors; `undefined` → the settings default. */
-  readonly backoff?: number;
-}
+/** What the outcome logic needs to know about a handler (its record's retry options). */
+export type ErrorPolicy = Pick<
+  HandlerRecordBase,
+  "title" | "errors" | "timeout" | "retries" | "backoff"
+>;
 
-/** The handler's persisted progress so far. */
-export interface AttemptState {
-  /** Attempts made before this one (0 on the first attempt). */
-  readonly retries: number;
+/** A handler's progress: attempts made so far, and when the first one started. */
+export interface Progress {
+  /** Attempts made before the next one (0 before the first). */
+  retries: number;
   /** When the first attempt started. */
-  readonly started: Date;
+  started: Date;
 }
 
 /** A log line the invoker should emit for an outcome (Kopf's exact wording). */
@@ -182,7 +174,7 @@ export function toError(error: unknown): Error {
 }
 
 /** Seconds since `started`. */
-export function runtimeSeconds(state: AttemptState, now: Date): number {
+export function runtimeSeconds(state: Progress, now: Date): number {
   return (now.getTime() - state.started.getTime()) / 1000;
 }
 
@@ -206,7 +198,7 @@ export function formatRuntime(seconds: number): string {
  */
 export function checkLimits(
   policy: ErrorPolicy,
-  state: AttemptState,
+  state: Progress,
   now: Date,
 ): HandlerTimeoutError | HandlerRetriesError | null {
   const runtime = runtimeSeconds(state, now);
@@ -226,7 +218,7 @@ export interface OutcomeInput {
   /** The handler's policy. */
   readonly policy: ErrorPolicy;
   /** The progress before this attempt. */
-  readonly state: AttemptState;
+  readonly state: Progress;
   /** The current time. */
   readonly now: Date;
   /** How arbitrary errors are treated when the handler does not say (per handler kind). */

@@ -13,16 +13,8 @@
 import type { Logger } from "@logtape/logtape";
 import type { HandlerRecordBase } from "../registry/records.ts";
 import type { ErrorsMode } from "../registry/records.ts";
-import { checkLimits, evaluateOutcome, type Outcome, toError } from "./errors.ts";
+import { checkLimits, evaluateOutcome, type Outcome, type Progress, toError } from "./errors.ts";
 import { literal } from "./loggers.ts";
-
-/** A handler's progress kept in memory: attempts made and when the first one started. */
-export interface Progress {
-  /** Attempts made before the next one. */
-  retries: number;
-  /** When the first attempt started. */
-  started: Date;
-}
 
 /** A fresh progress starting now. */
 export function freshProgress(now: Date = new Date()): Progress {
@@ -73,7 +65,7 @@ export interface ExecuteOptions {
   /** The handler (its id, title, errors, timeout, retries, backoff). */
   readonly handler: HandlerRecordBase;
   /** Attempts made so far and when the first one started. */
-  readonly state: { readonly retries: number; readonly started: Date };
+  readonly state: Readonly<Progress>;
   /** How arbitrary errors are treated when the handler does not say. */
   readonly defaultErrors: ErrorsMode;
   /** Backoff for arbitrary errors when the handler does not say. */
@@ -116,13 +108,7 @@ export async function execute(
 ): Promise<ExecutionOutcome> {
   const { handler, state, logger } = options;
   const now = options.now ?? (() => new Date());
-  const policy = {
-    title: handler.title,
-    errors: handler.errors,
-    timeout: handler.timeout,
-    retries: handler.retries,
-    backoff: handler.backoff,
-  };
+  const policy = handler;
   logger.debug(`${handler.title} is invoked.`);
   const before = now();
   let threw = false;

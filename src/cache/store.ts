@@ -118,12 +118,6 @@ export class ObjectStore<T extends KubeObject = KubeObject> {
     return this.#objects.entries();
   }
 
-  /** All objects, optionally only those of one namespace. */
-  list(namespace?: string): T[] {
-    const all = [...this.#objects.values()];
-    return namespace === undefined ? all : all.filter((o) => o.metadata?.namespace === namespace);
-  }
-
   /**
    * Applies one event from the watch. Returns the change to announce, or `undefined` when
    * nothing changed: the same resourceVersion again, or the deletion of an unknown object.

@@ -17,7 +17,7 @@ import {
 import { UsageError } from "./errors.ts";
 import { listenAddressOf, operatorPermissions, Permissions, shellQuote } from "./permissions.ts";
 import { IDS_MARKER } from "./child.ts";
-import { moduleGraph } from "./module_graph.ts";
+import { findConfigAbove, moduleGraph } from "./module_graph.ts";
 import { childEntry, resolveHandlers, withDefaultV8Flags } from "./run.ts";
 
 /** What `kopf bundle` / `kopf compile` were asked to build. */
@@ -93,16 +93,8 @@ export function findConfig(startDirs: string[]): string | undefined {
   const here = new URL(import.meta.url);
   const own = here.protocol === "file:" ? [dirname(decodeURIComponent(here.pathname))] : [];
   for (const start of [...startDirs, ...own]) {
-    let dir = start;
-    while (true) {
-      for (const name of ["deno.json", "deno.jsonc"]) {
-        try {
-          if (Deno.statSync(`${dir}/${name}`).isFile) return `${dir}/${name}`;
-        } catch { /* keep looking */ }
-      }
-      if (dir === "/") break;
-      dir = dirname(dir);
-    }
+    const found = findConfigAbove(start);
+    if (found) return found;
   }
   return undefined;
 }

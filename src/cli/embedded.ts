@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { Command, CommanderError } from "commander";
+import { Command } from "commander";
 import { runOperator } from "./child.ts";
-import { EXIT_USAGE, printError, UsageError } from "./errors.ts";
+import { usageExitCode } from "./errors.ts";
 import {
   addLoggingOptions,
   addOperatorOptions,
@@ -61,15 +61,6 @@ export async function embeddedMain(
     const logging = loggingOptionsOf(flags);
     return await runOperator({ imports: [], labels: info.labels, operator, logging }, { loaders });
   } catch (error) {
-    if (error instanceof CommanderError) {
-      if (error.code === "commander.helpDisplayed") return 0;
-      printError(error.message.replace(/^error: /, ""));
-      return EXIT_USAGE;
-    }
-    if (error instanceof UsageError) {
-      printError(error.message);
-      return EXIT_USAGE;
-    }
-    throw error;
+    return usageExitCode(error);
   }
 }

@@ -29,3 +29,25 @@ export function printError(message: string): void {
   const line = message.replace(/\s*\n\s*/g, " ").trim();
   Deno.stderr.writeSync(new TextEncoder().encode(`kopf: error: ${line}\n`));
 }
+
+/**
+ * The exit code of a command that failed with bad input — a commander parsing error or a
+ * {@linkcode UsageError} — after saying why in one line; anything else is rethrown. Help shown on
+ * request exits 0; help shown because the command is missing is bad input.
+ */
+export function usageExitCode(error: unknown): number {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (error instanceof Error && typeof code === "string" && code.startsWith("commander.")) {
+    if (code === "commander.helpDisplayed" || code === "commander.version") return 0;
+    if (code === "commander.help") {
+      return (error as { exitCode?: number }).exitCode === 0 ? 0 : EXIT_USAGE;
+    }
+    printError(error.message.replace(/^error: /, ""));
+    return EXIT_USAGE;
+  }
+  if (error instanceof UsageError) {
+    printError(error.message);
+    return EXIT_USAGE;
+  }
+  throw error;
+}

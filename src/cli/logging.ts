@@ -10,14 +10,7 @@ import { configureSync, type LogLevel, type LogRecord, type Sink } from "@logtap
 export { LOG_FORMATS, type LogFormat, type LoggingOptions, type Verbosity } from "./log_options.ts";
 import type { LogFormat, LoggingOptions, Verbosity } from "./log_options.ts";
 
-/** A reference to the Kubernetes object a record is about (what Kopf calls `k8s_ref`). */
-export interface ObjectRef {
-  apiVersion?: string;
-  kind?: string;
-  namespace?: string;
-  name?: string;
-  uid?: string;
-}
+import type { ObjectRef } from "../kube/resource.ts";
 
 /**
  * Categories whose debug records are internals: the API client, watches, caches and queues. `-v`
@@ -68,22 +61,15 @@ export function levelOf(verbosity: Verbosity): LogLevel {
 }
 
 /**
- * The object a record is about: the `object` property if it is one, else the flat
- * `{ namespace, name, uid, kind, apiVersion }` properties when they name an object (a `name` with
- * a `kind` or `uid`; a bare `name` is too common a template value to mean an object).
+ * The object a record is about: its `object` property (Kopf's `k8s_ref` too), the one shape every
+ * object logger writes (`actions/loggers.ts`).
  */
 export function objectRefOf(record: Pick<LogRecord, "properties">): ObjectRef | undefined {
-  const props = record.properties;
-  const nested = props.object ?? props.k8s_ref;
-  const source = isRecord(nested) && typeof nested.name === "string"
-    ? nested
-    : typeof props.name === "string" && (typeof props.kind === "string" || "uid" in props)
-    ? props
-    : undefined;
-  if (!source) return undefined;
+  const nested = record.properties.object ?? record.properties.k8s_ref;
+  if (!isRecord(nested) || typeof nested.name !== "string") return undefined;
   const ref: ObjectRef = {};
   for (const field of REF_FIELDS) {
-    const value = source[field];
+    const value = nested[field];
     if (typeof value === "string" && value) ref[field] = value;
   }
   return ref;
@@ -137,7 +123,7 @@ function fit(text: string, width: number): string {
  * const line = formatRecord({
  *   category: ["kopf", "objects"], level: "info", message: ["Handler 'x' succeeded."],
  *   rawMessage: "Handler 'x' succeeded.", timestamp: 0,
- *   properties: { namespace: "ns", name: "obj", kind: "KopfExample" },
+ *   properties: { object: { namespace: "ns", name: "obj", kind: "KopfExample" } },
  * }, "plain");
  * // line === "[ns/obj] Handler 'x' succeeded."
  * ```
@@ -158,8 +144,7 @@ export function formatRecord(
     };
     const refKey = options.refKey ?? "object";
     for (const [key, value] of Object.entries(record.properties)) {
-      const isRef = key === "object" || key === "k8s_ref" ||
-        (REF_FIELDS as readonly string[]).includes(key);
+      const isRef = key === "object" || key === "k8s_ref";
       if ((ref && isRef) || key in line) continue;
       line[key] = jsonValue(value);
     }

@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { Command, CommanderError } from "commander";
+import { Command } from "commander";
 import denoJson from "../../deno.json" with { type: "json" };
-import { EXIT_USAGE, printError, UsageError } from "./errors.ts";
+import { usageExitCode } from "./errors.ts";
 import {
   addLoggingOptions,
   addOperatorOptions,
@@ -292,18 +292,6 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
     await program(result, options).parseAsync(args, { from: "user" });
     return result.code ?? 0;
   } catch (error) {
-    if (error instanceof CommanderError) {
-      if (error.code === "commander.helpDisplayed" || error.code === "commander.version") return 0;
-      // `kopf help` exits 0; a bare `kopf` (help shown because the command is missing) is bad input.
-      if (error.code === "commander.help") return error.exitCode === 0 ? 0 : EXIT_USAGE;
-
-      printError(error.message.replace(/^error: /, ""));
-      return EXIT_USAGE;
-    }
-    if (error instanceof UsageError) {
-      printError(error.message);
-      return EXIT_USAGE;
-    }
-    throw error;
+    return usageExitCode(error);
   }
 }

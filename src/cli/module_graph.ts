@@ -79,7 +79,8 @@ export function resolutionFlags(entry: string, denoFlags: readonly string[] = []
   return [found ? `--config=${found}` : "--no-config", ...passed];
 }
 
-function findConfigAbove(start: string): string | undefined {
+/** The first `deno.json(c)` in `start` or a directory above it (where `deno run` looks). */
+export function findConfigAbove(start: string): string | undefined {
   let dir = start;
   while (true) {
     for (const name of ["deno.json", "deno.jsonc"]) {

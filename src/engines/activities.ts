@@ -18,7 +18,8 @@ import type { Activity, ActivityContext, Memo } from "../registry/context.ts";
 import type { ActivityHandler, ErasedContext } from "../registry/records.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { Settings } from "../settings/settings.ts";
-import { execute, freshProgress, type Progress, retryInfo } from "../actions/execution.ts";
+import type { Progress } from "../actions/errors.ts";
+import { execute, freshProgress, retryInfo } from "../actions/execution.ts";
 import { invoke } from "../actions/invocation.ts";
 import { literalLogger } from "../actions/loggers.ts";
 

@@ -70,11 +70,6 @@ export class DaemonsEngine implements BackgroundEngine {
     this.#ready = ready;
   }
 
-  /** The spawning engine (once started), for stats. */
-  get spawning(): SpawningEngine | undefined {
-    return this.#spawning;
-  }
-
   start(handle: OperatorHandle): void {
     this.#polling = handle.settings.background.cancellationPolling;
     const indices = this.#indices;

@@ -31,10 +31,16 @@ import type { Settings } from "../settings/settings.ts";
 import { deepEqual, isObject } from "../storage/fields.ts";
 import { resourceContext } from "../actions/contexts.ts";
 import { objectLogger } from "../actions/loggers.ts";
-import { execute, freshProgress, type Progress, retryInfo } from "../actions/execution.ts";
+import type { Progress } from "../actions/errors.ts";
+import { execute, freshProgress, retryInfo } from "../actions/execution.ts";
 import { invoke } from "../actions/invocation.ts";
 import type { Logger, Memo } from "../registry/context.ts";
-import type { EventSource } from "./spawning.ts";
+
+/** Something that delivers informer events (an `Informer`). */
+export interface EventSource {
+  /** Subscribe a listener. */
+  subscribe(listener: (event: InformerEvent) => void): Subscription;
+}
 
 const logger = getLogger(["kopf", "indexing"]);
 

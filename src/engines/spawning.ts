@@ -18,7 +18,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { type InformerEvent, isChange, type Subscription } from "../cache/informer.ts";
+import { type InformerEvent, isChange } from "../cache/informer.ts";
 import { Patch } from "../storage/patch.ts";
 import { type SleepingClock, SYSTEM_CLOCK } from "../kube/time.ts";
 import { type KubeObject, objectKeyOf, type Resource } from "../kube/resource.ts";
@@ -40,12 +40,6 @@ const logger = getLogger(["kopf", "spawning"]);
 
 const NEVER: AbortSignal = new AbortController().signal;
 const NONE: ReadonlySet<string> = new Set();
-
-/** Something that delivers informer events (an `Informer`). */
-export interface EventSource {
-  /** Subscribe a listener. */
-  subscribe(listener: (event: InformerEvent) => void): Subscription;
-}
 
 /** Options of {@linkcode SpawningEngine}. */
 export interface SpawningEngineOptions {
@@ -110,12 +104,12 @@ export interface SpawningStats {
 }
 
 /**
- * Runs the daemons and timers of all objects of the resources it is attached to.
+ * Runs the daemons and timers of all objects of the resources it is told the events of.
  *
  * @example
  * ```ts ignore
  * const spawning = new SpawningEngine({ registry, settings, client, memo, requeue });
- * spawning.attach(resource, informers.get(resource));
+ * informer.subscribe((event) => spawning.observe(resource, event));
  * // …
  * await spawning.stopAll({ graceTimeout: 5 }); // at operator exit
  * ```
@@ -157,16 +151,7 @@ export class SpawningEngine {
       this.#registry.hasHandlers(resource, "timer");
   }
 
-  /**
-   * Follow an informer of a resource (if the resource has daemons or timers): returns the
-   * subscription, or `null` if there is nothing to run for it.
-   */
-  attach(resource: Resource, source: EventSource): Subscription | null {
-    if (!this.serves(resource)) return null;
-    return source.subscribe((event) => this.observe(resource, event));
-  }
-
-  /** Handle one informer event (what {@linkcode attach} subscribes). */
+  /** Handle one informer event of a resource. */
   observe(resource: Resource, event: InformerEvent): void {
     if (!isChange(event)) return;
     const body = event.object;

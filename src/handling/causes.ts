@@ -23,9 +23,6 @@ export type Reason = "create" | "update" | "delete" | "resume" | "noop" | "free"
 /** Reasons that invoke changing handlers. */
 export const HANDLER_REASONS: readonly Reason[] = ["create", "update", "delete", "resume"];
 
-/** Reasons handled by the framework only. */
-export const REACTOR_REASONS: readonly Reason[] = ["noop", "free", "gone"];
-
 /** Human-readable names (capitalised in logs: "Creation is processed: …"). */
 export const TITLES: Readonly<Record<string, string>> = {
   create: "creation",

@@ -41,11 +41,6 @@ export class HealthEngine implements BackgroundEngine {
     this.#indexes = indexes;
   }
 
-  /** The running server (after start). */
-  get server(): HealthServer | undefined {
-    return this.#server;
-  }
-
   async start(handle: OperatorHandle): Promise<void> {
     const { registry, memo } = this.#options;
     const cache = new ProbeCache(() =>
@@ -76,11 +71,6 @@ export class HealthEngine implements BackgroundEngine {
       url: this.#server.url,
       readyUrl: this.#server.readyUrl,
     });
-  }
-
-  /** Mark the operator as started (every resource resolved and watched). */
-  markStarted(): void {
-    this.#started = true;
   }
 
   async stop(): Promise<void> {

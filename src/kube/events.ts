@@ -24,7 +24,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { type Clock, MAX_TIMER_MS, SYSTEM_CLOCK } from "./time.ts";
+import { Alarm, type Clock, SYSTEM_CLOCK } from "./time.ts";
 
 const logger = getLogger(["kopf", "events"]);
 
@@ -199,8 +199,7 @@ export class EventPoster {
 
   #running = false;
   #wakeScheduled = false;
-  #timer: unknown = undefined;
-  #timerAt = Infinity;
+  readonly #alarm: Alarm;
   #flushing = 0;
   #closed = false;
   #idleWaiters: Array<() => void> = [];
@@ -221,6 +220,7 @@ export class EventPoster {
   constructor(transport: EventTransport, options: EventPosterOptions = {}) {
     this.#transport = transport;
     this.#clock = options.clock ?? SYSTEM_CLOCK;
+    this.#alarm = new Alarm(() => this.#scheduleRun(), this.#clock);
     this.#component = options.reportingComponent ?? "kopf";
     this.#instance = options.reportingInstance ?? "dev";
     this.#prefix = options.eventNamePrefix ?? "kopf-event-";
@@ -315,7 +315,7 @@ export class EventPoster {
   async close(options: FlushOptions = {}): Promise<boolean> {
     const drained = await this.flush(options);
     this.#closed = true;
-    this.#disarm();
+    this.#alarm.clear();
     this.#abort.abort(new DOMException("The event poster is closed.", "AbortError"));
     this.#pending.clear();
     return drained;
@@ -467,7 +467,7 @@ export class EventPoster {
     // Writes start from a later task: a synchronous burst is folded into one write.
     if (this.#running || this.#wakeScheduled || this.#closed) return;
     this.#wakeScheduled = true;
-    this.#disarm();
+    this.#alarm.clear();
     queueMicrotask(() => {
       this.#wakeScheduled = false;
       void this.#run();
@@ -516,21 +516,7 @@ export class EventPoster {
     if (this.#flushing > 0) return this.#scheduleRun();
     let dueAt = Infinity;
     for (const record of this.#pending.values()) dueAt = Math.min(dueAt, record.dueAt);
-    if (dueAt >= this.#timerAt) return;
-    this.#disarm();
-    this.#timerAt = dueAt;
-    const delay = Math.min(Math.max(dueAt - this.#clock.now(), 0), MAX_TIMER_MS);
-    this.#timer = this.#clock.setTimeout(() => {
-      this.#timer = undefined;
-      this.#timerAt = Infinity;
-      this.#scheduleRun();
-    }, delay);
-  }
-
-  #disarm(): void {
-    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#timerAt = Infinity;
+    this.#alarm.ringAt(dueAt);
   }
 
   async #write(record: Aggregate): Promise<void> {

@@ -94,3 +94,48 @@ export async function sleepUnless(
     return false;
   }
 }
+
+/**
+ * One timer for the earliest of many due times: a queue's or a poster's wake-up. Setting a later
+ * time than the one armed changes nothing; the callback runs once per ring.
+ *
+ * @example
+ * ```ts
+ * import { Alarm } from "./time.ts";
+ * const alarm = new Alarm(() => console.log("due"));
+ * alarm.ringAt(Date.now() + 10);
+ * alarm.clear();
+ * ```
+ */
+export class Alarm {
+  readonly #ring: () => void;
+  readonly #clock: Clock;
+  #timer: unknown = undefined;
+  #at = Infinity;
+
+  /** An alarm that calls `ring` when due; not armed yet. */
+  constructor(ring: () => void, clock: Clock = SYSTEM_CLOCK) {
+    this.#ring = ring;
+    this.#clock = clock;
+  }
+
+  /** Ring at `dueAt` (clock ms), unless armed to ring earlier already. */
+  ringAt(dueAt: number): void {
+    if (dueAt >= this.#at) return;
+    this.clear();
+    this.#at = dueAt;
+    const delay = Math.min(Math.max(dueAt - this.#clock.now(), 0), MAX_TIMER_MS);
+    this.#timer = this.#clock.setTimeout(() => {
+      this.#timer = undefined;
+      this.#at = Infinity;
+      this.#ring();
+    }, delay);
+  }
+
+  /** Disarm. */
+  clear(): void {
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#at = Infinity;
+  }
+}

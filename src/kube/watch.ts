@@ -38,9 +38,7 @@
  */
 import { sleepUnless } from "./time.ts";
 import { getLogger } from "@logtape/logtape";
-import { type ReconnectPolicy, WATCH_BACKOFF, WatchBackoff } from "./_watch_backoff.ts";
-
-export type { ReconnectPolicy };
+import { Backoff, type BackoffPolicy, WATCH_BACKOFF } from "./backoff.ts";
 import { watchLines } from "./_watch_lines.ts";
 import {
   apiVersion,
@@ -177,7 +175,7 @@ export interface ListAndWatchOptions {
   /** The range the server-side `timeoutSeconds` of each watch is drawn from (default 300–600). */
   serverTimeoutSeconds?: readonly [min: number, max: number];
   /** Reconnect backoff (default 0.8 s ×2, full jitter, cap 30 s, reset after 2 min healthy). */
-  backoff?: Partial<ReconnectPolicy>;
+  backoff?: Partial<BackoffPolicy>;
   /** Random source for jitter and timeouts (tests make it deterministic). */
   random?: () => number;
 }
@@ -365,7 +363,7 @@ class WatchLoop<T extends KubeObject> {
   #listTimeoutMs: number;
   #serverTimeout: readonly [number, number];
   #random: () => number;
-  #backoff: WatchBackoff;
+  #backoff: Backoff;
   /** key → resourceVersion of every object announced and not yet deleted: the re-list diff base. */
   #known = new Map<string, string>();
   #running = false;
@@ -390,7 +388,7 @@ class WatchLoop<T extends KubeObject> {
     this.#listTimeoutMs = options.listTimeoutMs ?? 60_000;
     this.#serverTimeout = options.serverTimeoutSeconds ?? [300, 600];
     this.#random = options.random ?? Math.random;
-    this.#backoff = new WatchBackoff({ ...WATCH_BACKOFF, ...options.backoff }, this.#random);
+    this.#backoff = new Backoff({ ...WATCH_BACKOFF, ...options.backoff }, this.#random);
   }
 
   #context(extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -440,7 +438,7 @@ class WatchLoop<T extends KubeObject> {
             streaming = false;
             continue;
           }
-          const delay = Math.max(this.#backoff.next(), retryAfterMs(error));
+          const delay = Math.floor(Math.max(this.#backoff.next(), retryAfterMs(error)));
           const context = this.#context({ error: describe(error), status, delay });
           const missing = status === 404;
           if (missing && !this.#missing) {

@@ -25,7 +25,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { type Clock, MAX_TIMER_MS, SYSTEM_CLOCK } from "../kube/time.ts";
+import { Alarm, type Clock, SYSTEM_CLOCK } from "../kube/time.ts";
 
 const logger = getLogger(["kopf", "queue"]);
 
@@ -166,8 +166,7 @@ export class ObjectQueue {
   #heap: HeapItem[] = [];
   #delayed = 0; // live (non-stale) entries in the heap
   #seq = 0;
-  #timer: unknown = undefined;
-  #timerAt = Infinity;
+  readonly #alarm: Alarm;
   #pumpScheduled = false;
 
   readonly #controllers = new Map<string, AbortController>();
@@ -186,6 +185,7 @@ export class ObjectQueue {
     this.#concurrency = options.concurrency;
     this.#backoff = options.backoff ?? exponentialBackoff();
     this.#clock = options.clock ?? SYSTEM_CLOCK;
+    this.#alarm = new Alarm(() => this.#onTimer(), this.#clock);
     this.#name = options.name ?? "queue";
   }
 
@@ -259,7 +259,7 @@ export class ObjectQueue {
     this.#readyHead = 0;
     this.#heap = [];
     this.#delayed = 0;
-    this.#disarm();
+    this.#alarm.clear();
     for (const [key, state] of this.#states) {
       state.ready = false;
       state.dirty = false;
@@ -327,7 +327,7 @@ export class ObjectQueue {
     if (state.dueAt === undefined) this.#delayed++;
     state.dueAt = dueAt;
     this.#heapPush({ dueAt, seq: this.#seq++, key });
-    if (dueAt < this.#timerAt) this.#arm(dueAt);
+    this.#alarm.ringAt(dueAt);
     return true;
   }
 
@@ -459,22 +459,7 @@ export class ObjectQueue {
     }
   }
 
-  #arm(dueAt: number): void {
-    this.#disarm();
-    const delay = Math.min(Math.max(dueAt - this.#clock.now(), 0), MAX_TIMER_MS);
-    this.#timerAt = dueAt;
-    this.#timer = this.#clock.setTimeout(() => this.#onTimer(), delay);
-  }
-
-  #disarm(): void {
-    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#timerAt = Infinity;
-  }
-
   #onTimer(): void {
-    this.#timer = undefined;
-    this.#timerAt = Infinity;
     const now = this.#clock.now();
     while (this.#heap.length > 0 && this.#heap[0].dueAt <= now) {
       const item = this.#heapPop();
@@ -495,7 +480,7 @@ export class ObjectQueue {
       if (state && state.dueAt === top.dueAt) break;
       this.#heapPop();
     }
-    if (this.#heap.length > 0) this.#arm(this.#heap[0].dueAt);
+    if (this.#heap.length > 0) this.#alarm.ringAt(this.#heap[0].dueAt);
   }
 
   #compactHeapIfStale(): void {

@@ -79,33 +79,31 @@ export interface ObservationOptions {
   readonly onDropped: (key: ObjectKey) => void;
 }
 
-const CRDS: Resource = {
-  group: "apiextensions.k8s.io",
-  version: "v1",
-  plural: "customresourcedefinitions",
-  kind: "CustomResourceDefinition",
-  singular: "customresourcedefinition",
-  shortcuts: ["crd", "crds"],
-  categories: [],
-  namespaced: false,
-  preferred: true,
-  verbs: ["list", "watch", "get"],
-  subresources: ["status"],
-};
+/** A cluster-scoped built-in resource the operator watches for its own sake. */
+function clusterResource(group: string, plural: string, kind: string, short: string): Resource {
+  const singular = kind.toLowerCase();
+  return {
+    group,
+    version: "v1",
+    plural,
+    kind,
+    singular,
+    shortcuts: [short],
+    categories: [],
+    namespaced: false,
+    preferred: true,
+    verbs: ["list", "watch", "get"],
+    subresources: ["status"],
+  };
+}
 
-const NAMESPACES: Resource = {
-  group: "",
-  version: "v1",
-  plural: "namespaces",
-  kind: "Namespace",
-  singular: "namespace",
-  shortcuts: ["ns"],
-  categories: [],
-  namespaced: false,
-  preferred: true,
-  verbs: ["list", "watch", "get"],
-  subresources: ["status"],
-};
+const CRDS = clusterResource(
+  "apiextensions.k8s.io",
+  "customresourcedefinitions",
+  "CustomResourceDefinition",
+  "crd",
+);
+const NAMESPACES = clusterResource("", "namespaces", "Namespace", "ns");
 
 /** The served resources, namespaces and informers of one operator. */
 export class Observation {

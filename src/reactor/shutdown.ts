@@ -111,19 +111,3 @@ export function armUltimateExit(
   const dispose = () => clearTimeout(timer);
   return { dispose, [Symbol.dispose]: dispose };
 }
-
-/**
- * Wait for `promise` at most `seconds`; resolves to whether it settled in time. Never rejects
- * (a rejection counts as settled).
- */
-export async function settledWithin(promise: Promise<unknown>, seconds: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), Math.max(0, seconds * 1000));
-  });
-  try {
-    return await Promise.race([promise.then(() => true, () => true), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}

@@ -240,17 +240,3 @@ export class Settings {
   /** Persistence. */
   persistence: PersistenceSettings = new PersistenceSettings();
 }
-
-/**
- * The `timeoutSeconds` for one watch request: fixed, or uniformly picked in `[min, max]`.
- * `random` is injectable for tests.
- */
-export function pickServerTimeout(
-  watching: Pick<WatchingSettings, "serverTimeout">,
-  random: () => number = Math.random,
-): number | null {
-  const timeout = watching.serverTimeout;
-  if (timeout === null || typeof timeout === "number") return timeout;
-  const [min, max] = timeout;
-  return Math.round(min + (max - min) * random());
-}

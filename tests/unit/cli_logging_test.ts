@@ -21,11 +21,13 @@ function record(overrides: Partial<LogRecord> = {}): LogRecord {
 }
 
 const objectProps = {
-  namespace: "ns1",
-  name: "obj1",
-  uid: "u-1",
-  kind: "KopfExample",
-  apiVersion: "kopf.dev/v1",
+  object: {
+    namespace: "ns1",
+    name: "obj1",
+    uid: "u-1",
+    kind: "KopfExample",
+    apiVersion: "kopf.dev/v1",
+  },
 };
 
 Deno.test("plain is the message alone, with the [namespace/name] prefix for objects", () => {
@@ -35,7 +37,10 @@ Deno.test("plain is the message alone, with the [namespace/name] prefix for obje
     "[ns1/obj1] Handler 'create_fn' succeeded.",
   );
   assert.equal(
-    formatRecord(record({ properties: { name: "cluster-obj", kind: "Namespace" } }), "plain"),
+    formatRecord(
+      record({ properties: { object: { name: "cluster-obj", kind: "Namespace" } } }),
+      "plain",
+    ),
     "[cluster-obj] Handler 'create_fn' succeeded.",
   );
   assert.equal(

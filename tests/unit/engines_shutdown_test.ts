@@ -3,7 +3,7 @@
 // process alive by itself.
 
 import assert from "node:assert/strict";
-import { armUltimateExit, settledWithin } from "../../src/reactor/shutdown.ts";
+import { armUltimateExit } from "../../src/reactor/shutdown.ts";
 
 const SHUTDOWN = new URL("../../src/reactor/shutdown.ts", import.meta.url).href;
 
@@ -77,10 +77,4 @@ Deno.test("a disarmed ultimate timer never fires; null disables it", async () =>
   armUltimateExit(null, { exit: () => exited = true }).dispose();
   await new Promise((resolve) => setTimeout(resolve, 50));
   assert.equal(exited, false);
-});
-
-Deno.test("settledWithin waits at most the given time", async () => {
-  assert.equal(await settledWithin(Promise.resolve(1), 1), true);
-  assert.equal(await settledWithin(Promise.reject(new Error("x")), 1), true);
-  assert.equal(await settledWithin(new Promise(() => {}), 0.01), false);
 });

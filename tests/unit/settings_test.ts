@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { allAtOnce, asap } from "../../src/settings/lifecycles.ts";
-import { pickServerTimeout, Settings } from "../../src/settings/settings.ts";
+import { Settings } from "../../src/settings/settings.ts";
 import { AnnotationsDiffBaseStorage } from "../../src/storage/diffbase.ts";
 import { SmartProgressStorage } from "../../src/storage/progress.ts";
 
@@ -50,15 +50,4 @@ Deno.test("Kopf's inactivityTimeout is an alias of idleTimeout", () => {
   s.watching.inactivityTimeout = 70;
   assert.equal(s.watching.idleTimeout, 70);
   assert.equal(s.watching.inactivityTimeout, 70);
-});
-
-Deno.test("server timeouts are picked within the range per request", () => {
-  const s = new Settings();
-  assert.equal(pickServerTimeout(s.watching, () => 0), 300);
-  assert.equal(pickServerTimeout(s.watching, () => 1), 600);
-  assert.equal(pickServerTimeout(s.watching, () => 0.5), 450);
-  s.watching.serverTimeout = 120;
-  assert.equal(pickServerTimeout(s.watching), 120);
-  s.watching.serverTimeout = null;
-  assert.equal(pickServerTimeout(s.watching), null);
 });
