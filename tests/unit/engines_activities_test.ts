@@ -6,7 +6,7 @@ import * as kopf from "../../mod.ts";
 import { ActivityError, runActivity } from "../../src/engines/activities.ts";
 import { ConnectionInfo, loginConfig, LoginCredentials } from "../../src/engines/login.ts";
 import { Settings } from "../../src/settings/settings.ts";
-import { ManualClock } from "./engines_support.ts";
+import { ManualClock } from "../support/engines.ts";
 
 Deno.test("an activity retries its handlers per their errors until all succeed; results by id", async () => {
   const registry = new kopf.Registry();

@@ -7,7 +7,7 @@ import type { KubeObject } from "../../mod.ts";
 import type { InformerEvent, InformerListener } from "../../src/cache/informer.ts";
 import { type Index, indexEntries, OperatorIndexes } from "../../src/engines/indexes.ts";
 import { Settings } from "../../src/settings/settings.ts";
-import { flush, ManualClock, Memos, pods } from "./engines_support.ts";
+import { flush, ManualClock, Memos, pods } from "../support/engines.ts";
 
 function pod(name: string, extra: { labels?: Record<string, string>; phase?: string } = {}) {
   return {

@@ -7,7 +7,7 @@ import * as kopf from "../../mod.ts";
 import type { DaemonContext, KubeObject, TimerContext } from "../../mod.ts";
 import { SpawningEngine } from "../../src/engines/spawning.ts";
 import { Settings } from "../../src/settings/settings.ts";
-import { FakePatchClient, flush, kex, kexObject, ManualClock, Memos } from "./engines_support.ts";
+import { FakePatchClient, flush, kex, kexObject, ManualClock, Memos } from "../support/engines.ts";
 
 interface Rig {
   registry: kopf.Registry;

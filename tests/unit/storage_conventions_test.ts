@@ -1,5 +1,5 @@
 // Key mangling compared with Python Kopf's own functions: the expected values in the fixture
-// were computed by kopf 1.45 (tests/unit/fixtures/storage_kopf_keys.py).
+// were computed by kopf 1.45 (tests/support/fixtures/storage_kopf_keys.py).
 
 import assert from "node:assert/strict";
 import { blake2b } from "../../src/storage/_blake2b.ts";
@@ -23,7 +23,7 @@ interface KeyVector {
 }
 
 const vectors: KeyVector[] = JSON.parse(
-  await Deno.readTextFile(new URL("./fixtures/storage_kopf_keys.json", import.meta.url)),
+  await Deno.readTextFile(new URL("../support/fixtures/storage_kopf_keys.json", import.meta.url)),
 );
 
 function hex(bytes: Uint8Array): string {

@@ -1,5 +1,5 @@
 // Progress and diff-base storages; byte-level expectations come from Python Kopf's own storages
-// (tests/unit/fixtures/storage_kopf_vectors.py).
+// (tests/support/fixtures/storage_kopf_vectors.py).
 
 import assert from "node:assert/strict";
 import {
@@ -18,7 +18,9 @@ import {
 } from "../../src/storage/progress.ts";
 
 const kopf = JSON.parse(
-  await Deno.readTextFile(new URL("./fixtures/storage_kopf_vectors.json", import.meta.url)),
+  await Deno.readTextFile(
+    new URL("../support/fixtures/storage_kopf_vectors.json", import.meta.url),
+  ),
 );
 const body: RawBody = kopf.essence_body;
 const record: ProgressRecord = kopf.progress_record;

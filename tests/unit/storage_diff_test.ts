@@ -1,5 +1,5 @@
 // Diffs and cause detection; diff expectations come from Python Kopf's own `diffs.diff`
-// (tests/unit/fixtures/storage_kopf_vectors.py).
+// (tests/support/fixtures/storage_kopf_vectors.py).
 
 import assert from "node:assert/strict";
 import { computeEssences, detectReason, type RawEventType } from "../../src/handling/causes.ts";
@@ -10,7 +10,9 @@ import { DEFAULT_FINALIZER } from "../../src/storage/finalizers.ts";
 import { SmartProgressStorage } from "../../src/storage/progress.ts";
 
 const kopf = JSON.parse(
-  await Deno.readTextFile(new URL("./fixtures/storage_kopf_vectors.json", import.meta.url)),
+  await Deno.readTextFile(
+    new URL("../support/fixtures/storage_kopf_vectors.json", import.meta.url),
+  ),
 );
 
 // Kopf writes None for missing sides; we use undefined. Compare as JSON (both become null).

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { Patch } from "../../src/storage/patch.ts";
 import { mergePatchChanges, planWrite } from "../../src/actions/application.ts";
-import { kex } from "./engines_support.ts";
+import { kex } from "../support/engines.ts";
 
 Deno.test("mergePatchChanges follows RFC 7386", () => {
   const body = { status: { a: 1, list: [1, 2], nested: { x: "y" } }, spec: {} };
