@@ -103,7 +103,7 @@ export interface ExecuteOptions {
  * ```
  */
 export async function execute(
-  call: (remainingTimeout: number | undefined) => Promise<unknown>,
+  call: () => Promise<unknown>,
   options: ExecuteOptions,
 ): Promise<ExecutionOutcome> {
   const { handler, state, logger } = options;
@@ -119,10 +119,8 @@ export async function execute(
     threw = true;
     error = limit;
   } else {
-    const runtime = (before.getTime() - state.started.getTime()) / 1000;
-    const remaining = handler.timeout === undefined ? undefined : handler.timeout - runtime;
     try {
-      result = await call(remaining);
+      result = await call();
     } catch (thrown) {
       if (options.signal?.aborted) throw thrown;
       threw = true;

@@ -105,6 +105,7 @@ export async function runActivity(options: ActivityOptions): Promise<Record<stri
             title: handler.title,
             logger,
             mayExit: true,
+            timeout: handler.attemptTimeout,
           }),
         {
           handler,

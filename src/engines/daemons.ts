@@ -94,6 +94,7 @@ export async function callOnce(
       title: handler.title,
       logger: env.logger,
       body: env.body(),
+      timeout: handler.attemptTimeout,
     });
   }, {
     handler,

@@ -479,6 +479,7 @@ export class OperatorIndexes {
           title: handler.title,
           logger: log,
           body,
+          timeout: handler.attemptTimeout,
         });
       }, {
         handler,

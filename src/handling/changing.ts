@@ -135,7 +135,7 @@ async function executeChanging(
   const subrefs = new Set<string>();
   const { essences } = run;
   const scoped = handler.field !== null;
-  const call = async (remaining: number | undefined): Promise<unknown> => {
+  const call = async (): Promise<unknown> => {
     const collector = new Subhandlers(handler);
     const controller = new AbortController();
     const now = new Date();
@@ -161,7 +161,8 @@ async function executeChanging(
       title: handler.title,
       logger: run.logger,
       body: run.view(),
-      timeout: remaining,
+      // Kopf's `timeout` counts across attempts and never aborts one; `attemptTimeout` does.
+      timeout: handler.attemptTimeout,
       signal: run.signal,
       controller,
       around: (fn) => withSubhandlers(collector, fn),

@@ -84,6 +84,7 @@ function common(o: Origin, suffix: FieldPath | null, title: string, prefix?: str
     param: o.options.param,
     errors: o.options.errors as ErrorsMode | undefined,
     timeout: o.options.timeout as number | undefined,
+    attemptTimeout: o.options.attemptTimeout as number | undefined,
     retries: o.options.retries as number | undefined,
     backoff: o.options.backoff as number | undefined,
     title: `${title} '${id}'`,

@@ -225,8 +225,16 @@ export interface IdOptions {
 export interface RetryOptions {
   /** How arbitrary errors are treated (default: `"temporary"`; events/indexes: `"ignored"`). */
   errors?: ErrorsMode;
-  /** Seconds since the first attempt after which the handler fails for good. */
+  /**
+   * Seconds since the first attempt after which the handler fails for good (Kopf's `timeout`):
+   * checked before each attempt and when a retry is planned; a running attempt is not aborted.
+   */
   timeout?: number;
+  /**
+   * Seconds one attempt may run before it is aborted (its `signal` aborts) and counts as failed
+   * with `HandlerTimeoutError` — not in Kopf: for handlers that may hang.
+   */
+  attemptTimeout?: number;
   /** Attempts after which the handler fails for good. */
   retries?: number;
   /** Seconds between retries after arbitrary errors (default: `settings.execution.defaultBackoff`). */

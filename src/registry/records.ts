@@ -34,6 +34,8 @@ export interface HandlerRecordBase {
   readonly errors?: ErrorsMode;
   /** Seconds since the first attempt after which the handler fails for good. */
   readonly timeout?: number;
+  /** Seconds one attempt may run before it is aborted (not in Kopf). */
+  readonly attemptTimeout?: number;
   /** Attempts after which the handler fails for good. */
   readonly retries?: number;
   /** Seconds between retries after arbitrary errors. */

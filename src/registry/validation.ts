@@ -18,7 +18,7 @@ import type { ChangingHandler } from "./records.ts";
 
 const SELECTOR_KEYS = ["group", "version", "kind", "plural", "singular", "shortcut", "category"];
 const ID_KEYS = ["id", "param"];
-const RETRY_KEYS = ["errors", "timeout", "retries", "backoff"];
+const RETRY_KEYS = ["errors", "timeout", "attemptTimeout", "retries", "backoff"];
 const FILTER_KEYS = ["labels", "annotations", "when", "field", "value"];
 const CHANGE_KEYS = ["old", "new"];
 const SPAWNING_KEYS = ["initialDelay", "requiresFinalizer"];
@@ -187,12 +187,13 @@ function show(value: unknown): string {
 }
 
 function checkRetry(source: string, options: Options): void {
-  const { errors, timeout, retries, backoff } = options;
+  const { errors, timeout, attemptTimeout, retries, backoff } = options;
   if (errors !== undefined && !ERRORS_MODES.includes(errors as ErrorsMode)) {
     const modes = ERRORS_MODES.map((m) => `"${m}"`).join(", ");
     fail(source, `errors must be one of ${modes}, got ${show(errors)}`);
   }
   checkSeconds(source, "timeout", timeout);
+  checkSeconds(source, "attemptTimeout", attemptTimeout);
   checkSeconds(source, "backoff", backoff);
   if (retries !== undefined && (!Number.isInteger(retries) || (retries as number) < 1)) {
     // Kopf accepts 0, which fails the handler before its first attempt; reject it loudly.
