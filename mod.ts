@@ -37,7 +37,13 @@ export {
   timer,
 } from "./src/registry/registry.ts";
 export type { MatchCause } from "./src/registry/matching.ts";
-export { register, subhandler, Subhandlers } from "./src/registry/subhandlers.ts";
+export {
+  execute,
+  type ExecuteOptions,
+  register,
+  subhandler,
+  Subhandlers,
+} from "./src/registry/subhandlers.ts";
 export {
   ABSENT,
   all,

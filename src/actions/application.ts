@@ -69,6 +69,50 @@ export interface WrittenOutcome {
   readonly writes: number;
 }
 
+/**
+ * Say (Kopf's warning, in Kopf's notation) where the object the server returned differs from what
+ * was patched into it: e.g. results of a kind without a status (a ConfigMap) or fields a CRD's
+ * schema prunes — dropped by the server, and so lost.
+ */
+function warnInconsistencies(patch: JsonObject, object: unknown, logger: Logger): void {
+  const found: string[] = [];
+  const walk = (expected: unknown, actual: unknown, path: string[]) => {
+    if (isObject(expected) && isObject(actual)) {
+      for (const [key, value] of Object.entries(expected)) walk(value, actual[key], [...path, key]);
+    } else if (expected === null) {
+      if (actual !== undefined && actual !== null) found.push(item("add", path, null, actual));
+    } else if (actual === undefined) {
+      found.push(item("remove", path, expected, null));
+    } else if (!deepEqual(expected, actual)) {
+      found.push(item("change", path, expected, actual));
+    }
+  };
+  walk(patch, object, []);
+  if (found.length) {
+    logger.warn(`Patching failed with inconsistencies: (${found.join(", ")},)`);
+  }
+}
+
+function item(op: string, path: string[], old: unknown, value: unknown): string {
+  const field = `(${path.map(python).join(", ")}${path.length === 1 ? "," : ""})`;
+  return `(${python(op)}, ${field}, ${python(old)}, ${python(value)})`;
+}
+
+/** A JSON value as Python prints it (Kopf's log lines are Python reprs). */
+function python(value: unknown): string {
+  if (value === null || value === undefined) return "None";
+  if (value === true) return "True";
+  if (value === false) return "False";
+  if (typeof value === "string") {
+    return `'${value.replaceAll("\\", "\\\\").replaceAll("'", "\\'")}'`;
+  }
+  if (Array.isArray(value)) return `[${value.map(python).join(", ")}]`;
+  if (isObject(value)) {
+    return `{${Object.entries(value).map(([k, v]) => `${python(k)}: ${python(v)}`).join(", ")}}`;
+  }
+  return String(value);
+}
+
 function isStatus(error: unknown, ...statuses: number[]): error is ApiError {
   return error instanceof ApiError && statuses.includes(error.status);
 }
@@ -96,6 +140,7 @@ export async function writeOutcome(input: OutcomeWrite): Promise<WrittenOutcome>
         signal,
       });
       writes++;
+      warnInconsistencies(split.status, latest, logger);
     }
 
     if (fns.length) {
@@ -134,6 +179,7 @@ export async function writeOutcome(input: OutcomeWrite): Promise<WrittenOutcome>
         signal,
       });
       writes++;
+      warnInconsistencies(split.body, latest, logger);
     }
   } catch (error) {
     if (isStatus(error, 404)) {

@@ -5,7 +5,8 @@
  * activities in memory ({@linkcode Progress}), as in Kopf.
  *
  * Results stored on objects must be JSON: a handler returning something that is not (a function,
- * a BigInt, a cyclic object) succeeds, but nothing is stored for it, with a warning naming it.
+ * a BigInt, a cycle, a `Map` or `Set`) fails with an error naming the value's type, under the
+ * handler's own error policy.
  *
  * @module
  */
@@ -45,19 +46,40 @@ export type JsonResult =
   | { readonly ok: true; readonly value: unknown }
   | { readonly ok: false; readonly reason: string };
 
-/** Make a result storable: plain JSON (dates become strings), or why it is not JSON at all. */
+/**
+ * Make a result storable: plain JSON (values with a JSON form, such as dates, become that form),
+ * or why it is not JSON — a function, a symbol, a BigInt, a cycle, or an object that would lose
+ * its content as JSON (a `Map`, a `Set`, a class instance without `toJSON`), named by its type.
+ */
 export function jsonResult(value: unknown): JsonResult {
   if (value === undefined || value === null) return { ok: true, value: undefined };
-  if (typeof value === "function" || typeof value === "symbol") {
-    return { ok: false, reason: `a ${typeof value}` };
-  }
+  const reason = notJson(value, new Set());
+  if (reason) return { ok: false, reason };
   try {
-    const text = JSON.stringify(value);
-    if (text === undefined) return { ok: false, reason: "a value without a JSON form" };
-    return { ok: true, value: JSON.parse(text) };
+    return { ok: true, value: JSON.parse(JSON.stringify(value)) };
   } catch (error) {
     return { ok: false, reason: error instanceof Error ? error.message : String(error) };
   }
+}
+
+function notJson(value: unknown, seen: Set<object>): string | undefined {
+  if (typeof value === "bigint" || typeof value === "function" || typeof value === "symbol") {
+    return `a ${typeof value}`;
+  }
+  if (typeof value !== "object" || value === null) return undefined;
+  if (typeof (value as { toJSON?: unknown }).toJSON === "function") return undefined;
+  if (seen.has(value)) return "a cyclic structure";
+  const prototype = Object.getPrototypeOf(value);
+  if (!Array.isArray(value) && prototype !== Object.prototype && prototype !== null) {
+    return `a ${prototype?.constructor?.name ?? "non-plain object"}`;
+  }
+  seen.add(value);
+  for (const item of Object.values(value)) {
+    const reason = notJson(item, seen);
+    if (reason) return reason;
+  }
+  seen.delete(value);
+  return undefined;
 }
 
 /** What {@linkcode execute} needs besides the call. */
@@ -139,14 +161,15 @@ export async function execute(
     };
   }
   if (!threw && options.storedResult) {
+    // A result that cannot be stored is the handler's error, under its own error policy.
     const json = jsonResult(result);
-    if (!json.ok) {
-      logger.warn(
-        `${handler.title} returned a value that is not JSON (${json.reason}); ` +
-          "nothing is stored for it.",
+    if (json.ok) result = json.value;
+    else {
+      threw = true;
+      error = new TypeError(
+        `${handler.title} returned a result that cannot be stored as JSON: ${json.reason}.`,
       );
     }
-    result = json.ok ? json.value : undefined;
   }
   const outcome = evaluateOutcome({
     policy,

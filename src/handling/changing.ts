@@ -20,7 +20,9 @@ import type { ChangingMatchCause } from "../registry/registry.ts";
 import { selectChangingHandlers } from "../registry/registry.ts";
 import type { ChangingHandler } from "../registry/records.ts";
 import { Subhandlers, withSubhandlers } from "../registry/subhandlers.ts";
-import { deepEqual, type RawBody, resolveField } from "../storage/fields.ts";
+import type { Lifecycle } from "../settings/lifecycles.ts";
+import { deepCopy, deepEqual, type RawBody, resolveField } from "../storage/fields.ts";
+import { applyMergePatch } from "../storage/patch.ts";
 import { capitalizedTitle, type Essences, HANDLER_REASONS, type Reason, TITLES } from "./causes.ts";
 import { reduceDiff } from "../storage/diff.ts";
 import type { ObjectMemory } from "./memories.ts";
@@ -32,8 +34,8 @@ export interface ChangingRun {
   readonly env: CycleEnvironment;
   readonly resource: Resource;
   readonly body: RawBody;
-  /** The body handlers see: a copy of the cached one, made when first needed. */
-  readonly view: () => RawBody;
+  /** The body handlers see, with what the handlers before them in this cycle did. */
+  readonly view: BodyView;
   readonly patch: Patch;
   readonly logger: Logger;
   readonly memory: ObjectMemory;
@@ -49,6 +51,38 @@ export interface ChangingRun {
    * that the deletion handlers have run, also to an operator started after this one.
    */
   readonly purgeWhenDone: boolean;
+}
+
+/**
+ * The body handlers see: a copy of the cached one (handlers cannot corrupt the cache through it)
+ * with the cycle's patch so far applied — the results and patches of the handlers that ran before
+ * in this cycle, as Kopf's handlers see them after its per-handler patches. Made when first read,
+ * again after each outcome; most cycles call no handler and make none.
+ */
+export class BodyView {
+  readonly #body: RawBody;
+  readonly #patch: Patch;
+  #copy: RawBody | undefined;
+
+  /** A view of `body` with `patch` applied. */
+  constructor(body: RawBody, patch: Patch) {
+    this.#body = body;
+    this.#patch = patch;
+  }
+
+  /** The body as it stands in this cycle. */
+  get(): RawBody {
+    if (this.#copy) return this.#copy;
+    const copy = deepCopy(this.#body);
+    applyMergePatch(copy, this.#patch.toMergePatch());
+    for (const fn of this.#patch.fns) fn(copy);
+    return this.#copy = copy;
+  }
+
+  /** The patch has grown: the next read makes a new copy. */
+  changed(): void {
+    this.#copy = undefined;
+  }
 }
 
 function handlerReason(reason: Reason): "create" | "update" | "delete" | "resume" {
@@ -72,7 +106,7 @@ export function matchCause(
     context: () =>
       changingCauseContext({
         resource: run.resource,
-        body: run.view(),
+        body: run.view.get(),
         patch,
         logger: run.logger,
         memory: run.memory,
@@ -87,17 +121,27 @@ export function matchCause(
 }
 
 /**
- * Run the planned handlers of a cause once each (Kopf's `execute_handlers_once`): the awakened
- * ones, as many and in the order the lifecycle picks. When the operator stops, the handlers not
- * started yet are skipped and the outcomes so far are returned.
+ * Run the due handlers of a cause as Kopf's cycles would, within this one (Kopf's
+ * `execute_handlers_once`, repeated): round after round, the lifecycle picks which of the due
+ * handlers run (Kopf's `asap`, the default: one, the least retried, in declared order), and each
+ * sees the results and patches of those before it. A handler runs again in the same cycle only
+ * when its sub-handlers made progress (a parent re-invoked for its next sub-handler, as Kopf
+ * re-invokes it every cycle); anything else due again waits for the next cycle. Returns the last
+ * outcome per handler and the state after them. Sub-handlers get one round per invocation of
+ * their parent (`rounds: 1`): the parent's next invocation runs the next. When the operator
+ * stops, the handlers not started yet are skipped and what ran so far is returned.
  */
 async function executeHandlers(
   run: ChangingRun,
   handlers: readonly ChangingHandler[],
-  state: State,
+  initial: State,
   containers: readonly Set<string>[],
-): Promise<Map<string, Outcome>> {
-  const now = new Date();
+  { rounds = Infinity, lifecycle = run.env.settings.execution.lifecycle }: {
+    rounds?: number;
+    lifecycle?: Lifecycle;
+  } = {},
+): Promise<{ outcomes: Map<string, Outcome>; state: State }> {
+  let state = initial;
   const outcomes = new Map<string, Outcome>();
   for (const handler of handlers) {
     const finished = run.finished.get(handler.id);
@@ -107,22 +151,42 @@ async function executeHandlers(
       outcomes.set(handler.id, finished);
     }
   }
-  const todo = handlers.filter((h) => !outcomes.has(h.id) && state.get(h.id)?.isAwakened(now));
-  const plan = run.env.settings.execution.lifecycle(todo, {
-    retries: (id) => state.get(id)?.retries ?? 0,
-  });
-  if (plan.length) run.memory.handlingStarted = true;
-  for (const handler of plan) {
-    if (run.signal.aborted) break;
-    try {
-      outcomes.set(handler.id, await executeChanging(run, handler, state, containers));
-    } catch (error) {
+  state = state.withOutcomes(outcomes, new Date());
+  // Handlers that ran in this cycle and may not run again in it.
+  const spent = new Set<string>();
+  for (let round = 0; round < rounds && !run.signal.aborted; round++) {
+    const now = new Date();
+    const todo = handlers.filter((h) => !spent.has(h.id) && state.get(h.id)?.isAwakened(now));
+    const plan = lifecycle(todo, { retries: (id) => state.get(id)?.retries ?? 0 });
+    if (!plan.length) break;
+    run.memory.handlingStarted = true;
+    const round = run.env.settings.execution.concurrent
+      ? await Promise.all(plan.map((h) => executeChanging(run, h, state, containers)))
+      : [];
+    for (const [i, handler] of plan.entries()) {
       if (run.signal.aborted) break;
-      throw error;
+      let executed: Executed;
+      try {
+        executed = round[i] ?? await executeChanging(run, handler, state, containers);
+      } catch (error) {
+        if (run.signal.aborted) break;
+        throw error;
+      }
+      outcomes.set(handler.id, executed.outcome);
+      state = state.withOutcomes(new Map([[handler.id, executed.outcome]]), new Date());
+      deliverResults(new Map([[handler.id, executed.outcome]]), run.patch.raw);
+      run.view.changed();
+      if (!executed.childrenProgressed) spent.add(handler.id);
     }
   }
   run.memory.rememberFinished(run.reason, run.essences.old, outcomes);
-  return outcomes;
+  return { outcomes, state };
+}
+
+/** One invocation of a handler: its outcome, and whether its sub-handlers got any further. */
+interface Executed {
+  readonly outcome: Outcome;
+  readonly childrenProgressed: boolean;
 }
 
 async function executeChanging(
@@ -130,18 +194,31 @@ async function executeChanging(
   handler: ChangingHandler,
   state: State,
   containers: readonly Set<string>[],
-): Promise<Outcome> {
+): Promise<Executed> {
   const handlerState = state.get(handler.id)!;
   const subrefs = new Set<string>();
   const { essences } = run;
   const scoped = handler.field !== null;
+  let childrenProgressed = false;
+  // Sub-handlers run now (kopf.execute()) or after the parent returns (the implicit execute).
+  const runChildren = async (
+    children: readonly ChangingHandler[],
+    lifecycle?: Lifecycle,
+  ): Promise<void> => {
+    const ran = await executeSubhandlers(run, children, [...containers, subrefs], lifecycle);
+    childrenProgressed ||= ran.progressed;
+    if (ran.delay !== null) {
+      throw new HandlerChildrenRetry("Sub-handlers are not finished.", { delay: ran.delay });
+    }
+  };
   const call = async (): Promise<unknown> => {
-    const collector = new Subhandlers(handler);
+    const collector = new Subhandlers(handler, runChildren);
     const controller = new AbortController();
     const now = new Date();
+    const body = run.view.get();
     const context = changingContext({
       resource: run.resource,
-      body: run.view(),
+      body,
       patch: run.patch,
       logger: run.logger,
       memory: run.memory,
@@ -160,7 +237,7 @@ async function executeChanging(
     const result = await invoke(handler.fn, context as never, {
       title: handler.title,
       logger: run.logger,
-      body: run.view(),
+      body,
       // Kopf's `timeout` counts across attempts and never aborts one; `attemptTimeout` does.
       timeout: handler.attemptTimeout,
       signal: run.signal,
@@ -168,10 +245,10 @@ async function executeChanging(
       around: (fn) => withSubhandlers(collector, fn),
     });
     // Sub-handlers run after their parent returns, as if at its end (Kopf's implicit execute).
-    await executeSubhandlers(run, collector.handlers, [...containers, subrefs]);
+    await runChildren(collector.handlers);
     return result;
   };
-  return await execute(call, {
+  const outcome = await execute(call, {
     handler,
     state: handlerState,
     defaultErrors: "temporary",
@@ -181,36 +258,40 @@ async function executeChanging(
     signal: run.signal,
     subrefs,
   });
+  return { outcome, childrenProgressed };
 }
 
 /**
- * Run the sub-handlers registered by one invocation of a parent; their progress goes to the
- * same patch. Unfinished ones make the parent retry (after their earliest delay).
+ * Run the sub-handlers of one invocation of a parent, as its lifecycle picks them (one per
+ * invocation by default, as Kopf); their progress goes to the same patch. Says whether any of
+ * them finished now, and — while some are unfinished — when the parent should try again.
  */
 async function executeSubhandlers(
   run: ChangingRun,
   handlers: readonly ChangingHandler[],
   containers: readonly Set<string>[],
-): Promise<void> {
-  if (!handlers.length) return;
+  lifecycle?: Lifecycle,
+): Promise<{ progressed: boolean; delay: number | null }> {
+  if (!handlers.length) return { progressed: false, delay: null };
   const storage = run.env.settings.persistence.progressStorage;
   const now = new Date();
   const selected = selectChangingHandlers(handlers, matchCause(run, run.patch));
-  let state = State.fromStorage(run.body, storage, handlers.map((h) => h.id), now)
+  // Their progress so far in this cycle is in the view, not yet in the cached body.
+  const initial = State.fromStorage(run.view.get(), storage, handlers.map((h) => h.id), now)
     .withPurpose(run.reason)
     .withHandlers(selected.map((h) => h.id), now);
-  const outcomes = await executeHandlers(run, selected, state, containers);
-  state = state.withOutcomes(outcomes, new Date());
+  const before = selected.filter((h) => initial.get(h.id)?.finished).length;
+  const { state } = await executeHandlers(run, selected, initial, containers, {
+    rounds: 1,
+    lifecycle,
+  });
   state.store(run.body, run.patch.raw, storage);
-  deliverResults(outcomes, run.patch.raw);
+  run.view.changed();
   for (const id of state.states.keys()) {
     for (const container of containers) container.add(id);
   }
-  if (!state.done) {
-    throw new HandlerChildrenRetry("Sub-handlers are not finished.", {
-      delay: state.delay(new Date()),
-    });
-  }
+  const progressed = selected.filter((h) => state.get(h.id)?.finished).length > before;
+  return { progressed, delay: state.done ? null : state.delay(new Date()) ?? 0 };
 }
 
 /** A stored retry time further ahead than this is reported: it holds the handler back for long. */
@@ -311,10 +392,8 @@ export async function processChanging(run: ChangingRun): Promise<number[]> {
   let finished = true;
   let delays: number[] = [];
   if (selected.length) {
-    const outcomes = await executeHandlers(run, selected, state, []);
-    state = state.withOutcomes(outcomes, new Date());
+    state = (await executeHandlers(run, selected, state, [])).state;
     state.store(body, patch.raw, storage);
-    deliverResults(outcomes, patch.raw);
     if (state.done) {
       const counts = state.counts;
       logger.info(

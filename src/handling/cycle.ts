@@ -16,11 +16,11 @@ import { writeOutcome } from "../actions/application.ts";
 import { addFinalizer, removeFinalizer } from "../actions/finalizers.ts";
 import { Patch, type PatchFn } from "../storage/patch.ts";
 import type { ObjectKey, Resource } from "../kube/resource.ts";
-import { deepCopy, type RawBody } from "../storage/fields.ts";
+import { type RawBody } from "../storage/fields.ts";
 import { isDeletionBlocked, isDeletionOngoing } from "../storage/finalizers.ts";
 import { computeEssences, detectReason, type Essences, type Reason } from "./causes.ts";
 import type { EngineVerdict } from "./contracts.ts";
-import { type ChangingRun, matchCause, processChanging } from "./changing.ts";
+import { BodyView, type ChangingRun, matchCause, processChanging } from "./changing.ts";
 import { type CycleEnvironment, loggerFor } from "./environment.ts";
 
 /** One cycle's input. */
@@ -65,9 +65,8 @@ export async function processObject(
   const logger = loggerFor(env, body);
   const patch = new Patch();
   const fns: PatchFn[] = [];
-  // Most cycles call no handler (e.g. our own writes coming back): no copy for them.
-  let copy: RawBody | undefined;
-  const view = () => copy ??= deepCopy(body);
+  // Most cycles call no handler (e.g. our own writes coming back): the view copies on first use.
+  const view = new BodyView(body, patch);
 
   let essences: Essences | null = null;
   let reason: Reason | null = null;

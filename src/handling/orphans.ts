@@ -13,7 +13,7 @@ import { deepCopy, type RawBody } from "../storage/fields.ts";
 import { isDeletionBlocked } from "../storage/finalizers.ts";
 import { computeEssences } from "./causes.ts";
 import type { ObjectMemory } from "./memories.ts";
-import { processChanging } from "./changing.ts";
+import { BodyView, processChanging } from "./changing.ts";
 import { type CycleEnvironment, loggerFor } from "./environment.ts";
 
 /** An object that is gone for good, as {@linkcode processOrphan} takes it. */
@@ -77,7 +77,7 @@ export async function processOrphan(env: CycleEnvironment, input: OrphanInput): 
       env,
       resource,
       body,
-      view: () => deepCopy(body),
+      view: new BodyView(body, patch),
       patch,
       logger,
       memory,

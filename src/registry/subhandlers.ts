@@ -11,19 +11,33 @@
  */
 
 import { AsyncLocalStorage } from "node:async_hooks";
+import type { Lifecycle } from "../settings/lifecycles.ts";
 import type { ChangingFn, SubhandlerApi, SubhandlerOptions } from "./context.ts";
 import { buildSubhandler } from "./builders.ts";
 import type { ChangingHandler } from "./records.ts";
+import type { Registry } from "./registry.ts";
+
+/**
+ * Runs sub-handlers now, within the parent's invocation (given by the handling cycle): throws
+ * a retry of the parent when they are not all finished.
+ */
+export type SubhandlerExecutor = (
+  handlers: readonly ChangingHandler[],
+  lifecycle?: Lifecycle,
+) => Promise<void>;
 
 /** The sub-handlers registered during one invocation of a parent handler. */
 export class Subhandlers {
   /** The parent handler. */
   readonly parent: ChangingHandler;
+  /** Runs sub-handlers now (`kopf.execute()`). */
+  readonly execute: SubhandlerExecutor;
   readonly #handlers: ChangingHandler[] = [];
 
   /** Start collecting for one invocation of `parent`. */
-  constructor(parent: ChangingHandler) {
+  constructor(parent: ChangingHandler, execute: SubhandlerExecutor = notExecuted) {
     this.parent = parent;
+    this.execute = execute;
   }
 
   /** The collected sub-handlers, in registration order. */
@@ -70,6 +84,10 @@ export class Subhandlers {
 }
 
 const current = new AsyncLocalStorage<Subhandlers>();
+
+function notExecuted(): Promise<void> {
+  return Promise.reject(new TypeError("kopf.execute(): no handling cycle runs this handler"));
+}
 
 /** Run a parent handler's invocation with `collector` as the target of top-level registrations. */
 export function withSubhandlers<T>(collector: Subhandlers, fn: () => T): T {
@@ -125,4 +143,62 @@ export function register<S = Record<string, unknown>, St = Record<string, unknow
 ): ChangingFn<S, St> {
   collector("register").add(fn, (options ?? {}) as SubhandlerOptions, "register");
   return fn;
+}
+
+/** What {@linkcode execute} runs. */
+export interface ExecuteOptions<S = Record<string, unknown>, St = Record<string, unknown>> {
+  /** Functions to run as sub-handlers: by id (`{ id: fn }`), or a list (ids from their names). */
+  fns?: Record<string, ChangingFn<S, St>> | Iterable<ChangingFn<S, St>>;
+  /** Functions to run as sub-handlers, as `fns` given as a list. */
+  handlers?: Iterable<ChangingFn<S, St>>;
+  /** A registry whose changing handlers run as sub-handlers. */
+  registry?: Registry;
+  /** Which of them run per invocation of the parent (default: `settings.execution.lifecycle`). */
+  lifecycle?: Lifecycle;
+}
+
+/**
+ * Run sub-handlers now, inside the running changing handler (Kopf's `kopf.execute()`): the given
+ * functions — or, with nothing given, the sub-handlers registered so far with
+ * `kopf.subhandler()`/`kopf.register()`. Each keeps its own progress on the object. Resolves when
+ * all have finished; while some have not (one runs per invocation with Kopf's `asap` lifecycle,
+ * or some failed temporarily), it throws, and the parent is called again later — run it early in
+ * the parent, before anything that must not be repeated.
+ *
+ * @example
+ * ```ts ignore
+ * kopf.on.create("kopfexamples", async ({ spec, logger }) => {
+ *   await kopf.execute({
+ *     fns: {
+ *       "step-one": () => logger.info("one"),
+ *       "step-two": () => logger.info("two"),
+ *     },
+ *   });
+ *   logger.info("both steps are done");
+ * });
+ * ```
+ */
+export async function execute<S = Record<string, unknown>, St = Record<string, unknown>>(
+  options: ExecuteOptions<S, St> = {},
+): Promise<void> {
+  const parent = collector("execute");
+  const handlers: ChangingHandler[] = [];
+  const fns = options.fns;
+  if (fns && typeof (fns as Iterable<unknown>)[Symbol.iterator] !== "function") {
+    for (const [id, fn] of Object.entries(fns as Record<string, ChangingFn<S, St>>)) {
+      handlers.push(parent.add(fn, { id } as SubhandlerOptions, "execute"));
+    }
+  }
+  for (const list of [fns, options.handlers]) {
+    if (!list || typeof (list as Iterable<unknown>)[Symbol.iterator] !== "function") continue;
+    for (const fn of list as Iterable<ChangingFn<S, St>>) {
+      handlers.push(parent.add(fn, {}, "execute"));
+    }
+  }
+  for (const handler of options.registry?.handlers ?? []) {
+    if (handler.kind !== "changing") continue;
+    handlers.push(parent.add(handler.fn, { id: handler.id, param: handler.param }, "execute"));
+  }
+  const given = fns !== undefined || options.handlers !== undefined || options.registry;
+  await parent.execute(given ? handlers : parent.handlers, options.lifecycle);
 }

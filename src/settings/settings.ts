@@ -9,7 +9,7 @@
 import { AnnotationsDiffBaseStorage, type DiffBaseStorage } from "../storage/diffbase.ts";
 import { DEFAULT_FINALIZER } from "../storage/finalizers.ts";
 import { type ProgressStorage, SmartProgressStorage } from "../storage/progress.ts";
-import { allAtOnce, type Lifecycle } from "./lifecycles.ts";
+import { asap, type Lifecycle } from "./lifecycles.ts";
 
 /** Process-level behaviour. */
 export class ProcessSettings {
@@ -122,10 +122,19 @@ export class ExecutionSettings {
   /** Seconds before retrying a handler after an arbitrary error. */
   defaultBackoff = 60;
   /**
-   * Which due handlers run per cycle. Default {@linkcode allAtOnce} (one write per cycle);
-   * Kopf's default is `asap` (one handler, hence one write, per cycle).
+   * Which of the due handlers run, and in which order, round after round within one cycle
+   * (Kopf's cycles, without a write in between). Default {@linkcode asap}, Kopf's: one at a time,
+   * the least retried first, in declared order — each sees the results and patches of those
+   * before it (Kopf's "communicate through status" pattern), and a parent is re-invoked once per
+   * sub-handler, as in Kopf. Every cycle still ends in one `/status` write and one object write.
    */
-  lifecycle: Lifecycle = allAtOnce;
+  lifecycle: Lifecycle = asap;
+  /**
+   * Run the handlers a round picks at the same time instead of one after another: faster for
+   * independent slow handlers (with `lifecycle = allAtOnce`: all due handlers at once), but the
+   * handlers of one round do not see each other's results and patches.
+   */
+  concurrent = false;
 }
 
 /** Daemons and timers. */

@@ -98,12 +98,16 @@ Deno.test("a handler throwing a string retries by its backoff and does not stall
   }
 });
 
-Deno.test("results that are not JSON are not stored, with a warning; the handler succeeds", async () => {
+// Kopf's docs, "Results": results are stored in status as JSON. One that cannot be is that
+// handler's error, under its own error policy (here: permanent), naming the value's type.
+Deno.test("results that cannot be stored as JSON fail their handler, named by type", async () => {
   const ns = await c.namespace("nonjson");
   const registry = new kopf.Registry();
-  registry.on.create(res.plural, { id: "fn_result" }, () => () => "a function");
-  registry.on.create(res.plural, { id: "bigint_result" }, () => ({ big: 10n }));
-  registry.on.create(res.plural, { id: "cyclic_result" }, () => {
+  const permanent = { errors: "permanent" } as const;
+  registry.on.create(res.plural, { id: "fn_result", ...permanent }, () => () => "a function");
+  registry.on.create(res.plural, { id: "bigint_result", ...permanent }, () => ({ big: 10n }));
+  registry.on.create(res.plural, { id: "set_result", ...permanent }, () => new Set([1]));
+  registry.on.create(res.plural, { id: "cyclic_result", ...permanent }, () => {
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
     return cyclic;
@@ -118,12 +122,22 @@ Deno.test("results that are not JSON are not stored, with a warning; the handler
     }, { message: "the creation to be processed" });
     assert.deepEqual(obj.status, { fine: { when: "1970-01-01T00:00:00.000Z" } });
     const messages = objectMessages("nonjson", ns);
-    assert.ok(messages.includes("Creation is processed: 4 succeeded; 0 failed."));
-    for (const id of ["fn_result", "bigint_result", "cyclic_result"]) {
+    assert.ok(
+      messages.includes("Creation is processed: 1 succeeded; 4 failed."),
+      messages.join("\n"),
+    );
+    for (
+      const [id, type] of [
+        ["fn_result", "a function"],
+        ["bigint_result", "a bigint"],
+        ["set_result", "a Set"],
+        ["cyclic_result", "a cyclic structure"],
+      ]
+    ) {
       assert.ok(
-        messages.some((m) =>
-          m.startsWith(`Handler '${id}' returned a value that is not JSON`) &&
-          m.endsWith("nothing is stored for it.")
+        messages.includes(
+          `Handler '${id}' failed with an exception and will stop now: Handler '${id}' returned ` +
+            `a result that cannot be stored as JSON: ${type}.`,
         ),
         `${id}: ${messages.join("\n")}`,
       );
@@ -134,11 +148,39 @@ Deno.test("results that are not JSON are not stored, with a warning; the handler
   }
 });
 
-Deno.test("a handler that never resolves times out and does not stall other objects", async () => {
+// Kopf's WARNING when the server drops what was patched: a result on a kind without a status.
+Deno.test("a result on a kind without a status is reported as Kopf does", async () => {
+  const ns = await c.namespace("nostatus");
+  const registry = new kopf.Registry();
+  registry.on.create("configmaps", { id: "cm_fn", labels: { "engine-test": "nostatus" } }, () => ({
+    seen: true,
+  }));
+  const operator = await startOperator(c, { registry, namespaces: [ns] });
+  try {
+    await c.api("POST", `/api/v1/namespaces/${ns}/configmaps`, {
+      metadata: { name: "cm", labels: { "engine-test": "nostatus" } },
+    });
+    await waitFor(() =>
+      objectMessages("cm", ns).includes("Creation is processed: 1 succeeded; 0 failed.")
+    );
+    await waitFor(() =>
+      objectMessages("cm", ns).includes(
+        "Patching failed with inconsistencies: (('remove', ('status',), {'cm_fn': {'seen': True}}, None),)",
+      ), { timeout: 10, message: "Kopf's warning" });
+  } finally {
+    await operator.stop();
+    await c.deleteNamespace(ns);
+  }
+});
+
+Deno.test("a handler that never resolves: attemptTimeout ends it; other objects go on", async () => {
   const ns = await c.namespace("stuck");
   const registry = new kopf.Registry();
   let aborted = false;
-  registry.on.create(res.plural, { id: "maybe_stuck", timeout: 3 }, ({ name, signal }) => {
+  registry.on.create(res.plural, { id: "maybe_stuck", attemptTimeout: 3, retries: 1 }, ({
+    name,
+    signal,
+  }) => {
     if (name !== "stuck") return { ok: true };
     signal.addEventListener("abort", () => aborted = true);
     return new Promise(() => {});

@@ -15,7 +15,7 @@ const RESOURCE = {
   namespaced: true,
   subresources: ["status"],
 } as unknown as Resource;
-const SILENT = { debug: () => {} } as unknown as Logger;
+const SILENT = { debug: () => {}, warn: () => {} } as unknown as Logger;
 const BODY: KubeObject = {
   metadata: { name: "ex", namespace: "ns", resourceVersion: "1", finalizers: ["a"] },
 };

@@ -15,7 +15,11 @@ Deno.test("jsonResult: JSON values pass, the rest is refused with a reason", () 
   assert.equal(jsonResult(10n).ok, false);
   const cyclic: Record<string, unknown> = {};
   cyclic.self = cyclic;
-  assert.equal(jsonResult(cyclic).ok, false);
+  assert.deepEqual(jsonResult(cyclic), { ok: false, reason: "a cyclic structure" });
+  assert.deepEqual(jsonResult(new Map()), { ok: false, reason: "a Map" });
+  assert.deepEqual(jsonResult({ nested: [new Set()] }), { ok: false, reason: "a Set" });
+  assert.deepEqual(jsonResult({ n: 10n }), { ok: false, reason: "a bigint" });
+  assert.deepEqual(jsonResult(Object.create(null)), { ok: true, value: {} });
 });
 
 function recordingLogger(lines: string[]): Logger {
@@ -101,13 +105,17 @@ Deno.test("execute: Kopf's timeout never aborts a running attempt; a slow succes
   assert.deepEqual([outcome.final, outcome.error, outcome.result], [true, undefined, "late"]);
 });
 
-Deno.test("execute: a non-JSON result is a success with a warning and no result", async () => {
+Deno.test("execute: a result that cannot be stored is the handler's error, by its policy", async () => {
   const lines: string[] = [];
-  const outcome = await execute(() => Promise.resolve(() => 1), execOptions(lines));
-  assert.equal(outcome.final, true);
-  assert.equal(outcome.result, undefined);
-  assert.ok(
-    lines.some((l) => l.startsWith("warn: Handler 'fn' returned a value that is not JSON")),
+  const outcome = await execute(
+    () => Promise.resolve({ tags: new Set(["a"]) }),
+    execOptions(lines, { handler: handler({ backoff: 10 }) }),
+  );
+  assert.deepEqual([outcome.final, outcome.delay, outcome.result], [false, 10, undefined]);
+  assert.equal(
+    lines.at(-1),
+    "error: Handler 'fn' failed with an exception and will try again in 10 seconds: " +
+      "Handler 'fn' returned a result that cannot be stored as JSON: a Set.",
   );
 });
 

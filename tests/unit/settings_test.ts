@@ -13,7 +13,7 @@ Deno.test("defaults follow Kopf where it makes sense and docs/settings.md elsewh
   assert.ok(s.persistence.diffbaseStorage instanceof AnnotationsDiffBaseStorage);
   assert.equal(s.persistence.consistencyTimeout, 5);
   assert.equal(s.execution.defaultBackoff, 60);
-  assert.equal(s.execution.lifecycle, allAtOnce);
+  assert.equal(s.execution.lifecycle, asap, "Kopf's default, run round after round in one cycle");
   assert.equal(s.posting.loggers, false);
   assert.equal(s.posting.eventNamePrefix, "kopf-event-");
   assert.equal(s.peering.lifetime, 60);
@@ -38,9 +38,9 @@ Deno.test("defaults follow Kopf where it makes sense and docs/settings.md elsewh
 Deno.test("settings instances are independent and mutable", () => {
   const a = new Settings();
   const b = new Settings();
-  a.execution.lifecycle = asap;
+  a.execution.lifecycle = allAtOnce;
   a.persistence.finalizer = "example.com/f";
-  assert.equal(b.execution.lifecycle, allAtOnce);
+  assert.equal(b.execution.lifecycle, asap);
   assert.equal(b.persistence.finalizer, "kopf.zalando.org/KopfFinalizerMarker");
   assert.notEqual(a.persistence.progressStorage, b.persistence.progressStorage);
 });
