@@ -92,6 +92,11 @@ export interface BackgroundEngine {
   onEvent?(event: ObjectEvent): void;
   /** Take part in one cycle of one object (before its changing handlers). */
   cycle?(input: EngineCycleInput): EngineVerdict | Promise<EngineVerdict>;
+  /**
+   * Resolves once other handlers may run (Kopf: every index has indexed the initial listing of
+   * its resources, so no handler, timer or daemon ever sees a partial index).
+   */
+  whenReady?(): Promise<void>;
   /** This engine's indexes by id (merged into every handler's `indices`). */
   indices?(): Readonly<Record<string, unknown>>;
   /** Called when the operator stops, before the client is closed. */

@@ -29,6 +29,8 @@ export interface CycleEnvironment {
   readonly poster?: Pick<EventPoster, "event">;
   /** The operator's indexes, by id. */
   readonly indices?: () => Readonly<Record<string, unknown>>;
+  /** Resolves once handlers may run (every index complete); none: at once. */
+  readonly whenReady?: () => Promise<void>;
   /** Background engines taking part in every cycle. */
   readonly engines?: readonly Pick<BackgroundEngine, "cycle">[];
 }

@@ -43,6 +43,8 @@ export async function processEvent(env: CycleEnvironment, input: EventInput): Pr
   const { registry } = env;
   const { resource, object, signal } = input;
   if (!registry.hasHandlers(resource, "watching")) return 0;
+  // Kopf's guarantee: no handler sees the indexes before they hold the initial listing.
+  await env.whenReady?.();
   const memory = env.memories.get(input.key) ??
     env.memories.recall(input.key, object.metadata?.uid);
   const logger = loggerFor(env, object);

@@ -251,6 +251,9 @@ class Operator {
       memories: this.#memories,
       poster,
       indices: () => this.#indices(),
+      whenReady: async () => {
+        for (const engine of this.#engines) await engine.whenReady?.();
+      },
       engines: this.#engines.filter((e) => typeof e.cycle === "function"),
     };
     const target: PostingTarget = { poster, settings: posting };
