@@ -16,7 +16,7 @@ import { writeOutcome } from "../actions/application.ts";
 import { addFinalizer, removeFinalizer } from "../actions/finalizers.ts";
 import { Patch, type PatchFn } from "../storage/patch.ts";
 import type { ObjectKey, Resource } from "../kube/resource.ts";
-import { type RawBody } from "../storage/fields.ts";
+import type { RawBody } from "../storage/fields.ts";
 import { isDeletionBlocked, isDeletionOngoing } from "../storage/finalizers.ts";
 import { computeEssences, detectReason, type Essences, type Reason } from "./causes.ts";
 import type { EngineVerdict } from "./contracts.ts";
