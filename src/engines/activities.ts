@@ -106,6 +106,9 @@ export async function runActivity(options: ActivityOptions): Promise<Record<stri
             logger,
             mayExit: true,
             timeout: handler.attemptTimeout,
+            // Activities run before and after the objects' handlers, never waiting for them.
+            execution: settings.execution,
+            unbounded: true,
           }),
         {
           handler,

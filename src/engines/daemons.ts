@@ -95,6 +95,9 @@ export async function callOnce(
       logger: env.logger,
       body: env.body(),
       timeout: handler.attemptTimeout,
+      execution: env.settings.execution,
+      // A daemon runs for the object's lifetime: it would hold a slot as long.
+      unbounded: handler.kind === "daemon",
     });
   }, {
     handler,

@@ -480,6 +480,7 @@ export class OperatorIndexes {
           logger: log,
           body,
           timeout: handler.attemptTimeout,
+          execution: this.#settings.execution,
         });
       }, {
         handler,

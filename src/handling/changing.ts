@@ -243,6 +243,7 @@ async function executeChanging(
       signal: run.signal,
       controller,
       around: (fn) => withSubhandlers(collector, fn),
+      execution: run.env.settings.execution,
     });
     // Sub-handlers run after their parent returns, as if at its end (Kopf's implicit execute).
     await runChildren(collector.handlers);

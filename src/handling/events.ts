@@ -78,6 +78,7 @@ export async function processEvent(env: CycleEnvironment, input: EventInput): Pr
           body: view,
           signal,
           controller,
+          execution: env.settings.execution,
         });
       }, {
         handler,

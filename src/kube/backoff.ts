@@ -21,13 +21,13 @@ export interface BackoffPolicy {
    * incident, not the next step of the old one (watches: client-go's reflector resets after 2 min).
    */
   resetAfterMs?: number;
+  /**
+   * Explicit ceilings per attempt, in milliseconds (Kopf's `error_backoffs`); past the last one,
+   * the last one again. Given, they replace the exponential growth.
+   */
+  stepsMs?: readonly number[];
 }
 
-/**
- * The client's request retry backoff: 0.5 s doubling to a 30 s cap. With the default of
- * 8 retries it spans about a minute in the worst case (about half that on average), close to
- * Kopf's `error_backoffs` (1, 1, 2, 3, 5, 8, 13, 21 s).
- */
 /**
  * Reconnects of list/watch loops: client-go's reflector (0.8 s doubling to a 30 s cap, reset after
  * 2 min without failures), which bounds a sick API server's load to about 0.2 requests per second
@@ -40,6 +40,11 @@ export const WATCH_BACKOFF: Readonly<BackoffPolicy> = Object.freeze({
   resetAfterMs: 120_000,
 });
 
+/**
+ * The client's request retry backoff: 0.5 s doubling to a 30 s cap, full jitter. With the
+ * default of 8 retries it spans about a minute in the worst case. An operator gives its client
+ * `settings.networking.errorBackoffs` (Kopf's 1, 1, 2, 3, 5, 8, 13, 21 s) as the ceilings instead.
+ */
 export const REQUEST_BACKOFF: Readonly<BackoffPolicy> = Object.freeze({
   initialMs: 500,
   factor: 2,
@@ -47,11 +52,13 @@ export const REQUEST_BACKOFF: Readonly<BackoffPolicy> = Object.freeze({
 });
 
 /**
- * The ceiling of the delay before retry number `attempt` (0-based):
+ * The ceiling of the delay before retry number `attempt` (0-based): the policy's step for it, or
  * `min(maxMs, initialMs × factor^attempt)`.
  */
 export function backoffCeiling(attempt: number, policy: BackoffPolicy): number {
   if (!(attempt >= 0)) attempt = 0;
+  const steps = policy.stepsMs;
+  if (steps?.length) return Math.max(0, steps[Math.min(attempt, steps.length - 1)]);
   if (!(policy.initialMs > 0)) return 0;
   // Overflows to Infinity for huge attempt numbers, which the cap absorbs.
   const grown = policy.initialMs * Math.max(policy.factor, 1) ** attempt;

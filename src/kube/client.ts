@@ -162,6 +162,11 @@ export interface ClientOptions {
   backoff?: BackoffPolicy;
   /** Longest `Retry-After` honoured, in milliseconds (default 60 000). */
   maxRetryAfterMs?: number;
+  /**
+   * Wait exactly the server's `Retry-After` when it gives one (Kopf's `enforce_retry_after`);
+   * default: the longer of it and the backoff's delay.
+   */
+  enforceRetryAfter?: boolean;
   /** `User-Agent` header. */
   userAgent?: string;
   /** Time source for the limiters and retry sleeps (tests). */
@@ -317,6 +322,7 @@ export class KubeClient {
   #retries: number;
   #backoff: BackoffPolicy;
   #maxRetryAfterMs: number;
+  #enforceRetryAfter: boolean;
   #userAgent: string;
   #clock: SleepingClock;
   #random: () => number;
@@ -354,6 +360,7 @@ export class KubeClient {
     this.#retries = options.retries ?? 8;
     this.#backoff = options.backoff ?? REQUEST_BACKOFF;
     this.#maxRetryAfterMs = options.maxRetryAfterMs ?? 60_000;
+    this.#enforceRetryAfter = options.enforceRetryAfter ?? false;
     this.#userAgent = options.userAgent ?? `kopf-deno/0.1.0 (deno ${Deno.version.deno})`;
     const qps = options.qps ?? 50;
     this.#bucket = new TokenBucket({
@@ -799,7 +806,8 @@ export class KubeClient {
       if (!retryable || attempt >= init.retries) throw error;
       let delay = backoff.next();
       if (error.retryAfterSeconds !== undefined) {
-        delay = Math.max(delay, Math.min(error.retryAfterSeconds * 1000, this.#maxRetryAfterMs));
+        const asked = Math.min(error.retryAfterSeconds * 1000, this.#maxRetryAfterMs);
+        delay = this.#enforceRetryAfter ? asked : Math.max(delay, asked);
       }
       if (this.#clock.now() + delay >= deadline) throw error;
       logger.debug("{verb} {what}: {status} {reason}; retry {attempt}/{retries} in {delay} ms", {

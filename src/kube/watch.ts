@@ -174,6 +174,11 @@ export interface ListAndWatchOptions {
   listTimeoutMs?: number;
   /** The range the server-side `timeoutSeconds` of each watch is drawn from (default 300–600). */
   serverTimeoutSeconds?: readonly [min: number, max: number];
+  /**
+   * Close each watch request after this long and resume from where it stood, as when the server
+   * ends it (Kopf's `watching.client_timeout`; default: only the server ends it).
+   */
+  clientTimeoutMs?: number;
   /** Reconnect backoff (default 0.8 s ×2, full jitter, cap 30 s, reset after 2 min healthy). */
   backoff?: Partial<BackoffPolicy>;
   /** Random source for jitter and timeouts (tests make it deterministic). */
@@ -362,6 +367,7 @@ class WatchLoop<T extends KubeObject> {
   #overdueMarginMs: number;
   #listTimeoutMs: number;
   #serverTimeout: readonly [number, number];
+  #clientTimeoutMs: number | undefined;
   #random: () => number;
   #backoff: Backoff;
   /** key → resourceVersion of every object announced and not yet deleted: the re-list diff base. */
@@ -387,6 +393,7 @@ class WatchLoop<T extends KubeObject> {
     this.#overdueMarginMs = options.overdueMarginMs ?? OVERDUE_MARGIN_MS;
     this.#listTimeoutMs = options.listTimeoutMs ?? 60_000;
     this.#serverTimeout = options.serverTimeoutSeconds ?? [300, 600];
+    this.#clientTimeoutMs = options.clientTimeoutMs;
     this.#random = options.random ?? Math.random;
     this.#backoff = new Backoff({ ...WATCH_BACKOFF, ...options.backoff }, this.#random);
   }
@@ -647,6 +654,11 @@ class WatchLoop<T extends KubeObject> {
       }
     };
     let timer = setTimeout(check, idleTimeoutMs);
+    let ended = false;
+    const limit = this.#clientTimeoutMs === undefined ? undefined : setTimeout(() => {
+      ended = true;
+      abort.abort(new Error("the client-side timeout of the watch request"));
+    }, this.#clientTimeoutMs);
 
     if (this.stats.watches > 0) this.stats.reconnects++;
     this.stats.watches++;
@@ -717,9 +729,11 @@ class WatchLoop<T extends KubeObject> {
       }
     } catch (error) {
       if (idle) throw abort.signal.reason;
-      throw error;
+      if (!ended || this.#signal.aborted) throw error;
+      // Our own limit ended it: a normal end, resumed below like the server's.
     } finally {
       clearTimeout(timer);
+      clearTimeout(limit);
       unlink();
       abort.abort();
     }

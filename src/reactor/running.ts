@@ -18,6 +18,7 @@ import { loginConfig } from "../engines/login.ts";
 import type { BackgroundEngine, OperatorHandle } from "../handling/contracts.ts";
 import type { CycleEnvironment } from "../handling/environment.ts";
 import { Memories } from "../handling/memories.ts";
+import { REQUEST_BACKOFF } from "../kube/backoff.ts";
 import { KubeClient } from "../kube/client.ts";
 import { Discovery } from "../kube/discovery.ts";
 import { EventPoster } from "../kube/events.ts";
@@ -210,10 +211,12 @@ class Operator {
       timeoutMs: networking.requestTimeout === null ? undefined : networking.requestTimeout * 1000,
       readTimeoutMs: networking.readTimeout * 1000,
       writeTimeoutMs: networking.writeTimeout * 1000,
-      watchTimeoutMs: networking.watchOpenTimeout * 1000,
+      watchTimeoutMs: (watching.connectTimeout ?? networking.watchOpenTimeout) * 1000,
       readIdleTimeoutMs: networking.readIdleTimeout * 1000,
       pingTimeoutMs: networking.pingTimeout * 1000,
       retries: networking.errorBackoffs.length,
+      backoff: { ...REQUEST_BACKOFF, stepsMs: networking.errorBackoffs.map((s) => s * 1000) },
+      enforceRetryAfter: networking.enforceRetryAfter,
     };
     // With kopf.on.login handlers, their credentials (refreshed on 401 and on expiration).
     const login = await loginConfig({
@@ -238,6 +241,8 @@ class Operator {
     const informers = new Informers(client, {
       pageSize: watching.chunkSize ?? undefined,
       idleTimeoutMs: watching.idleTimeout === null ? undefined : watching.idleTimeout * 1000,
+      clientTimeoutMs: watching.clientTimeout === null ? undefined : watching.clientTimeout * 1000,
+      backoff: { initialMs: watching.reconnectBackoff * 1000 },
       serverTimeoutSeconds: serverTimeout === null
         ? undefined
         : typeof serverTimeout === "number"

@@ -10,7 +10,8 @@ import type { SelectorArg } from "../kube/selector.ts";
 import { type FieldPath, isObject } from "../storage/fields.ts";
 import type { Activity } from "./context.ts";
 import type { MetaFilter, ValueFilter } from "./filters.ts";
-import { type CallSite, captureCallSite, generateId } from "./ids.ts";
+import { type CallSite, captureCallSite } from "../code/call_site.ts";
+import { generateId } from "./ids.ts";
 import type {
   ActivityHandler,
   AnyHandlerFn,

@@ -3,13 +3,95 @@
  * additions for client-side rate limiting, watch health and bounded concurrency.
  * docs/settings.md lists every difference from Kopf.
  *
+ * Every setting is acted upon, or refused: the objects reject names they do not have (a typo, or
+ * Kopf's snake_case name) and values of the wrong type with a {@linkcode SettingsError} naming
+ * the setting and the line that assigned it, and Kopf's settings that do nothing here yet
+ * (peering, admission) refuse any value but the one they hold. A setting accepted and ignored
+ * would be a silent lie about what the operator does.
+ *
  * @module
  */
 
+import { captureCallSite } from "../code/call_site.ts";
 import { AnnotationsDiffBaseStorage, type DiffBaseStorage } from "../storage/diffbase.ts";
 import { DEFAULT_FINALIZER } from "../storage/finalizers.ts";
 import { type ProgressStorage, SmartProgressStorage } from "../storage/progress.ts";
 import { asap, type Lifecycle } from "./lifecycles.ts";
+
+/**
+ * A setting assigned by a name that does not exist, with a value of the wrong type, or one this
+ * framework does not act upon; the message names the setting and where it was assigned.
+ */
+export class SettingsError extends TypeError {
+  override name = "SettingsError";
+}
+
+/** Kopf's settings that are named or placed differently here, with where to look instead. */
+const ELSEWHERE: Readonly<Record<string, string>> = {
+  "queueing.exitTimeout": "settings.process.drainTimeout",
+  "networking.connectTimeout":
+    "settings.networking.readTimeout and .writeTimeout (deadlines of one attempt, connecting included)",
+  "networking.trustEnv":
+    "nothing: Deno's fetch follows HTTP_PROXY, HTTPS_PROXY and NO_PROXY from the environment always",
+};
+
+/** Kopf's settings groups that are not implemented yet: only their current values are accepted. */
+const NOT_YET: Readonly<Record<string, string>> = {
+  peering: "peering between operators is not implemented: every operator runs standalone",
+  admission: "admission webhooks are not implemented",
+};
+
+const camel = (name: string) => name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+
+function where(): string {
+  const site = captureCallSite();
+  return site ? ` (${site.file}:${site.line})` : "";
+}
+
+/** Why `value` cannot go to `group.key` that now holds `current`; `undefined` if it can. */
+function refusal(group: string, key: string, current: unknown, value: unknown): string | undefined {
+  const kind = (v: unknown) => v === null ? "null" : Array.isArray(v) ? "array" : typeof v;
+  const [was, is] = [kind(current), kind(value)];
+  if (NOT_YET[group] && !Object.is(current, value)) return NOT_YET[group];
+  // Numbers may be null (no limit) and arrays (a range); other primitives keep their type.
+  if (was === "number" && !["number", "null", "array"].includes(is)) return `expects a number`;
+  if (is === "number" && Number.isNaN(value)) return "expects a number, not NaN";
+  if ((was === "boolean" || was === "string") && is !== was) return `expects a ${was}`;
+  return undefined;
+}
+
+/**
+ * `target` behind a guard that refuses unknown names and mistyped values (see the module docs).
+ * Reads go straight through; only assignments are checked.
+ */
+function guarded<T extends object>(target: T, group: string): T {
+  const check = (key: string | symbol, value: unknown, obj: object): void => {
+    const path = `settings.${group}.${String(key)}`;
+    if (typeof key === "symbol" || !(key in obj)) {
+      const instead = ELSEWHERE[`${group}.${String(key)}`] ??
+        (typeof key === "string" && camel(key) !== key && camel(key) in obj
+          ? `settings.${group}.${camel(key)}`
+          : undefined);
+      const hint = instead ? `; use ${instead}` : `; known: ${Object.keys(obj).join(", ")}`;
+      throw new SettingsError(`${path}${where()}: no such setting${hint}.`);
+    }
+    const why = refusal(group, key, (obj as Record<string, unknown>)[key], value);
+    if (why) throw new SettingsError(`${path}${where()}: ${why}; got ${String(value)}.`);
+  };
+  return new Proxy(target, {
+    set(obj, key, value, receiver) {
+      check(key, value, obj);
+      return Reflect.set(obj, key, value, receiver);
+    },
+    defineProperty(obj, key, descriptor) {
+      if (!(key in obj)) check(key, descriptor.value, obj);
+      return Reflect.defineProperty(obj, key, descriptor);
+    },
+    deleteProperty(_obj, key) {
+      throw new SettingsError(`settings.${group}.${String(key)}${where()}: cannot be deleted.`);
+    },
+  });
+}
 
 /** Process-level behaviour. */
 export class ProcessSettings {
@@ -20,6 +102,11 @@ export class ProcessSettings {
    * signals are aborted and the operator stops waiting for them.
    */
   drainTimeout = 30;
+
+  /** Refuses unknown names and mistyped values (see the module docs). */
+  constructor() {
+    return guarded(this, "process");
+  }
 }
 
 /** Kubernetes Events posted about objects. */
@@ -36,6 +123,11 @@ export class PostingSettings {
   reportingInstance = "dev";
   /** `generateName` prefix of events. */
   eventNamePrefix = "kopf-event-";
+
+  /** Refuses unknown names and mistyped values (see the module docs). */
+  constructor() {
+    return guarded(this, "posting");
+  }
 }
 
 /** Peering between operator instances (Kopf's peering objects). */
@@ -54,6 +146,11 @@ export class PeeringSettings {
   standalone = false;
   /** Cluster-wide (ClusterKopfPeering) rather than namespaced (KopfPeering) peering. */
   clusterwide = false;
+
+  /** Refuses unknown names and mistyped values (see the module docs). */
+  constructor() {
+    return guarded(this, "peering");
+  }
 }
 
 /** List/watch behaviour. */
@@ -63,12 +160,21 @@ export class WatchingSettings {
    * pick uniformly per request (client-go's spreading of reconnects), or `null` for none.
    */
   serverTimeout: number | readonly [number, number] | null = [300, 600];
-  /** Client-side limit on a whole watch request, seconds (`null`: none). */
+  /**
+   * Client-side limit on a whole watch request, seconds (`null`: none): the request is closed and
+   * the watch resumes from where it stood, as when the server ends it.
+   */
   clientTimeout: number | null = null;
-  /** Connect timeout for watch requests, seconds (`null`: `networking.connectTimeout`). */
+  /**
+   * Deadline for a watch request's response headers, seconds (`null`:
+   * `networking.watchOpenTimeout`).
+   */
   connectTimeout: number | null = null;
-  /** Pause between watch reconnects, seconds (the first one; later ones back off). */
-  reconnectBackoff = 0.1;
+  /**
+   * The pause before re-opening a failed watch, seconds: the first one; the next ones double up
+   * to 30 s (client-go's reflector; Kopf's default is a fixed 0.1 s).
+   */
+  reconnectBackoff = 0.8;
   /**
    * Reconnect a watch that brought no event or bookmark for this many seconds. `null` (the
    * default): only a watch silent 30 s past its own `serverTimeout`, since the client's health
@@ -89,6 +195,11 @@ export class WatchingSettings {
   set inactivityTimeout(value: number | null) {
     this.idleTimeout = value;
   }
+
+  /** Refuses unknown names and mistyped values (see the module docs). */
+  constructor() {
+    return guarded(this, "watching");
+  }
 }
 
 /** Per-object work queue. */
@@ -97,16 +208,24 @@ export class QueueingSettings {
   workerLimit: number | null = 100;
   /** Seconds an idle per-object worker stays around. */
   idleTimeout = 5;
-  /** Seconds to drain the queue on exit. */
-  exitTimeout = 2;
   /** Throttling delays (seconds) after framework errors on an object, the last one repeats. */
   errorDelays: readonly number[] = [1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610];
+
+  /** Refuses unknown names and mistyped values (see the module docs). */
+  constructor() {
+    return guarded(this, "queueing");
+  }
 }
 
 /** Discovery of resources and namespaces. */
 export class ScanningSettings {
   /** Do not watch CRDs and namespaces for changes. */
   disabled = false;
+
+  /** Refuses unknown names and mistyped values (see the module docs). */
+  constructor() {
+    return guarded(this, "scanning");
+  }
 }
 
 /** Admission webhooks. */
@@ -115,6 +234,11 @@ export class AdmissionSettings {
   server: unknown = null;
   /** Name of the webhook configurations to manage (`null`: unmanaged). */
   managed: string | null = null;
+
+  /** Refuses unknown names and mistyped values (see the module docs). */
+  constructor() {
+    return guarded(this, "admission");
+  }
 }
 
 /** Handler execution. */
@@ -135,6 +259,26 @@ export class ExecutionSettings {
    * handlers of one round do not see each other's results and patches.
    */
   concurrent = false;
+  /**
+   * Handler calls in progress at most, over all objects (`null`: no bound beyond
+   * `queueing.workerLimit` objects at a time). Kopf's `max_workers` bounds its thread pool of
+   * synchronous handlers; here it bounds every handler, timer and index function call, since
+   * all share one event loop. Daemons run outside it (they run for the object's lifetime), and
+   * so do operator activities. A call waiting for a slot has not started: its timeout and
+   * runtime do not count yet. Sub-handlers run in their parent's slot.
+   */
+  maxWorkers: number | null = null;
+  /**
+   * Seconds a handler may block the event loop (synchronous code: every other object waits)
+   * before a WARNING names it, with the remedy (`null`: never warn). Kopf runs synchronous
+   * handlers in threads; here there is one event loop.
+   */
+  stallThreshold: number | null = 1;
+
+  /** Refuses unknown names and mistyped values (see the module docs). */
+  constructor() {
+    return guarded(this, "execution");
+  }
 }
 
 /** Daemons and timers. */
@@ -145,6 +289,11 @@ export class BackgroundSettings {
   instantExitTimeout: number | null = null;
   /** Zero-time event-loop cycles to wait for a daemon to exit instantly. */
   instantExitZeroTimeCycles: number | null = 10;
+
+  /** Refuses unknown names and mistyped values (see the module docs). */
+  constructor() {
+    return guarded(this, "background");
+  }
 }
 
 /** API requests. */
@@ -164,14 +313,14 @@ export class NetworkingSettings {
   readIdleTimeout = 30;
   /** How long a probe may take before the connection is dead and replaced, seconds. */
   pingTimeout = 15;
-  /** Connect timeout, seconds (`null`: none beyond `requestTimeout`). */
-  connectTimeout: number | null = null;
-  /** Retry delays (seconds) for retriable API errors; the count is the number of retries. */
+  /**
+   * Retries of failed API requests (retriable errors: 429, 5xx of reads, connection failures):
+   * the count is the number of retries, each value the ceiling of that retry's delay in seconds
+   * (the delay is drawn below it, so that many clients failing at once do not retry in step).
+   */
   errorBackoffs: readonly number[] = [1, 1, 2, 3, 5, 8, 13, 21];
   /** Always wait exactly the server's `Retry-After` (else the longer of it and the backoff). */
   enforceRetryAfter = false;
-  /** Honour proxy environment variables. */
-  trustEnv = false;
   /**
    * Client-side request rate limit, requests per second, to start with and at the least (0:
    * off). The rate doubles every half second in which requests wait and the API server answers
@@ -185,6 +334,11 @@ export class NetworkingSettings {
   burst = 100;
   /** Maximum concurrent non-watch requests (0: unbounded). Watches never count. */
   maxInFlight = 32;
+
+  /** Refuses unknown names and mistyped values (see the module docs). */
+  constructor() {
+    return guarded(this, "networking");
+  }
 }
 
 /** Where and how state is kept on objects. */
@@ -210,6 +364,11 @@ export class PersistenceSettings {
    * handler, a daemon asking for cleanup time) get one at all.
    */
   finalizerFirst = true;
+
+  /** Refuses unknown names and mistyped values (see the module docs). */
+  constructor() {
+    return guarded(this, "persistence");
+  }
 }
 
 /**
@@ -248,4 +407,17 @@ export class Settings {
   networking: NetworkingSettings = new NetworkingSettings();
   /** Persistence. */
   persistence: PersistenceSettings = new PersistenceSettings();
+
+  /** Refuses unknown groups and replacing a group (its fields are set one by one). */
+  constructor() {
+    return new Proxy(this, {
+      set(_obj, key) {
+        const known = typeof key === "string" && key in _obj;
+        throw new SettingsError(
+          `settings.${String(key)}${where()}: ` +
+            (known ? "set its fields, not the group." : "no such group of settings."),
+        );
+      },
+    });
+  }
 }

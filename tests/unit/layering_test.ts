@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 
 /** Low to high. Folders of one rank are rooms side by side and do not import each other. */
 const LAYERS: readonly (readonly string[])[] = [
-  ["kube"],
+  ["kube", "code"],
   ["cache"],
   ["queue"],
   ["storage"],
