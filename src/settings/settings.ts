@@ -49,7 +49,7 @@ function where(): string {
 }
 
 /** Why `value` cannot go to `group.key` that now holds `current`; `undefined` if it can. */
-function refusal(group: string, key: string, current: unknown, value: unknown): string | undefined {
+function refusal(group: string, current: unknown, value: unknown): string | undefined {
   const kind = (v: unknown) => v === null ? "null" : Array.isArray(v) ? "array" : typeof v;
   const [was, is] = [kind(current), kind(value)];
   if (NOT_YET[group] && !Object.is(current, value)) return NOT_YET[group];
@@ -75,7 +75,7 @@ function guarded<T extends object>(target: T, group: string): T {
       const hint = instead ? `; use ${instead}` : `; known: ${Object.keys(obj).join(", ")}`;
       throw new SettingsError(`${path}${where()}: no such setting${hint}.`);
     }
-    const why = refusal(group, key, (obj as Record<string, unknown>)[key], value);
+    const why = refusal(group, (obj as Record<string, unknown>)[key], value);
     if (why) throw new SettingsError(`${path}${where()}: ${why}; got ${String(value)}.`);
   };
   return new Proxy(target, {
