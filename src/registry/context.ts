@@ -17,6 +17,7 @@ import type { SelectorSpec } from "../kube/selector.ts";
 import type { Settings } from "../settings/settings.ts";
 import type { FieldSpec, JsonObject } from "../storage/fields.ts";
 import type { MetaFilter, ValueFilter } from "./filters.ts";
+import type { Registry } from "./registry.ts";
 
 /** The handlers' logger: a LogTape logger. */
 export type Logger = LogTapeLogger;
@@ -242,7 +243,7 @@ export interface HandlerSink {
 /** The registry option. */
 export interface RegistryOption {
   /** The registry to register in (default: the global one). */
-  registry?: HandlerSink;
+  registry?: Registry;
 }
 
 /** Filters on the object (checked in Kopf's order: labels, annotations, field value, field change, when). */

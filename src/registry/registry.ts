@@ -102,7 +102,11 @@ export class Registry {
     return this.#registrars.index;
   }
 
-  /** Add a handler record (as built by the registration functions). */
+  /**
+   * Add a handler record (as built by the registration functions).
+   *
+   * @internal
+   */
   append(handler: HandlerRecord): void {
     if (!isObject(handler) || typeof handler.fn !== "function" || typeof handler.id !== "string") {
       throw new TypeError("Registry.append() takes handler records built by kopf.on.*");
@@ -110,12 +114,20 @@ export class Registry {
     this.#handlers.push(handler);
   }
 
-  /** All handlers, in registration order. */
+  /**
+   * All handlers, in registration order.
+   *
+   * @internal
+   */
   get handlers(): readonly HandlerRecord[] {
     return this.#handlers;
   }
 
-  /** Activity handlers of one activity. */
+  /**
+   * Activity handlers of one activity.
+   *
+   * @internal
+   */
   activityHandlers(activity: Activity): ActivityHandler[] {
     return deduplicated(
       this.#handlers.filter((h): h is ActivityHandler =>
@@ -124,14 +136,22 @@ export class Registry {
     );
   }
 
-  /** Resource handlers (of all kinds), optionally only those whose selector matches a resource. */
+  /**
+   * Resource handlers (of all kinds), optionally only those whose selector matches a resource.
+   *
+   * @internal
+   */
   resourceHandlers(resource?: Resource): ResourceHandler[] {
     return this.#handlers.filter((h): h is ResourceHandler =>
       h.kind !== "activity" && (resource === undefined || matchesResource(h, resource))
     );
   }
 
-  /** The distinct resource selectors: what discovery must resolve and the operator watch. */
+  /**
+   * The distinct resource selectors: what discovery must resolve and the operator watch.
+   *
+   * @internal
+   */
   selectors(): Selector[] {
     const seen = new Set<Selector>();
     for (const handler of this.resourceHandlers()) {
@@ -140,41 +160,69 @@ export class Registry {
     return [...seen];
   }
 
-  /** Whether any resource handler (optionally of one kind) serves the resource. */
+  /**
+   * Whether any resource handler (optionally of one kind) serves the resource.
+   *
+   * @internal
+   */
   hasHandlers(resource: Resource, kind?: ResourceHandler["kind"]): boolean {
     return this.resourceHandlers(resource).some((h) => kind === undefined || h.kind === kind);
   }
 
-  /** Whether the resource needs `patch` permission (changing handlers, daemons, timers). */
+  /**
+   * Whether the resource needs `patch` permission (changing handlers, daemons, timers).
+   *
+   * @internal
+   */
   needsPatching(resource: Resource): boolean {
     return this.resourceHandlers(resource).some((h) =>
       h.kind !== "watching" && h.kind !== "indexing"
     );
   }
 
-  /** All changing handlers of a resource (deduplicated): their progress records are ours. */
+  /**
+   * All changing handlers of a resource (deduplicated): their progress records are ours.
+   *
+   * @internal
+   */
   changingHandlers(resource: Resource): ChangingHandler[] {
     return deduplicated(
       this.resourceHandlers(resource).filter((h): h is ChangingHandler => h.kind === "changing"),
     );
   }
 
-  /** The changing handlers serving a cause. */
+  /**
+   * The changing handlers serving a cause.
+   *
+   * @internal
+   */
   selectChanging(cause: ChangingMatchCause): ChangingHandler[] {
     return selectChangingHandlers(this.changingHandlers(cause.resource), cause);
   }
 
-  /** The `on.event` handlers matching an event's object. */
+  /**
+   * The `on.event` handlers matching an event's object.
+   *
+   * @internal
+   */
   selectWatching(cause: MatchCause): WatchingHandler[] {
     return this.#select(cause, (h): h is WatchingHandler => h.kind === "watching");
   }
 
-  /** The index handlers matching an object. */
+  /**
+   * The index handlers matching an object.
+   *
+   * @internal
+   */
   selectIndexing(cause: MatchCause): IndexingHandler[] {
     return this.#select(cause, (h): h is IndexingHandler => h.kind === "indexing");
   }
 
-  /** The daemons and timers matching an object, except those stopped for good. */
+  /**
+   * The daemons and timers matching an object, except those stopped for good.
+   *
+   * @internal
+   */
   selectSpawning(
     cause: MatchCause,
     excluded: ReadonlySet<string> = new Set(),
@@ -196,6 +244,8 @@ export class Registry {
   /**
    * Whether any changing handler pre-matches the object (all filters but the field change).
    * Objects matching none are handled in stealth: no annotations, no logs.
+   *
+   * @internal
    */
   prematchesChanging(cause: MatchCause): boolean {
     const shared = memoized(cause);
@@ -206,6 +256,8 @@ export class Registry {
    * Whether the object needs our finalizer: a non-optional delete handler pre-matches it, or
    * a daemon/timer that asked for one matches it (Kopf adds one for every daemon and timer;
    * we only when they ask for cleanup time — see docs/settings.md).
+   *
+   * @internal
    */
   requiresFinalizer(cause: MatchCause, excludedSpawning: ReadonlySet<string> = new Set()): boolean {
     const shared = memoized(cause);
@@ -220,7 +272,11 @@ export class Registry {
     );
   }
 
-  /** Fields that handlers filter on, kept in the essence even if outside it (e.g. `status.phase`). */
+  /**
+   * Fields that handlers filter on, kept in the essence even if outside it (e.g. `status.phase`).
+   *
+   * @internal
+   */
   extraFields(resource: Resource): FieldPath[] {
     const seen = new Map<string, FieldPath>();
     for (const handler of this.resourceHandlers(resource)) {
@@ -238,6 +294,8 @@ export class Registry {
    *
    * Objects whose labels change so that they leave the selector arrive as DELETED events; the
    * caller must not mistake that for a deletion (our finalizer may still be on the object).
+   *
+   * @internal
    */
   labelSelector(resource: Resource): string | null {
     const handlers = this.resourceHandlers(resource);

@@ -193,7 +193,11 @@ export interface AnnotationsDiffBaseStorageOptions extends DiffBaseStorageOption
  * While the object is being deleted, an oversized diff-base is not written at all.
  */
 export class AnnotationsDiffBaseStorage extends DiffBaseStorage {
-  /** Key forming for this prefix. */
+  /**
+   * Key forming for this prefix.
+   *
+   * @internal
+   */
   readonly keys: KeyFormer;
   /** The annotation name. */
   readonly key: string;

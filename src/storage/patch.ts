@@ -160,6 +160,8 @@ export class Patch {
   /**
    * The whole patch (merge part, then `fns`) as JSON-patch ops against `body`, without a
    * resourceVersion test — for admission responses.
+   *
+   * @internal
    */
   asJsonPatch(body: RawBody): JsonPatchOp[] {
     const target = deepCopy(body);

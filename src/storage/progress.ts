@@ -172,7 +172,11 @@ export interface AnnotationsProgressStorageOptions {
  * ```
  */
 export class AnnotationsProgressStorage extends ProgressStorage {
-  /** Key forming for this prefix. */
+  /**
+   * Key forming for this prefix.
+   *
+   * @internal
+   */
   readonly keys: KeyFormer;
   /** Whether null fields are written. */
   readonly verbose: boolean;
