@@ -68,9 +68,12 @@ const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
  *
  * @example
  * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
  * const registry = new kopf.Registry();
  * registry.on.create("kopfexamples", ({ name, logger }) => logger.info(`Created ${name}`));
  * kopf.on.delete("kopfexamples", { registry }, () => {});
+ * await kopf.run({ registry, namespaces: ["default"], signal: AbortSignal.timeout(60_000) });
  * ```
  */
 export class Registry {
@@ -330,13 +333,36 @@ const GLOBAL_KEY = Symbol.for("kopf.registry");
 /**
  * The global registry used by `kopf.on.*`. It lives on `globalThis`, so two copies of this
  * module (e.g. imported through different specifiers) still share it.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.on.create("kopfexamples", function createFn() {});
+ * const ids = kopf.defaultRegistry().handlers.map((handler) => handler.id); // [..., "createFn"]
+ * ```
  */
 export function defaultRegistry(): Registry {
   const holder = globalThis as { [GLOBAL_KEY]?: Registry };
   return holder[GLOBAL_KEY] ??= new Registry();
 }
 
-/** Replace the global registry (e.g. in tests); returns the previous one. */
+/**
+ * Replace the global registry (e.g. in tests); returns the previous one.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * // Register into a fresh registry, then restore the previous one.
+ * const previous = kopf.setDefaultRegistry(new kopf.Registry());
+ * try {
+ *   kopf.on.create("kopfexamples", function createFn() {});
+ * } finally {
+ *   kopf.setDefaultRegistry(previous);
+ * }
+ * ```
+ */
 export function setDefaultRegistry(registry: Registry): Registry {
   const previous = defaultRegistry();
   (globalThis as { [GLOBAL_KEY]?: Registry })[GLOBAL_KEY] = registry;
@@ -351,6 +377,8 @@ const globalRegistrars: Registrars = createRegistrars(() => defaultRegistry());
  *
  * @example
  * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
  * kopf.on.create("kopfexamples", async ({ spec, name, logger }) => {
  *   logger.info(`Created ${name} with spec ${JSON.stringify(spec)}`);
  *   return { message: "hello" }; // stored in status.<handler id>
@@ -366,6 +394,8 @@ export const on: OnApi = globalRegistrars.on;
  *
  * @example
  * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
  * kopf.daemon("kopfexamples", { cancellationBackoff: 5 }, async ({ stopped, logger }) => {
  *   while (!stopped.isSet) await stopped.wait(10);
  * });
@@ -378,6 +408,8 @@ export const daemon: Registrars["daemon"] = globalRegistrars.daemon;
  *
  * @example
  * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
  * kopf.timer("kopfexamples", { interval: 60 }, ({ spec }) => ({ seen: spec }));
  * ```
  */
@@ -388,6 +420,8 @@ export const timer: Registrars["timer"] = globalRegistrars.timer;
  *
  * @example
  * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
  * kopf.index("pods", ({ name, namespace, labels }) => ({ [labels.app ?? ""]: `${namespace}/${name}` }));
  * ```
  */

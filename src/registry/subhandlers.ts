@@ -92,6 +92,8 @@ function collector(api: string): Subhandlers {
  *
  * @example
  * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
  * kopf.on.create("kopfexamples", ({ spec }) => {
  *   for (const item of spec.items as string[]) {
  *     kopf.subhandler({ id: `item-${item}` }, ({ logger }) => logger.info(`Handling ${item}`));
@@ -112,6 +114,8 @@ export function subhandler<S = Record<string, unknown>, St = Record<string, unkn
  *
  * @example
  * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
  * kopf.on.create("kopfexamples", ({ spec }) => {
  *   for (const item of spec.items as string[]) {
  *     kopf.register(({ logger }) => logger.info(item), { id: `item-${item}` });
