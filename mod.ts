@@ -15,8 +15,12 @@
  *   return { message: "hello" }; // stored in status.<handler id>
  * });
  *
- * kopf.on.update("kopf.dev/v1", "kopfexamples", { field: "spec.size", labels: { app: kopf.PRESENT } },
- *   ({ old, new: value, diff }) => {});
+ * kopf.on.update(
+ *   "kopf.dev/v1",
+ *   "kopfexamples",
+ *   { field: "spec.size", labels: { app: kopf.PRESENT } },
+ *   ({ old, new: value, diff }) => {},
+ * );
  *
  * kopf.on.delete("kopfexamples", { optional: false }, async ({ name }) => {});
  * ```

@@ -29,7 +29,9 @@ import type { Registry } from "./registry.ts";
  * function report(logger: kopf.Logger, name: string): void {
  *   logger.info(`Reconciled ${name}`);
  * }
- * kopf.on.create("kopfexamples", ({ logger, name }) => report(logger, name));
+ * kopf.on.create("kopfexamples", function createFn({ logger, name }) {
+ *   report(logger, name);
+ * });
  * ```
  */
 export type Logger = LogTapeLogger;
@@ -56,7 +58,7 @@ export type Awaitable<T> = T | Promise<T>;
  * ```ts
  * import * as kopf from "@kopf/kopf";
  *
- * kopf.on.create("kopfexamples", ({ spec }) => {
+ * kopf.on.create("kopfexamples", function createFn({ spec }) {
  *   const fields: kopf.AnyFields = spec; // no spec type given: any JSON fields
  *   return { size: typeof fields.size === "number" ? fields.size : 1 };
  * });
@@ -77,7 +79,9 @@ export type AnyFields = JsonObject;
  * function describe(body: kopf.Body<Spec>): string {
  *   return `${body.metadata.name}: size ${body.spec.size}`;
  * }
- * kopf.on.create<Spec>("kopfexamples", ({ body, logger }) => logger.info(describe(body)));
+ * kopf.on.create<Spec>("kopfexamples", function createFn({ body, logger }) {
+ *   logger.info(describe(body));
+ * });
  * ```
  */
 export type Body<S = AnyFields, St = AnyFields> = KubeObject & {
@@ -97,10 +101,10 @@ export type Body<S = AnyFields, St = AnyFields> = KubeObject & {
  * ```ts
  * import * as kopf from "@kopf/kopf";
  *
- * kopf.on.create("kopfexamples", ({ memo }) => {
+ * kopf.on.create("kopfexamples", function createFn({ memo }) {
  *   memo.createdAt = Date.now(); // kept for this object while the operator runs
  * });
- * kopf.timer("kopfexamples", { interval: 60 }, ({ memo, logger }) => {
+ * kopf.timer("kopfexamples", { interval: 60 }, function timerFn({ memo, logger }) {
  *   if (typeof memo.createdAt === "number") logger.info(`age: ${Date.now() - memo.createdAt} ms`);
  * });
  * ```
@@ -114,7 +118,7 @@ export type Memo = Record<string, unknown>;
  * ```ts
  * import * as kopf from "@kopf/kopf";
  *
- * kopf.on.field("kopfexamples", { field: "spec.size" }, ({ reason, logger }) => {
+ * kopf.on.field("kopfexamples", { field: "spec.size" }, function fieldFn({ reason, logger }) {
  *   const why: kopf.ChangingReason = reason; // "create", "update", "delete" or "resume"
  *   logger.info(`spec.size handled on ${why}`);
  * });
@@ -134,8 +138,12 @@ export type ChangingReason = "create" | "update" | "delete" | "resume";
  *   memo[key] = true;
  *   logger.debug(`remembered ${key}`);
  * }
- * kopf.on.startup((context) => remember(context, "started"));
- * kopf.on.create("kopfexamples", (context) => remember(context, context.name));
+ * kopf.on.startup(function startupFn(context) {
+ *   remember(context, "started");
+ * });
+ * kopf.on.create("kopfexamples", function createFn(context) {
+ *   remember(context, context.name);
+ * });
  * ```
  */
 export interface BaseContext {
@@ -160,8 +168,10 @@ export interface BaseContext {
  *
  * // A filter usable with every kind of resource handler.
  * const isLabelled = ({ labels }: kopf.ResourceContext) => "app" in labels;
- * kopf.index("kopfexamples", { when: isLabelled }, ({ name }) => name);
- * kopf.daemon("kopfexamples", { when: isLabelled }, async ({ stopped }) => {
+ * kopf.index("kopfexamples", { when: isLabelled }, function indexFn({ name }) {
+ *   return name;
+ * });
+ * kopf.daemon("kopfexamples", { when: isLabelled }, async function daemonFn({ stopped }) {
  *   await stopped.wait();
  * });
  * ```
@@ -201,7 +211,7 @@ export interface ResourceContext<S = AnyFields, St = AnyFields> extends BaseCont
  * function attempt({ retry, runtime }: kopf.RetryContext): string {
  *   return `attempt ${retry + 1}, ${runtime.toFixed(1)} s since the first`;
  * }
- * kopf.on.create("kopfexamples", (context) => {
+ * kopf.on.create("kopfexamples", function createFn(context) {
  *   context.logger.info(attempt(context));
  *   if (context.retry < 2) throw new kopf.TemporaryError("Not ready yet.", { delay: 5 });
  * });
@@ -225,7 +235,8 @@ export interface RetryContext {
  *
  * // `when` of create/update/delete/resume/field handlers gets this context.
  * const grew = ({ old, new: value }: kopf.ChangingCauseContext) => Number(value) > Number(old);
- * kopf.on.field("kopfexamples", { field: "spec.size", when: grew }, ({ old, new: value }) => {
+ * const options: kopf.FieldOptions = { field: "spec.size", when: grew };
+ * kopf.on.field("kopfexamples", options, function fieldFn({ old, new: value }) {
  *   console.log(`spec.size grew: ${old} → ${value}`);
  * });
  * ```
@@ -255,7 +266,9 @@ export interface ChangingCauseContext<S = AnyFields, St = AnyFields, V = unknown
  *     api.subhandler({ id: `item-${item}` }, ({ logger }) => logger.info(`Handling ${item}`));
  *   }
  * }
- * kopf.on.create("kopfexamples", (context) => perItem(context, ["a", "b"]));
+ * kopf.on.create("kopfexamples", function createFn(context) {
+ *   perItem(context, ["a", "b"]);
+ * });
  * ```
  */
 export interface SubhandlerApi<S = AnyFields, St = AnyFields> {
@@ -298,7 +311,7 @@ export interface ChangingContext<S = AnyFields, St = AnyFields, V = unknown>
  * ```ts
  * import * as kopf from "@kopf/kopf";
  *
- * kopf.on.event("kopfexamples", ({ type, name, logger }) => {
+ * kopf.on.event("kopfexamples", function eventFn({ type, name, logger }) {
  *   const kind: kopf.EventType = type;
  *   logger.info(kind === null ? `${name} was there at start` : `${name}: ${kind}`);
  * });
@@ -315,7 +328,9 @@ export type EventType = "ADDED" | "MODIFIED" | "DELETED" | null;
  *
  * // `when` of on.event handlers gets this context.
  * const isDeletion = ({ type }: kopf.EventCauseContext) => type === "DELETED";
- * kopf.on.event("pods", { when: isDeletion }, ({ name }) => console.log(`${name} is gone`));
+ * kopf.on.event("pods", { when: isDeletion }, function eventFn({ name }) {
+ *   console.log(`${name} is gone`);
+ * });
  * ```
  */
 export interface EventCauseContext<S = AnyFields, St = AnyFields> extends ResourceContext<S, St> {
@@ -347,7 +362,7 @@ export type EventContext<S = AnyFields, St = AnyFields> = EventCauseContext<S, S
  * ```ts
  * import * as kopf from "@kopf/kopf";
  *
- * kopf.daemon("kopfexamples", async ({ stopped, logger }) => {
+ * kopf.daemon("kopfexamples", async function daemonFn({ stopped, logger }) {
  *   await stopped.wait();
  *   const why: kopf.StopReason | null = stopped.reason; // e.g. "resource-deleted"
  *   logger.info(`Stopping: ${why}`);
@@ -377,7 +392,9 @@ export type StopReason =
  *     await stopped.wait(seconds); // returns early when the daemon is asked to stop
  *   }
  * }
- * kopf.daemon("kopfexamples", ({ stopped }) => poll(stopped, 10));
+ * kopf.daemon("kopfexamples", function daemonFn({ stopped }) {
+ *   poll(stopped, 10);
+ * });
  * ```
  */
 export interface DaemonStopped {
@@ -452,7 +469,7 @@ export type IndexContext<S = AnyFields, St = AnyFields> = ResourceContext<S, St>
  * ```ts
  * import * as kopf from "@kopf/kopf";
  *
- * kopf.on.startup(({ activity, logger }) => {
+ * kopf.on.startup(function startupFn({ activity, logger }) {
  *   const which: kopf.Activity = activity; // "startup"
  *   logger.info(`${which} begins`);
  * });
@@ -586,7 +603,9 @@ export type ActivityFn = (context: ActivityContext) => Awaitable<unknown>;
  * // One function registered twice: the ids keep their progress apart, `param` tells them apart.
  * const sizes: kopf.IdOptions[] = [{ id: "small", param: 1 }, { id: "large", param: 100 }];
  * for (const options of sizes) {
- *   kopf.on.update("kopfexamples", options, ({ param, logger }) => logger.info(`limit ${param}`));
+ *   kopf.on.update("kopfexamples", options, function updateFn({ param, logger }) {
+ *     logger.info(`limit ${param}`);
+ *   });
  * }
  * ```
  */
@@ -605,8 +624,8 @@ export interface IdOptions {
  * import * as kopf from "@kopf/kopf";
  *
  * const patient: kopf.RetryOptions = { errors: "temporary", retries: 5, backoff: 30 };
- * kopf.on.create("kopfexamples", patient, () => {});
- * kopf.on.update("kopfexamples", patient, () => {});
+ * kopf.on.create("kopfexamples", patient, function createFn() {});
+ * kopf.on.update("kopfexamples", patient, function updateFn() {});
  * ```
  */
 export interface RetryOptions {
@@ -634,8 +653,8 @@ export interface HandlerSink {
  * import * as kopf from "@kopf/kopf";
  *
  * const mine: kopf.RegistryOption = { registry: new kopf.Registry() };
- * kopf.on.create("kopfexamples", mine, () => {});
- * kopf.timer("kopfexamples", { ...mine, interval: 10 }, () => {});
+ * kopf.on.create("kopfexamples", mine, function createFn() {});
+ * kopf.timer("kopfexamples", { ...mine, interval: 10 }, function timerFn() {});
  * ```
  */
 export interface RegistryOption {
@@ -654,8 +673,10 @@ export interface RegistryOption {
  *   labels: { app: "web" },
  *   annotations: { "example.com/paused": kopf.ABSENT },
  * };
- * kopf.timer("pods", { ...webOnly, interval: 30 }, () => {});
- * kopf.daemon("pods", webOnly, async ({ stopped }) => void await stopped.wait());
+ * kopf.timer("pods", { ...webOnly, interval: 30 }, function timerFn() {});
+ * kopf.daemon("pods", webOnly, async function daemonFn({ stopped }) {
+ *   await stopped.wait();
+ * });
  * ```
  */
 export interface FilterOptions<C> {
@@ -683,7 +704,7 @@ export interface FilterOptions<C> {
  *   old: 1,
  *   new: (value) => Number(value) > 1,
  * };
- * kopf.on.update("deployments", { field: "spec.replicas", ...scaledUp }, () => {});
+ * kopf.on.update("deployments", { field: "spec.replicas", ...scaledUp }, function updateFn() {});
  * ```
  */
 export interface ChangeFilterOptions<C> {
@@ -701,7 +722,7 @@ export interface ChangeFilterOptions<C> {
  * import * as kopf from "@kopf/kopf";
  *
  * const options: kopf.CreateOptions = { id: "provision", retries: 3, labels: { tier: "db" } };
- * kopf.on.create("kopfexamples", options, () => {});
+ * kopf.on.create("kopfexamples", options, function createFn() {});
  * ```
  */
 export interface CreateOptions<S = AnyFields, St = AnyFields>
@@ -721,7 +742,9 @@ export interface CreateOptions<S = AnyFields, St = AnyFields>
  *
  * // Also resume objects found being deleted when the operator starts.
  * const options: kopf.ResumeOptions = { deleted: true };
- * kopf.on.resume("kopfexamples", options, ({ name, logger }) => logger.info(`Resumed ${name}`));
+ * kopf.on.resume("kopfexamples", options, function resumeFn({ name, logger }) {
+ *   logger.info(`Resumed ${name}`);
+ * });
  * ```
  */
 export interface ResumeOptions<S = AnyFields, St = AnyFields> extends CreateOptions<S, St> {
@@ -737,7 +760,9 @@ export interface ResumeOptions<S = AnyFields, St = AnyFields> extends CreateOpti
  * import * as kopf from "@kopf/kopf";
  *
  * const options: kopf.UpdateOptions = { field: "spec.size", old: kopf.PRESENT, new: kopf.ABSENT };
- * kopf.on.update("kopfexamples", options, ({ logger }) => logger.info("spec.size was removed"));
+ * kopf.on.update("kopfexamples", options, function updateFn({ logger }) {
+ *   logger.info("spec.size was removed");
+ * });
  * ```
  */
 export interface UpdateOptions<S = AnyFields, St = AnyFields>
@@ -752,7 +777,9 @@ export interface UpdateOptions<S = AnyFields, St = AnyFields>
  *
  * // Runs only if something else holds the deletion: no finalizer of its own.
  * const options: kopf.DeleteOptions = { optional: true };
- * kopf.on.delete("kopfexamples", options, ({ name, logger }) => logger.info(`Deleting ${name}`));
+ * kopf.on.delete("kopfexamples", options, function deleteFn({ name, logger }) {
+ *   logger.info(`Deleting ${name}`);
+ * });
  * ```
  */
 export interface DeleteOptions<S = AnyFields, St = AnyFields> extends CreateOptions<S, St> {
@@ -768,7 +795,9 @@ export interface DeleteOptions<S = AnyFields, St = AnyFields> extends CreateOpti
  * import * as kopf from "@kopf/kopf";
  *
  * const options: kopf.FieldOptions = { field: "metadata.labels" };
- * kopf.on.field("kopfexamples", options, ({ diff }) => console.log(`${diff.length} changes`));
+ * kopf.on.field("kopfexamples", options, function fieldFn({ diff }) {
+ *   console.log(`${diff.length} changes`);
+ * });
  * ```
  */
 export interface FieldOptions<S = AnyFields, St = AnyFields> extends UpdateOptions<S, St> {
@@ -784,7 +813,9 @@ export interface FieldOptions<S = AnyFields, St = AnyFields> extends UpdateOptio
  * import * as kopf from "@kopf/kopf";
  *
  * const options: kopf.EventOptions = { id: "audit", annotations: { "example.com/audit": "yes" } };
- * kopf.on.event("configmaps", options, ({ type, name, logger }) => logger.info(`${type} ${name}`));
+ * kopf.on.event("configmaps", options, function eventFn({ type, name, logger }) {
+ *   logger.info(`${type} ${name}`);
+ * });
  * ```
  */
 export interface EventOptions<S = AnyFields, St = AnyFields>
@@ -798,7 +829,9 @@ export interface EventOptions<S = AnyFields, St = AnyFields>
  * import * as kopf from "@kopf/kopf";
  *
  * const options: kopf.IndexOptions = { field: "spec.nodeName", value: kopf.PRESENT };
- * kopf.index("pods", options, ({ spec, name }) => ({ [String(spec.nodeName)]: name }));
+ * kopf.index("pods", options, function indexFn({ spec, name }) {
+ *   return { [String(spec.nodeName)]: name };
+ * });
  * ```
  */
 export interface IndexOptions<S = AnyFields, St = AnyFields>
@@ -818,8 +851,10 @@ export interface IndexOptions<S = AnyFields, St = AnyFields>
  *
  * // Shared by a daemon and a timer: both wait a minute after an object appears.
  * const later: kopf.SpawningOptions = { initialDelay: 60, labels: { app: kopf.PRESENT } };
- * kopf.daemon("kopfexamples", later, async ({ stopped }) => void await stopped.wait());
- * kopf.timer("kopfexamples", { ...later, interval: 300 }, () => {});
+ * kopf.daemon("kopfexamples", later, async function daemonFn({ stopped }) {
+ *   await stopped.wait();
+ * });
+ * kopf.timer("kopfexamples", { ...later, interval: 300 }, function timerFn() {});
  * ```
  */
 export interface SpawningOptions<S = AnyFields, St = AnyFields>
@@ -848,7 +883,7 @@ export interface SpawningOptions<S = AnyFields, St = AnyFields>
  *
  * // On deletion: stop requested, 10 s to exit on its own, then `signal` aborts, 5 s more.
  * const options: kopf.DaemonOptions = { cancellationBackoff: 10, cancellationTimeout: 5 };
- * kopf.daemon("kopfexamples", options, async ({ stopped, signal }) => {
+ * kopf.daemon("kopfexamples", options, async function daemonFn({ stopped, signal }) {
  *   while (!stopped.isSet && !signal.aborted) await stopped.wait(1);
  * });
  * ```
@@ -871,7 +906,9 @@ export interface DaemonOptions<S = AnyFields, St = AnyFields> extends SpawningOp
  *
  * // Every 10 minutes on the clock, once the object has been left unchanged for a minute.
  * const options: kopf.TimerOptions = { interval: 600, sharp: true, idle: 60 };
- * kopf.timer("kopfexamples", options, ({ name, logger }) => logger.info(`Checking ${name}`));
+ * kopf.timer("kopfexamples", options, function timerFn({ name, logger }) {
+ *   logger.info(`Checking ${name}`);
+ * });
  * ```
  */
 export interface TimerOptions<S = AnyFields, St = AnyFields> extends SpawningOptions<S, St> {
@@ -891,7 +928,9 @@ export interface TimerOptions<S = AnyFields, St = AnyFields> extends SpawningOpt
  * import * as kopf from "@kopf/kopf";
  *
  * const options: kopf.ActivityOptions = { id: "warm-up", retries: 3, backoff: 5 };
- * kopf.on.startup(options, ({ logger }) => logger.info("Warming up"));
+ * kopf.on.startup(options, function startupFn({ logger }) {
+ *   logger.info("Warming up");
+ * });
  * ```
  */
 export interface ActivityOptions extends IdOptions, RetryOptions, RegistryOption {}
@@ -903,7 +942,7 @@ export interface ActivityOptions extends IdOptions, RetryOptions, RegistryOption
  * ```ts
  * import * as kopf from "@kopf/kopf";
  *
- * kopf.on.create("kopfexamples", ({ spec, subhandler }) => {
+ * kopf.on.create("kopfexamples", function createFn({ spec, subhandler }) {
  *   for (const region of (spec.regions ?? []) as string[]) {
  *     const options: kopf.SubhandlerOptions = { id: `region-${region}`, retries: 3 };
  *     subhandler(options, ({ logger }) => logger.info(`Provisioning in ${region}`));

@@ -12,7 +12,7 @@
  * ```ts
  * import * as kopf from "@kopf/kopf";
  *
- * kopf.on.create("kopfexamples", { labels: { app: kopf.PRESENT } }, () => {});
+ * kopf.on.create("kopfexamples", { labels: { app: kopf.PRESENT } }, function createFn() {});
  * ```
  */
 export const PRESENT: unique symbol = Symbol.for("kopf.PRESENT");
@@ -24,7 +24,11 @@ export const PRESENT: unique symbol = Symbol.for("kopf.PRESENT");
  * ```ts
  * import * as kopf from "@kopf/kopf";
  *
- * kopf.on.create("kopfexamples", { annotations: { "example.com/skip": kopf.ABSENT } }, () => {});
+ * kopf.on.create(
+ *   "kopfexamples",
+ *   { annotations: { "example.com/skip": kopf.ABSENT } },
+ *   function createFn() {},
+ * );
  * ```
  */
 export const ABSENT: unique symbol = Symbol.for("kopf.ABSENT");
@@ -36,8 +40,10 @@ export const ABSENT: unique symbol = Symbol.for("kopf.ABSENT");
  * ```ts
  * import * as kopf from "@kopf/kopf";
  *
- * const isVersioned: kopf.MetaFilterFn<kopf.ResourceContext> = (value) => /^v\d+$/.test(value ?? "");
- * kopf.timer("kopfexamples", { labels: { version: isVersioned }, interval: 60 }, () => {});
+ * const isVersioned: kopf.MetaFilterFn<kopf.ResourceContext> = (value) =>
+ *   /^v\d+$/.test(value ?? "");
+ * const options = { labels: { version: isVersioned }, interval: 60 };
+ * kopf.timer("kopfexamples", options, function tick() {});
  * ```
  */
 export type MetaFilterFn<C> = (value: string | undefined, context: C) => boolean;
@@ -55,7 +61,7 @@ export type MetaFilterFn<C> = (value: string | undefined, context: C) => boolean
  *   "example.com/ignore": kopf.ABSENT, // not set
  *   tier: (value) => value !== "test", // a callback
  * };
- * kopf.on.create("kopfexamples", { labels: production }, () => {});
+ * kopf.on.create("kopfexamples", { labels: production }, function createFn() {});
  * ```
  */
 export type MetaFilter<C> = Readonly<
@@ -70,7 +76,7 @@ export type MetaFilter<C> = Readonly<
  * import * as kopf from "@kopf/kopf";
  *
  * const positive: kopf.ValueFilterFn<kopf.ChangingCauseContext> = (value) => Number(value) > 0;
- * kopf.on.update("kopfexamples", { field: "spec.size", new: positive }, () => {});
+ * kopf.on.update("kopfexamples", { field: "spec.size", new: positive }, function updateFn() {});
  * ```
  */
 export type ValueFilterFn<C> = (value: unknown, context: C) => boolean;
@@ -83,7 +89,7 @@ export type ValueFilterFn<C> = (value: unknown, context: C) => boolean;
  * import * as kopf from "@kopf/kopf";
  *
  * const wanted: kopf.ValueLiteral = { mode: "fast", zones: ["a", "b"] }; // compared deeply
- * kopf.on.field("kopfexamples", { field: "spec.placement", value: wanted }, () => {});
+ * kopf.on.field("kopfexamples", { field: "spec.placement", value: wanted }, function fieldFn() {});
  * ```
  */
 export type ValueLiteral =
@@ -107,7 +113,8 @@ export type ValueLiteral =
  *   (value) => typeof value === "string" && value.startsWith("Run"), // a callback
  * ];
  * for (const [index, value] of filters.entries()) {
- *   kopf.on.field("pods", { id: `phase-${index}`, field: "status.phase", value }, () => {});
+ *   const options: kopf.FieldOptions = { id: `phase-${index}`, field: "status.phase", value };
+ *   kopf.on.field("pods", options, function fieldFn() {});
  * }
  * ```
  */
@@ -127,7 +134,7 @@ export function isToken(value: unknown): value is typeof PRESENT | typeof ABSENT
  *
  * type Spec = { size?: number };
  * const isBig = ({ spec }: kopf.ChangingCauseContext<Spec>) => (spec.size ?? 0) > 10;
- * kopf.on.update<Spec>("kopfexamples", { when: kopf.not(isBig) }, () => {});
+ * kopf.on.update<Spec>("kopfexamples", { when: kopf.not(isBig) }, function updateFn() {});
  * ```
  */
 export function not<A extends unknown[]>(fn: (...args: A) => boolean): (...args: A) => boolean {
@@ -144,7 +151,8 @@ export function not<A extends unknown[]>(fn: (...args: A) => boolean): (...args:
  * type Spec = { size?: number; ready?: boolean };
  * const isBig = ({ spec }: kopf.ChangingCauseContext<Spec>) => (spec.size ?? 0) > 10;
  * const isReady = ({ spec }: kopf.ChangingCauseContext<Spec>) => spec.ready === true;
- * kopf.on.update<Spec>("kopfexamples", { when: kopf.all([isBig, isReady]) }, () => {});
+ * const when = kopf.all([isBig, isReady]);
+ * kopf.on.update<Spec>("kopfexamples", { when }, function updateFn() {});
  * ```
  */
 export function all<A extends unknown[]>(
@@ -164,7 +172,8 @@ export function all<A extends unknown[]>(
  * type Spec = { size?: number; urgent?: boolean };
  * const isBig = ({ spec }: kopf.ChangingCauseContext<Spec>) => (spec.size ?? 0) > 10;
  * const isUrgent = ({ spec }: kopf.ChangingCauseContext<Spec>) => spec.urgent === true;
- * kopf.on.update<Spec>("kopfexamples", { when: kopf.any([isBig, isUrgent]) }, () => {});
+ * const when = kopf.any([isBig, isUrgent]);
+ * kopf.on.update<Spec>("kopfexamples", { when }, function updateFn() {});
  * ```
  */
 export function any<A extends unknown[]>(
@@ -184,7 +193,8 @@ export function any<A extends unknown[]>(
  * type Spec = { size?: number; urgent?: boolean };
  * const isBig = ({ spec }: kopf.ChangingCauseContext<Spec>) => (spec.size ?? 0) > 10;
  * const isUrgent = ({ spec }: kopf.ChangingCauseContext<Spec>) => spec.urgent === true;
- * kopf.on.update<Spec>("kopfexamples", { when: kopf.none([isBig, isUrgent]) }, () => {});
+ * const when = kopf.none([isBig, isUrgent]);
+ * kopf.on.update<Spec>("kopfexamples", { when }, function updateFn() {});
  * ```
  */
 export function none<A extends unknown[]>(

@@ -18,7 +18,7 @@ import type { MetaFilter, ValueFilter } from "./filters.ts";
  * import * as kopf from "@kopf/kopf";
  *
  * const errors: kopf.ErrorsMode = "permanent"; // the first failure is the last one
- * kopf.on.create("kopfexamples", { errors }, () => {
+ * kopf.on.create("kopfexamples", { errors }, function createFn() {
  *   throw new Error("Not retried.");
  * });
  * ```

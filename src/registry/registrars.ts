@@ -39,8 +39,10 @@ import type { HandlerRecord } from "./records.ts";
  *
  * const group: kopf.SelectorName = "kopf.dev/v1";
  * const plural: kopf.SelectorName = "kopfexamples";
- * kopf.on.create(group, plural, () => {});
- * kopf.on.event(kopf.EVERYTHING, ({ type, name }) => console.log(type, name));
+ * kopf.on.create(group, plural, function createFn() {});
+ * kopf.on.event(kopf.EVERYTHING, function eventFn({ type, name }) {
+ *   console.log(type, name);
+ * });
  * ```
  */
 export type SelectorName = string | typeof EVERYTHING;
@@ -103,7 +105,7 @@ export type RegistrationKind = keyof RegistrationKinds<unknown, unknown, unknown
  *   interval: 30,
  *   idle: 10,
  * };
- * kopf.timer("kopfexamples", options, () => {});
+ * kopf.timer("kopfexamples", options, function timerFn() {});
  * ```
  */
 export type RegistrationOptions<K extends RegistrationKind, S, St, V> = RegistrationKinds<
@@ -204,7 +206,11 @@ export interface Registrar<K extends RegistrationKind> {
  * import * as kopf from "@kopf/kopf";
  *
  * const both: kopf.ActivityRegistrar[] = [kopf.on.startup, kopf.on.cleanup];
- * for (const register of both) register(({ activity, logger }) => logger.info(`${activity} done`));
+ * for (const register of both) {
+ *   register(function announce({ activity, logger }) {
+ *     logger.info(`${activity} done`);
+ *   });
+ * }
  * ```
  */
 export interface ActivityRegistrar {

@@ -71,9 +71,11 @@ const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
  * import * as kopf from "@kopf/kopf";
  *
  * const registry = new kopf.Registry();
- * registry.on.create("kopfexamples", ({ name, logger }) => logger.info(`Created ${name}`));
- * kopf.on.delete("kopfexamples", { registry }, () => {});
- * await kopf.run({ registry, namespaces: ["default"], signal: AbortSignal.timeout(60_000) });
+ * registry.on.create("kopfexamples", function createFn({ name, logger }) {
+ *   logger.info(`Created ${name}`);
+ * });
+ * kopf.on.delete("kopfexamples", { registry }, function deleteFn() {});
+ * // Then run the operator with it: await kopf.run({ registry, namespaces: ["default"] });
  * ```
  */
 export class Registry {
@@ -379,12 +381,15 @@ const globalRegistrars: Registrars = createRegistrars(() => defaultRegistry());
  * ```ts
  * import * as kopf from "@kopf/kopf";
  *
- * kopf.on.create("kopfexamples", async ({ spec, name, logger }) => {
+ * kopf.on.create("kopfexamples", async function createFn({ spec, name, logger }) {
  *   logger.info(`Created ${name} with spec ${JSON.stringify(spec)}`);
  *   return { message: "hello" }; // stored in status.<handler id>
  * });
- * kopf.on.update("kopf.dev/v1", "kopfexamples", { field: "spec.size" }, ({ old, new: value }) => {});
- * kopf.on.delete("kopfexamples", { optional: false }, async ({ name }) => {});
+ * const bySize = { field: "spec.size" };
+ * kopf.on.update("kopf.dev/v1", "kopfexamples", bySize, function updateFn({ old, new: value }) {
+ *   console.log(`spec.size: ${old} → ${value}`);
+ * });
+ * kopf.on.delete("kopfexamples", { optional: false }, async function deleteFn({ name }) {});
  * ```
  */
 export const on: OnApi = globalRegistrars.on;
@@ -396,7 +401,7 @@ export const on: OnApi = globalRegistrars.on;
  * ```ts
  * import * as kopf from "@kopf/kopf";
  *
- * kopf.daemon("kopfexamples", { cancellationBackoff: 5 }, async ({ stopped, logger }) => {
+ * kopf.daemon("kopfexamples", { cancellationBackoff: 5 }, async function monitor({ stopped }) {
  *   while (!stopped.isSet) await stopped.wait(10);
  * });
  * ```
@@ -410,7 +415,9 @@ export const daemon: Registrars["daemon"] = globalRegistrars.daemon;
  * ```ts
  * import * as kopf from "@kopf/kopf";
  *
- * kopf.timer("kopfexamples", { interval: 60 }, ({ spec }) => ({ seen: spec }));
+ * kopf.timer("kopfexamples", { interval: 60 }, function timerFn({ spec }) {
+ *   return { seen: spec };
+ * });
  * ```
  */
 export const timer: Registrars["timer"] = globalRegistrars.timer;
@@ -422,7 +429,9 @@ export const timer: Registrars["timer"] = globalRegistrars.timer;
  * ```ts
  * import * as kopf from "@kopf/kopf";
  *
- * kopf.index("pods", ({ name, namespace, labels }) => ({ [labels.app ?? ""]: `${namespace}/${name}` }));
+ * kopf.index("pods", function indexFn({ name, namespace, labels }) {
+ *   return { [labels.app]: `${namespace}/${name}` };
+ * });
  * ```
  */
 export const index: Registrars["index"] = globalRegistrars.index;

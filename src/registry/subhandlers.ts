@@ -94,7 +94,7 @@ function collector(api: string): Subhandlers {
  * ```ts
  * import * as kopf from "@kopf/kopf";
  *
- * kopf.on.create("kopfexamples", ({ spec }) => {
+ * kopf.on.create("kopfexamples", function createFn({ spec }) {
  *   for (const item of spec.items as string[]) {
  *     kopf.subhandler({ id: `item-${item}` }, ({ logger }) => logger.info(`Handling ${item}`));
  *   }
@@ -116,7 +116,7 @@ export function subhandler<S = Record<string, unknown>, St = Record<string, unkn
  * ```ts
  * import * as kopf from "@kopf/kopf";
  *
- * kopf.on.create("kopfexamples", ({ spec }) => {
+ * kopf.on.create("kopfexamples", function createFn({ spec }) {
  *   for (const item of spec.items as string[]) {
  *     kopf.register(({ logger }) => logger.info(item), { id: `item-${item}` });
  *   }

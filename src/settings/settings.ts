@@ -11,7 +11,18 @@ import { DEFAULT_FINALIZER } from "../storage/finalizers.ts";
 import { type ProgressStorage, SmartProgressStorage } from "../storage/progress.ts";
 import { allAtOnce, type Lifecycle } from "./lifecycles.ts";
 
-/** Process-level behaviour. */
+/**
+ * Process-level behaviour.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const settings = new kopf.Settings();
+ * settings.process.drainTimeout = 10; // running handlers get 10 s when the operator stops
+ * settings.process.ultimateExitingTimeout = 60;
+ * ```
+ */
 export class ProcessSettings {
   /** Seconds after which a hung graceful exit is forced (`null`: never). */
   ultimateExitingTimeout: number | null = 600;
@@ -22,7 +33,18 @@ export class ProcessSettings {
   drainTimeout = 30;
 }
 
-/** Kubernetes Events posted about objects. */
+/**
+ * Kubernetes Events posted about objects.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const settings = new kopf.Settings();
+ * settings.posting.level = "warning"; // kopf.info() posts nothing; kopf.warn() still does
+ * settings.posting.reportingInstance = "my-operator-0"; // e.g. the pod name
+ * ```
+ */
 export class PostingSettings {
   /** Post events at all (`kopf.event()`, `kopf.info()`, …). */
   enabled = true;
@@ -38,7 +60,17 @@ export class PostingSettings {
   eventNamePrefix = "kopf-event-";
 }
 
-/** Peering between operator instances (Kopf's peering objects). */
+/**
+ * Peering between operator instances (Kopf's peering objects).
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const settings = new kopf.Settings();
+ * settings.peering.standalone = true; // peering is not implemented: every operator is standalone
+ * ```
+ */
 export class PeeringSettings {
   /** The peering object's name. */
   name = "default";
@@ -56,7 +88,18 @@ export class PeeringSettings {
   clusterwide = false;
 }
 
-/** List/watch behaviour. */
+/**
+ * List/watch behaviour.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const settings = new kopf.Settings();
+ * settings.watching.serverTimeout = [60, 120]; // shorter watch requests, spread over a minute
+ * settings.watching.chunkSize = 100; // smaller pages when (re)listing
+ * ```
+ */
 export class WatchingSettings {
   /**
    * `timeoutSeconds` asked from the server per watch request: a number, or `[min, max]` to
@@ -91,7 +134,17 @@ export class WatchingSettings {
   }
 }
 
-/** Per-object work queue. */
+/**
+ * Per-object work queue.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const settings = new kopf.Settings();
+ * settings.queueing.workerLimit = 20; // at most 20 objects handled at once
+ * ```
+ */
 export class QueueingSettings {
   /** Objects processed concurrently (`null`: unbounded, as Kopf's default — not recommended). */
   workerLimit: number | null = 100;
@@ -103,13 +156,33 @@ export class QueueingSettings {
   errorDelays: readonly number[] = [1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610];
 }
 
-/** Discovery of resources and namespaces. */
+/**
+ * Discovery of resources and namespaces.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const settings = new kopf.Settings();
+ * settings.scanning.disabled = true; // no watching of CRDs and namespaces for changes
+ * ```
+ */
 export class ScanningSettings {
   /** Do not watch CRDs and namespaces for changes. */
   disabled = false;
 }
 
-/** Admission webhooks. */
+/**
+ * Admission webhooks.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const settings = new kopf.Settings();
+ * settings.admission.managed = null; // no webhook configurations are managed
+ * ```
+ */
 export class AdmissionSettings {
   /** The webhook server or tunnel (an engine object; `null`: no webhooks served). */
   server: unknown = null;
@@ -117,7 +190,18 @@ export class AdmissionSettings {
   managed: string | null = null;
 }
 
-/** Handler execution. */
+/**
+ * Handler execution.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const settings = new kopf.Settings();
+ * settings.execution.defaultBackoff = 10; // retry failed handlers after 10 s, not 60 s
+ * settings.execution.lifecycle = kopf.lifecycles.asap; // Kopf's pacing: one handler per write
+ * ```
+ */
 export class ExecutionSettings {
   /** Seconds before retrying a handler after an arbitrary error. */
   defaultBackoff = 60;
@@ -128,7 +212,17 @@ export class ExecutionSettings {
   lifecycle: Lifecycle = allAtOnce;
 }
 
-/** Daemons and timers. */
+/**
+ * Daemons and timers.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const settings = new kopf.Settings();
+ * settings.background.cancellationPolling = 5; // check stopping daemons every 5 s
+ * ```
+ */
 export class BackgroundSettings {
   /** Seconds between checks whether a stopping daemon has exited. */
   cancellationPolling = 60;
@@ -138,7 +232,19 @@ export class BackgroundSettings {
   instantExitZeroTimeCycles: number | null = 10;
 }
 
-/** API requests. */
+/**
+ * API requests.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const settings = new kopf.Settings();
+ * settings.networking.qps = 20; // start at 20 requests per second …
+ * settings.networking.maxQps = 20; // … and stay there
+ * settings.networking.maxInFlight = 8;
+ * ```
+ */
 export class NetworkingSettings {
   /** Whole-request timeout for non-watch requests, retries included, seconds. */
   requestTimeout: number | null = 300;
@@ -178,7 +284,23 @@ export class NetworkingSettings {
   maxInFlight = 32;
 }
 
-/** Where and how state is kept on objects. */
+/**
+ * Where and how state is kept on objects.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const settings = new kopf.Settings();
+ * settings.persistence.finalizer = "my-op.example.com/finalizer";
+ * settings.persistence.progressStorage = new kopf.AnnotationsProgressStorage({
+ *   prefix: "my-op.example.com",
+ * });
+ * settings.persistence.diffbaseStorage = new kopf.AnnotationsDiffBaseStorage({
+ *   prefix: "my-op.example.com",
+ * });
+ * ```
+ */
 export class PersistenceSettings {
   /** Our finalizer. */
   finalizer: string = DEFAULT_FINALIZER;
@@ -209,11 +331,18 @@ export class PersistenceSettings {
  *
  * @example
  * ```ts
- * kopf.on.startup(({ settings }) => {
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.on.startup(function configure({ settings }) {
  *   settings.persistence.finalizer = "my-op.example.com/finalizer";
  *   settings.networking.qps = 20;
  *   settings.execution.lifecycle = kopf.lifecycles.asap;
  * });
+ *
+ * // Or, when embedding the operator:
+ * const settings = new kopf.Settings();
+ * settings.networking.qps = 20;
+ * const options: kopf.RunOptions = { settings, namespaces: ["default"] }; // for kopf.run()
  * ```
  */
 export class Settings {

@@ -222,7 +222,7 @@ function decodeEssence(where: string, encoded: unknown, body: RawBody): BodyEsse
  * ```ts
  * import * as kopf from "@kopf/kopf";
  *
- * const options: kopf.AnnotationsDiffBaseStorageOptions = { prefix: "my-op.example.com", v1: false };
+ * const options: kopf.AnnotationsDiffBaseStorageOptions = { prefix: "my-op.example.com" };
  * const settings = new kopf.Settings();
  * settings.persistence.diffbaseStorage = new kopf.AnnotationsDiffBaseStorage(options);
  * ```
@@ -368,7 +368,8 @@ export interface StatusDiffBaseStorageOptions extends DiffBaseStorageOptions {
  * const storage = new kopf.StatusDiffBaseStorage({ name: "my-op" });
  * const patch: kopf.JsonObject = {};
  * storage.store({}, patch, { spec: { size: 1 } });
- * assert.deepEqual(patch, { status: { "my-op": { "last-handled-configuration": '{"spec":{"size":1}}' } } });
+ * const stored = { "last-handled-configuration": '{"spec":{"size":1}}' };
+ * assert.deepEqual(patch, { status: { "my-op": stored } });
  * ```
  */
 export class StatusDiffBaseStorage extends DiffBaseStorage {

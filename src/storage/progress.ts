@@ -193,7 +193,7 @@ export function removeAnnotations(essence: JsonObject, keys: Iterable<string>): 
  * ```ts
  * import * as kopf from "@kopf/kopf";
  *
- * const options: kopf.AnnotationsProgressStorageOptions = { prefix: "my-op.example.com", v1: false };
+ * const options: kopf.AnnotationsProgressStorageOptions = { prefix: "my-op.example.com" };
  * const settings = new kopf.Settings();
  * settings.persistence.progressStorage = new kopf.AnnotationsProgressStorage(options);
  * ```
@@ -500,7 +500,8 @@ export interface SmartProgressStorageOptions
  * import * as kopf from "@kopf/kopf";
  *
  * const settings = new kopf.Settings();
- * settings.persistence.progressStorage = new kopf.SmartProgressStorage({ prefix: "my-op.example.com" });
+ * const prefix = "my-op.example.com";
+ * settings.persistence.progressStorage = new kopf.SmartProgressStorage({ prefix });
  * ```
  */
 export class SmartProgressStorage extends MultiProgressStorage {
