@@ -64,7 +64,7 @@ const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
 /**
  * A registry of handlers. The global one is used by `kopf.on.*`; create your own to embed
  * several operators in one process and register into it with `registry.on.*` or the
- * `registry` option.
+ * `registry` option. Its other methods are the operator's own queries (tagged `@internal`).
  *
  * @example
  * ```ts
