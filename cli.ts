@@ -10,9 +10,10 @@
  * (see `kopf run --help`). Install it as a command with `deno install -g -A -n kopf cli.ts`.
  *
  * @example
- * ```ts ignore
- * import { main } from "./cli.ts";
- * const code = await main(["run", "handlers.ts", "-A"]);
+ * ```ts
+ * import { main } from "@kopf/kopf/cli";
+ *
+ * const code = await main(["rbac", "handlers.ts", "-n", "default"]); // prints the RBAC manifests
  * ```
  *
  * @module

@@ -6,8 +6,8 @@
  * `kopf.testing.KopfRunner` does for pytest.
  *
  * @example
- * ```ts ignore
- * import { KopfRunner } from "jsr:@kopf/kopf/testing";
+ * ```ts
+ * import { KopfRunner } from "@kopf/kopf/testing";
  * import assert from "node:assert/strict";
  *
  * Deno.test("the operator logs the creation", async () => {

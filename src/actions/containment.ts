@@ -61,8 +61,14 @@ const attributions = new AsyncLocalStorage<Attribution>();
  * `Deno.exit()` during the call turns a success into a {@linkcode HandlerExitError}.
  *
  * @example
- * ```ts ignore
- * const result = await attributed({ title: "Handler 'fn'", logger }, () => fn(context));
+ * ```ts
+ * import { getLogger } from "@logtape/logtape";
+ * import assert from "node:assert/strict";
+ * import { attributed } from "./containment.ts";
+ *
+ * const logger = getLogger(["kopf", "objects"]);
+ * const result = await attributed({ title: "Handler 'createFn'", logger }, () => 42);
+ * assert.equal(result, 42); // had the function called Deno.exit(), a HandlerExitError instead
  * ```
  */
 export async function attributed<T>(

@@ -12,7 +12,9 @@ import type { ErrorsMode, HandlerRecordBase } from "../registry/records.ts";
  *
  * @example
  * ```ts
- * kopf.on.create("kopfexamples", ({ spec }) => {
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.on.create("kopfexamples", function check({ spec }) {
  *   if (!spec.size) throw new kopf.PermanentError("spec.size is required.");
  * });
  * ```
@@ -25,7 +27,19 @@ export class PermanentError extends Error {
   }
 }
 
-/** Options of {@linkcode TemporaryError}. */
+/**
+ * Options of {@linkcode TemporaryError}.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * const options: kopf.TemporaryErrorOptions = { delay: 30, cause: new Error("HTTP 503") };
+ * const error = new kopf.TemporaryError("The backend is unavailable.", options);
+ * assert.equal(error.delay, 30);
+ * ```
+ */
 export interface TemporaryErrorOptions extends ErrorOptions {
   /** Seconds until the retry (default 60); `null` retries in the next cycle. */
   delay?: number | null;
@@ -36,7 +50,9 @@ export interface TemporaryErrorOptions extends ErrorOptions {
  *
  * @example
  * ```ts
- * kopf.on.create("kopfexamples", ({ retry }) => {
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.on.create("kopfexamples", function wait({ retry }) {
  *   if (retry < 3) throw new kopf.TemporaryError("Not ready yet.", { delay: 10 });
  * });
  * ```
@@ -53,10 +69,38 @@ export class TemporaryError extends Error {
   }
 }
 
-/** The handler ran out of its `timeout` (a permanent failure). */
+/**
+ * The handler ran out of its `timeout` (a permanent failure).
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * // After 10 minutes of retries, the handler fails for good with a HandlerTimeoutError.
+ * kopf.on.create("kopfexamples", { timeout: 600 }, function provision() {
+ *   throw new kopf.TemporaryError("Still provisioning.", { delay: 30 });
+ * });
+ * assert.ok(new kopf.HandlerTimeoutError("timed out") instanceof kopf.PermanentError);
+ * ```
+ */
 export class HandlerTimeoutError extends PermanentError {}
 
-/** The handler ran out of its `retries` (a permanent failure). */
+/**
+ * The handler ran out of its `retries` (a permanent failure).
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * // After the third failed attempt, the handler fails for good with a HandlerRetriesError.
+ * kopf.on.create("kopfexamples", { retries: 3 }, function flaky() {
+ *   throw new Error("Flaky.");
+ * });
+ * assert.ok(new kopf.HandlerRetriesError("out of retries") instanceof kopf.PermanentError);
+ * ```
+ */
 export class HandlerRetriesError extends PermanentError {}
 
 /**
@@ -65,7 +109,18 @@ export class HandlerRetriesError extends PermanentError {}
  */
 export class HandlerChildrenRetry extends TemporaryError {}
 
-/** An admission webhook rejection with an HTTP code (for `on.validate`/`on.mutate`). */
+/**
+ * An admission webhook rejection with an HTTP code (for `on.validate`/`on.mutate`).
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new kopf.AdmissionError("spec.size must be positive.", { code: 400 });
+ * assert.equal(error.code, 400);
+ * ```
+ */
 export class AdmissionError extends PermanentError {
   /** The HTTP code returned to the API server (default 500). */
   readonly code: number;

@@ -118,10 +118,23 @@ export interface ExecuteOptions {
  * operator is stopping (`signal` aborted): such an attempt leaves no trace.
  *
  * @example
- * ```ts ignore
- * const outcome = await execute(() => invoke(handler.fn, context, { title, logger }), {
- *   handler, state: freshProgress(), defaultErrors: "temporary", defaultBackoff: 60, logger,
+ * ```ts
+ * import { getLogger } from "@logtape/logtape";
+ * import assert from "node:assert/strict";
+ * import { Registry } from "../registry/registry.ts";
+ * import { execute, freshProgress } from "./execution.ts";
+ *
+ * const registry = new Registry();
+ * registry.on.create("kopfexamples", { retries: 3 }, function createFn() {});
+ * const [handler] = registry.handlers;
+ * const outcome = await execute(() => Promise.resolve({ done: true }), {
+ *   handler,
+ *   state: freshProgress(),
+ *   defaultErrors: "temporary",
+ *   defaultBackoff: 60,
+ *   logger: getLogger(["kopf", "objects"]),
  * });
+ * assert.equal(outcome.final, true); // succeeded: not to be called again for this cause
  * ```
  */
 export async function execute(

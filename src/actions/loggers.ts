@@ -125,9 +125,12 @@ export function literalLogger(logger: Logger): Logger {
  * string messages taken literally, and optionally messages posted as Events.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { objectLogger } from "./loggers.ts";
+ *
  * const logger = objectLogger({ metadata: { namespace: "ns", name: "ex1" } });
- * logger.info(`Created with spec: ${JSON.stringify({ size: 1 })}`); // [ns/ex1] Created with spec: {"size":1}
+ * logger.info(`Created with spec: ${JSON.stringify({ size: 1 })}`);
+ * // logged as: [ns/ex1] Created with spec: {"size":1}
  * ```
  */
 export function objectLogger(body: KubeObject, options: ObjectLoggerOptions = {}): Logger {

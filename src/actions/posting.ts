@@ -45,7 +45,19 @@ function target(): PostingTarget | undefined {
   return scope.getStore() ?? running.at(-1);
 }
 
-/** What an event says (Kopf's keyword arguments). */
+/**
+ * What an event says (Kopf's keyword arguments).
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const ready: kopf.EventPostOptions = { reason: "Ready", message: "All children are up." };
+ * kopf.on.create("kopfexamples", function announce({ body }) {
+ *   kopf.info(body, ready);
+ * });
+ * ```
+ */
 export interface EventPostOptions {
   /** A short CamelCase reason. */
   reason: string;
@@ -58,8 +70,10 @@ export interface EventPostOptions {
  * `settings.posting.enabled` is off.
  *
  * @example
- * ```ts ignore
- * kopf.on.create("kopfexamples", ({ body }) => {
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.on.create("kopfexamples", function announce({ body }) {
  *   kopf.event(body, { type: "SomeType", reason: "SomeReason", message: "Some message" });
  * });
  * ```
@@ -79,8 +93,12 @@ export function event(objs: EventSubjects, options: EventPostOptions & { type: s
  * Post a `Normal` Event (Kopf's `kopf.info`).
  *
  * @example
- * ```ts ignore
- * kopf.info(body, { reason: "SomeReason", message: "Some message" });
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.on.create("kopfexamples", function announce({ body }) {
+ *   kopf.info(body, { reason: "SomeReason", message: "Some message" });
+ * });
  * ```
  */
 export function info(objs: EventSubjects, options: EventPostOptions): void {
@@ -92,8 +110,12 @@ export function info(objs: EventSubjects, options: EventPostOptions): void {
  * Kopf.
  *
  * @example
- * ```ts ignore
- * kopf.warn(body, { reason: "SomeReason", message: "Some message" });
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.on.update("kopfexamples", function check({ body, spec }) {
+ *   if (!spec.size) kopf.warn(body, { reason: "NoSize", message: "spec.size is not set." });
+ * });
  * ```
  */
 export function warn(objs: EventSubjects, options: EventPostOptions): void {
@@ -111,10 +133,16 @@ export function warn(objs: EventSubjects, options: EventPostOptions): void {
  * the error's class name, and its message is appended.
  *
  * @example
- * ```ts ignore
- * try { throw new Error("boom"); } catch (exc) {
- *   kopf.exception(body, { message: "Some exception:", exc });
- * }
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.on.create("kopfexamples", async function provision({ body }) {
+ *   try {
+ *     await Promise.reject(new Error("boom"));
+ *   } catch (exc) {
+ *     kopf.exception(body, { message: "Provisioning failed:", exc });
+ *   }
+ * });
  * ```
  */
 export function exception(

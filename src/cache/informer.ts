@@ -289,14 +289,21 @@ export class Informer<T extends KubeObject = KubeObject> {
  * gives the same informer.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { KubeClient } from "../kube/client.ts";
+ * import { Discovery } from "../kube/discovery.ts";
+ * import { parseSelector } from "../kube/selector.ts";
  * import { Informers } from "./informer.ts";
+ *
+ * const client = await KubeClient.connect();
+ * const [configMaps] = await new Discovery(client).resolve(parseSelector("v1", "configmaps"));
  * const informers = new Informers(client);
  * const informer = informers.get(configMaps, { namespace: "default" });
  * const subscription = informer.subscribe((event) => console.log(event.type));
  * await informer.waitForSync();
  * console.log(informer.store.size, "config maps");
  * subscription.unsubscribe(); // the last one: the watch stops
+ * client.close();
  * ```
  */
 export class Informers {

@@ -188,7 +188,7 @@ function sameServer(a: string, b: string): boolean {
  * nothing, a cluster other than the granted one), 1 when the operator fails. Never throws.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { runOperator } from "./child.ts";
  * const code = await runOperator({
  *   imports: [new URL("./handlers.ts", import.meta.url).href],

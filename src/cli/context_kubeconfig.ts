@@ -88,7 +88,7 @@ function inline(
  * names cannot be read, or the result is too large for the environment.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { resolveApiTarget } from "./api_target.ts";
  * import { contextKubeconfig } from "./context_kubeconfig.ts";
  * const handoff = contextKubeconfig(resolveApiTarget({ kubeconfig: "/home/me/.kube/config" }));

@@ -28,7 +28,7 @@ export interface EmbeddedInfo {
  * Parses `args` as an operator's options and runs it; returns the exit code (2 for bad input).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { embeddedMain } from "./embedded.ts";
  * const info = { name: "my-operator", labels: ["handlers.ts"] };
  * Deno.exit(await embeddedMain(Deno.args, info, [() => import("./handlers.ts")]));

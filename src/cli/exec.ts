@@ -164,7 +164,7 @@ function readErrno(opened: OpenedLibc, os: typeof Deno.build.os): string {
  * stdout or stderr before must have been written synchronously, or it is lost.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { replaceProcess } from "./exec.ts";
  * const failure = replaceProcess(Deno.execPath(), ["run", "operator.ts"]);
  * // Still here: run it as a child process instead.

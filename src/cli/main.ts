@@ -16,7 +16,16 @@ import {
   type RawOperatorFlags,
 } from "./options.ts";
 
-/** The version of Kopf for Deno, from `deno.json`. */
+/**
+ * The version of Kopf for Deno, from `deno.json`.
+ *
+ * @example
+ * ```ts
+ * import { VERSION } from "@kopf/kopf/cli";
+ *
+ * console.log(`Kopf for Deno ${VERSION}`);
+ * ```
+ */
 export const VERSION: string = denoJson.version;
 
 interface RunFlags extends RawOperatorFlags {
@@ -261,9 +270,12 @@ function program(result: { code?: number }, options: MainOptions): Command {
  * Options of {@linkcode main}.
  *
  * @example
- * ```ts ignore
- * import { main } from "./main.ts";
- * if (import.meta.main) Deno.exit(await main(Deno.args, { exec: true }));
+ * ```ts
+ * import { main, type MainOptions } from "@kopf/kopf/cli";
+ *
+ * // A program that is the `kopf` command: `kopf run` then becomes the operator process.
+ * const options: MainOptions = { exec: true };
+ * if (import.meta.main) Deno.exit(await main(Deno.args, options));
  * ```
  */
 export interface MainOptions {
@@ -281,9 +293,11 @@ export interface MainOptions {
  * Bad input is reported as one line on stderr with exit code 2; it never throws.
  *
  * @example
- * ```ts ignore
- * import { main } from "./main.ts";
- * Deno.exit(await main(["run", "handlers.ts", "-n", "default"]));
+ * ```ts
+ * import { main } from "@kopf/kopf/cli";
+ *
+ * const code = await main(["run", "handlers.ts", "-n", "default"]); // returns when it stops
+ * Deno.exit(code);
  * ```
  */
 export async function main(args: string[], options: MainOptions = {}): Promise<number> {

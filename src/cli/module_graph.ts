@@ -156,7 +156,7 @@ async function infoOf(
  * operator process reports what is wrong with it (a syntax error, a missing import) as it imports.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { moduleGraph } from "./module_graph.ts";
  * const graph = await moduleGraph(["/app/handlers.ts"], {
  *   entry: new URL("./child.ts", import.meta.url).href,

@@ -23,7 +23,25 @@ import { execute, freshProgress, retryInfo } from "../actions/execution.ts";
 import { invoke } from "../actions/invocation.ts";
 import { literalLogger } from "../actions/loggers.ts";
 
-/** An activity failed: one or more of its handlers failed for good. */
+/**
+ * An activity failed: one or more of its handlers failed for good.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.on.startup(function connect() {
+ *   throw new kopf.PermanentError("No database.");
+ * });
+ * try {
+ *   await kopf.run({ namespaces: ["default"] });
+ * } catch (error) {
+ *   if (!(error instanceof kopf.ActivityError)) throw error;
+ *   const failed = [...error.errors.keys()].join(", ");
+ *   console.error(`${error.activity} failed: ${failed}`); // "startup failed: connect"
+ * }
+ * ```
+ */
 export class ActivityError extends Error {
   /** The activity. */
   readonly activity: Activity;
@@ -68,9 +86,19 @@ export interface ActivityOptions {
  * with {@linkcode ActivityError} if any failed for good, or with the signal's reason if stopped.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Registry } from "../registry/registry.ts";
+ * import { Settings } from "../settings/settings.ts";
+ * import { runActivity } from "./activities.ts";
+ *
+ * const registry = new Registry();
+ * registry.on.probe(function pod_count() {
+ *   return 3;
+ * });
+ * const settings = new Settings();
  * const results = await runActivity({ registry, activity: "probe", settings, memo: {} });
- * // { pod_count: 3 }
+ * assert.deepEqual(results, { pod_count: 3 });
  * ```
  */
 export async function runActivity(options: ActivityOptions): Promise<Record<string, unknown>> {

@@ -57,10 +57,16 @@ function normalizeKey(key: unknown): unknown {
  * handlers; iterate it, or use `size`, `includes()`, `toArray()`.
  *
  * @example
- * ```ts ignore
- * kopf.timer("kex", { interval: 5 }, ({ indices }) => {
- *   const byLabel = indices.by_label as kopf.Index<[string, string], string>;
- *   for (const name of byLabel.get(["app", "web"]) ?? []) console.log(name);
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.index("pods", function byApp({ labels, name }) {
+ *   return labels.app ? { [labels.app]: name } : null;
+ * });
+ * kopf.timer("kopfexamples", { interval: 60 }, function report({ spec, indices, logger }) {
+ *   const pods: kopf.Store<string> | undefined = (indices.byApp as kopf.Index<string, string>)
+ *     .get(String(spec.app));
+ *   logger.info(`${pods?.size ?? 0} pods: ${pods?.toArray().join(", ")}`);
  * });
  * ```
  */
@@ -115,9 +121,16 @@ export class Store<V = unknown> implements Iterable<V> {
  * One index: key → {@linkcode Store} of values from all objects. Read-only for handlers.
  *
  * @example
- * ```ts ignore
- * kopf.index("pods", ({ namespace, name, status }) => new Map([[[namespace, name], status.phase]]));
- * kopf.on.probe(({ indices }) => (indices.is_running as kopf.Index).size);
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.index("pods", function byPhase({ namespace, name, status }) {
+ *   return { [String(status.phase)]: `${namespace}/${name}` };
+ * });
+ * kopf.on.probe(function runningPods({ indices }) {
+ *   const byPhase = indices.byPhase as kopf.Index<string, string>;
+ *   return byPhase.get("Running")?.size ?? 0;
+ * });
  * ```
  */
 export class Index<K = unknown, V = unknown> implements Iterable<[K, Store<V>]> {
@@ -265,11 +278,26 @@ interface Attachment {
  * The operator's indexes, maintained from the informers of the resources with index handlers.
  *
  * @example
- * ```ts ignore
- * const indexes = new OperatorIndexes({ registry, settings, memo });
- * indexes.attach(pods, informers.get(pods));
- * await indexes.waitReady(signal); // before other handlers run
+ * ```ts
+ * import { Informers } from "../cache/informer.ts";
+ * import { KubeClient } from "../kube/client.ts";
+ * import { Discovery } from "../kube/discovery.ts";
+ * import { parseSelector } from "../kube/selector.ts";
+ * import { Registry } from "../registry/registry.ts";
+ * import { Settings } from "../settings/settings.ts";
+ * import { OperatorIndexes } from "./indexes.ts";
+ *
+ * const registry = new Registry();
+ * registry.index("pods", function by_label({ labels }) {
+ *   return labels;
+ * });
+ * const client = await KubeClient.connect();
+ * const [pods] = await new Discovery(client).resolve(parseSelector("v1", "pods"));
+ * const indexes = new OperatorIndexes({ registry, settings: new Settings(), memo: () => ({}) });
+ * indexes.attach(pods, new Informers(client).get(pods));
+ * await indexes.waitReady(AbortSignal.timeout(60_000)); // before other handlers run
  * indexes.indices.by_label; // an Index
+ * client.close();
  * ```
  */
 export class OperatorIndexes {

@@ -24,7 +24,23 @@ import { runActivity } from "./activities.ts";
 
 const logger = getLogger(["kopf", "activities", "login"]);
 
-/** What a `kopf.on.login` handler returns (Kopf's `ConnectionInfo`, camel-cased). */
+/**
+ * What a `kopf.on.login` handler returns (Kopf's `ConnectionInfo`, camel-cased).
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const fields: kopf.ConnectionInfoFields = {
+ *   server: "https://10.0.0.1:6443",
+ *   token: "s3cr3t",
+ *   insecure: true,
+ * };
+ * kopf.on.login(function staticToken() {
+ *   return fields; // a plain object is accepted as well as a ConnectionInfo
+ * });
+ * ```
+ */
 export interface ConnectionInfoFields {
   /** API server URL, e.g. `https://10.0.0.1:6443`. */
   server: string;
@@ -65,9 +81,12 @@ export interface ConnectionInfoFields {
  * is accepted too.
  *
  * @example
- * ```ts ignore
- * kopf.on.login(async () => {
- *   const token = await fetchTokenSomehow();
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.on.login(async function fromVault() {
+ *   const response = await fetch("https://vault.example.com/v1/k8s/token");
+ *   const { token } = await response.json() as { token: string };
  *   return new kopf.ConnectionInfo({
  *     server: "https://10.0.0.1:6443",
  *     caPath: "/etc/ca.pem",

@@ -107,11 +107,26 @@ export interface SpawningStats {
  * Runs the daemons and timers of all objects of the resources it is told the events of.
  *
  * @example
- * ```ts ignore
- * const spawning = new SpawningEngine({ registry, settings, client, memo, requeue });
+ * ```ts
+ * import { Informers } from "../cache/informer.ts";
+ * import { KubeClient } from "../kube/client.ts";
+ * import { Discovery } from "../kube/discovery.ts";
+ * import { parseSelector } from "../kube/selector.ts";
+ * import { Registry } from "../registry/registry.ts";
+ * import { Settings } from "../settings/settings.ts";
+ * import { SpawningEngine } from "./spawning.ts";
+ *
+ * const registry = new Registry();
+ * registry.timer("kopfexamples", { interval: 60 }, function tick() {});
+ * const client = await KubeClient.connect();
+ * const [resource] = await new Discovery(client).resolve(parseSelector("kopfexamples"));
+ * const settings = new Settings();
+ * const spawning = new SpawningEngine({ registry, settings, client, memo: () => ({}) });
+ * const informer = new Informers(client).get(resource);
  * informer.subscribe((event) => spawning.observe(resource, event));
  * // …
  * await spawning.stopAll({ graceTimeout: 5 }); // at operator exit
+ * client.close();
  * ```
  */
 export class SpawningEngine {

@@ -268,7 +268,7 @@ function isBlank(memo: object): boolean {
  * The memories of all objects, by the operator's object key.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const memories = new Memories({ shared: "value" });
  * const memory = memories.recall("kopfexamples.v1.kopf.dev/ns/name", "uid-1");
  * memory.memo.shared; // "value" (a shallow copy of the operator's memo)

@@ -15,15 +15,17 @@ import type { Memo } from "../registry/context.ts";
  *
  * @example
  * ```ts
- * import { copyMemo, MEMO_COPY } from "./memos.ts";
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
  * class Shared {
  *   connections = new Map<string, unknown>();
- *   [MEMO_COPY](): Shared {
+ *   [kopf.MEMO_COPY](): Shared {
  *     return this; // one memo for the operator and all objects
  *   }
  * }
  * const memo = new Shared();
- * copyMemo(memo) === memo; // true
+ * assert.equal(kopf.copyMemo(memo), memo);
  * ```
  */
 export const MEMO_COPY: unique symbol = Symbol.for("kopf.memo.copy");
@@ -31,6 +33,19 @@ export const MEMO_COPY: unique symbol = Symbol.for("kopf.memo.copy");
 /**
  * The per-object copy of a memo: the memo's own {@linkcode MEMO_COPY} method if it has one,
  * else a shallow copy keeping its prototype (so class instances stay instances).
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * class Counters {
+ *   created = 0;
+ * }
+ * const memo = new Counters();
+ * const copy = kopf.copyMemo(memo); // what each object's handlers get as `memo`
+ * assert.ok(copy instanceof Counters && copy !== memo);
+ * ```
  */
 export function copyMemo<M extends object = Memo>(memo: M): M {
   const custom = (memo as { [MEMO_COPY]?: () => M })[MEMO_COPY];

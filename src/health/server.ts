@@ -199,7 +199,7 @@ function json(status: number, body: unknown): Response {
  * Serve the health endpoint until closed.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const server = await serveHealth({
  *   endpoint: "http://127.0.0.1:8080/healthz",
  *   probes: () => Promise.resolve({ up: true }),

@@ -28,6 +28,21 @@ import { AsyncLocalStorage } from "node:async_hooks";
 
 /**
  * What these utilities read from an owner: any Kubernetes object as plain JSON fits.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * const owner: kopf.OwnerBody = {
+ *   apiVersion: "kopf.dev/v1",
+ *   kind: "KopfExample",
+ *   metadata: { name: "ex1", namespace: "default", uid: "1234" },
+ * };
+ * const child = {};
+ * kopf.adopt(child, owner);
+ * assert.deepEqual(kopf.buildOwnerReference(owner).uid, "1234");
+ * ```
  */
 export interface OwnerBody {
   /** Goes into the owner reference. */
@@ -46,10 +61,36 @@ export interface OwnerBody {
 /**
  * One Kubernetes object as plain JSON, or an array of them (nested arrays are flattened).
  * The objects are modified in place.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * const children: kopf.HierarchyObjects = [{ kind: "Pod" }, [{ kind: "Service" }]]; // nested too
+ * kopf.adjustNamespace(children, "team-a");
+ * assert.deepEqual(children, [
+ *   { kind: "Pod", metadata: { namespace: "team-a" } },
+ *   [{ kind: "Service", metadata: { namespace: "team-a" } }],
+ * ]);
+ * ```
  */
 export type HierarchyObjects = object | readonly object[];
 
-/** An entry of `metadata.ownerReferences`. */
+/**
+ * An entry of `metadata.ownerReferences`.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * const owner = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "cm", uid: "u1" } };
+ * const reference: kopf.OwnerReference = kopf.buildOwnerReference(owner, { controller: false });
+ * assert.equal(reference.controller, false);
+ * assert.equal(reference.blockOwnerDeletion, true);
+ * ```
+ */
 export interface OwnerReference {
   /** The owner's `apiVersion`. */
   apiVersion?: string;
@@ -65,7 +106,19 @@ export interface OwnerReference {
   blockOwnerDeletion?: boolean;
 }
 
-/** A reference to an object, as used by Events' `involvedObject`. */
+/**
+ * A reference to an object, as used by Events' `involvedObject`.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * const node = { apiVersion: "v1", kind: "Node", metadata: { name: "n1", uid: "u" } };
+ * const reference: kopf.ObjectReference = kopf.buildObjectReference(node);
+ * assert.equal(reference.namespace, undefined); // cluster-scoped
+ * ```
+ */
 export interface ObjectReference {
   /** The object's `apiVersion`. */
   apiVersion?: string;
@@ -79,7 +132,28 @@ export interface ObjectReference {
   namespace?: string;
 }
 
-/** Options of {@linkcode buildOwnerReference} and {@linkcode appendOwnerReference}. */
+/**
+ * Options of {@linkcode buildOwnerReference} and {@linkcode appendOwnerReference}.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * // An owner that is not the child's controller and does not hold its own deletion.
+ * const options: kopf.OwnerReferenceOptions = { controller: false, blockOwnerDeletion: null };
+ * const owner = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "cm", uid: "u1" } };
+ * const child = {};
+ * kopf.appendOwnerReference(child, owner, options);
+ * assert.deepEqual(child, {
+ *   metadata: {
+ *     ownerReferences: [
+ *       { controller: false, apiVersion: "v1", kind: "ConfigMap", name: "cm", uid: "u1" },
+ *     ],
+ *   },
+ * });
+ * ```
+ */
 export interface OwnerReferenceOptions {
   /** Mark the owner as the managing controller. Default: true; `null` omits the field. */
   controller?: boolean | null;
@@ -112,11 +186,22 @@ export const currentBody: AsyncLocalStorage<OwnerBody> = new AsyncLocalStorage<O
  *
  * @example
  * ```ts
- * import { buildOwnerReference } from "./hierarchies.ts";
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
  *
- * buildOwnerReference({ apiVersion: "v1", kind: "Pod", metadata: { name: "p", uid: "u" } });
- * // { controller: true, blockOwnerDeletion: true, apiVersion: "v1", kind: "Pod",
- * //   name: "p", uid: "u" }
+ * const reference = kopf.buildOwnerReference({
+ *   apiVersion: "v1",
+ *   kind: "Pod",
+ *   metadata: { name: "p", uid: "u" },
+ * });
+ * assert.deepEqual(reference, {
+ *   controller: true,
+ *   blockOwnerDeletion: true,
+ *   apiVersion: "v1",
+ *   kind: "Pod",
+ *   name: "p",
+ *   uid: "u",
+ * });
  * ```
  */
 export function buildOwnerReference(
@@ -140,10 +225,16 @@ export function buildOwnerReference(
  *
  * @example
  * ```ts
- * import { buildObjectReference } from "./hierarchies.ts";
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
  *
- * buildObjectReference({ apiVersion: "v1", kind: "Node", metadata: { name: "n1", uid: "u" } });
- * // { apiVersion: "v1", kind: "Node", name: "n1", uid: "u" }
+ * const node = { apiVersion: "v1", kind: "Node", metadata: { name: "n1", uid: "u" } };
+ * assert.deepEqual(kopf.buildObjectReference(node), {
+ *   apiVersion: "v1",
+ *   kind: "Node",
+ *   name: "n1",
+ *   uid: "u",
+ * });
  * ```
  */
 export function buildObjectReference(body: OwnerBody): ObjectReference {
@@ -162,13 +253,25 @@ export function buildObjectReference(body: OwnerBody): ObjectReference {
  *
  * @example
  * ```ts
- * import { appendOwnerReference } from "./hierarchies.ts";
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
  *
  * const owner = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "cm", uid: "u1" } };
  * const child = { metadata: { name: "child" } };
- * appendOwnerReference(child, owner, { controller: false });
- * // child.metadata.ownerReferences:
- * //   [{ controller: false, blockOwnerDeletion: true, apiVersion: "v1", kind: "ConfigMap", … }]
+ * kopf.appendOwnerReference(child, owner, { controller: false });
+ * assert.deepEqual(child.metadata, {
+ *   name: "child",
+ *   ownerReferences: [
+ *     {
+ *       controller: false,
+ *       blockOwnerDeletion: true,
+ *       apiVersion: "v1",
+ *       kind: "ConfigMap",
+ *       name: "cm",
+ *       uid: "u1",
+ *     },
+ *   ],
+ * });
  * ```
  */
 export function appendOwnerReference(
@@ -189,12 +292,13 @@ export function appendOwnerReference(
  *
  * @example
  * ```ts
- * import { removeOwnerReference } from "./hierarchies.ts";
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
  *
  * const owner = { metadata: { uid: "u1" } };
  * const child = { metadata: { ownerReferences: [{ uid: "u1" }, { uid: "u2" }] } };
- * removeOwnerReference(child, owner);
- * // child.metadata.ownerReferences: [{ uid: "u2" }]
+ * kopf.removeOwnerReference(child, owner);
+ * assert.deepEqual(child.metadata.ownerReferences, [{ uid: "u2" }]);
  * ```
  */
 export function removeOwnerReference(objs: HierarchyObjects, owner?: OwnerBody): void {
@@ -207,7 +311,20 @@ export function removeOwnerReference(objs: HierarchyObjects, owner?: OwnerBody):
   }
 }
 
-/** Options of {@linkcode label}. */
+/**
+ * Options of {@linkcode label}.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * const options: kopf.LabelOptions = { forced: true, nested: ["spec.template"] };
+ * const deployment = { metadata: { labels: { app: "mine" } }, spec: { template: {} } };
+ * kopf.label(deployment, { app: "demo" }, options);
+ * assert.deepEqual(deployment.metadata.labels, { app: "demo" });
+ * ```
+ */
 export interface LabelOptions {
   /** Overwrite labels the objects already have. */
   forced?: boolean;
@@ -215,7 +332,25 @@ export interface LabelOptions {
   nested?: NestedFields;
 }
 
-/** Field paths, dotted (`"spec.template"`) or as arrays of keys. */
+/**
+ * Field paths, dotted (`"spec.template"`) or as arrays of keys.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * // Label a CronJob's jobs and their pods too.
+ * const nested: kopf.NestedFields = [
+ *   "spec.jobTemplate",
+ *   ["spec", "jobTemplate", "spec", "template"],
+ * ];
+ * const cronJob = { spec: { jobTemplate: { spec: { template: {} } } } };
+ * kopf.label(cronJob, { app: "demo" }, { nested });
+ * const template = cronJob.spec.jobTemplate.spec.template;
+ * assert.deepEqual(template, { metadata: { labels: { app: "demo" } } });
+ * ```
+ */
 export type NestedFields = string | readonly (string | readonly string[])[];
 
 /**
@@ -226,12 +361,15 @@ export type NestedFields = string | readonly (string | readonly string[])[];
  *
  * @example
  * ```ts
- * import { label } from "./hierarchies.ts";
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
  *
  * const deployment = { metadata: { labels: { app: "mine" } }, spec: { template: {} } };
- * label(deployment, { app: "demo", tier: "web" }, { nested: "spec.template" });
- * // deployment.metadata.labels: { app: "mine", tier: "web" }
- * // deployment.spec.template.metadata.labels: { app: "demo", tier: "web" }
+ * kopf.label(deployment, { app: "demo", tier: "web" }, { nested: "spec.template" });
+ * assert.deepEqual(deployment, {
+ *   metadata: { labels: { app: "mine", tier: "web" } }, // kept its own `app`
+ *   spec: { template: { metadata: { labels: { app: "demo", tier: "web" } } } },
+ * });
  * ```
  */
 export function label(
@@ -248,7 +386,20 @@ export function label(
   }
 }
 
-/** Options of {@linkcode harmonizeNaming}. */
+/**
+ * Options of {@linkcode harmonizeNaming}.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * const options: kopf.NamingOptions = { strict: true }; // exactly the owner's name
+ * const service = {};
+ * kopf.harmonizeNaming(service, "ex1", options);
+ * assert.deepEqual(service, { metadata: { name: "ex1" } });
+ * ```
+ */
 export interface NamingOptions {
   /** Rename objects that already have a `name` or `generateName`. */
   forced?: boolean;
@@ -265,13 +416,14 @@ export interface NamingOptions {
  *
  * @example
  * ```ts
- * import { harmonizeNaming } from "./hierarchies.ts";
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
  *
  * const child = {};
- * harmonizeNaming(child, "parent");
- * // child.metadata: { generateName: "parent-" }
- * harmonizeNaming(child, "parent", { forced: true, strict: true });
- * // child.metadata: { name: "parent" }
+ * kopf.harmonizeNaming(child, "parent");
+ * assert.deepEqual(child, { metadata: { generateName: "parent-" } });
+ * kopf.harmonizeNaming(child, "parent", { forced: true, strict: true });
+ * assert.deepEqual(child, { metadata: { name: "parent" } });
  * ```
  */
 export function harmonizeNaming(
@@ -298,7 +450,20 @@ export function harmonizeNaming(
   }
 }
 
-/** Options of {@linkcode adjustNamespace}. */
+/**
+ * Options of {@linkcode adjustNamespace}.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * const options: kopf.NamespaceOptions = { forced: true };
+ * const child = { metadata: { namespace: "elsewhere" } };
+ * kopf.adjustNamespace(child, "team-a", options);
+ * assert.equal(child.metadata.namespace, "team-a");
+ * ```
+ */
 export interface NamespaceOptions {
   /** Overwrite the namespace the objects already have. */
   forced?: boolean;
@@ -311,11 +476,12 @@ export interface NamespaceOptions {
  *
  * @example
  * ```ts
- * import { adjustNamespace } from "./hierarchies.ts";
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
  *
  * const child = { metadata: { name: "c" } };
- * adjustNamespace(child, "team-a");
- * // child.metadata: { name: "c", namespace: "team-a" }
+ * kopf.adjustNamespace(child, "team-a");
+ * assert.deepEqual(child.metadata, { name: "c", namespace: "team-a" });
  * ```
  */
 export function adjustNamespace(
@@ -335,7 +501,21 @@ export function adjustNamespace(
   }
 }
 
-/** Options of {@linkcode adopt}. */
+/**
+ * Options of {@linkcode adopt}.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * const options: kopf.AdoptOptions = { strict: true, nested: "spec.template" };
+ * const owner = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "cm", uid: "u1" } };
+ * const deployment = { spec: { template: {} } };
+ * kopf.adopt(deployment, owner, options);
+ * assert.equal((deployment as { metadata?: { name?: string } }).metadata?.name, "cm");
+ * ```
+ */
 export interface AdoptOptions {
   /** Overwrite the name, namespace and labels the children already have. */
   forced?: boolean;
@@ -351,7 +531,8 @@ export interface AdoptOptions {
  *
  * @example
  * ```ts
- * import { adopt } from "./hierarchies.ts";
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
  *
  * const owner = {
  *   apiVersion: "kopf.dev/v1",
@@ -359,10 +540,23 @@ export interface AdoptOptions {
  *   metadata: { name: "ex1", namespace: "default", uid: "1234", labels: { app: "demo" } },
  * };
  * const deployment = { spec: { template: { spec: { containers: [] } } } };
- * adopt(deployment, owner, { nested: "spec.template" });
- * // deployment.metadata: { ownerReferences: [...], generateName: "ex1-",
- * //                        namespace: "default", labels: { app: "demo" } }
- * // deployment.spec.template.metadata.labels: { app: "demo" }
+ * kopf.adopt(deployment, owner, { nested: "spec.template" });
+ * assert.deepEqual(deployment, {
+ *   metadata: {
+ *     ownerReferences: [kopf.buildOwnerReference(owner)],
+ *     generateName: "ex1-",
+ *     namespace: "default",
+ *     labels: { app: "demo" },
+ *   },
+ *   spec: { template: { metadata: { labels: { app: "demo" } }, spec: { containers: [] } } },
+ * });
+ *
+ * // In a handler, the owner is the object being handled:
+ * kopf.on.create("kopfexamples", function createPod() {
+ *   const pod = { apiVersion: "v1", kind: "Pod", spec: { containers: [] } };
+ *   kopf.adopt(pod);
+ *   // … create the pod with a Kubernetes client …
+ * });
  * ```
  */
 export function adopt(

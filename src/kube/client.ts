@@ -288,7 +288,7 @@ const READ_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
  * The Kubernetes API client.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { KubeClient } from "./client.ts";
  * import { Discovery } from "./discovery.ts";
  * import { parseSelector } from "./selector.ts";

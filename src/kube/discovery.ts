@@ -82,7 +82,7 @@ export const AGGREGATED_ACCEPT: string =
  * A cached view of the resources the API server serves.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { KubeClient } from "./client.ts";
  * import { Discovery } from "./discovery.ts";
  * import { parseSelector } from "./selector.ts";

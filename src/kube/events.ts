@@ -75,7 +75,24 @@ export interface EventPosterOptions {
   clock?: Clock;
 }
 
-/** The object an Event is about: any Kubernetes object as plain JSON fits. */
+/**
+ * The object an Event is about: any Kubernetes object as plain JSON fits.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * // Events about a child the operator created, not only about the object it handles.
+ * kopf.on.create("kopfexamples", function createChild({ name, namespace }) {
+ *   const child: kopf.EventSubject = {
+ *     apiVersion: "v1",
+ *     kind: "ConfigMap",
+ *     metadata: { name: `${name}-config`, namespace, uid: "uid-from-the-create-response" },
+ *   };
+ *   kopf.info(child, { reason: "Created", message: `Owned by ${name}.` });
+ * });
+ * ```
+ */
 export interface EventSubject {
   /** Goes into `involvedObject`; `v1` with kind `Event` is never reported about. */
   apiVersion?: string;
@@ -85,7 +102,20 @@ export interface EventSubject {
   metadata?: { name?: string; namespace?: string; uid?: string };
 }
 
-/** One object, or an array of them: one Event per object. */
+/**
+ * One object, or an array of them: one Event per object.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.on.delete("kopfexamples", function announce({ body, spec }) {
+ *   const children = (spec.children ?? []) as kopf.EventSubject[];
+ *   const subjects: kopf.EventSubjects = [body, ...children]; // one Event each
+ *   kopf.warn(subjects, { reason: "Deleting", message: "The owner is being deleted." });
+ * });
+ * ```
+ */
 export type EventSubjects = EventSubject | readonly EventSubject[];
 
 /** What an Event says. */

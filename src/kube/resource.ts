@@ -12,6 +12,16 @@
  *
  * Two resources are the same when group, version and plural are equal; compare them with
  * {@linkcode resourceKey}.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.on.event(kopf.EVERYTHING, function audit({ resource, type, name, logger }) {
+ *   const served: kopf.Resource = resource; // e.g. { group: "apps", plural: "deployments", … }
+ *   logger.info(`${type} ${served.plural}.${served.version}.${served.group}/${name}`);
+ * });
+ * ```
  */
 export interface Resource {
   /** API group, `""` for the core group (pods, configmaps, …). */
@@ -38,7 +48,21 @@ export interface Resource {
   readonly subresources: readonly string[];
 }
 
-/** Standard object metadata (the fields the framework reads; everything else passes through). */
+/**
+ * Standard object metadata (the fields the framework reads; everything else passes through).
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * function isBeingDeleted(meta: kopf.ObjectMeta): boolean {
+ *   return meta.deletionTimestamp !== undefined;
+ * }
+ * kopf.daemon("kopfexamples", async function watcher({ meta, stopped }) {
+ *   if (!isBeingDeleted(meta)) await stopped.wait();
+ * });
+ * ```
+ */
 export interface ObjectMeta {
   /** Object name, unique per namespace and resource. */
   name?: string;
@@ -79,7 +103,24 @@ export interface ObjectMeta {
   [key: string]: unknown;
 }
 
-/** A Kubernetes object as plain JSON. */
+/**
+ * A Kubernetes object as plain JSON.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * const configMap: kopf.KubeObject = {
+ *   apiVersion: "v1",
+ *   kind: "ConfigMap",
+ *   metadata: { name: "settings" },
+ *   data: { level: "debug" },
+ * };
+ * kopf.adjustNamespace(configMap, "default");
+ * assert.equal(configMap.metadata?.namespace, "default");
+ * ```
+ */
 export interface KubeObject {
   /** `group/version`, or `v1` for core objects. */
   apiVersion?: string;

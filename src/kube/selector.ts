@@ -32,17 +32,48 @@ const logger = getLogger(["kopf", "discovery"]);
  *
  * @example
  * ```ts
- * import { EVERYTHING, parseSelector } from "./selector.ts";
- * const all = parseSelector(EVERYTHING);
- * const allOfAGroup = parseSelector("kopf.dev", EVERYTHING);
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.on.event(kopf.EVERYTHING, function anyEvent({ resource, name }) {
+ *   console.log(resource.plural, name);
+ * });
+ * kopf.on.event("kopf.dev", kopf.EVERYTHING, function kopfEvent({ resource, name }) {
+ *   console.log(resource.plural, name);
+ * });
  * ```
  */
 export const EVERYTHING: unique symbol = Symbol.for("kopf.EVERYTHING");
 
-/** A predicate selecting resources programmatically. */
+/**
+ * A predicate selecting resources programmatically.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * // Every resource of our group that has a status subresource.
+ * const withStatus: kopf.ResourcePredicate = (resource) =>
+ *   resource.group === "example.com" && resource.subresources.includes("status");
+ * kopf.on.event(withStatus, function anyEvent({ resource, name }) {
+ *   console.log(resource.plural, name);
+ * });
+ * ```
+ */
 export type ResourcePredicate = (resource: Resource) => boolean;
 
-/** The keyword form of a selector, like Kopf's keyword arguments. */
+/**
+ * The keyword form of a selector, like Kopf's keyword arguments.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const deployments: kopf.SelectorSpec = { group: "apps", kind: "Deployment" };
+ * kopf.on.update({ ...deployments, field: "spec.replicas" }, function scaled({ old, new: value }) {
+ *   console.log(`scaled from ${old} to ${value}`);
+ * });
+ * ```
+ */
 export interface SelectorSpec {
   /** API group (`""` for core). */
   group?: string;
@@ -60,7 +91,21 @@ export interface SelectorSpec {
   category?: string;
 }
 
-/** One positional selector argument. */
+/**
+ * One positional selector argument.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const selectors: kopf.SelectorArg[] = [
+ *   "kopfexamples", // any name: plural, kind, singular or short name
+ *   "kopfexamples.v1.kopf.dev", // kubectl style
+ *   (resource) => resource.group === "kopf.dev", // a predicate
+ * ];
+ * for (const selector of selectors) kopf.on.event(selector, function anyEvent() {});
+ * ```
+ */
 export type SelectorArg = string | typeof EVERYTHING | ResourcePredicate;
 
 // "name.v1", "name.v1beta2.group.tld": a conventional version right after the first dot.

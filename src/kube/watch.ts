@@ -227,13 +227,20 @@ export interface ListWatch<T extends KubeObject = KubeObject> extends AsyncItera
  * Only one iteration may run per returned object.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { KubeClient } from "./client.ts";
+ * import { Discovery } from "./discovery.ts";
+ * import { parseSelector } from "./selector.ts";
  * import { listAndWatch } from "./watch.ts";
+ *
+ * const client = await KubeClient.connect();
+ * const [configMaps] = await new Discovery(client).resolve(parseSelector("v1", "configmaps"));
  * const controller = new AbortController();
- * const watch = listAndWatch(client, configMaps, { namespace: "default", signal: controller.signal });
+ * const { signal } = controller;
+ * const watch = listAndWatch(client, configMaps, { namespace: "default", signal });
  * for await (const event of watch) {
  *   if (event.type === "SYNCED") console.log("all objects seen");
- *   else console.log(event.type, event.object.metadata?.name);
+ *   else if (event.type !== "MISSING") console.log(event.type, event.object.metadata?.name);
  * }
  * ```
  */

@@ -16,9 +16,16 @@ import type { Settings } from "../settings/settings.ts";
  * other engine and handler sees them filled.
  *
  * @example
- * ```ts ignore
- * const engines = backgroundEngines({ registry, memo: {}, liveness: "http://127.0.0.1:8080/healthz" }, settings);
- * await kopf.run({ registry, settings, engines });
+ * ```ts
+ * import { Registry } from "../registry/registry.ts";
+ * import { Settings } from "../settings/settings.ts";
+ * import { backgroundEngines } from "./engines.ts";
+ *
+ * const registry = new Registry();
+ * registry.timer("kopfexamples", { interval: 60 }, function tick() {});
+ * const liveness = "http://127.0.0.1:8080/healthz";
+ * const engines = backgroundEngines({ registry, memo: {}, liveness }, new Settings());
+ * // engines: the daemons/timers engine and the health endpoint, for the operator to start
  * ```
  */
 export function backgroundEngines(

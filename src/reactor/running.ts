@@ -35,7 +35,21 @@ import { armUltimateExit, handleSignals } from "./shutdown.ts";
 
 const logger = getLogger(["kopf", "operator"]);
 
-/** Options of {@linkcode run}. */
+/**
+ * Options of {@linkcode run}.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const options: kopf.RunOptions = {
+ *   namespaces: ["team-*", "!team-test"],
+ *   liveness: "http://0.0.0.0:8080/healthz",
+ *   signal: AbortSignal.timeout(3_600_000), // stop after an hour
+ * };
+ * await kopf.run(options);
+ * ```
+ */
 export interface RunOptions {
   /**
    * Namespace patterns to serve (Kopf's globs with `!` negation, or RegExps). Neither this nor
@@ -346,15 +360,16 @@ class Operator {
  * finished (or aborted after `settings.process.drainTimeout`), events flushed.
  *
  * @example
- * ```ts ignore
- * import * as kopf from "jsr:@kopf/kopf";
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
  *
- * kopf.on.create("kopfexamples", ({ name, logger }) => {
+ * kopf.on.create("kopfexamples", function createFn({ name, logger }) {
  *   logger.info(`Created ${name}`);
  *   return { message: "hello" };
  * });
  *
  * const controller = new AbortController();
+ * Deno.addSignalListener("SIGTERM", () => controller.abort());
  * await kopf.run({ namespaces: ["default"], signal: controller.signal });
  * ```
  */

@@ -32,7 +32,10 @@ export interface SignalOptions {
  * that removes the listeners.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import { handleSignals } from "./shutdown.ts";
+ *
  * const controller = new AbortController();
  * using _signals = handleSignals(() => controller.abort());
  * await kopf.run({ signal: controller.signal });
@@ -83,10 +86,14 @@ export interface UltimateExitOptions {
  * to call when the stop has finished. The timer is unref'd: it never keeps the process alive.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Settings } from "../settings/settings.ts";
+ * import { armUltimateExit } from "./shutdown.ts";
+ *
+ * const settings = new Settings();
  * const ultimate = armUltimateExit(settings.process.ultimateExitingTimeout);
  * try {
- *   await stopEverything();
+ *   await Promise.resolve(); // stop everything gracefully
  * } finally {
  *   ultimate.dispose();
  * }

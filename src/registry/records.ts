@@ -10,7 +10,19 @@ import type { FieldPath } from "../storage/fields.ts";
 import type { Activity } from "./context.ts";
 import type { MetaFilter, ValueFilter } from "./filters.ts";
 
-/** How arbitrary errors (neither temporary nor permanent) of a handler are treated. */
+/**
+ * How arbitrary errors (neither temporary nor permanent) of a handler are treated.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const errors: kopf.ErrorsMode = "permanent"; // the first failure is the last one
+ * kopf.on.create("kopfexamples", { errors }, function createFn() {
+ *   throw new Error("Not retried.");
+ * });
+ * ```
+ */
 export type ErrorsMode = "temporary" | "permanent" | "ignored";
 
 /**

@@ -30,10 +30,35 @@ import type {
 } from "./context.ts";
 import type { HandlerRecord } from "./records.ts";
 
-/** Group/version/name positional arguments. */
+/**
+ * Group/version/name positional arguments.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const group: kopf.SelectorName = "kopf.dev/v1";
+ * const plural: kopf.SelectorName = "kopfexamples";
+ * kopf.on.create(group, plural, function createFn() {});
+ * kopf.on.event(kopf.EVERYTHING, function eventFn({ type, name }) {
+ *   console.log(type, name);
+ * });
+ * ```
+ */
 export type SelectorName = string | typeof EVERYTHING;
 
-/** Per registration kind: its options and its handler type. */
+/**
+ * Per registration kind: its options and its handler type.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * type CreateFn = kopf.RegistrationKinds<{ size: number }, kopf.AnyFields, unknown>["create"][1];
+ * const createFn: CreateFn = ({ spec }) => ({ size: spec.size }); // spec is { size: number }
+ * kopf.on.create<{ size: number }>("kopfexamples", createFn);
+ * ```
+ */
 export interface RegistrationKinds<S, St, V> {
   /** `on.resume`. */
   resume: [ResumeOptions<S, St>, ChangingFn<S, St, V>];
@@ -55,16 +80,51 @@ export interface RegistrationKinds<S, St, V> {
   index: [IndexOptions<S, St>, IndexFn<S, St>];
 }
 
-/** A registration kind. */
+/**
+ * A registration kind.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * // Every resource registration but the activities: kopf.on.*, kopf.daemon/timer/index.
+ * const changing: kopf.RegistrationKind[] = ["resume", "create", "update", "delete", "field"];
+ * const background: kopf.RegistrationKind[] = ["daemon", "timer", "index"];
+ * ```
+ */
 export type RegistrationKind = keyof RegistrationKinds<unknown, unknown, unknown>;
 
-/** The options type of a registration kind. */
+/**
+ * The options type of a registration kind.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const options: kopf.RegistrationOptions<"timer", kopf.AnyFields, kopf.AnyFields, unknown> = {
+ *   interval: 30,
+ *   idle: 10,
+ * };
+ * kopf.timer("kopfexamples", options, function timerFn() {});
+ * ```
+ */
 export type RegistrationOptions<K extends RegistrationKind, S, St, V> = RegistrationKinds<
   S,
   St,
   V
 >[K][0];
-/** The handler type of a registration kind. */
+/**
+ * The handler type of a registration kind.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const heartbeat: kopf.RegistrationHandler<"timer", kopf.AnyFields, kopf.AnyFields, unknown> =
+ *   ({ name }) => ({ alive: name });
+ * kopf.timer("kopfexamples", { interval: 30 }, heartbeat);
+ * ```
+ */
 export type RegistrationHandler<K extends RegistrationKind, S, St, V> = RegistrationKinds<
   S,
   St,
@@ -76,6 +136,20 @@ export type RegistrationHandler<K extends RegistrationKind, S, St, V> = Registra
  * (which may also carry the selector as `{ group, version, kind, plural, … }`), then the
  * handler, which is returned. `S`/`St` type the object's spec and status; `V` the field's old
  * and new values of field handlers.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * // A registration function, passed around: the handler's type follows the kind.
+ * function logged(register: kopf.Registrar<"create">, plural: string): void {
+ *   register(plural, function logCreation({ name, logger }) {
+ *     logger.info(`Created ${name}`);
+ *   });
+ * }
+ * logged(kopf.on.create, "kopfexamples");
+ * logged(new kopf.Registry().on.create, "configmaps");
+ * ```
  */
 export interface Registrar<K extends RegistrationKind> {
   /** `(selector, handler)`. */
@@ -124,7 +198,21 @@ export interface Registrar<K extends RegistrationKind> {
   ): RegistrationHandler<K, S, St, V>;
 }
 
-/** An activity registration function: optional options, then the handler, which is returned. */
+/**
+ * An activity registration function: optional options, then the handler, which is returned.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const both: kopf.ActivityRegistrar[] = [kopf.on.startup, kopf.on.cleanup];
+ * for (const register of both) {
+ *   register(function announce({ activity, logger }) {
+ *     logger.info(`${activity} done`);
+ *   });
+ * }
+ * ```
+ */
 export interface ActivityRegistrar {
   /** `(handler)`. */
   (fn: ActivityFn): ActivityFn;
@@ -132,7 +220,22 @@ export interface ActivityRegistrar {
   (options: ActivityOptions, fn: ActivityFn): ActivityFn;
 }
 
-/** The `kopf.on` namespace. */
+/**
+ * The `kopf.on` namespace.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * // The global `kopf.on` and a registry's own `on` are both an OnApi.
+ * const registry = new kopf.Registry();
+ * for (const on of [kopf.on, registry.on] as kopf.OnApi[]) {
+ *   on.create("kopfexamples", function createFn({ name }) {
+ *     console.log(`Created ${name}`);
+ *   });
+ * }
+ * ```
+ */
 export interface OnApi {
   /** Register a startup activity (runs before watching starts; retried until it succeeds). */
   startup: ActivityRegistrar;
@@ -156,7 +259,18 @@ export interface OnApi {
   event: Registrar<"event">;
 }
 
-/** The registration functions, bound to a registry. */
+/**
+ * The registration functions, bound to a registry.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const registry = new kopf.Registry();
+ * const { daemon, timer, index }: Pick<kopf.Registrars, "daemon" | "timer" | "index"> = registry;
+ * timer("kopfexamples", { interval: 60 }, function tick() {});
+ * ```
+ */
 export interface Registrars {
   /** `kopf.on.*`. */
   on: OnApi;

@@ -64,13 +64,18 @@ const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
 /**
  * A registry of handlers. The global one is used by `kopf.on.*`; create your own to embed
  * several operators in one process and register into it with `registry.on.*` or the
- * `registry` option.
+ * `registry` option. Its other methods are the operator's own queries (tagged `@internal`).
  *
  * @example
  * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
  * const registry = new kopf.Registry();
- * registry.on.create("kopfexamples", ({ name, logger }) => logger.info(`Created ${name}`));
- * kopf.on.delete("kopfexamples", { registry }, () => {});
+ * registry.on.create("kopfexamples", function createFn({ name, logger }) {
+ *   logger.info(`Created ${name}`);
+ * });
+ * kopf.on.delete("kopfexamples", { registry }, function deleteFn() {});
+ * // Then run the operator with it: await kopf.run({ registry, namespaces: ["default"] });
  * ```
  */
 export class Registry {
@@ -102,7 +107,11 @@ export class Registry {
     return this.#registrars.index;
   }
 
-  /** Add a handler record (as built by the registration functions). */
+  /**
+   * Add a handler record (as built by the registration functions).
+   *
+   * @internal
+   */
   append(handler: HandlerRecord): void {
     if (!isObject(handler) || typeof handler.fn !== "function" || typeof handler.id !== "string") {
       throw new TypeError("Registry.append() takes handler records built by kopf.on.*");
@@ -110,12 +119,20 @@ export class Registry {
     this.#handlers.push(handler);
   }
 
-  /** All handlers, in registration order. */
+  /**
+   * All handlers, in registration order.
+   *
+   * @internal
+   */
   get handlers(): readonly HandlerRecord[] {
     return this.#handlers;
   }
 
-  /** Activity handlers of one activity. */
+  /**
+   * Activity handlers of one activity.
+   *
+   * @internal
+   */
   activityHandlers(activity: Activity): ActivityHandler[] {
     return deduplicated(
       this.#handlers.filter((h): h is ActivityHandler =>
@@ -124,14 +141,22 @@ export class Registry {
     );
   }
 
-  /** Resource handlers (of all kinds), optionally only those whose selector matches a resource. */
+  /**
+   * Resource handlers (of all kinds), optionally only those whose selector matches a resource.
+   *
+   * @internal
+   */
   resourceHandlers(resource?: Resource): ResourceHandler[] {
     return this.#handlers.filter((h): h is ResourceHandler =>
       h.kind !== "activity" && (resource === undefined || matchesResource(h, resource))
     );
   }
 
-  /** The distinct resource selectors: what discovery must resolve and the operator watch. */
+  /**
+   * The distinct resource selectors: what discovery must resolve and the operator watch.
+   *
+   * @internal
+   */
   selectors(): Selector[] {
     const seen = new Set<Selector>();
     for (const handler of this.resourceHandlers()) {
@@ -140,41 +165,69 @@ export class Registry {
     return [...seen];
   }
 
-  /** Whether any resource handler (optionally of one kind) serves the resource. */
+  /**
+   * Whether any resource handler (optionally of one kind) serves the resource.
+   *
+   * @internal
+   */
   hasHandlers(resource: Resource, kind?: ResourceHandler["kind"]): boolean {
     return this.resourceHandlers(resource).some((h) => kind === undefined || h.kind === kind);
   }
 
-  /** Whether the resource needs `patch` permission (changing handlers, daemons, timers). */
+  /**
+   * Whether the resource needs `patch` permission (changing handlers, daemons, timers).
+   *
+   * @internal
+   */
   needsPatching(resource: Resource): boolean {
     return this.resourceHandlers(resource).some((h) =>
       h.kind !== "watching" && h.kind !== "indexing"
     );
   }
 
-  /** All changing handlers of a resource (deduplicated): their progress records are ours. */
+  /**
+   * All changing handlers of a resource (deduplicated): their progress records are ours.
+   *
+   * @internal
+   */
   changingHandlers(resource: Resource): ChangingHandler[] {
     return deduplicated(
       this.resourceHandlers(resource).filter((h): h is ChangingHandler => h.kind === "changing"),
     );
   }
 
-  /** The changing handlers serving a cause. */
+  /**
+   * The changing handlers serving a cause.
+   *
+   * @internal
+   */
   selectChanging(cause: ChangingMatchCause): ChangingHandler[] {
     return selectChangingHandlers(this.changingHandlers(cause.resource), cause);
   }
 
-  /** The `on.event` handlers matching an event's object. */
+  /**
+   * The `on.event` handlers matching an event's object.
+   *
+   * @internal
+   */
   selectWatching(cause: MatchCause): WatchingHandler[] {
     return this.#select(cause, (h): h is WatchingHandler => h.kind === "watching");
   }
 
-  /** The index handlers matching an object. */
+  /**
+   * The index handlers matching an object.
+   *
+   * @internal
+   */
   selectIndexing(cause: MatchCause): IndexingHandler[] {
     return this.#select(cause, (h): h is IndexingHandler => h.kind === "indexing");
   }
 
-  /** The daemons and timers matching an object, except those stopped for good. */
+  /**
+   * The daemons and timers matching an object, except those stopped for good.
+   *
+   * @internal
+   */
   selectSpawning(
     cause: MatchCause,
     excluded: ReadonlySet<string> = new Set(),
@@ -196,6 +249,8 @@ export class Registry {
   /**
    * Whether any changing handler pre-matches the object (all filters but the field change).
    * Objects matching none are handled in stealth: no annotations, no logs.
+   *
+   * @internal
    */
   prematchesChanging(cause: MatchCause): boolean {
     const shared = memoized(cause);
@@ -206,6 +261,8 @@ export class Registry {
    * Whether the object needs our finalizer: a non-optional delete handler pre-matches it, or
    * a daemon/timer that asked for one matches it (Kopf adds one for every daemon and timer;
    * we only when they ask for cleanup time — see docs/settings.md).
+   *
+   * @internal
    */
   requiresFinalizer(cause: MatchCause, excludedSpawning: ReadonlySet<string> = new Set()): boolean {
     const shared = memoized(cause);
@@ -220,7 +277,11 @@ export class Registry {
     );
   }
 
-  /** Fields that handlers filter on, kept in the essence even if outside it (e.g. `status.phase`). */
+  /**
+   * Fields that handlers filter on, kept in the essence even if outside it (e.g. `status.phase`).
+   *
+   * @internal
+   */
   extraFields(resource: Resource): FieldPath[] {
     const seen = new Map<string, FieldPath>();
     for (const handler of this.resourceHandlers(resource)) {
@@ -238,6 +299,8 @@ export class Registry {
    *
    * Objects whose labels change so that they leave the selector arrive as DELETED events; the
    * caller must not mistake that for a deletion (our finalizer may still be on the object).
+   *
+   * @internal
    */
   labelSelector(resource: Resource): string | null {
     const handlers = this.resourceHandlers(resource);
@@ -272,13 +335,36 @@ const GLOBAL_KEY = Symbol.for("kopf.registry");
 /**
  * The global registry used by `kopf.on.*`. It lives on `globalThis`, so two copies of this
  * module (e.g. imported through different specifiers) still share it.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.on.create("kopfexamples", function createFn() {});
+ * const ids = kopf.defaultRegistry().handlers.map((handler) => handler.id); // [..., "createFn"]
+ * ```
  */
 export function defaultRegistry(): Registry {
   const holder = globalThis as { [GLOBAL_KEY]?: Registry };
   return holder[GLOBAL_KEY] ??= new Registry();
 }
 
-/** Replace the global registry (e.g. in tests); returns the previous one. */
+/**
+ * Replace the global registry (e.g. in tests); returns the previous one.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * // Register into a fresh registry, then restore the previous one.
+ * const previous = kopf.setDefaultRegistry(new kopf.Registry());
+ * try {
+ *   kopf.on.create("kopfexamples", function createFn() {});
+ * } finally {
+ *   kopf.setDefaultRegistry(previous);
+ * }
+ * ```
+ */
 export function setDefaultRegistry(registry: Registry): Registry {
   const previous = defaultRegistry();
   (globalThis as { [GLOBAL_KEY]?: Registry })[GLOBAL_KEY] = registry;
@@ -293,12 +379,17 @@ const globalRegistrars: Registrars = createRegistrars(() => defaultRegistry());
  *
  * @example
  * ```ts
- * kopf.on.create("kopfexamples", async ({ spec, name, logger }) => {
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.on.create("kopfexamples", async function createFn({ spec, name, logger }) {
  *   logger.info(`Created ${name} with spec ${JSON.stringify(spec)}`);
  *   return { message: "hello" }; // stored in status.<handler id>
  * });
- * kopf.on.update("kopf.dev/v1", "kopfexamples", { field: "spec.size" }, ({ old, new: value }) => {});
- * kopf.on.delete("kopfexamples", { optional: false }, async ({ name }) => {});
+ * const bySize = { field: "spec.size" };
+ * kopf.on.update("kopf.dev/v1", "kopfexamples", bySize, function updateFn({ old, new: value }) {
+ *   console.log(`spec.size: ${old} → ${value}`);
+ * });
+ * kopf.on.delete("kopfexamples", { optional: false }, async function deleteFn({ name }) {});
  * ```
  */
 export const on: OnApi = globalRegistrars.on;
@@ -308,7 +399,9 @@ export const on: OnApi = globalRegistrars.on;
  *
  * @example
  * ```ts
- * kopf.daemon("kopfexamples", { cancellationBackoff: 5 }, async ({ stopped, logger }) => {
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.daemon("kopfexamples", { cancellationBackoff: 5 }, async function monitor({ stopped }) {
  *   while (!stopped.isSet) await stopped.wait(10);
  * });
  * ```
@@ -320,7 +413,11 @@ export const daemon: Registrars["daemon"] = globalRegistrars.daemon;
  *
  * @example
  * ```ts
- * kopf.timer("kopfexamples", { interval: 60 }, ({ spec }) => ({ seen: spec }));
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.timer("kopfexamples", { interval: 60 }, function timerFn({ spec }) {
+ *   return { seen: spec };
+ * });
  * ```
  */
 export const timer: Registrars["timer"] = globalRegistrars.timer;
@@ -330,7 +427,11 @@ export const timer: Registrars["timer"] = globalRegistrars.timer;
  *
  * @example
  * ```ts
- * kopf.index("pods", ({ name, namespace, labels }) => ({ [labels.app ?? ""]: `${namespace}/${name}` }));
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.index("pods", function indexFn({ name, namespace, labels }) {
+ *   return { [labels.app]: `${namespace}/${name}` };
+ * });
  * ```
  */
 export const index: Registrars["index"] = globalRegistrars.index;

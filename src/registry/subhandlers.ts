@@ -110,7 +110,9 @@ function collector(api: string): Subhandlers {
  *
  * @example
  * ```ts
- * kopf.on.create("kopfexamples", ({ spec }) => {
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.on.create("kopfexamples", function createFn({ spec }) {
  *   for (const item of spec.items as string[]) {
  *     kopf.subhandler({ id: `item-${item}` }, ({ logger }) => logger.info(`Handling ${item}`));
  *   }
@@ -130,7 +132,9 @@ export function subhandler<S = Record<string, unknown>, St = Record<string, unkn
  *
  * @example
  * ```ts
- * kopf.on.create("kopfexamples", ({ spec }) => {
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.on.create("kopfexamples", function createFn({ spec }) {
  *   for (const item of spec.items as string[]) {
  *     kopf.register(({ logger }) => logger.info(item), { id: `item-${item}` });
  *   }
@@ -145,7 +149,19 @@ export function register<S = Record<string, unknown>, St = Record<string, unknow
   return fn;
 }
 
-/** What {@linkcode execute} runs. */
+/**
+ * What {@linkcode execute} runs.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const steps: kopf.ExecuteOptions = { fns: [function stepOne() {}, function stepTwo() {}] };
+ * kopf.on.create("kopfexamples", async function createFn() {
+ *   await kopf.execute(steps);
+ * });
+ * ```
+ */
 export interface ExecuteOptions<S = Record<string, unknown>, St = Record<string, unknown>> {
   /** Functions to run as sub-handlers: by id (`{ id: fn }`), or a list (ids from their names). */
   fns?: Record<string, ChangingFn<S, St>> | Iterable<ChangingFn<S, St>>;
@@ -166,8 +182,10 @@ export interface ExecuteOptions<S = Record<string, unknown>, St = Record<string,
  * the parent, before anything that must not be repeated.
  *
  * @example
- * ```ts ignore
- * kopf.on.create("kopfexamples", async ({ spec, logger }) => {
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.on.create("kopfexamples", async function createFn({ logger }) {
  *   await kopf.execute({
  *     fns: {
  *       "step-one": () => logger.info("one"),

@@ -7,16 +7,54 @@
  * i.e. at least one PATCH per handler); select it in `settings.execution.lifecycle` for exact
  * Kopf pacing.
  *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const settings = new kopf.Settings();
+ * settings.execution.lifecycle = kopf.lifecycles.asap; // one handler per cycle, as Kopf
+ * ```
+ *
  * @module
  */
 
-/** What lifecycles can look at besides the handlers (the current progress, per handler id). */
+/**
+ * What lifecycles can look at besides the handlers (the current progress, per handler id).
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * // The least retried handler first, all of them in one cycle.
+ * const patientFirst: kopf.Lifecycle = (handlers, context: kopf.LifecycleContext) =>
+ *   [...handlers].sort((a, b) => context.retries(a.id) - context.retries(b.id));
+ * const retries = (id: string) => (id === "a" ? 3 : 0);
+ * const order = patientFirst([{ id: "a" }, { id: "b" }], { retries });
+ * assert.deepEqual(order, [{ id: "b" }, { id: "a" }]);
+ * ```
+ */
 export interface LifecycleContext {
   /** Attempts made so far per handler id (0 if never attempted). */
   retries(id: string): number;
 }
 
-/** Picks the handlers to run now, in order, from the due ones (given in registration order). */
+/**
+ * Picks the handlers to run now, in order, from the due ones (given in registration order).
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * // At most two handlers per cycle, in registration order.
+ * const twoByTwo: kopf.Lifecycle = (handlers) => handlers.slice(0, 2);
+ * const settings = new kopf.Settings();
+ * settings.execution.lifecycle = twoByTwo;
+ * const due = [{ id: "a" }, { id: "b" }, { id: "c" }];
+ * assert.deepEqual(twoByTwo(due, { retries: () => 0 }), [{ id: "a" }, { id: "b" }]);
+ * ```
+ */
 export type Lifecycle = <H extends { readonly id: string }>(
   handlers: readonly H[],
   context: LifecycleContext,
@@ -27,7 +65,11 @@ export type Lifecycle = <H extends { readonly id: string }>(
  *
  * @example
  * ```ts
- * settings.execution.lifecycle = kopf.lifecycles.allAtOnce;
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.on.startup(function configure({ settings }) {
+ *   settings.execution.lifecycle = kopf.lifecycles.allAtOnce;
+ * });
  * ```
  */
 export function allAtOnce<H extends { readonly id: string }>(

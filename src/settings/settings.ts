@@ -48,11 +48,15 @@ function where(): string {
   return site ? ` (${site.file}:${site.line})` : "";
 }
 
+/** What peering settings mean today: every operator runs standalone, which may be said. */
+const STANDALONE = "peering.standalone";
+
 /** Why `value` cannot go to `group.key` that now holds `current`; `undefined` if it can. */
-function refusal(group: string, current: unknown, value: unknown): string | undefined {
+function refusal(group: string, key: string, current: unknown, value: unknown): string | undefined {
   const kind = (v: unknown) => v === null ? "null" : Array.isArray(v) ? "array" : typeof v;
   const [was, is] = [kind(current), kind(value)];
-  if (NOT_YET[group] && !Object.is(current, value)) return NOT_YET[group];
+  const standalone = `${group}.${key}` === STANDALONE && value === true;
+  if (NOT_YET[group] && !Object.is(current, value) && !standalone) return NOT_YET[group];
   // Numbers may be null (no limit) and arrays (a range); other primitives keep their type.
   if (was === "number" && !["number", "null", "array"].includes(is)) return `expects a number`;
   if (is === "number" && Number.isNaN(value)) return "expects a number, not NaN";
@@ -75,7 +79,7 @@ function guarded<T extends object>(target: T, group: string): T {
       const hint = instead ? `; use ${instead}` : `; known: ${Object.keys(obj).join(", ")}`;
       throw new SettingsError(`${path}${where()}: no such setting${hint}.`);
     }
-    const why = refusal(group, (obj as Record<string, unknown>)[key], value);
+    const why = refusal(group, key, (obj as Record<string, unknown>)[key], value);
     if (why) throw new SettingsError(`${path}${where()}: ${why}; got ${String(value)}.`);
   };
   return new Proxy(target, {
@@ -93,7 +97,18 @@ function guarded<T extends object>(target: T, group: string): T {
   });
 }
 
-/** Process-level behaviour. */
+/**
+ * Process-level behaviour.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const settings = new kopf.Settings();
+ * settings.process.drainTimeout = 10; // running handlers get 10 s when the operator stops
+ * settings.process.ultimateExitingTimeout = 60;
+ * ```
+ */
 export class ProcessSettings {
   /** Seconds after which a hung graceful exit is forced (`null`: never). */
   ultimateExitingTimeout: number | null = 600;
@@ -109,7 +124,18 @@ export class ProcessSettings {
   }
 }
 
-/** Kubernetes Events posted about objects. */
+/**
+ * Kubernetes Events posted about objects.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const settings = new kopf.Settings();
+ * settings.posting.level = "warning"; // kopf.info() posts nothing; kopf.warn() still does
+ * settings.posting.reportingInstance = "my-operator-0"; // e.g. the pod name
+ * ```
+ */
 export class PostingSettings {
   /** Post events at all (`kopf.event()`, `kopf.info()`, …). */
   enabled = true;
@@ -130,7 +156,18 @@ export class PostingSettings {
   }
 }
 
-/** Peering between operator instances (Kopf's peering objects). */
+/**
+ * Peering between operator instances (Kopf's peering objects). Not implemented yet: every
+ * operator runs standalone, and any other value than the current one is refused.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const settings = new kopf.Settings();
+ * settings.peering.standalone = true; // peering is not implemented: every operator is standalone
+ * ```
+ */
 export class PeeringSettings {
   /** The peering object's name. */
   name = "default";
@@ -153,7 +190,18 @@ export class PeeringSettings {
   }
 }
 
-/** List/watch behaviour. */
+/**
+ * List/watch behaviour.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const settings = new kopf.Settings();
+ * settings.watching.serverTimeout = [60, 120]; // shorter watch requests, spread over a minute
+ * settings.watching.chunkSize = 100; // smaller pages when (re)listing
+ * ```
+ */
 export class WatchingSettings {
   /**
    * `timeoutSeconds` asked from the server per watch request: a number, or `[min, max]` to
@@ -202,7 +250,17 @@ export class WatchingSettings {
   }
 }
 
-/** Per-object work queue. */
+/**
+ * Per-object work queue.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const settings = new kopf.Settings();
+ * settings.queueing.workerLimit = 20; // at most 20 objects handled at once
+ * ```
+ */
 export class QueueingSettings {
   /** Objects processed concurrently (`null`: unbounded, as Kopf's default — not recommended). */
   workerLimit: number | null = 100;
@@ -217,7 +275,17 @@ export class QueueingSettings {
   }
 }
 
-/** Discovery of resources and namespaces. */
+/**
+ * Discovery of resources and namespaces.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const settings = new kopf.Settings();
+ * settings.scanning.disabled = true; // no watching of CRDs and namespaces for changes
+ * ```
+ */
 export class ScanningSettings {
   /** Do not watch CRDs and namespaces for changes. */
   disabled = false;
@@ -228,7 +296,17 @@ export class ScanningSettings {
   }
 }
 
-/** Admission webhooks. */
+/**
+ * Admission webhooks. Not implemented yet: any other value than the current one is refused.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const settings = new kopf.Settings();
+ * settings.admission.managed = null; // no webhook configurations are managed
+ * ```
+ */
 export class AdmissionSettings {
   /** The webhook server or tunnel (an engine object; `null`: no webhooks served). */
   server: unknown = null;
@@ -241,7 +319,18 @@ export class AdmissionSettings {
   }
 }
 
-/** Handler execution. */
+/**
+ * Handler execution.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const settings = new kopf.Settings();
+ * settings.execution.defaultBackoff = 10; // retry failed handlers after 10 s, not 60 s
+ * settings.execution.lifecycle = kopf.lifecycles.asap; // Kopf's pacing: one handler per write
+ * ```
+ */
 export class ExecutionSettings {
   /** Seconds before retrying a handler after an arbitrary error. */
   defaultBackoff = 60;
@@ -281,7 +370,17 @@ export class ExecutionSettings {
   }
 }
 
-/** Daemons and timers. */
+/**
+ * Daemons and timers.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const settings = new kopf.Settings();
+ * settings.background.cancellationPolling = 5; // check stopping daemons every 5 s
+ * ```
+ */
 export class BackgroundSettings {
   /** Seconds between checks whether a stopping daemon has exited. */
   cancellationPolling = 60;
@@ -296,7 +395,19 @@ export class BackgroundSettings {
   }
 }
 
-/** API requests. */
+/**
+ * API requests.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const settings = new kopf.Settings();
+ * settings.networking.qps = 20; // start at 20 requests per second …
+ * settings.networking.maxQps = 20; // … and stay there
+ * settings.networking.maxInFlight = 8;
+ * ```
+ */
 export class NetworkingSettings {
   /** Whole-request timeout for non-watch requests, retries included, seconds. */
   requestTimeout: number | null = 300;
@@ -341,7 +452,23 @@ export class NetworkingSettings {
   }
 }
 
-/** Where and how state is kept on objects. */
+/**
+ * Where and how state is kept on objects.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const settings = new kopf.Settings();
+ * settings.persistence.finalizer = "my-op.example.com/finalizer";
+ * settings.persistence.progressStorage = new kopf.AnnotationsProgressStorage({
+ *   prefix: "my-op.example.com",
+ * });
+ * settings.persistence.diffbaseStorage = new kopf.AnnotationsDiffBaseStorage({
+ *   prefix: "my-op.example.com",
+ * });
+ * ```
+ */
 export class PersistenceSettings {
   /** Our finalizer. */
   finalizer: string = DEFAULT_FINALIZER;
@@ -377,11 +504,18 @@ export class PersistenceSettings {
  *
  * @example
  * ```ts
- * kopf.on.startup(({ settings }) => {
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.on.startup(function configure({ settings }) {
  *   settings.persistence.finalizer = "my-op.example.com/finalizer";
  *   settings.networking.qps = 20;
  *   settings.execution.lifecycle = kopf.lifecycles.asap;
  * });
+ *
+ * // Or, when embedding the operator:
+ * const settings = new kopf.Settings();
+ * settings.networking.qps = 20;
+ * const options: kopf.RunOptions = { settings, namespaces: ["default"] }; // for kopf.run()
  * ```
  */
 export class Settings {

@@ -14,12 +14,37 @@ import {
   resolveField,
 } from "./fields.ts";
 
-/** What happened to a field. */
+/**
+ * What happened to a field.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.on.update("kopfexamples", function logChanges({ diff, logger }) {
+ *   for (const { operation, field } of diff) {
+ *     const what: kopf.DiffOperation = operation; // "add", "change" or "remove"
+ *     logger.info(`${what}: ${field.join(".")}`);
+ *   }
+ * });
+ * ```
+ */
 export type DiffOperation = "add" | "change" | "remove";
 
 /**
  * One change: usable both as a tuple (`const [op, field, old, new_] = item`, like Kopf's) and
  * by name (`item.operation`, `item.field`, `item.old`, `item.new`).
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * const [item]: kopf.Diff = kopf.diff({ size: 1 }, { size: 2 });
+ * const [operation, field, old, value]: kopf.DiffItem = item; // as a tuple, like Kopf's
+ * assert.deepEqual([operation, field, old, value], ["change", ["size"], 1, 2]);
+ * assert.equal(item.new, 2); // or by name
+ * ```
  */
 export type DiffItem =
   & readonly [operation: DiffOperation, field: FieldPath, old: unknown, new: unknown]
@@ -34,7 +59,20 @@ export type DiffItem =
     readonly new: unknown;
   };
 
-/** A sequence of changes. */
+/**
+ * A sequence of changes.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * function summary(diff: kopf.Diff): string {
+ *   return diff.map(({ operation, field }) => `${operation} ${field.join(".")}`).join(", ");
+ * }
+ * assert.equal(summary(kopf.diff({ a: 1, b: 1 }, { a: 2, b: 1 })), "change a");
+ * ```
+ */
 export type Diff = readonly DiffItem[];
 
 /** Build a diff item. */
@@ -84,8 +122,14 @@ function* diffIter(a: unknown, b: unknown, path: string[]): Generator<DiffItem> 
  *
  * @example
  * ```ts
- * diff({ spec: { size: 1 } }, { spec: { size: 2 } });
- * // → [["change", ["spec", "size"], 1, 2]]
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * const changes = kopf.diff({ spec: { size: 1, zone: "a" } }, { spec: { size: 2 } });
+ * assert.deepEqual(changes.map((item) => [...item]), [
+ *   ["remove", ["spec", "zone"], "a", undefined],
+ *   ["change", ["spec", "size"], 1, 2],
+ * ]);
  * ```
  */
 export function diff(a: unknown, b: unknown): Diff {

@@ -30,7 +30,25 @@ import { removeAnnotations, removeEmptyStanzas } from "./progress.ts";
 
 const logger = getLogger(["kopf", "storage"]);
 
-/** An object's essence: the meaningful fields whose changes are worth reacting to. */
+/**
+ * An object's essence: the meaningful fields whose changes are worth reacting to.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * const storage = new kopf.AnnotationsDiffBaseStorage();
+ * const essence: kopf.BodyEssence = storage.build({
+ *   apiVersion: "kopf.dev/v1",
+ *   kind: "KopfExample",
+ *   metadata: { name: "ex1", uid: "1234", labels: { app: "demo" } },
+ *   spec: { size: 1 },
+ *   status: { phase: "Ready" },
+ * });
+ * assert.deepEqual(essence, { metadata: { labels: { app: "demo" } }, spec: { size: 1 } });
+ * ```
+ */
 export type BodyEssence = JsonObject;
 
 /** Kubernetes' limit on the total size of an object's annotations (keys + values, bytes). */
@@ -96,7 +114,22 @@ export function annotationsSize(body: RawBody, patch: JsonObject, extra: JsonObj
   return size;
 }
 
-/** Options of every diff-base storage. */
+/**
+ * Options of every diff-base storage.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * // An autoscaler owns spec.replicas: its changes are not ours to handle.
+ * const options: kopf.DiffBaseStorageOptions = { ignoredFields: ["spec.replicas"] };
+ * const storage = new kopf.AnnotationsDiffBaseStorage(options);
+ * assert.deepEqual(storage.build({ spec: { replicas: 3, image: "nginx" } }), {
+ *   spec: { image: "nginx" },
+ * });
+ * ```
+ */
 export interface DiffBaseStorageOptions {
   /** Fields never considered part of the essence (e.g. `spec.replicas` managed by an HPA). */
   ignoredFields?: Iterable<FieldSpec>;
@@ -104,6 +137,19 @@ export interface DiffBaseStorageOptions {
 
 /**
  * The interface of a diff-base storage (Kopf's `DiffBaseStorage`), with Kopf's essence rules.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * // Whether an object changed since it was last handled, whichever storage keeps the diff-base.
+ * function changed(storage: kopf.DiffBaseStorage, body: kopf.RawBody): boolean {
+ *   const last = storage.fetch(body);
+ *   return last === null || kopf.diff(last, storage.build(body)).length > 0;
+ * }
+ * assert.equal(changed(new kopf.AnnotationsDiffBaseStorage(), { spec: { size: 1 } }), true);
+ * ```
  */
 export abstract class DiffBaseStorage {
   /** Fields removed from every essence. */
@@ -169,7 +215,18 @@ function decodeEssence(where: string, encoded: unknown, body: RawBody): BodyEsse
   return null;
 }
 
-/** Options of {@linkcode AnnotationsDiffBaseStorage}. */
+/**
+ * Options of {@linkcode AnnotationsDiffBaseStorage}.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const options: kopf.AnnotationsDiffBaseStorageOptions = { prefix: "my-op.example.com" };
+ * const settings = new kopf.Settings();
+ * settings.persistence.diffbaseStorage = new kopf.AnnotationsDiffBaseStorage(options);
+ * ```
+ */
 export interface AnnotationsDiffBaseStorageOptions extends DiffBaseStorageOptions {
   /** Annotations prefix; default `kopf.zalando.org`. */
   prefix?: string;
@@ -191,9 +248,26 @@ export interface AnnotationsDiffBaseStorageOptions extends DiffBaseStorageOption
  * limit (which makes every PATCH fail with 422 and blocks deletion) is stored as a digest with
  * a warning: changes are still detected, but handlers see no per-field diff for that object.
  * While the object is being deleted, an oversized diff-base is not written at all.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * const storage = new kopf.AnnotationsDiffBaseStorage({ prefix: "my-op.example.com" });
+ * const body = { metadata: { name: "ex1" }, spec: { size: 1 } };
+ * const patch: kopf.JsonObject = {};
+ * storage.store(body, patch, storage.build(body));
+ * const stored = { metadata: patch.metadata as kopf.RawBody["metadata"] };
+ * assert.deepEqual(storage.fetch(stored), { spec: { size: 1 } });
+ * ```
  */
 export class AnnotationsDiffBaseStorage extends DiffBaseStorage {
-  /** Key forming for this prefix. */
+  /**
+   * Key forming for this prefix.
+   *
+   * @internal
+   */
   readonly keys: KeyFormer;
   /** The annotation name. */
   readonly key: string;
@@ -263,7 +337,19 @@ export class AnnotationsDiffBaseStorage extends DiffBaseStorage {
   }
 }
 
-/** Options of {@linkcode StatusDiffBaseStorage}. */
+/**
+ * Options of {@linkcode StatusDiffBaseStorage}.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * const options: kopf.StatusDiffBaseStorageOptions = { field: "status.operator.last-handled" };
+ * const storage = new kopf.StatusDiffBaseStorage(options);
+ * assert.deepEqual(storage.field, ["status", "operator", "last-handled"]);
+ * ```
+ */
 export interface StatusDiffBaseStorageOptions extends DiffBaseStorageOptions {
   /** The name substituted into `{name}`; default `kopf`. */
   name?: string;
@@ -271,7 +357,21 @@ export interface StatusDiffBaseStorageOptions extends DiffBaseStorageOptions {
   field?: FieldSpec;
 }
 
-/** The diff-base as a JSON string in the status stanza (Kopf's `StatusDiffBaseStorage`). */
+/**
+ * The diff-base as a JSON string in the status stanza (Kopf's `StatusDiffBaseStorage`).
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * const storage = new kopf.StatusDiffBaseStorage({ name: "my-op" });
+ * const patch: kopf.JsonObject = {};
+ * storage.store({}, patch, { spec: { size: 1 } });
+ * const stored = { "last-handled-configuration": '{"spec":{"size":1}}' };
+ * assert.deepEqual(patch, { status: { "my-op": stored } });
+ * ```
+ */
 export class StatusDiffBaseStorage extends DiffBaseStorage {
   /** Path to the JSON string. */
   readonly field: FieldPath;
@@ -306,7 +406,21 @@ export class StatusDiffBaseStorage extends DiffBaseStorage {
   }
 }
 
-/** Several diff-base storages: writes go to all, reads return the first essence found. */
+/**
+ * Several diff-base storages: writes go to all, reads return the first essence found.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * // Move from the status stanza to annotations: read both, write both.
+ * const settings = new kopf.Settings();
+ * settings.persistence.diffbaseStorage = new kopf.MultiDiffBaseStorage([
+ *   new kopf.AnnotationsDiffBaseStorage(),
+ *   new kopf.StatusDiffBaseStorage(),
+ * ]);
+ * ```
+ */
 export class MultiDiffBaseStorage extends DiffBaseStorage {
   /** The storages, in reading priority. */
   readonly storages: readonly DiffBaseStorage[];

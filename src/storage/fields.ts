@@ -19,16 +19,69 @@ export type JsonValue =
   | JsonValue[]
   | { [key: string]: JsonValue };
 
-/** A JSON object (a mapping). Values are `unknown` so that user types fit without casts. */
+/**
+ * A JSON object (a mapping). Values are `unknown` so that user types fit without casts.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * const labels: kopf.JsonObject = { app: "demo" };
+ * const patch = new kopf.Patch();
+ * patch.merge({ metadata: { labels } });
+ * assert.deepEqual(patch.toMergePatch(), { metadata: { labels: { app: "demo" } } });
+ * ```
+ */
 export type JsonObject = { [key: string]: unknown };
 
-/** A field path as a sequence of keys, e.g. `["spec", "size"]`. */
+/**
+ * A field path as a sequence of keys, e.g. `["spec", "size"]`.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.on.update("kopfexamples", function logPaths({ diff, logger }) {
+ *   const paths: kopf.FieldPath[] = diff.map((item) => item.field); // e.g. ["spec", "size"]
+ *   logger.info(`Changed: ${paths.map((path) => path.join(".")).join(", ")}`);
+ * });
+ * ```
+ */
 export type FieldPath = readonly string[];
 
-/** A field path as written by users: dotted (`"spec.size"`) or already split. */
+/**
+ * A field path as written by users: dotted (`"spec.size"`) or already split.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const dotted: kopf.FieldSpec = "spec.template.metadata";
+ * const listed: kopf.FieldSpec = ["metadata", "annotations", "example.com/name.with.dots"];
+ * kopf.on.field("deployments", { field: dotted }, function templateChanged() {});
+ * kopf.on.field("deployments", { field: listed }, function annotationChanged() {});
+ * ```
+ */
 export type FieldSpec = string | readonly string[];
 
-/** A Kubernetes object body as plain JSON (the same shape as the kube layer's `KubeObject`). */
+/**
+ * A Kubernetes object body as plain JSON (the same shape as the kube layer's `KubeObject`).
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * const body: kopf.RawBody = {
+ *   apiVersion: "v1",
+ *   kind: "ConfigMap",
+ *   metadata: { name: "cm", annotations: { "kopf.zalando.org/create_fn": '{"retries":1}' } },
+ *   data: { key: "value" },
+ * };
+ * assert.equal(new kopf.AnnotationsProgressStorage().fetch("create_fn", body)?.retries, 1);
+ * ```
+ */
 export type RawBody = KubeObject;
 
 /** Parse a dotted field spec into a path; `undefined`/`null`/`""` give the root (`[]`). */

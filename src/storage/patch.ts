@@ -19,10 +19,39 @@ import {
 } from "./fields.ts";
 import { escapePointer, type JsonPatchOp, resourceVersionTest } from "./finalizers.ts";
 
-/** A transformation of a copy of the freshest body, turned into a JSON-patch (RFC 6902). */
+/**
+ * A transformation of a copy of the freshest body, turned into a JSON-patch (RFC 6902).
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * // Applied to the freshest body, sent as a JSON-patch guarded by its resourceVersion.
+ * const addFinalizer: kopf.PatchFn = (body) => {
+ *   const metadata = body.metadata ??= {};
+ *   (metadata.finalizers ??= []).push("example.com/cleanup");
+ * };
+ * kopf.on.create("kopfexamples", function guard({ patch }) {
+ *   patch.fns.push(addFinalizer);
+ * });
+ * ```
+ */
 export type PatchFn = (body: RawBody) => void;
 
-/** Merge-patch views of `metadata`, with `labels` and `annotations` always available. */
+/**
+ * Merge-patch views of `metadata`, with `labels` and `annotations` always available.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.on.create("kopfexamples", function relabel({ patch }) {
+ *   const meta: kopf.MetaPatch = patch.metadata;
+ *   meta.labels.phase = "created";
+ *   meta.annotations["example.com/old"] = null; // removes the annotation
+ * });
+ * ```
+ */
 export type MetaPatch = JsonObject & {
   /** Labels to set; `null` removes a label. */
   labels: Record<string, string | null>;
@@ -65,11 +94,20 @@ function pruned(value: unknown): unknown {
  *
  * @example
  * ```ts
- * kopf.on.create("kopfexamples", ({ patch }) => {
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * kopf.on.create("kopfexamples", function markSeen({ patch }) {
  *   patch.metadata.labels["example.com/seen"] = "yes";
  *   patch.status.phase = "Ready";
  *   patch.spec.obsolete = null; // removes spec.obsolete
  * });
+ *
+ * // Outside a handler, e.g. to see what a handler would send:
+ * const patch = new kopf.Patch();
+ * patch.status.phase = "Ready";
+ * patch.set("data.key", "value");
+ * assert.deepEqual(patch.toMergePatch(), { status: { phase: "Ready" }, data: { key: "value" } });
  * ```
  */
 export class Patch {
@@ -160,6 +198,8 @@ export class Patch {
   /**
    * The whole patch (merge part, then `fns`) as JSON-patch ops against `body`, without a
    * resourceVersion test — for admission responses.
+   *
+   * @internal
    */
   asJsonPatch(body: RawBody): JsonPatchOp[] {
     const target = deepCopy(body);

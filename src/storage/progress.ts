@@ -33,6 +33,19 @@ const logger = getLogger(["kopf", "storage"]);
  * One handler's persisted state, exactly as Kopf stores it (nulls omitted when written).
  *
  * Timestamps are ISO-8601 in UTC with microseconds, e.g. `2026-01-02T03:04:05.678000+00:00`.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * const storage = new kopf.AnnotationsProgressStorage({ v1: false });
+ * const record: kopf.ProgressRecord = { started: "2026-01-02T03:04:05.678000+00:00", retries: 1 };
+ * const patch: kopf.JsonObject = {};
+ * storage.store("create_fn", record, {}, patch);
+ * const body = { metadata: patch.metadata as kopf.RawBody["metadata"] };
+ * assert.equal(storage.fetch("create_fn", body)?.retries, 1);
+ * ```
  */
 export interface ProgressRecord {
   /** When the handler was first attempted for the current cause. */
@@ -93,6 +106,28 @@ function decodeRecord(key: string, encoded: unknown, body: RawBody): ProgressRec
 /**
  * The interface of a progress storage (Kopf's `ProgressStorage`). Subclass it for custom
  * storages; all methods are synchronous and only read `body` and write into `patch`.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * // Progress kept in memory only: lost when the operator restarts (for tests).
+ * class MemoryProgressStorage extends kopf.ProgressStorage {
+ *   readonly records = new Map<string, kopf.ProgressRecord>();
+ *   override fetch(key: string, body: kopf.RawBody): kopf.ProgressRecord | null {
+ *     return this.records.get(`${body.metadata?.uid}/${key}`) ?? null;
+ *   }
+ *   override store(key: string, record: kopf.ProgressRecord, body: kopf.RawBody): void {
+ *     this.records.set(`${body.metadata?.uid}/${key}`, record);
+ *   }
+ *   override purge(key: string, body: kopf.RawBody): void {
+ *     this.records.delete(`${body.metadata?.uid}/${key}`);
+ *   }
+ *   override touch(): void {}
+ * }
+ * const settings = new kopf.Settings();
+ * settings.persistence.progressStorage = new MemoryProgressStorage();
+ * ```
  */
 export abstract class ProgressStorage {
   /** The stored record of a handler, or `null` if none. */
@@ -151,7 +186,18 @@ export function removeAnnotations(essence: JsonObject, keys: Iterable<string>): 
   for (const key of keys) delete annotations[key];
 }
 
-/** Options of {@linkcode AnnotationsProgressStorage}. */
+/**
+ * Options of {@linkcode AnnotationsProgressStorage}.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const options: kopf.AnnotationsProgressStorageOptions = { prefix: "my-op.example.com" };
+ * const settings = new kopf.Settings();
+ * settings.persistence.progressStorage = new kopf.AnnotationsProgressStorage(options);
+ * ```
+ */
 export interface AnnotationsProgressStorageOptions {
   /** Annotations prefix; default `kopf.zalando.org`. */
   prefix?: string;
@@ -168,11 +214,21 @@ export interface AnnotationsProgressStorageOptions {
  *
  * @example
  * ```ts
- * const storage = new AnnotationsProgressStorage({ prefix: "my-op.example.com" });
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.on.startup(function configure({ settings }) {
+ *   settings.persistence.progressStorage = new kopf.AnnotationsProgressStorage({
+ *     prefix: "my-op.example.com",
+ *   });
+ * });
  * ```
  */
 export class AnnotationsProgressStorage extends ProgressStorage {
-  /** Key forming for this prefix. */
+  /**
+   * Key forming for this prefix.
+   *
+   * @internal
+   */
   readonly keys: KeyFormer;
   /** Whether null fields are written. */
   readonly verbose: boolean;
@@ -253,7 +309,19 @@ export class AnnotationsProgressStorage extends ProgressStorage {
   }
 }
 
-/** Options of {@linkcode StatusProgressStorage}. */
+/**
+ * Options of {@linkcode StatusProgressStorage}.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * const options: kopf.StatusProgressStorageOptions = { field: "status.operator.handlers" };
+ * const storage = new kopf.StatusProgressStorage(options);
+ * assert.deepEqual(storage.field, ["status", "operator", "handlers"]);
+ * ```
+ */
 export interface StatusProgressStorageOptions {
   /** The name substituted into `{name}` in the fields; default `kopf`. */
   name?: string;
@@ -272,6 +340,18 @@ function formatField(field: FieldSpec, name: string): string[] {
  *
  * Status is pruned by structural schemas unless the CRD preserves unknown fields, and it is a
  * separate write when the status subresource is on: prefer annotations.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import assert from "node:assert/strict";
+ *
+ * // Kopf's legacy storage, here under status.my-op.progress (the CRD must keep such fields).
+ * const storage = new kopf.StatusProgressStorage({ name: "my-op" });
+ * const patch: kopf.JsonObject = {};
+ * storage.store("create_fn", { retries: 2 }, {}, patch);
+ * assert.equal(storage.fetch("create_fn", { status: patch.status })?.retries, 2);
+ * ```
  */
 export class StatusProgressStorage extends ProgressStorage {
   /** Path to the records container. */
@@ -334,7 +414,22 @@ export class NoWriteStatusProgressStorage extends StatusProgressStorage {
   override touch(_body: RawBody, _patch: JsonObject, _value: string | null): void {}
 }
 
-/** Several storages: writes go to all, reads return the first record found. */
+/**
+ * Several storages: writes go to all, reads return the first record found.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * // Read annotations first, then status; write both.
+ * const storage = new kopf.MultiProgressStorage([
+ *   new kopf.AnnotationsProgressStorage(),
+ *   new kopf.StatusProgressStorage(),
+ * ]);
+ * const settings = new kopf.Settings();
+ * settings.persistence.progressStorage = storage;
+ * ```
+ */
 export class MultiProgressStorage extends ProgressStorage {
   /** The storages, in reading priority. */
   readonly storages: readonly ProgressStorage[];
@@ -382,7 +477,18 @@ export class MultiProgressStorage extends ProgressStorage {
   }
 }
 
-/** Options of {@linkcode SmartProgressStorage}. */
+/**
+ * Options of {@linkcode SmartProgressStorage}.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const options: kopf.SmartProgressStorageOptions = { prefix: "my-op.example.com", name: "my-op" };
+ * const settings = new kopf.Settings();
+ * settings.persistence.progressStorage = new kopf.SmartProgressStorage(options);
+ * ```
+ */
 export interface SmartProgressStorageOptions
   extends AnnotationsProgressStorageOptions, StatusProgressStorageOptions {}
 
@@ -391,8 +497,11 @@ export interface SmartProgressStorageOptions
  *
  * @example
  * ```ts
- * const settings = new Settings();
- * settings.persistence.progressStorage = new SmartProgressStorage({ prefix: "my-op.example.com" });
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const settings = new kopf.Settings();
+ * const prefix = "my-op.example.com";
+ * settings.persistence.progressStorage = new kopf.SmartProgressStorage({ prefix });
  * ```
  */
 export class SmartProgressStorage extends MultiProgressStorage {

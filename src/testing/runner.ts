@@ -15,8 +15,8 @@
  * Options of {@linkcode KopfRunner}.
  *
  * @example
- * ```ts ignore
- * import { KopfRunner } from "jsr:@kopf/kopf/testing";
+ * ```ts
+ * import { KopfRunner } from "@kopf/kopf/testing";
  * const runner = new KopfRunner(["run", "-A", "handlers.ts"], {
  *   env: { KUBECONFIG: "/tmp/test-cluster/kubeconfig" },
  *   timeout: 10,
@@ -59,8 +59,12 @@ export interface KopfRunnerOptions {
  * Options of {@linkcode KopfRunner.waitForOutput}.
  *
  * @example
- * ```ts ignore
- * await runner.waitForOutput("Handler 'create_fn' succeeded", { timeout: 30 });
+ * ```ts
+ * import { KopfRunner, type WaitForOutputOptions } from "@kopf/kopf/testing";
+ *
+ * const options: WaitForOutputOptions = { timeout: 30 };
+ * await using runner = new KopfRunner(["run", "-A", "handlers.ts"]);
+ * await runner.waitForOutput("Handler 'create_fn' succeeded", options);
  * ```
  */
 export interface WaitForOutputOptions {
@@ -73,8 +77,8 @@ export interface WaitForOutputOptions {
  * when the runner is disposed (`await using`) unless `reraise` is `false`.
  *
  * @example
- * ```ts ignore
- * import { KopfRunner, KopfRunnerError } from "jsr:@kopf/kopf/testing";
+ * ```ts
+ * import { KopfRunner, KopfRunnerError } from "@kopf/kopf/testing";
  * try {
  *   await using _runner = new KopfRunner(["run", "-A", "missing.ts"]);
  * } catch (error) {
@@ -135,8 +139,8 @@ function toPattern(pattern: string | RegExp): RegExp {
  * `--allow-run` (and `-A` or the permissions `kopf run` needs to read the kubeconfig).
  *
  * @example Scoped: the operator is stopped when the block ends
- * ```ts ignore
- * import { KopfRunner } from "jsr:@kopf/kopf/testing";
+ * ```ts
+ * import { KopfRunner } from "@kopf/kopf/testing";
  * import assert from "node:assert/strict";
  *
  * Deno.test("the operator handles an object", async () => {
@@ -149,8 +153,8 @@ function toPattern(pattern: string | RegExp): RegExp {
  * ```
  *
  * @example Explicit start and stop
- * ```ts ignore
- * import { KopfRunner } from "jsr:@kopf/kopf/testing";
+ * ```ts
+ * import { KopfRunner } from "@kopf/kopf/testing";
  * import assert from "node:assert/strict";
  *
  * const runner = new KopfRunner(["run", "-A", "handlers.ts"], { autostart: false });
@@ -306,8 +310,8 @@ export class KopfRunner implements AsyncDisposable {
    * @returns The matching line.
    *
    * @example
-   * ```ts ignore
-   * import { KopfRunner } from "jsr:@kopf/kopf/testing";
+   * ```ts
+   * import { KopfRunner } from "@kopf/kopf/testing";
    * await using runner = new KopfRunner(["run", "-A", "handlers.ts"]);
    * const line = await runner.waitForOutput(/Handler '.+' succeeded/, { timeout: 30 });
    * ```
@@ -350,8 +354,8 @@ export class KopfRunner implements AsyncDisposable {
    * @returns The exit code.
    *
    * @example
-   * ```ts ignore
-   * import { KopfRunner } from "jsr:@kopf/kopf/testing";
+   * ```ts
+   * import { KopfRunner } from "@kopf/kopf/testing";
    * const runner = new KopfRunner(["run", "-A", "missing.ts"]);
    * console.log(await runner.wait()); // 2
    * ```

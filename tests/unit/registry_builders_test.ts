@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import * as kopf from "../../mod.ts";
-import type { ChangingHandler, DaemonHandler, TimerHandler } from "../../mod.ts";
+import type { ChangingHandler, DaemonHandler, TimerHandler } from "../../src/registry/records.ts";
 import { callableId, generateId } from "../../src/registry/ids.ts";
 
 function fresh(): kopf.Registry {

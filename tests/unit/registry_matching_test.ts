@@ -3,10 +3,11 @@
 
 import assert from "node:assert/strict";
 import * as kopf from "../../mod.ts";
-import type { ChangingHandler, KubeObject, Resource } from "../../mod.ts";
+import type { KubeObject, Resource } from "../../mod.ts";
+import type { ChangingHandler } from "../../src/registry/records.ts";
 import { type ChangingMatchCause, selectChangingHandlers } from "../../src/registry/registry.ts";
 import type { MatchCause } from "../../src/registry/matching.ts";
-import { withSubhandlers } from "../../src/registry/subhandlers.ts";
+import { Subhandlers, withSubhandlers } from "../../src/registry/subhandlers.ts";
 
 const kex: Resource = {
   group: "kopf.dev",
@@ -268,7 +269,7 @@ function parent(registry: kopf.Registry, kind: "create" | "update" = "create"): 
 }
 
 Deno.test("sub-handlers get parent/child ids and are selected by the same rules", () => {
-  const collector = new kopf.Subhandlers(parent(new kopf.Registry()));
+  const collector = new Subhandlers(parent(new kopf.Registry()));
   const api = collector.api();
   api.subhandler({ id: "a", labels: { app: "x" } }, function child() {});
   api.register(function child_b() {});
@@ -286,7 +287,7 @@ Deno.test("sub-handlers get parent/child ids and are selected by the same rules"
 });
 
 Deno.test("sub-handler ids must be unique per invocation (e.g. lambdas in a loop)", () => {
-  const collector = new kopf.Subhandlers(parent(new kopf.Registry()));
+  const collector = new Subhandlers(parent(new kopf.Registry()));
   const api = collector.api();
   const fn = function same() {};
   api.register(fn);
@@ -298,19 +299,19 @@ Deno.test("sub-handler ids must be unique per invocation (e.g. lambdas in a loop
 });
 
 Deno.test("old/new filters on sub-handlers only under update and field handlers", () => {
-  const create = new kopf.Subhandlers(parent(new kopf.Registry(), "create")).api();
+  const create = new Subhandlers(parent(new kopf.Registry(), "create")).api();
   assert.throws(
     () => create.subhandler({ field: "spec.a", old: 1 }, function c() {}),
     /Handler 'parent_fn': subhandler\(c\): old\/new filters can only be used in sub-handlers of update and field handlers/,
   );
-  const update = new kopf.Subhandlers(parent(new kopf.Registry(), "update"));
+  const update = new Subhandlers(parent(new kopf.Registry(), "update"));
   update.api().subhandler({ field: "spec.a", old: 1 }, function c() {});
   assert.equal(update.handlers[0].fieldNeedsChange, true);
   assert.equal(update.handlers[0].id, "parent_fn/c", "no field suffix for sub-handlers (as Kopf)");
 });
 
 Deno.test("top-level kopf.subhandler/kopf.register find the running handler's collector", async () => {
-  const collector = new kopf.Subhandlers(parent(new kopf.Registry()));
+  const collector = new Subhandlers(parent(new kopf.Registry()));
   await withSubhandlers(collector, async () => {
     await Promise.resolve();
     kopf.subhandler({ id: "x" }, function a() {});

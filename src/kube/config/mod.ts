@@ -114,7 +114,7 @@ export interface LoadConfigOptions {
  * certificate file, and no configuration at all.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { loadConfig } from "./mod.ts";
  * const config = await loadConfig({ context: "kind-dev" });
  * console.log(config.server, config.namespace);
@@ -173,8 +173,13 @@ let handedOver: KubeconfigDocument | undefined;
  * Nothing is checked here: {@linkcode loadConfig} reports what is wrong with it, as for a file.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { loadConfig, useKubeconfigDocument } from "./mod.ts";
+ *
+ * const text = `clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443"}}]
+ * users: [{name: u, user: {token: s3cr3t}}]
+ * contexts: [{name: k, context: {cluster: c, user: u}}]
+ * current-context: k`;
  * useKubeconfigDocument(text, "the kubeconfig from kopf run");
  * const config = await loadConfig(); // from `text`
  * ```
@@ -193,9 +198,9 @@ export function useKubeconfigDocument(text: string, source: string): void {
  * credentials, which code in its process could use anyway; no other user's are in it.
  *
  * @example
- * ```ts ignore
- * import * as kopf from "jsr:@kopf/kopf";
- * import * as k8s from "npm:@kubernetes/client-node";
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ * import * as k8s from "@kubernetes/client-node";
  * const config = new k8s.KubeConfig();
  * const kubeconfig = kopf.sandboxKubeconfig();
  * if (kubeconfig) config.loadFromString(kubeconfig);
