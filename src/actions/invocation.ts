@@ -66,8 +66,7 @@ class Calls {
   #slots = 0;
   #probe: ReturnType<typeof setInterval> | undefined;
   #tick = 0;
-  /** When the last stall reported around a call's synchronous part ended (performance.now()). */
-  reportedUntil = -Infinity;
+  #reported = 0;
 
   constructor(execution: Pick<ExecutionSettings, "maxWorkers" | "stallThreshold">) {
     this.#execution = execution;
@@ -105,6 +104,11 @@ class Calls {
     return max === null || !(max >= 1) || this.#slots < max;
   }
 
+  /** Milliseconds of blocking a call's synchronous part reported itself (the probe skips them). */
+  reported(ms: number): void {
+    this.#reported += ms;
+  }
+
   /** Counts a call in progress for the lag probe; call the result when it ends. */
   track(call: Running): () => void {
     this.#running.add(call);
@@ -114,6 +118,9 @@ class Calls {
       Deno.unrefTimer(this.#probe);
     }
     return () => {
+      // A call that blocked and then ended has not let the probe's timer run yet: measure now,
+      // while it is still among those in progress.
+      if (this.#probe !== undefined) this.#measure();
       this.#running.delete(call);
       if (this.#running.size === 0) {
         clearInterval(this.#probe);
@@ -124,20 +131,23 @@ class Calls {
 
   #measure(): void {
     const now = performance.now();
-    const lag = now - this.#tick - PROBE_MS;
+    // What the calls' synchronous parts already reported is not said twice.
+    const lag = now - this.#tick - PROBE_MS - this.#reported;
     this.#tick = now;
+    this.#reported = 0;
     const threshold = this.thresholdMs;
     if (threshold === undefined || lag < threshold) return;
-    if (this.reportedUntil >= now - lag - PROBE_MS) return; // said around the call already
     const calls = [...this.#running];
-    if (calls.length === 0) return;
     const titles = calls.slice(0, 5).map((c) => c.title).join(", ") +
       (calls.length > 5 ? ` and ${calls.length - 5} more` : "");
-    calls[0].logger.warn(
-      "The event loop was blocked for {seconds} s while these calls were in progress: {titles}; " +
-        "every other object waited. {remedy}",
-      { seconds: (lag / 1000).toFixed(1), titles, remedy: REMEDY },
-    );
+    // Any of them may have blocked: each says it (a few), or the first names them all.
+    for (const call of calls.length <= 3 ? calls : calls.slice(0, 1)) {
+      call.logger.warn(
+        "The event loop was blocked for {seconds} s while these calls were in progress: " +
+          "{titles}; every other object waited. {remedy}",
+        { seconds: (lag / 1000).toFixed(1), titles, remedy: REMEDY },
+      );
+    }
   }
 }
 
@@ -181,7 +191,7 @@ export async function invoke<C>(
     } finally {
       const end = performance.now();
       if (end - start >= threshold) {
-        calls!.reportedUntil = end;
+        calls!.reported(end - start);
         options.logger.warn(
           "{title} blocked the event loop for {seconds} s with synchronous code; every other " +
             "object waited. {remedy}",

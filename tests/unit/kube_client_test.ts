@@ -145,6 +145,37 @@ Deno.test("Retry-After is capped by maxRetryAfterMs", async () => {
   }
 });
 
+// Kopf's networking.enforce_retry_after: exactly the server's word, even below the backoff; and
+// errorBackoffs' values as the ceilings of the retries' delays (Kopf's error_backoffs).
+Deno.test("enforceRetryAfter waits exactly Retry-After; backoff steps are per-retry ceilings", async () => {
+  await using server = await serve((_r, _s, i) =>
+    i < 3 ? status(429, "TooManyRequests", "soon", { "Retry-After": "1" }) : Response.json({})
+  );
+  const steps = { initialMs: 1, factor: 1, maxMs: 1, stepsMs: [4000, 6000] };
+  for (
+    const [enforceRetryAfter, expected] of [[true, [1000, 1000, 1000]], [false, [
+      4000,
+      6000,
+      6000,
+    ]]] as const
+  ) {
+    const clock = new FakeClock();
+    const client = new KubeClient(config(server.url), {
+      clock,
+      random: () => 1,
+      backoff: steps,
+      enforceRetryAfter,
+    });
+    try {
+      server.seen.length = 0;
+      await client.request("GET", "/api").catch(() => {});
+      assert.deepEqual(clock.slept, expected, `enforceRetryAfter: ${enforceRetryAfter}`);
+    } finally {
+      client.close();
+    }
+  }
+});
+
 Deno.test("5xx is retried with backoff for idempotent requests until the retries run out", async () => {
   await using server = await serve(() => status(500, "InternalError", "etcd is sad"));
   const clock = new FakeClock();

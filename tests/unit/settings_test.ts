@@ -51,3 +51,51 @@ Deno.test("Kopf's inactivityTimeout is an alias of idleTimeout", () => {
   assert.equal(s.watching.idleTimeout, 70);
   assert.equal(s.watching.inactivityTimeout, 70);
 });
+
+// A setting accepted and ignored is a silent lie: unknown names, wrong types and the groups that
+// do nothing yet are refused, naming the setting and the line of the assignment.
+Deno.test("settings refuse unknown names, naming the setting, the line and the right name", () => {
+  const s = new Settings() as unknown as Record<string, Record<string, unknown>>;
+  assert.throws(
+    () => s.execution.max_workers = 4,
+    (e: Error) =>
+      e.name === "SettingsError" &&
+      /^settings\.execution\.max_workers \(settings_test\.ts:\d+\): no such setting; use settings\.execution\.maxWorkers\.$/
+        .test(e.message),
+  );
+  assert.throws(
+    () => s.networking.qsp = 10,
+    /settings\.networking\.qsp .*no such setting; known: .*qps/,
+  );
+  assert.throws(() => s.queueing.exitTimeout = 1, /use settings\.process\.drainTimeout/);
+  assert.throws(() => s.networking.trustEnv = true, /HTTP_PROXY/);
+  assert.throws(() => s.posting = {}, /settings\.posting .*set its fields, not the group/);
+  assert.throws(() => s.peeringg = {}, /no such group/);
+  assert.throws(() => delete s.networking.qps, /cannot be deleted/);
+  assert.throws(
+    () => Object.assign(s.watching, { chunk_size: 10 }),
+    /use settings\.watching\.chunkSize/,
+  );
+  // Known names, with their types, are fine — Kopf's names that are accessors too.
+  s.networking.qps = 10;
+  s.watching.inactivityTimeout = 70;
+  s.watching.serverTimeout = [10, 20];
+  s.queueing.workerLimit = null;
+  assert.equal(s.watching.idleTimeout, 70);
+});
+
+Deno.test("settings refuse values of the wrong type, and any change to peering and admission", () => {
+  const s = new Settings() as unknown as Record<string, Record<string, unknown>>;
+  assert.throws(
+    () => s.networking.qps = "50",
+    /settings\.networking\.qps .*expects a number; got 50/,
+  );
+  assert.throws(() => s.networking.qps = NaN, /not NaN/);
+  assert.throws(() => s.posting.enabled = "no", /expects a boolean/);
+  assert.throws(() => s.persistence.finalizer = 1, /expects a string/);
+  assert.throws(() => s.peering.priority = 100, /peering between operators is not implemented/);
+  assert.throws(() => s.admission.managed = "my-op", /admission webhooks are not implemented/);
+  s.peering.standalone = true; // what every operator is today: may be said
+  s.peering.priority = 0; // the value it holds
+  assert.equal(s.peering.standalone, true);
+});
