@@ -151,12 +151,34 @@ export type StopReason =
   | "daemon-cancelled"
   | "daemon-abandoned";
 
+/**
+ * Every reason that applies to a stop, as Kopf's combined `DaemonStoppingReason` flags: e.g. an
+ * object deleted while its daemon, asked to stop, is signalled again after its
+ * `cancellationBackoff` has `resource-deleted` and `daemon-signalled`. Reasons come in Kopf's
+ * order, whichever was recorded first.
+ *
+ * @example
+ * ```ts ignore
+ * kopf.daemon("kopfexamples", async ({ stopped, logger }) => {
+ *   await stopped.wait();
+ *   if (stopped.reason?.has("resource-deleted")) logger.info("The object is gone.");
+ *   logger.info(`Stopped: ${stopped.reason}`); // e.g. "Stopped: resource-deleted"
+ * });
+ * ```
+ */
+export interface StopReasons extends ReadonlySet<StopReason> {
+  /** The reasons joined with `|`, e.g. `"operator-exiting|daemon-signalled"` (Kopf's `A|B`). */
+  toString(): string;
+  /** The reasons as an array, for `JSON.stringify`. */
+  toJSON(): StopReason[];
+}
+
 /** Kopf's `DaemonStopped`: whether and why a daemon or timer should stop. */
 export interface DaemonStopped {
   /** Stop was requested. */
   readonly isSet: boolean;
-  /** Why, once requested. */
-  readonly reason: StopReason | null;
+  /** Why, once requested: all the reasons so far (a snapshot; `null` before the request). */
+  readonly reason: StopReasons | null;
   /** Wait up to `seconds` (forever if omitted) for a stop request; resolves to `isSet`. */
   wait(seconds?: number): Promise<boolean>;
 }
