@@ -167,6 +167,7 @@ export type { Reason } from "./src/handling/causes.ts";
 
 // Running an operator.
 export { run, type RunOptions } from "./src/reactor/running.ts";
+export { configure, type ConfigureOptions, type LogFormat } from "./src/actions/logging.ts";
 
 // Indexes, memos, activities and credentials (daemons, timers, indexes: see src/engines/).
 export { Index, Store } from "./src/engines/indexes.ts";

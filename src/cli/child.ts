@@ -11,7 +11,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { EXIT_FAILURE, EXIT_USAGE, printError, UsageError } from "./errors.ts";
-import { configureLogging, type LoggingOptions } from "./logging.ts";
+import { configureLogging, type LoggingOptions } from "../actions/logging.ts";
 import type { OperatorOptions } from "./options.ts";
 import type { RbacOptions, RbacResource } from "./rbac.ts";
 

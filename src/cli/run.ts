@@ -18,7 +18,7 @@ import {
 } from "./context_kubeconfig.ts";
 import { UsageError } from "./errors.ts";
 import { replaceProcess } from "./exec.ts";
-import type { LoggingOptions } from "./log_options.ts";
+import type { LoggingOptions } from "../actions/log_options.ts";
 import { type ModuleGraph, moduleGraph } from "./module_graph.ts";
 import { resolveModules } from "./modules.ts";
 import type { OperatorOptions } from "./options.ts";

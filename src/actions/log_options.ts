@@ -1,5 +1,5 @@
 /**
- * The logging options of the command line, as plain data: what `--log-format`, `-q`/`-v`/`-d`
+ * The logging options, as plain data: what `--log-format`, `-q`/`-v`/`-d` and `kopf.configure()`
  * accept. Apart from {@link ./logging.ts} so that the launcher of `kopf run`, which only parses
  * and forwards them, does not load LogTape (about 6 MiB of resident memory for its whole life).
  *
