@@ -16,7 +16,7 @@ import {
   contextKubeconfig,
   KUBECONFIG_VARIABLE,
 } from "./context_kubeconfig.ts";
-import { UsageError } from "./errors.ts";
+import { reportRequested, UsageError } from "./errors.ts";
 import { replaceProcess } from "./exec.ts";
 import type { LoggingOptions } from "../actions/log_options.ts";
 import { type ModuleGraph, moduleGraph } from "./module_graph.ts";
@@ -196,6 +196,7 @@ export async function planLaunch(options: LaunchOptions): Promise<LaunchPlan> {
     spec.workerOptions = true;
   }
   if (options.rbac) spec.rbac = options.rbac;
+  if (reportRequested(options.env)) spec.reportException = true;
   return { target, handlers, graph, handoff, permissions, spec };
 }
 
