@@ -174,6 +174,12 @@ export { Index, Store } from "./src/engines/indexes.ts";
 export { copyMemo, MEMO_COPY } from "./src/handling/memos.ts";
 export { ActivityError } from "./src/engines/activities.ts";
 export { ConnectionInfo, type ConnectionInfoFields } from "./src/engines/login.ts";
+export {
+  type LoginHelperOptions,
+  loginViaClient,
+  loginWithKubeconfig,
+  loginWithServiceAccount,
+} from "./src/engines/piggybacking.ts";
 export { sandboxKubeconfig } from "./src/kube/config/mod.ts";
 
 // Kubernetes Events about objects.
