@@ -123,6 +123,7 @@ export type {
   RetryOptions,
   SpawningOptions,
   StopReason,
+  StopReasons,
   SubhandlerApi,
   SubhandlerOptions,
   TimerContext,

@@ -18,7 +18,7 @@
  * @module
  */
 
-import type { Logger } from "@logtape/logtape";
+import type { Logger } from "../registry/context.ts";
 import { PermanentError } from "../actions/errors.ts";
 import {
   type AuthMaterial,
