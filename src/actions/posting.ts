@@ -24,16 +24,20 @@ export interface PostingTarget {
   readonly settings: PostingSettings;
 }
 
-// Kopf compares `settings.posting.level` with Python's numeric logging levels.
-const LEVELS: Readonly<Record<PostingSettings["level"], number>> = {
+// Kopf compares `settings.posting.level` with Python's numeric logging levels. The names are the
+// object logger's (`loggers.ts`), aliases included, so that both read a level alike.
+const LEVELS: Readonly<Record<string, number>> = {
+  trace: 10,
   debug: 10,
   info: 20,
+  warn: 30,
   warning: 30,
   error: 40,
+  fatal: 50,
 };
 
 /** Whether `posting.level` lets an event of `level` through (Kopf's `level <= logging.X`). */
-function levelAllows(settings: PostingSettings, level: PostingSettings["level"]): boolean {
+function levelAllows(settings: PostingSettings, level: "info" | "warning" | "error"): boolean {
   return (LEVELS[settings.level] ?? LEVELS.info) <= LEVELS[level];
 }
 
