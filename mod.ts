@@ -114,6 +114,7 @@ export type {
   RetryOptions,
   SpawningOptions,
   StopReason,
+  StopReasons,
   SubhandlerApi,
   SubhandlerOptions,
   TimerContext,
@@ -148,12 +149,19 @@ export type { FieldPath, FieldSpec, JsonObject, RawBody } from "./src/storage/fi
 
 // Running an operator.
 export { run, type RunOptions } from "./src/reactor/running.ts";
+export { configure, type ConfigureOptions, type LogFormat } from "./src/actions/logging.ts";
 
 // Indexes, memos, activities and credentials (daemons, timers, indexes: see src/engines/).
 export { Index, Store } from "./src/engines/indexes.ts";
 export { copyMemo, MEMO_COPY } from "./src/handling/memos.ts";
 export { ActivityError } from "./src/engines/activities.ts";
 export { ConnectionInfo, type ConnectionInfoFields } from "./src/engines/login.ts";
+export {
+  type LoginHelperOptions,
+  loginViaClient,
+  loginWithKubeconfig,
+  loginWithServiceAccount,
+} from "./src/engines/piggybacking.ts";
 export { sandboxKubeconfig } from "./src/kube/config/mod.ts";
 
 // Kubernetes Events about objects.

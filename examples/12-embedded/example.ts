@@ -4,7 +4,8 @@
  * creates and deletes a few objects — and then stops the operator, which finishes gracefully.
  *
  * There are no threads to start: the operator runs on the same event loop as the application.
- * The application decides where logs go (the library never configures logging).
+ * `kopf.configure()` gives the operator's logs Kopf's format, as Kopf's example does (the library
+ * never configures logging by itself: an application may as well configure LogTape its own way).
  *
  * ```sh
  * deno run -A examples/12-embedded/example.ts        # KUBECONFIG, namespace $EXAMPLE_NAMESPACE or default
@@ -14,7 +15,6 @@
  */
 import * as kopf from "@kopf/kopf";
 import * as k8s from "@kubernetes/client-node";
-import { configure, getConsoleSink } from "@logtape/logtape";
 
 const NAMESPACE = Deno.env.get("EXAMPLE_NAMESPACE") ?? "default";
 
@@ -69,13 +69,7 @@ async function deleteObject(step: number): Promise<void> {
 
 /** The application: start the operator, do the work, stop the operator. */
 async function main(steps = 3): Promise<void> {
-  await configure({
-    sinks: { console: getConsoleSink() },
-    loggers: [
-      { category: ["kopf"], lowestLevel: "info", sinks: ["console"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["console"] },
-    ],
-  });
+  kopf.configure({ verbose: true }); // log formatting
 
   // Start the operator and let it initialise.
   console.log("Starting the main app.");

@@ -6,7 +6,10 @@
  * string is taken literally — `logger.info(\`spec: ${JSON.stringify(spec)}\`)` logs the JSON as it
  * is, as Kopf's (Python `logging`) loggers do — while a message with a properties object keeps
  * LogTape's `{placeholder}` templating. With `posting.loggers` on, messages are also posted as
- * Kubernetes Events about the object.
+ * Kubernetes Events about the object, typed by level as Kopf types them (`Debug`, `Normal`,
+ * `Warning`, `Error`, `Fatal`); a message logged with an error (`logger.error("…", error)`, or an
+ * `Error` among its properties) is posted with the error's stack appended, where Kopf's
+ * `logger.exception()` appends the traceback.
  *
  * @module
  */
@@ -29,8 +32,20 @@ const SEVERITY: Readonly<Record<string, number>> = {
 
 const LEVEL_METHODS = new Set(Object.keys(SEVERITY));
 
+/** The levels an object logger posts at, from `debug` to `fatal`. */
+export type PostedLevel = "debug" | "info" | "warning" | "error" | "fatal";
+
 /** What an object logger posts as a Kubernetes Event when `posting.loggers` is on. */
-export type LogPoster = (level: "debug" | "info" | "warning" | "error", message: string) => void;
+export type LogPoster = (level: PostedLevel, message: string) => void;
+
+/** The Event type of a posted log message: Kopf's `K8sPoster` names them so. */
+const EVENT_TYPES: Readonly<Record<PostedLevel, string>> = {
+  debug: "Debug",
+  info: "Normal",
+  warning: "Warning",
+  error: "Error",
+  fatal: "Fatal",
+};
 
 /** Options of {@linkcode objectLogger}. */
 export interface ObjectLoggerOptions {
@@ -74,8 +89,44 @@ function render(args: readonly unknown[]): string | null {
     if (match === "{{") return "{";
     if (match === "}}") return "}";
     const value = props[key!.trim()];
+    if (value instanceof Error) return value.message; // as the line sinks show it
     return typeof value === "string" ? value : JSON.stringify(value) ?? String(value);
   });
+}
+
+/**
+ * The error a log call carries, if any — Kopf's `exc_info`: the message itself, the argument after
+ * a literal message, or an `Error` among the properties (`error` first).
+ */
+function attachedError(args: readonly unknown[]): Error | undefined {
+  const [first, second] = args;
+  if (first instanceof Error) return first;
+  if (second instanceof Error) return second;
+  if (typeof second !== "object" || second === null) return undefined;
+  const props = second as Record<string, unknown>;
+  if (props.error instanceof Error) return props.error;
+  return Object.values(props).find((value): value is Error => value instanceof Error);
+}
+
+/** The text of a posted message: with the stack of its error appended, as Kopf's traceback. */
+function withStack(text: string, error: Error | undefined): string {
+  if (!error) return text;
+  const stack = error.stack || `${error.name}: ${error.message}`;
+  return `${text}\n${stack}`;
+}
+
+/** The posted level of a log method. */
+function postedLevel(method: string): PostedLevel {
+  const severity = SEVERITY[method];
+  return severity >= SEVERITY.fatal
+    ? "fatal"
+    : severity >= SEVERITY.error
+    ? "error"
+    : severity >= SEVERITY.warn
+    ? "warning"
+    : severity >= SEVERITY.info
+    ? "info"
+    : "debug";
 }
 
 function wrap(logger: Logger, options: ObjectLoggerOptions): Logger {
@@ -97,14 +148,9 @@ function wrap(logger: Logger, options: ObjectLoggerOptions): Logger {
         const result = method.apply(target, call);
         if (options.post && SEVERITY[property] >= minimal) {
           const text = literalOnly ? render([args[0], args[1]]) : render(args);
-          const level = SEVERITY[property] >= SEVERITY.error
-            ? "error"
-            : SEVERITY[property] >= SEVERITY.warn
-            ? "warning"
-            : SEVERITY[property] >= SEVERITY.info
-            ? "info"
-            : "debug";
-          if (text !== null) options.post(level, text);
+          if (text !== null) {
+            options.post(postedLevel(property), withStack(text, attachedError(args)));
+          }
         }
         return result;
       };
@@ -140,11 +186,7 @@ export function objectLogger(body: KubeObject, options: ObjectLoggerOptions = {}
   const { settings, poster } = posting;
   const post: LogPoster | undefined = settings.loggers && settings.enabled && poster
     ? (level, message) =>
-      poster.event(body, {
-        type: level === "error" ? "Error" : level === "warning" ? "Warning" : "Normal",
-        reason: "Logging",
-        message,
-      })
+      poster.event(body, { type: EVENT_TYPES[level], reason: "Logging", message })
     : undefined;
   return wrap(getLogger(["kopf", "objects"]).with({ object }), { post, level: settings.level });
 }

@@ -20,8 +20,25 @@ const logger = getLogger(["kopf", "events"]);
 export interface PostingTarget {
   /** The operator's poster. */
   readonly poster: Pick<EventPoster, "event" | "exception">;
-  /** The operator's posting settings (`enabled`). */
+  /** The operator's posting settings (`enabled`, `level`). */
   readonly settings: PostingSettings;
+}
+
+// Kopf compares `settings.posting.level` with Python's numeric logging levels. The names are the
+// object logger's (`loggers.ts`), aliases included, so that both read a level alike.
+const LEVELS: Readonly<Record<string, number>> = {
+  trace: 10,
+  debug: 10,
+  info: 20,
+  warn: 30,
+  warning: 30,
+  error: 40,
+  fatal: 50,
+};
+
+/** Whether `posting.level` lets an event of `level` through (Kopf's `level <= logging.X`). */
+function levelAllows(settings: PostingSettings, level: "info" | "warning" | "error"): boolean {
+  return (LEVELS[settings.level] ?? LEVELS.info) <= LEVELS[level];
 }
 
 const scope = new AsyncLocalStorage<PostingTarget>();
@@ -67,7 +84,8 @@ export interface EventPostOptions {
 
 /**
  * Post an Event of any type about one object or several (Kopf's `kopf.event`); a no-op when
- * `settings.posting.enabled` is off.
+ * `settings.posting.enabled` is off. As in Kopf, `posting.level` does not apply: the type is
+ * free-form and has no level.
  *
  * @example
  * ```ts
@@ -90,7 +108,8 @@ export function event(objs: EventSubjects, options: EventPostOptions & { type: s
 }
 
 /**
- * Post a `Normal` Event (Kopf's `kopf.info`).
+ * Post a `Normal` Event (Kopf's `kopf.info`); a no-op when `settings.posting.enabled` is off or
+ * `settings.posting.level` is above `"info"`.
  *
  * @example
  * ```ts
@@ -102,12 +121,19 @@ export function event(objs: EventSubjects, options: EventPostOptions & { type: s
  * ```
  */
 export function info(objs: EventSubjects, options: EventPostOptions): void {
-  event(objs, { ...options, type: "Normal" });
+  const found = target();
+  if (!found) return void logger.debug("No operator is running; the event is dropped.");
+  if (!found.settings.enabled || !levelAllows(found.settings, "info")) return;
+  found.poster.event(objs, {
+    type: "Normal",
+    reason: options.reason,
+    message: options.message ?? "",
+  });
 }
 
 /**
- * Post a `Warning` Event (Kopf's `kopf.warn`); posted even when `posting.enabled` is off, as in
- * Kopf.
+ * Post a `Warning` Event (Kopf's `kopf.warn`); a no-op when `settings.posting.level` is `"error"`.
+ * As in Kopf, it is posted even when `posting.enabled` is off.
  *
  * @example
  * ```ts
@@ -121,6 +147,7 @@ export function info(objs: EventSubjects, options: EventPostOptions): void {
 export function warn(objs: EventSubjects, options: EventPostOptions): void {
   const found = target();
   if (!found) return void logger.debug("No operator is running; the event is dropped.");
+  if (!levelAllows(found.settings, "warning")) return;
   found.poster.event(objs, {
     type: "Warning",
     reason: options.reason,
@@ -130,7 +157,8 @@ export function warn(objs: EventSubjects, options: EventPostOptions): void {
 
 /**
  * Post an `Error` Event about an exception (Kopf's `kopf.exception`): the reason defaults to
- * the error's class name, and its message is appended.
+ * the error's class name, and its message is appended. A no-op when `settings.posting.enabled`
+ * is off; `posting.level` lets it through at every level (all are at or below `"error"`).
  *
  * @example
  * ```ts
@@ -151,6 +179,6 @@ export function exception(
 ): void {
   const found = target();
   if (!found) return void logger.debug("No operator is running; the event is dropped.");
-  if (!found.settings.enabled) return;
+  if (!found.settings.enabled || !levelAllows(found.settings, "error")) return;
   found.poster.exception(objs, options);
 }

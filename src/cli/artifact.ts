@@ -102,7 +102,7 @@ export function findConfig(startDirs: string[]): string | undefined {
 /** Plans an artifact without building it. */
 export function planArtifact(options: ArtifactOptions): ArtifactPlan {
   const cwd = options.cwd ?? Deno.cwd();
-  const handlers = resolveHandlers(options.files, options.modules, cwd);
+  const handlers = resolveHandlers(options.files, options.modules, cwd, options.denoFlags);
   let target: ApiTarget;
   if (options.inCluster) {
     const env = options.env ?? ((name: string) => Deno.env.get(name));

@@ -10,8 +10,8 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { EXIT_FAILURE, EXIT_USAGE, printError, UsageError } from "./errors.ts";
-import { configureLogging, type LoggingOptions } from "./logging.ts";
+import { EXIT_FAILURE, EXIT_USAGE, printError, reportException, UsageError } from "./errors.ts";
+import { configureLogging, type LoggingOptions } from "../actions/logging.ts";
 import type { OperatorOptions } from "./options.ts";
 import type { RbacOptions, RbacResource } from "./rbac.ts";
 
@@ -57,6 +57,8 @@ export interface ChildSpec {
   kubeconfigVariable?: string;
   /** Deno runs with `--unstable-worker-options`: handlers may give Workers permissions. */
   workerOptions?: boolean;
+  /** Report the exception the operator fails with on stderr, for `KopfRunner.exception`. */
+  reportException?: boolean;
 }
 
 /** How {@linkcode runOperator} gets the framework; replaceable for tests and embedding. */
@@ -284,6 +286,7 @@ export async function runOperator(
   } catch (error) {
     if (error instanceof UsageError) {
       printError(error.message);
+      if (spec.reportException) reportException(error);
       return EXIT_USAGE;
     }
     if (controller.signal.aborted && isAbort(error)) return 0;
@@ -294,6 +297,7 @@ export async function runOperator(
           `(grant it with --allow-… or --deno-flag)`
         : `the operator failed: ${firstLine(error)}`,
     );
+    if (spec.reportException) reportException(error);
     return EXIT_FAILURE;
   } finally {
     for (const [name, listener] of listeners) Deno.removeSignalListener(name, listener);

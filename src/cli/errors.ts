@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { exceptionLine, REPORT_VARIABLE } from "../testing/reporting.ts";
 
 /** Exit code for bad input: wrong flags, missing files, unusable configuration. */
 export const EXIT_USAGE = 2;
@@ -30,6 +31,22 @@ export function printError(message: string): void {
   Deno.stderr.writeSync(new TextEncoder().encode(`kopf: error: ${line}\n`));
 }
 
+/** Whether `KopfRunner` asked this `kopf` process to report its exception (see `testing/`). */
+export function reportRequested(
+  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
+): boolean {
+  try {
+    return Boolean(env(REPORT_VARIABLE));
+  } catch {
+    return false; // not readable with a scoped --allow-env: not asked
+  }
+}
+
+/** Writes the line that gives `KopfRunner` the exception this process fails with. */
+export function reportException(error: unknown): void {
+  Deno.stderr.writeSync(new TextEncoder().encode(exceptionLine(error) + "\n"));
+}
+
 /**
  * The exit code of a command that failed with bad input — a commander parsing error or a
  * {@linkcode UsageError} — after saying why in one line; anything else is rethrown. Help shown on
@@ -43,10 +60,12 @@ export function usageExitCode(error: unknown): number {
       return (error as { exitCode?: number }).exitCode === 0 ? 0 : EXIT_USAGE;
     }
     printError(error.message.replace(/^error: /, ""));
+    if (reportRequested()) reportException(error);
     return EXIT_USAGE;
   }
   if (error instanceof UsageError) {
     printError(error.message);
+    if (reportRequested()) reportException(error);
     return EXIT_USAGE;
   }
   throw error;

@@ -141,8 +141,9 @@ function program(result: { code?: number }, options: MainOptions): Command {
     )
     .argument("[files...]", "handler files: local paths or https:// URLs")
     .option(
-      "-m, --module <specifier>",
-      "import a module from the import map (or jsr:/npm:)",
+      "-m, --module <name>",
+      "import a module: a name in the import map, a module file under the working directory " +
+        "(pkg.mod, pkg/mod.ts, ./mod.ts), or a jsr:/npm:/https: specifier",
       collect,
     );
   addOperatorOptions(run);
@@ -176,8 +177,9 @@ function program(result: { code?: number }, options: MainOptions): Command {
     )
     .argument("[files...]", "handler files: local paths or https:// URLs")
     .option(
-      "-m, --module <specifier>",
-      "import a module from the import map (or jsr:/npm:)",
+      "-m, --module <name>",
+      "import a module: a name in the import map, a module file under the working directory " +
+        "(pkg.mod, pkg/mod.ts, ./mod.ts), or a jsr:/npm:/https: specifier",
       collect,
     )
     .option("-n, --namespace <pattern>", "namespaces the operator will serve; repeatable", collect)
@@ -226,7 +228,12 @@ function program(result: { code?: number }, options: MainOptions): Command {
             "the same options as `kopf run` (namespaces, liveness, logging).",
       )
       .argument("[files...]", "handler files")
-      .option("-m, --module <specifier>", "include a module from the import map", collect)
+      .option(
+        "-m, --module <name>",
+        "include a module: a name in the import map, a module file under the working " +
+          "directory, or a jsr:/npm:/https: specifier",
+        collect,
+      )
       .requiredOption(
         "-o, --output <path>",
         verb === "bundle" ? "output .js file" : "output executable",

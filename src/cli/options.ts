@@ -7,7 +7,12 @@
  */
 import { type Command, Option } from "commander";
 import { UsageError } from "./errors.ts";
-import { LOG_FORMATS, type LogFormat, type LoggingOptions, type Verbosity } from "./log_options.ts";
+import {
+  LOG_FORMATS,
+  type LogFormat,
+  type LoggingOptions,
+  type Verbosity,
+} from "../actions/log_options.ts";
 import { listenAddressOf } from "./permissions.ts";
 
 /** What the operator loop is started with (the CLI's part of `kopf.run()`'s options). */

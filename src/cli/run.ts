@@ -16,10 +16,11 @@ import {
   contextKubeconfig,
   KUBECONFIG_VARIABLE,
 } from "./context_kubeconfig.ts";
-import { UsageError } from "./errors.ts";
+import { reportRequested, UsageError } from "./errors.ts";
 import { replaceProcess } from "./exec.ts";
-import type { LoggingOptions } from "./log_options.ts";
+import type { LoggingOptions } from "../actions/log_options.ts";
 import { type ModuleGraph, moduleGraph } from "./module_graph.ts";
+import { resolveModules } from "./modules.ts";
 import type { OperatorOptions } from "./options.ts";
 import type { RbacOptions } from "./rbac.ts";
 import {
@@ -33,7 +34,10 @@ import {
 export interface LaunchOptions {
   /** Handler files (paths or URLs) as typed. */
   files: string[];
-  /** Handler modules (`-m`): import specifiers resolved through the import map. */
+  /**
+   * Handler modules (`-m`): names resolved as Kopf's `-m` — through the operator's import map, then
+   * as module files under the working directory (see `modules.ts`).
+   */
   modules?: string[];
   /** The operator loop's options. */
   operator: OperatorOptions;
@@ -75,17 +79,17 @@ export interface ResolvedHandlers {
 
 const REMOTE = /^(https?):\/\//;
 const REGISTRY = /^(jsr|npm):/;
-// npm packages load from Deno's cache or node_modules without a read grant.
-const NPM_CACHE = /\/(node_modules|npm\/registry\.npmjs\.org)\//;
 
 /**
  * Checks the handler files and modules and turns them into what the operator process imports.
  * Throws {@linkcode UsageError} for a missing file, a directory, or a module that does not resolve.
+ * `denoFlags` are the operator's: a `--config` among them is the import map `-m` names go through.
  */
 export function resolveHandlers(
   files: string[],
   modules: string[] = [],
   cwd: string = Deno.cwd(),
+  denoFlags: readonly string[] = [],
 ): ResolvedHandlers {
   const out: ResolvedHandlers = { imports: [], labels: [], localFiles: [], remote: [] };
   if (files.length === 0 && modules.length === 0) {
@@ -116,35 +120,12 @@ export function resolveHandlers(
     }
     out.labels.push(file);
   }
-  for (const module of modules) {
-    if (/^(\.{1,2}\/|\/)/.test(module)) {
-      throw new UsageError(`-m takes an import specifier, not a path; pass files as arguments`);
-    }
-    if (REGISTRY.test(module)) {
-      out.imports.push(module);
-      out.labels.push(module);
-      continue;
-    }
-    let resolved: string;
-    try {
-      // The operator process resolves the specifier from the same place with the same import map.
-      resolved = import.meta.resolve(module);
-    } catch {
-      throw new UsageError(`module "${module}" is not in the import map and not a URL`);
-    }
-    if (resolved.startsWith("file:") && !NPM_CACHE.test(resolved)) {
-      const path = decodeURIComponent(new URL(resolved).pathname);
-      try {
-        Deno.statSync(path);
-      } catch {
-        throw new UsageError(`module "${module}" resolves to a missing file: ${path}`);
-      }
-      out.localFiles.push(path);
-    } else if (REMOTE.test(resolved)) {
-      out.remote.push(resolved);
-    }
-    out.imports.push(module);
-    out.labels.push(module);
+  const resolved = resolveModules(modules, { cwd, entry: childEntry(), denoFlags });
+  for (const [i, module] of resolved.entries()) {
+    out.imports.push(module.specifier);
+    out.labels.push(modules[i]);
+    if (module.localFile) out.localFiles.push(module.localFile);
+    if (module.remote) out.remote.push(module.remote);
   }
   return out;
 }
@@ -173,7 +154,7 @@ const NO_GRAPH: ModuleGraph = { files: [], remote: [], problems: [], millis: 0 }
  */
 export async function planLaunch(options: LaunchOptions): Promise<LaunchPlan> {
   const cwd = options.cwd ?? Deno.cwd();
-  const handlers = resolveHandlers(options.files, options.modules, cwd);
+  const handlers = resolveHandlers(options.files, options.modules, cwd, options.denoFlags);
   const target = resolveApiTarget({
     kubeconfig: options.operator.kubeconfig,
     context: options.operator.context,
@@ -215,6 +196,7 @@ export async function planLaunch(options: LaunchOptions): Promise<LaunchPlan> {
     spec.workerOptions = true;
   }
   if (options.rbac) spec.rbac = options.rbac;
+  if (reportRequested(options.env)) spec.reportException = true;
   return { target, handlers, graph, handoff, permissions, spec };
 }
 

@@ -10,18 +10,46 @@
  */
 
 import { type SleepingClock, sleepUnless, SYSTEM_CLOCK } from "../kube/time.ts";
-import type { DaemonStopped, StopReason } from "../registry/context.ts";
+import type { DaemonStopped, StopReason, StopReasons } from "../registry/context.ts";
+
+/** Kopf's order of `DaemonStoppingReason` flags, in which combined reasons are listed. */
+const ORDER: readonly StopReason[] = [
+  "done",
+  "filters-mismatch",
+  "resource-deleted",
+  "operator-pausing",
+  "operator-exiting",
+  "daemon-signalled",
+  "daemon-cancelled",
+  "daemon-abandoned",
+];
+
+/** A snapshot of the reasons of a stop, in Kopf's order. */
+class ReasonSet extends Set<StopReason> implements StopReasons {
+  constructor(reasons: Iterable<StopReason>) {
+    const recorded = new Set(reasons);
+    super(ORDER.filter((reason) => recorded.has(reason)));
+  }
+
+  override toString(): string {
+    return [...this].join("|");
+  }
+
+  toJSON(): StopReason[] {
+    return [...this];
+  }
+}
 
 /**
- * Kopf's `DaemonStopper`: set once with the first reason; later reasons (signalled, cancelled,
- * abandoned) are recorded as the stop escalates.
+ * Kopf's `DaemonStopper`: set with the first reason; later reasons (signalled, cancelled,
+ * abandoned, done) are added as the stop escalates, and `reason` carries them all, as Kopf's
+ * combined flags do.
  */
 export class DaemonStopper implements DaemonStopped {
   readonly #clock: SleepingClock;
   readonly #requested = new AbortController();
   readonly #cancelled = new AbortController();
   readonly #reasons = new Set<StopReason>();
-  #reason: StopReason | null = null;
   #when: number | undefined;
 
   /** A stopper; `parent` (the operator's hard abort) also cancels. */
@@ -29,24 +57,19 @@ export class DaemonStopper implements DaemonStopped {
     this.#clock = options.clock ?? SYSTEM_CLOCK;
     const parent = options.parent;
     if (parent) {
-      if (parent.aborted) this.cancel();
-      else parent.addEventListener("abort", () => this.cancel(), { once: true });
+      if (parent.aborted) this.cancel("daemon-cancelled");
+      else parent.addEventListener("abort", () => this.cancel("daemon-cancelled"), { once: true });
     }
   }
 
   /** Stop was requested. */
   get isSet(): boolean {
-    return this.#reason !== null;
+    return this.#reasons.size > 0;
   }
 
-  /** The first reason given, once requested. */
-  get reason(): StopReason | null {
-    return this.#reason;
-  }
-
-  /** All reasons recorded so far. */
-  get reasons(): ReadonlySet<StopReason> {
-    return this.#reasons;
+  /** All the reasons recorded so far (a snapshot), or `null` before the stop request. */
+  get reason(): StopReasons | null {
+    return this.isSet ? new ReasonSet(this.#reasons) : null;
   }
 
   /** When the stop was requested (clock ms). */
@@ -69,21 +92,24 @@ export class DaemonStopper implements DaemonStopped {
     return this.#reasons.has(reason);
   }
 
-  /** Request the stop (the first call decides `reason`); later reasons are recorded. */
+  /** Request the stop (the first call is the request); every reason is added to `reason`. */
   set(reason: StopReason): void {
+    const first = !this.isSet;
     this.#reasons.add(reason);
-    if (this.#reason !== null) return;
-    this.#reason = reason;
+    if (!first) return;
     this.#when = this.#clock.now();
     this.#requested.abort(new DOMException(`stopped: ${reason}`, "AbortError"));
   }
 
-  /** Cancel: abort `signal` (implies a stop request). */
-  cancel(reason: StopReason = "daemon-cancelled"): void {
-    if (!this.isSet) this.set(reason);
-    this.#reasons.add(reason);
+  /**
+   * Cancel: abort `signal`. With a `reason` (`daemon-cancelled` when the stop escalates), it is
+   * added; without one, a stop already requested keeps its reasons (Kopf flags a cancellation only
+   * when the stop escalates to it), and one not yet requested gets `daemon-cancelled`.
+   */
+  cancel(reason?: StopReason): void {
+    if (reason !== undefined || !this.isSet) this.set(reason ?? "daemon-cancelled");
     if (!this.#cancelled.signal.aborted) {
-      this.#cancelled.abort(new DOMException(`cancelled: ${this.#reason}`, "AbortError"));
+      this.#cancelled.abort(new DOMException(`cancelled: ${this.reason}`, "AbortError"));
     }
   }
 

@@ -9,7 +9,9 @@
  *   every index has indexed it, 503 before, and 503 while no watch has been healthy for
  *   `staleAfter` seconds (the API server is unreachable); the body says why.
  *
- * Bound to the address in the URL only (loopback by default); plain HTTP, as Kopf.
+ * Bound to the address in the URL only (loopback by default); plain HTTP, as Kopf. Anything else
+ * is answered as Kopf's aiohttp server answers it: another path with `404: Not Found`, another
+ * method on these paths with `405: Method Not Allowed` (and `Allow: GET,HEAD`), in plain text.
  *
  * @module
  */
@@ -188,6 +190,14 @@ export interface HealthServer {
   close(): Promise<void>;
 }
 
+/** A plain-text error as aiohttp words it (`404: Not Found`), which Kopf's endpoint answers with. */
+function plain(status: 404 | 405): Response {
+  const text = status === 404 ? "404: Not Found" : "405: Method Not Allowed";
+  const headers: Record<string, string> = { "content-type": "text/plain; charset=utf-8" };
+  if (status === 405) headers.allow = "GET,HEAD";
+  return new Response(text, { status, headers });
+}
+
 function json(status: number, body: unknown): Response {
   return new Response(JSON.stringify(body), {
     status,
@@ -212,9 +222,8 @@ export async function serveHealth(options: HealthOptions): Promise<HealthServer>
   const address = parseLivenessUrl(options.endpoint);
   const handler = async (request: Request): Promise<Response> => {
     const { pathname } = new URL(request.url);
-    if (request.method !== "GET" && request.method !== "HEAD") {
-      return json(405, { error: "method not allowed" });
-    }
+    if (pathname !== address.path && pathname !== address.readyPath) return plain(404);
+    if (request.method !== "GET" && request.method !== "HEAD") return plain(405);
     if (pathname === address.path) {
       try {
         return json(200, await options.probes());
@@ -223,11 +232,8 @@ export async function serveHealth(options: HealthOptions): Promise<HealthServer>
         return json(500, { error: error instanceof Error ? error.message : String(error) });
       }
     }
-    if (pathname === address.readyPath) {
-      const verdict = options.readiness();
-      return json(verdict.ready ? 200 : 503, verdict);
-    }
-    return json(404, { error: "not found" });
+    const verdict = options.readiness();
+    return json(verdict.ready ? 200 : 503, verdict);
   };
   const listening = Promise.withResolvers<Deno.NetAddr>();
   const server = Deno.serve({

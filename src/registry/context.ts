@@ -356,7 +356,7 @@ export interface EventCauseContext<S = AnyFields, St = AnyFields> extends Resour
 export type EventContext<S = AnyFields, St = AnyFields> = EventCauseContext<S, St>;
 
 /**
- * Why a daemon or timer is being stopped.
+ * One reason why a daemon or timer is being stopped.
  *
  * @example
  * ```ts
@@ -364,8 +364,8 @@ export type EventContext<S = AnyFields, St = AnyFields> = EventCauseContext<S, S
  *
  * kopf.daemon("kopfexamples", async function daemonFn({ stopped, logger }) {
  *   await stopped.wait();
- *   const why: kopf.StopReason | null = stopped.reason; // e.g. "resource-deleted"
- *   logger.info(`Stopping: ${why}`);
+ *   const deleted: kopf.StopReason = "resource-deleted";
+ *   if (stopped.reason?.has(deleted)) logger.info("The object is gone.");
  * });
  * ```
  */
@@ -378,6 +378,30 @@ export type StopReason =
   | "daemon-signalled"
   | "daemon-cancelled"
   | "daemon-abandoned";
+
+/**
+ * Every reason that applies to a stop, as Kopf's combined `DaemonStoppingReason` flags: e.g. an
+ * object deleted while its daemon, asked to stop, is signalled again after its
+ * `cancellationBackoff` has `resource-deleted` and `daemon-signalled`. Reasons come in Kopf's
+ * order, whichever was recorded first.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * kopf.daemon("kopfexamples", async function watchFn({ stopped, logger }) {
+ *   await stopped.wait();
+ *   if (stopped.reason?.has("resource-deleted")) logger.info("The object is gone.");
+ *   logger.info(`Stopped: ${stopped.reason}`); // e.g. "Stopped: resource-deleted"
+ * });
+ * ```
+ */
+export interface StopReasons extends ReadonlySet<StopReason> {
+  /** The reasons joined with `|`, e.g. `"operator-exiting|daemon-signalled"` (Kopf's `A|B`). */
+  toString(): string;
+  /** The reasons as an array, for `JSON.stringify`. */
+  toJSON(): StopReason[];
+}
 
 /**
  * Kopf's `DaemonStopped`: whether and why a daemon or timer should stop.
@@ -400,8 +424,8 @@ export type StopReason =
 export interface DaemonStopped {
   /** Stop was requested. */
   readonly isSet: boolean;
-  /** Why, once requested. */
-  readonly reason: StopReason | null;
+  /** Why, once requested: all the reasons so far (a snapshot; `null` before the request). */
+  readonly reason: StopReasons | null;
   /** Wait up to `seconds` (forever if omitted) for a stop request; resolves to `isSet`. */
   wait(seconds?: number): Promise<boolean>;
 }

@@ -6,10 +6,12 @@
  * every time (modules are imported once per process, so a second run in-process would register
  * nothing), the operator gets the same scoped permissions as in production, and a stuck operator
  * can always be killed. What a Python test gets from Kopf's `KopfRunner` thread — logs, the exit
- * code — comes from the process's output and status.
+ * code, the exception — comes from the process's output and status, and the exception from a line
+ * the failing process writes for the runner (`reporting.ts`).
  *
  * @module
  */
+import { parseExceptionLine, REPORT_VARIABLE } from "./reporting.ts";
 
 /**
  * Options of {@linkcode KopfRunner}.
@@ -98,9 +100,10 @@ export class KopfRunnerError extends Error {
    * @param message What went wrong.
    * @param exitCode The operator's exit code.
    * @param output The operator's output.
+   * @param cause The exception the operator reported, if it did (`error.cause`).
    */
-  constructor(message: string, exitCode: number, output: string) {
-    super(message);
+  constructor(message: string, exitCode: number, output: string, cause?: Error) {
+    super(message, cause ? { cause } : undefined);
     this.name = "KopfRunnerError";
     this.exitCode = exitCode;
     this.output = output;
@@ -181,6 +184,7 @@ export class KopfRunner implements AsyncDisposable {
   #stderr = "";
   #waiters: Waiter[] = [];
   #stopping?: Promise<number>;
+  #reported?: Error;
 
   /**
    * Prepares the runner and, unless `autostart` is `false`, starts the operator.
@@ -208,10 +212,11 @@ export class KopfRunner implements AsyncDisposable {
     this.#exit = undefined;
     this.#killed = false;
     this.#stopping = undefined;
+    this.#reported = undefined;
     this.#runOutput = "";
     const child = new Deno.Command(program, {
       args: [...prefix, ...this.args],
-      env: this.#options.env,
+      env: { ...this.#options.env, [REPORT_VARIABLE]: "1" },
       cwd: this.#options.cwd,
       stdin: "null",
       stdout: "piped",
@@ -234,7 +239,6 @@ export class KopfRunner implements AsyncDisposable {
     let partial = "";
     try {
       for await (const chunk of stream) {
-        if (this.#options.echo) Deno.stderr.writeSync(chunk);
         const text = partial + decoder.decode(chunk, { stream: true });
         const lines = text.split("\n");
         partial = lines.pop() ?? "";
@@ -246,6 +250,13 @@ export class KopfRunner implements AsyncDisposable {
   }
 
   #line(line: string, which: "stdout" | "stderr"): void {
+    const reported = which === "stderr" ? parseExceptionLine(line) : undefined;
+    if (reported) {
+      // For the runner only: not the operator's output.
+      this.#reported = reported;
+      return;
+    }
+    if (this.#options.echo) Deno.stderr.writeSync(new TextEncoder().encode(line + "\n"));
     const trim = (text: string) =>
       text.length > this.#maxChars ? text.slice(text.length - this.#maxChars) : text;
     this.#output = trim(this.#output + line + "\n");
@@ -298,6 +309,38 @@ export class KopfRunner implements AsyncDisposable {
   /** Whether the last run had to be killed with SIGKILL after the timeout. */
   get killed(): boolean {
     return this.#killed;
+  }
+
+  /**
+   * The exception the operator failed with (Kopf's `runner.exception`), or `null` while it runs,
+   * before the start, and after a clean exit (code 0). A failed operator reports its exception to
+   * the runner: an `Error` with the operator's class `name` (e.g. `ActivityError`, `UsageError`
+   * for bad input), `message` and `stack` — the same text, not the same object, since the
+   * operator ran in another process. When it exited non-zero without a report (killed, crashed),
+   * a {@linkcode KopfRunnerError} with the exit code and the output.
+   *
+   * @example
+   * ```ts ignore
+   * import { KopfRunner } from "jsr:@kopf/kopf/testing";
+   * import assert from "node:assert/strict";
+   * const runner = new KopfRunner(["run", "-A", "handlers.ts"], { reraise: false });
+   * // … the operator runs …
+   * await runner.stop();
+   * assert.equal(runner.exitCode, 0);
+   * assert.equal(runner.exception, null);
+   * ```
+   */
+  get exception(): Error | null {
+    const code = this.exitCode;
+    if (code === null || code === 0) return null;
+    if (this.#reported) return this.#reported;
+    return new KopfRunnerError(
+      this.#killed
+        ? `The operator did not stop within ${this.#options.timeout ?? 30}s and was killed.`
+        : `The operator exited with code ${code}.`,
+      code,
+      this.#output,
+    );
   }
 
   /**
@@ -425,6 +468,7 @@ export class KopfRunner implements AsyncDisposable {
         `The operator exited with code ${code}:\n${last}`,
         code,
         this.#output,
+        this.#reported,
       );
     }
   }

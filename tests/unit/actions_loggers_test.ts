@@ -55,6 +55,7 @@ Deno.test("object logger: lone strings are literal, with the object reference as
 
 Deno.test("object logger: posts Events at and above the level when asked to", async () => {
   const posted: string[] = [];
+  const error = new Error("boom");
   await capture(() => {
     const logger = objectLogger(BODY, {
       level: "info",
@@ -63,13 +64,16 @@ Deno.test("object logger: posts Events at and above the level when asked to", as
     logger.debug("hidden");
     logger.info("literal {braces}");
     logger.warning("templated {x}", { x: 1 });
-    logger.error("failed", new Error("boom"));
+    logger.error("failed", error);
+    logger.error("Handler failed: {error}", { error });
     logger.with({ extra: true }).info("from a child logger");
   });
   assert.deepEqual(posted, [
     "info: literal {braces}",
     "warning: templated 1",
-    "error: failed boom",
+    // Kopf's `logger.exception()` posts the traceback after the message; here, the stack.
+    `error: failed boom\n${error.stack}`,
+    `error: Handler failed: boom\n${error.stack}`,
     "info: from a child logger",
   ]);
 });

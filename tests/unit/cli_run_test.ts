@@ -51,7 +51,7 @@ Deno.test("handler files resolve to file URLs; bad ones are UsageErrors", () => 
       [[], []],
       [["app/missing.ts"], []],
       [["app"], []],
-      [[], ["./app/handlers.ts"]],
+      [[], ["./app/missing.ts"]],
       [[], ["not-in-the-import-map"]],
     ] as [string[], string[]][]
   ) {
@@ -64,6 +64,17 @@ Deno.test("-m modules resolve through the import map; npm/jsr need no grants", (
   assert.deepEqual(resolved.imports, ["js-yaml", "npm:commander@15"]);
   assert.deepEqual(resolved.localFiles, []);
   assert.deepEqual(resolved.remote, []);
+});
+
+Deno.test("-m module files under the working directory are imported by URL and granted", () => {
+  const { dir } = fixture();
+  const resolved = resolveHandlers([], ["app.handlers", "./app/handlers.ts"], dir);
+  assert.deepEqual(resolved.imports, [
+    `file://${dir}/app/handlers.ts`,
+    `file://${dir}/app/handlers.ts`,
+  ]);
+  assert.deepEqual(resolved.labels, ["app.handlers", "./app/handlers.ts"]);
+  assert.deepEqual(resolved.localFiles, [`${dir}/app/handlers.ts`, `${dir}/app/handlers.ts`]);
 });
 
 Deno.test("the launch plan: the child's grants, its spec and its one-context kubeconfig", async () => {

@@ -11,6 +11,14 @@ const ROOT = new URL("../../", import.meta.url).pathname;
 /** What `mod.ts` exports: Kopf's public names and the types in their signatures. */
 const MOD = [
   "ABSENT",
+  "configure",
+  "ConfigureOptions",
+  "LogFormat",
+  "LoginHelperOptions",
+  "loginViaClient",
+  "loginWithKubeconfig",
+  "loginWithServiceAccount",
+  "StopReasons",
   "Activity",
   "ActivityContext",
   "ActivityError",

@@ -163,8 +163,25 @@ Deno.test("wait() resolves with the code of an operator that exits by itself", a
 Deno.test("KopfRunner runs the real `kopf run`: bad input exits 2 with one line", async () => {
   const runner = new KopfRunner(["run", "-A", "no-such-handlers.ts"], { cwd: ROOT });
   assert.equal(await runner.wait(), 2, runner.output);
+  // The exception line for the runner is not part of the output.
   assert.equal(
     runner.stderr,
     "kopf: error: handler file not found: no-such-handlers.ts\n",
   );
+  assert.equal(runner.exception?.name, "UsageError");
+  assert.equal(runner.exception?.message, "handler file not found: no-such-handlers.ts");
+});
+
+Deno.test("exception: null after a clean stop; the exit code when nothing was reported", async () => {
+  const script = await standIn();
+  const clean = new KopfRunner([], { command: command(script, "normal") });
+  assert.equal(clean.exception, null, "null while running");
+  await clean.waitForOutput("err: log line", { timeout: 30 });
+  await clean.stop();
+  assert.equal(clean.exception, null);
+  const failed = new KopfRunner([], { command: command(script, "exit3") });
+  await failed.wait();
+  assert.ok(failed.exception instanceof KopfRunnerError);
+  assert.equal(failed.exception.exitCode, 3);
+  assert.equal(failed.exception.message, "The operator exited with code 3.");
 });

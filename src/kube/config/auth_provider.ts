@@ -12,12 +12,13 @@ import { ConfigError } from "../errors.ts";
 import type { AuthMaterial, Credentials } from "./credentials.ts";
 import type { LoadedFile, MergedKubeconfig, User } from "./kubeconfig.ts";
 
-type KubeConfigClass = typeof KubeConfig;
+/** client-node's `KubeConfig` class. */
+export type KubeConfigClass = typeof KubeConfig;
 
 let kubeConfigClass: Promise<KubeConfigClass> | undefined;
 
 /** The `KubeConfig` class, imported on first use only. */
-function importKubeConfig(): Promise<KubeConfigClass> {
+export function importKubeConfig(): Promise<KubeConfigClass> {
   kubeConfigClass ??= import("@kubernetes/client-node").then(
     (m) => m.KubeConfig,
     (error) => {

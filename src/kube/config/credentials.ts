@@ -25,6 +25,8 @@ export interface AuthMaterial {
   readonly certPem?: string;
   /** Client key (PEM) for {@linkcode AuthMaterial.certPem}. */
   readonly keyPem?: string;
+  /** When this material expires (ms since the epoch), if its source says (exec plugins). */
+  readonly expiresAt?: number;
 }
 
 /** How a request authenticates. */
@@ -328,6 +330,7 @@ export class ExecCredentials implements Credentials {
       headers,
       certPem: clientCertificateData ?? this.#base.certPem,
       keyPem: clientKeyData ?? this.#base.keyPem,
+      ...(Number.isFinite(expiresAt) ? { expiresAt } : {}),
     };
     this.#cached = { material, expiresAt };
     logger.debug("Exec plugin {command} gave credentials (expire: {expires})", {

@@ -29,6 +29,7 @@ import { loadInCluster } from "./in_cluster.ts";
 import { fileError, readEnv } from "./inputs.ts";
 import { type KubeconfigDocument, loadDocuments, readKubeconfigFiles } from "./kubeconfig.ts";
 
+export { type ClientNodeConnection, connectionViaClientNode } from "./client_node.ts";
 export {
   type AuthMaterial,
   type Credentials,
@@ -127,38 +128,90 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Clust
   }
   let files: string[];
   if (options.kubeconfig !== undefined) {
-    files = [options.kubeconfig].flat().filter((f) => f);
-    if (!files.length) throw new ConfigError("the kubeconfig option names no file");
+    files = explicitFiles(options.kubeconfig);
   } else {
-    const fromEnv = readEnv("KUBECONFIG");
+    const fromEnv = await filesFromEnv();
     if (fromEnv) {
-      files = fromEnv.split(Deno.build.os === "windows" ? ";" : ":").filter((f) => f);
-      // kubectl skips listed files that do not exist, as long as one does.
-      const present = [];
-      for (const file of files) if (await fileExists(file)) present.push(file);
-      if (!present.length) {
-        throw new ConfigError(
-          `none of the files in KUBECONFIG exists: ${files.join(", ")}`,
-          { source: files.join(":") },
-        );
-      }
-      files = present;
+      files = fromEnv;
     } else if (readEnv("KUBERNETES_SERVICE_HOST") && readEnv("KUBERNETES_SERVICE_PORT")) {
       return await loadInCluster(options);
     } else {
-      const home = readEnv("HOME") ?? readEnv("USERPROFILE");
-      const fallback = home ? `${home}/.kube/config` : undefined;
-      if (!fallback || !(await fileExists(fallback))) {
+      const home = await homeFile();
+      if (!home.exists) {
         throw new ConfigError(
           "no cluster configuration found: KUBECONFIG is not set, " +
-            `${fallback ?? "~/.kube/config (HOME is not set)"} does not exist, and ` +
+            `${home.path ?? "~/.kube/config (HOME is not set)"} does not exist, and ` +
             "KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT are not set (not in a cluster)",
         );
       }
-      files = [fallback];
+      files = [home.path];
     }
   }
   return await loadDocuments(await readKubeconfigFiles(files), options);
+}
+
+/**
+ * Loads the cluster configuration from kubeconfigs only — the `kubeconfig` option, the one
+ * `kopf run` handed over, `KUBECONFIG`, `~/.kube/config` — or `null` when there is none (no
+ * in-cluster fallback): what `kopf.loginWithKubeconfig()` logs in with, as Kopf's
+ * `login_with_kubeconfig` does. What is there but unusable throws a {@linkcode ConfigError}.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadKubeconfig } from "./mod.ts";
+ * const config = await loadKubeconfig(); // null without KUBECONFIG or ~/.kube/config
+ * ```
+ */
+export async function loadKubeconfig(
+  options: Omit<LoadConfigOptions, "inCluster" | "inClusterRoot"> = {},
+): Promise<ClusterConfig | null> {
+  if (options.kubeconfig === undefined && handedOver) {
+    return await loadDocuments([handedOver], options);
+  }
+  let files: string[] | undefined;
+  if (options.kubeconfig !== undefined) files = explicitFiles(options.kubeconfig);
+  else {
+    files = await filesFromEnv();
+    if (!files) {
+      const home = await homeFile();
+      if (!home.exists) return null;
+      files = [home.path];
+    }
+  }
+  return await loadDocuments(await readKubeconfigFiles(files), options);
+}
+
+function explicitFiles(kubeconfig: string | string[]): string[] {
+  const files = [kubeconfig].flat().filter((f) => f);
+  if (!files.length) throw new ConfigError("the kubeconfig option names no file");
+  return files;
+}
+
+/** The files `KUBECONFIG` lists that exist, or `undefined` when it is not set. */
+async function filesFromEnv(): Promise<string[] | undefined> {
+  const fromEnv = readEnv("KUBECONFIG");
+  if (!fromEnv) return undefined;
+  const files = fromEnv.split(Deno.build.os === "windows" ? ";" : ":").filter((f) => f);
+  // kubectl skips listed files that do not exist, as long as one does.
+  const present = [];
+  for (const file of files) if (await fileExists(file)) present.push(file);
+  if (!present.length) {
+    throw new ConfigError(
+      `none of the files in KUBECONFIG exists: ${files.join(", ")}`,
+      { source: files.join(":") },
+    );
+  }
+  return present;
+}
+
+/** `~/.kube/config` and whether it exists. */
+async function homeFile(): Promise<
+  { path: string; exists: true } | { path?: string; exists: false }
+> {
+  const home = readEnv("HOME") ?? readEnv("USERPROFILE");
+  const path = home ? `${home}/.kube/config` : undefined;
+  if (path && await fileExists(path)) return { path, exists: true };
+  return { path, exists: false };
 }
 
 let handedOver: KubeconfigDocument | undefined;

@@ -6,7 +6,7 @@ import {
   levelOf,
   objectRefOf,
   renderMessage,
-} from "../../src/cli/logging.ts";
+} from "../../src/actions/logging.ts";
 
 function record(overrides: Partial<LogRecord> = {}): LogRecord {
   return {

@@ -1,12 +1,22 @@
 /**
- * The logging options of the command line, as plain data: what `--log-format`, `-q`/`-v`/`-d`
+ * The logging options, as plain data: what `--log-format`, `-q`/`-v`/`-d` and `kopf.configure()`
  * accept. Apart from {@link ./logging.ts} so that the launcher of `kopf run`, which only parses
  * and forwards them, does not load LogTape (about 6 MiB of resident memory for its whole life).
  *
  * @module
  */
 
-/** The output formats of Kopf's `--log-format`. */
+/**
+ * The output formats of Kopf's `--log-format`.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const format: kopf.LogFormat = "json"; // one JSON object per line, for log collectors
+ * kopf.configure({ logFormat: format });
+ * ```
+ */
 export type LogFormat = "plain" | "full" | "json";
 
 /** The formats accepted by `--log-format`, in the order shown in the help. */

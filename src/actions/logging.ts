@@ -1,14 +1,17 @@
 /**
- * Logging sinks for the command line: the only place where LogTape is configured. The library
- * logs through `getLogger(["kopf", …])` and never picks sinks; an operator started by `kopf run`
- * gets one of Kopf's three formats on stderr.
+ * Where log records go and how they look: one of Kopf's three formats (`full`, `plain`, `json`),
+ * one line per record on stderr — the only place where LogTape is configured. The framework logs
+ * through `getLogger(["kopf", …])` and never picks sinks by itself: `kopf run` configures these
+ * for the operator it starts, and {@linkcode configure} (Kopf's `kopf.configure()`) for an operator
+ * embedded with `kopf.run()`. Next to the object logger (`loggers.ts`), whose record shape the
+ * formats print.
  *
  * @module
  */
 import { configureSync, type LogLevel, type LogRecord, type Sink } from "@logtape/logtape";
 
 export { LOG_FORMATS, type LogFormat, type LoggingOptions, type Verbosity } from "./log_options.ts";
-import type { LogFormat, LoggingOptions, Verbosity } from "./log_options.ts";
+import { LOG_FORMATS, type LogFormat, type LoggingOptions, type Verbosity } from "./log_options.ts";
 
 import type { ObjectRef } from "../kube/resource.ts";
 
@@ -209,5 +212,74 @@ export function configureLogging(options: LoggingOptions = {}): void {
         lowestLevel: internal,
       })),
     ],
+  });
+}
+
+/**
+ * How {@linkcode configure} sets up logging: Kopf's `kopf.configure()` keywords, camel-cased —
+ * the same choices as `kopf run`'s `-d`, `-v`, `-q`, `--log-format`, `--log-prefix` and
+ * `--log-refkey`.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const options: kopf.ConfigureOptions = { verbose: true, logFormat: "json" };
+ * kopf.configure(options);
+ * ```
+ */
+export interface ConfigureOptions {
+  /** Show debug records, the framework's internals (API client, watches, queues) too (`-d`). */
+  debug?: boolean;
+  /** Show debug records, with the internals held at INFO (`-v`). */
+  verbose?: boolean;
+  /** Show warnings and errors only (`-q`). */
+  quiet?: boolean;
+  /** `"full"` (the default), `"plain"` or `"json"`, as Kopf's `--log-format`. */
+  logFormat?: LogFormat;
+  /**
+   * Prefix messages about objects with `[namespace/name]`. Default `false`, as in Kopf's
+   * `configure()`; `null` decides by the format, as `kopf run` does: on for text, off for JSON.
+   */
+  logPrefix?: boolean | null;
+  /** The key of the object reference in JSON records (default `"object"`). */
+  logRefkey?: string;
+}
+
+/**
+ * Configures logging for an embedded operator as `kopf run` configures it for its own (Kopf's
+ * `kopf.configure()`): every record, the framework's and the program's own, goes to stderr as one
+ * line in one of Kopf's formats, at the level that `debug`, `verbose` or `quiet` choose (INFO by
+ * default). Replaces LogTape's configuration, whoever made it; call it before `kopf.run()`, since
+ * nothing is printed until logging is configured.
+ *
+ * @example
+ * ```ts ignore
+ * import * as kopf from "jsr:@kopf/kopf";
+ *
+ * kopf.configure({ verbose: true, logFormat: "plain", logPrefix: true });
+ * await kopf.run({ namespaces: ["default"], signal });
+ * ```
+ */
+export function configure(options: ConfigureOptions = {}): void {
+  const format = options.logFormat ?? "full";
+  if (!(LOG_FORMATS as readonly string[]).includes(format)) {
+    throw new TypeError(
+      `kopf.configure(): logFormat must be one of ${LOG_FORMATS.join(", ")}, not "${format}"`,
+    );
+  }
+  const verbosity: Verbosity = options.debug
+    ? "debug"
+    : options.verbose
+    ? "verbose"
+    : options.quiet
+    ? "quiet"
+    : "normal";
+  const logPrefix = options.logPrefix === undefined ? false : options.logPrefix;
+  configureLogging({
+    format,
+    verbosity,
+    prefix: logPrefix ?? undefined,
+    refKey: options.logRefkey,
   });
 }
