@@ -1,5 +1,6 @@
 /**
- * The cache of one informer: the latest state of every object, by key (`namespace/name`).
+ * The cache of one informer: the latest state of every object, by object key
+ * (`plural.version.group/namespace/name`, see `objectKey`).
  *
  * Objects are kept as the plain JSON the server sent, minus `metadata.managedFields` (server-side
  * apply bookkeeping: often half of an object's metadata, and never needed by handlers). The

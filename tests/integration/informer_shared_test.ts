@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { Informers, isChange } from "../../src/cache/informer.ts";
 import type { StoreChange } from "../../src/cache/store.ts";
-import type { KubeObject } from "../../src/kube/resource.ts";
+import { type KubeObject, objectKey } from "../../src/kube/resource.ts";
 import { cluster } from "../support/cluster.ts";
 import { FaultProxy } from "../support/fault_proxy.ts";
 import { waitFor } from "../support/wait.ts";
@@ -60,7 +60,10 @@ Deno.test("informers: consumers share one list+watch, selectors go to the server
 
     // The selector is applied by the server: only tier=a objects are sent and stored.
     assert.equal(all.store.size, 5);
-    assert.deepEqual([...selected.store.keys()].sort(), tierA.map((n) => `${ns}/${n}`).sort());
+    assert.deepEqual(
+      [...selected.store.keys()].sort(),
+      tierA.map((n) => objectKey(resource, ns, n)).sort(),
+    );
     // managedFields are on the server's objects, but not in the cache.
     const onServer = await c.api("GET", `${resource.path(ns)}/${tierA[0]}`);
     assert.ok(onServer.metadata.managedFields?.length > 0);
@@ -76,7 +79,9 @@ Deno.test("informers: consumers share one list+watch, selectors go to the server
     await patchLabels(tierB[0], "a");
     await patchLabels(tierA[0], "c");
     await waitFor(
-      () => selected.store.has(`${ns}/${tierB[0]}`) && !selected.store.has(`${ns}/${tierA[0]}`),
+      () =>
+        selected.store.has(objectKey(resource, ns, tierB[0])) &&
+        !selected.store.has(objectKey(resource, ns, tierA[0])),
       {
         message: "the selector informer to follow the label changes",
       },

@@ -53,6 +53,8 @@ export async function probeResource(c: TestCluster): Promise<ProbeResource> {
             type: "object",
             properties: {
               spec: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
+              // Kept, not pruned: handlers' results go there.
+              status: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
             },
           },
         },
