@@ -7,12 +7,13 @@
  * the delay or backoff. Results and `patch` are written after each call, if they change
  * anything (see `writing.ts`).
  *
- * Stopping follows Kopf's stages, with `signal` as the cancellation: the stop is requested
- * (`stopped` is set; without `cancellationBackoff`, `signal` aborts at once), then after
- * `cancellationBackoff` seconds `signal` aborts, then after `cancellationTimeout` more seconds a
- * daemon that still runs is abandoned (with a warning). Without `cancellationTimeout`, the
- * engine waits for the exit as long as it takes, logging every `cancellationPolling` seconds —
- * except when the operator exits, where a grace period bounds the wait.
+ * Stopping follows Kopf's stages, with `signal` as the task cancellation: the stop is requested
+ * (`stopped` is set), then after `cancellationBackoff` seconds (if given) — and only if
+ * `cancellationTimeout` is given — `signal` aborts, and after `cancellationTimeout` more seconds a
+ * daemon that still runs is abandoned (with a warning). Without `cancellationTimeout`, `signal`
+ * stays as it is and the engine waits for the exit as long as it takes, logging every
+ * `cancellationPolling` seconds — except when the operator exits, where a grace period bounds the
+ * wait (and `signal` aborts at its start).
  *
  * @module
  */
@@ -206,8 +207,6 @@ export async function stopSpawned(
     options.settings.background.cancellationPolling;
 
   stopper.set(reason);
-  // Without a backoff there is nothing to wait for before cancelling: `signal` aborts at once.
-  if (backoff === undefined) stopper.cancel();
   await waitInstantExit(spawned, options);
   if (spawned.exited) {
     logger.debug("{title} has exited gracefully.", { title: handler.title });
@@ -218,6 +217,11 @@ export async function stopSpawned(
     stopper.set("daemon-signalled");
     logger.debug("{title} is signalled to exit gracefully.", { title: handler.title });
     if (await waitExit(spawned, options.clock, backoff)) return "exited";
+  }
+  // Kopf cancels the task only when a cancellation timeout bounds the wait; `signal` is our task
+  // cancellation, so it aborts then too — not earlier, or a daemon's cleanup requests on its
+  // way out would fail.
+  if (timeout !== undefined || options.graceTimeout !== undefined) {
     stopper.cancel("daemon-cancelled");
     logger.debug("{title} is signalled to exit by force.", { title: handler.title });
   }

@@ -3,8 +3,8 @@
  * the `AbortSignal` handlers get as `signal`.
  *
  * Two moments: the stop request (`stopped.isSet`, `stopped.wait()` returns) and the cancellation
- * (`signal` aborts). A daemon without `cancellationBackoff` is cancelled at the request; with
- * it, `signal` aborts that many seconds later, so the daemon can first finish on its own.
+ * (`signal` aborts, Kopf's `task.cancel()`): only when `cancellationTimeout` is given (after
+ * `cancellationBackoff`), or at operator exit — see `daemons.ts`.
  *
  * @module
  */

@@ -49,8 +49,8 @@ function operatorWith(beside: Beside) {
     registry.timer(res.plural, { id: "tick", interval: 0.2 }, () => {});
   }
   if (beside.includes("daemon")) {
-    registry.daemon(res.plural, { id: "watcher" }, async ({ signal }) => {
-      await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+    registry.daemon(res.plural, { id: "watcher" }, async ({ stopped }) => {
+      await stopped.wait();
     });
   }
   return { registry, calls };

@@ -68,10 +68,12 @@ Deno.test("a daemon without cleanup options adds no finalizer and stops when the
   const ns = await c.namespace("daemon-nofin");
   const registry = new kopf.Registry();
   const seen: string[] = [];
-  registry.daemon(res.plural, { id: "plain" }, async ({ signal }) => {
+  // Kopf's rule: without `cancellationTimeout` a daemon is asked to stop (`stopped`), never
+  // cancelled — its `signal` stays usable for the requests it makes on its way out.
+  registry.daemon(res.plural, { id: "plain" }, async ({ stopped, signal }) => {
     seen.push("started");
-    await new Promise((resolve) => signal.addEventListener("abort", resolve));
-    seen.push("aborted");
+    await stopped.wait();
+    seen.push(`stopped:${stopped.reason}:aborted=${signal.aborted}`);
   });
   const operator = await startOperator(c, { registry, namespaces: [ns] });
   try {
@@ -80,7 +82,8 @@ Deno.test("a daemon without cleanup options adds no finalizer and stops when the
     await sleep(1000);
     assert.deepEqual((await getObject(c, res, ns, "d2"))?.metadata.finalizers ?? [], []);
     await c.api("DELETE", res.path(ns, "d2"));
-    await waitFor(() => seen.includes("aborted"), { message: "the daemon to be stopped" });
+    await waitFor(() => seen.length === 2, { message: "the daemon to be stopped" });
+    assert.deepEqual(seen, ["started", "stopped:resource-deleted:aborted=false"]);
   } finally {
     await operator.stop();
     await c.deleteNamespace(ns);

@@ -39,6 +39,11 @@ Deno.test("a deleted object's daemon sees resource-deleted, then daemon-signalle
   try {
     await createObject(c, res, ns, "s1");
     await waitFor(() => seen.length === 2, { message: "both daemons to start" });
+    // Daemons start in the cycle that adds the finalizer (as in Kopf): delete once it is there,
+    // or the deletion may go through before the daemons' cleanup can hold it.
+    await waitFor(async () => (await getObject(c, res, ns, "s1"))?.metadata.finalizers?.length, {
+      message: "the finalizer",
+    });
     await c.api("DELETE", res.path(ns, "s1"));
     await waitFor(async () => (await getObject(c, res, ns, "s1")) === null, {
       timeout: 30,

@@ -221,7 +221,7 @@ Deno.test("a permanent error stops a daemon for good", async () => {
   assert.equal(calls, 1);
 });
 
-Deno.test("deletion stops a daemon at once: stopped is set and signal aborts", async () => {
+Deno.test("deletion stops a daemon at once: stopped is set; without cancellationTimeout signal stays", async () => {
   const seen: string[] = [];
   const r = rig((registry) =>
     registry.daemon("kex", async ({ stopped, signal }: DaemonContext) => {
@@ -236,13 +236,9 @@ Deno.test("deletion stops a daemon at once: stopped is set and signal aborts", a
   assert.equal(r.engine.isRunning(kex, kexObject("a")), true);
   r.event("DELETED", kexObject("a"));
   await flush();
-  assert.deepEqual(
-    seen,
-    ["started", "stopped:resource-deleted", "aborted"].sort((a, b) =>
-      seen.indexOf(a) - seen.indexOf(b)
-    ),
-  );
-  assert.ok(seen.includes("aborted") && seen.includes("stopped:resource-deleted"));
+  // Kopf cancels a daemon's task only when `cancellation_timeout` bounds the wait: a daemon's
+  // requests on its way out (with `signal`) still work.
+  assert.deepEqual(seen, ["started", "stopped:resource-deleted"]);
   assert.equal(r.engine.isRunning(kex, kexObject("a")), false);
   assert.equal(r.engine.stats.objects, 0, "a gone object is forgotten");
 });
