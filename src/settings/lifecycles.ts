@@ -1,18 +1,20 @@
 /**
- * Lifecycles: which of the handlers due for a cause run in this handling cycle, and in what
- * order. Each cycle ends in one write, so running more handlers per cycle means fewer writes.
+ * Lifecycles: which of the due handlers run in each round of a handling cycle, and in what order.
+ * A cycle runs round after round until no handler is due now, and ends in one `/status` write and
+ * one object write however many rounds it took — so a lifecycle picks the order and pacing of the
+ * handlers, not the number of writes.
  *
- * Our default is {@linkcode allAtOnce}: every due handler runs in one cycle and all their
- * outcomes leave in a single PATCH. Kopf's default is {@linkcode asap} (one handler per cycle,
- * i.e. at least one PATCH per handler); select it in `settings.execution.lifecycle` for exact
- * Kopf pacing.
+ * The default is Kopf's {@linkcode asap} (one handler per round, the least retried first): each
+ * handler sees the results and patches of the handlers before it, as in Kopf. With
+ * `settings.execution.concurrent`, the handlers of one round run at the same time
+ * ({@linkcode allAtOnce}: every due handler in one round), and do not see each other's results.
  *
  * @example
  * ```ts
  * import * as kopf from "@kopf/kopf";
  *
  * const settings = new kopf.Settings();
- * settings.execution.lifecycle = kopf.lifecycles.asap; // one handler per cycle, as Kopf
+ * settings.execution.lifecycle = kopf.lifecycles.oneByOne; // registration order, one per round
  * ```
  *
  * @module
@@ -61,7 +63,8 @@ export type Lifecycle = <H extends { readonly id: string }>(
 ) => H[];
 
 /**
- * Run all due handlers in one cycle, in registration order (our default).
+ * Run all due handlers in one round, in registration order (at the same time only with
+ * `settings.execution.concurrent`).
  *
  * @example
  * ```ts
@@ -79,7 +82,7 @@ export function allAtOnce<H extends { readonly id: string }>(
   return [...handlers];
 }
 
-/** Run one handler per cycle, in registration order. */
+/** Run one handler per round, in registration order. */
 export function oneByOne<H extends { readonly id: string }>(
   handlers: readonly H[],
   _context?: LifecycleContext,
@@ -87,7 +90,7 @@ export function oneByOne<H extends { readonly id: string }>(
   return handlers.slice(0, 1);
 }
 
-/** Run one random handler per cycle. */
+/** Run one random handler per round. */
 export function randomized<H extends { readonly id: string }>(
   handlers: readonly H[],
   _context?: LifecycleContext,
@@ -95,7 +98,7 @@ export function randomized<H extends { readonly id: string }>(
   return handlers.length ? [handlers[Math.floor(Math.random() * handlers.length)]] : [];
 }
 
-/** Run all due handlers in one cycle, in random order. */
+/** Run all due handlers in one round, in random order. */
 export function shuffled<H extends { readonly id: string }>(
   handlers: readonly H[],
   _context?: LifecycleContext,
@@ -109,7 +112,7 @@ export function shuffled<H extends { readonly id: string }>(
 }
 
 /**
- * Kopf's default: one handler per cycle, the least retried first (ties keep registration
+ * Kopf's default and ours: one handler per round, the least retried first (ties keep registration
  * order), so a failing handler does not block the others.
  */
 export function asap<H extends { readonly id: string }>(

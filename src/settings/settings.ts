@@ -328,7 +328,7 @@ export class AdmissionSettings {
  *
  * const settings = new kopf.Settings();
  * settings.execution.defaultBackoff = 10; // retry failed handlers after 10 s, not 60 s
- * settings.execution.lifecycle = kopf.lifecycles.asap; // Kopf's pacing: one handler per write
+ * settings.execution.lifecycle = kopf.lifecycles.shuffled; // due handlers in random order
  * ```
  */
 export class ExecutionSettings {
