@@ -147,6 +147,21 @@ export { type Diff, diff, type DiffItem, type DiffOperation } from "./src/storag
 export { type MetaPatch, Patch, type PatchFn } from "./src/storage/patch.ts";
 export type { FieldPath, FieldSpec, JsonObject, RawBody } from "./src/storage/fields.ts";
 
+// Calling the Kubernetes API from handlers (`api` in their contexts).
+export {
+  Api,
+  type ApiDeleteOptions,
+  type ApiGetOptions,
+  type ApiListOptions,
+  type ApiObjectOptions,
+  type ApiPatchOptions,
+  type ApiWatchEvent,
+  type ApiWriteOptions,
+  type ResourceRef,
+} from "./src/kits/api.ts";
+export { ApiError, type KubeStatus, type StatusDetails } from "./src/kube/errors.ts";
+export type { PatchType } from "./src/kube/client.ts";
+
 // Running an operator.
 export { run, type RunOptions } from "./src/reactor/running.ts";
 export { configure, type ConfigureOptions, type LogFormat } from "./src/actions/logging.ts";

@@ -4,7 +4,8 @@
  * parent's labels), so Kubernetes deletes the Pod when its parent is deleted. The Pod's uid is
  * returned and lands in `status.create_fn.children`.
  *
- * The Pod is created with `@kubernetes/client-node`, as any TypeScript program would do it.
+ * The Pod is created through `api`, the operator's own connection (docs/api.md). Its type comes
+ * from `@kubernetes/client-node` through a type-only import: nothing of that library is loaded.
  *
  * ```sh
  * deno run -A cli.ts run --verbose -n default examples/02-children/example.ts
@@ -13,22 +14,14 @@
  * @module
  */
 import * as kopf from "@kopf/kopf";
-import * as k8s from "@kubernetes/client-node";
+import type { V1Pod } from "@kubernetes/client-node";
 
-const config = new k8s.KubeConfig();
-// Under `kopf run`, the kubeconfig files are out of the handlers' reach: the operator's own
-// context is handed over in memory (docs/cli.md). Elsewhere (--no-sandbox), the usual files.
-const kubeconfig = kopf.sandboxKubeconfig();
-if (kubeconfig) config.loadFromString(kubeconfig);
-else config.loadFromDefault();
-const core = config.makeApiClient(k8s.CoreV1Api);
-
-kopf.on.create("kopf.dev", "v1", "kopfexamples", async function create_fn({ spec, logger }) {
+kopf.on.create("kopf.dev", "v1", "kopfexamples", async function create_fn({ spec, logger, api }) {
   const duration = String(spec.duration ?? 0);
   const field = String(spec.field ?? "default-value");
 
   // The Pod, with some of the parent's spec fields used in it.
-  const pod: k8s.V1Pod = {
+  const pod: V1Pod = {
     apiVersion: "v1",
     kind: "Pod",
     spec: {
@@ -45,10 +38,7 @@ kopf.on.create("kopf.dev", "v1", "kopfexamples", async function create_fn({ spec
   // Make it our child: the owner reference, the namespace, the name, the labels.
   kopf.adopt(pod);
 
-  const created = await core.createNamespacedPod({
-    namespace: pod.metadata!.namespace!,
-    body: pod,
-  });
+  const created = await api.create(pod);
   logger.info(`Pod child is created: ${created.metadata?.name}`);
 
   // Stored in the parent's status.

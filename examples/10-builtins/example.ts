@@ -13,27 +13,20 @@
  * @module
  */
 import * as kopf from "@kopf/kopf";
-import * as k8s from "@kubernetes/client-node";
-
-const config = new k8s.KubeConfig();
-// Under `kopf run`, the kubeconfig files are out of the handlers' reach: the operator's own
-// context is handed over in memory (docs/cli.md). Elsewhere (--no-sandbox), the usual files.
-const kubeconfig = kopf.sandboxKubeconfig();
-if (kubeconfig) config.loadFromString(kubeconfig);
-else config.loadFromDefault();
-const core = config.makeApiClient(k8s.CoreV1Api);
 
 /** The running killers, by `namespace/name`. */
 const killers = new Map<string, AbortController>();
 
-function pod_in_sight({ namespace, name, annotations, logger }: kopf.ChangingContext): void {
+function pod_in_sight(
+  { namespace, name, annotations, logger, api }: kopf.ChangingContext,
+): void {
   if (!namespace || namespace.startsWith("kube-")) return;
   const key = `${namespace}/${name}`;
   if (killers.has(key)) return;
   const stop = new AbortController();
   killers.set(key, stop);
   const seconds = Number(annotations["example.kopf.dev/kill-after"] ?? 30);
-  podKiller(namespace, name, logger, seconds, stop.signal)
+  podKiller(api, namespace, name, logger, seconds, stop.signal)
     .catch((error) => logger.error(`=== Pod killing failed: ${error}`))
     .finally(() => killers.delete(key));
 }
@@ -46,6 +39,7 @@ kopf.on.delete("", "v1", "pods", function pod_deleted({ namespace, name }) {
 });
 
 async function podKiller(
+  api: kopf.Api,
   namespace: string,
   name: string,
   logger: kopf.Logger,
@@ -65,5 +59,6 @@ async function podKiller(
     return;
   }
   logger.info("=== Pod killing happens NOW!");
-  await core.deleteNamespacedPod({ namespace, name });
+  // The operator's own connection (docs/api.md); a Pod gone meanwhile is fine.
+  await api.delete("pods", name, { namespace, missingOk: true });
 }

@@ -14,7 +14,6 @@
  * @module
  */
 import * as kopf from "@kopf/kopf";
-import * as k8s from "@kubernetes/client-node";
 
 const NAMESPACE = Deno.env.get("EXAMPLE_NAMESPACE") ?? "default";
 
@@ -22,45 +21,29 @@ kopf.on.create("kopf.dev", "v1", "kopfexamples", function create_fn() {});
 
 kopf.on.delete("kopf.dev", "v1", "kopfexamples", function delete_fn() {});
 
-const config = new k8s.KubeConfig();
-config.loadFromDefault();
-const api = config.makeApiClient(k8s.CustomObjectsApi);
-const kopfexamples = { group: "kopf.dev", version: "v1", plural: "kopfexamples" };
+const KOPFEXAMPLES = ["kopf.dev", "v1", "kopfexamples"];
 
-function status(error: unknown): number | undefined {
-  return (error as { code?: number; statusCode?: number })?.code ??
-    (error as { statusCode?: number })?.statusCode;
-}
-
-async function createObject(step: number): Promise<void> {
+async function createObject(api: kopf.Api, step: number): Promise<void> {
   try {
-    await api.createNamespacedCustomObject({
-      ...kopfexamples,
-      namespace: NAMESPACE,
-      body: {
-        apiVersion: "kopf.dev/v1",
-        kind: "KopfExample",
-        metadata: { name: `kopf-example-${step}` },
-      },
+    await api.create({
+      apiVersion: "kopf.dev/v1",
+      kind: "KopfExample",
+      metadata: { name: `kopf-example-${step}`, namespace: NAMESPACE },
     });
   } catch (error) {
-    if (status(error) !== 409) throw error;
+    if (!(error instanceof kopf.ApiError && error.status === 409)) throw error;
   }
 }
 
-async function deleteObject(step: number): Promise<void> {
+async function deleteObject(api: kopf.Api, step: number): Promise<void> {
   const name = `kopf-example-${step}`;
-  try {
-    await api.deleteNamespacedCustomObject({ ...kopfexamples, namespace: NAMESPACE, name });
-  } catch (error) {
-    if (status(error) !== 404) throw error;
-  }
+  await api.delete(KOPFEXAMPLES, name, { namespace: NAMESPACE, missingOk: true });
   // The operator holds the object with its finalizer until delete_fn has run.
   while (true) {
     try {
-      await api.getNamespacedCustomObject({ ...kopfexamples, namespace: NAMESPACE, name });
+      await api.get(KOPFEXAMPLES, name, { namespace: NAMESPACE, cached: false });
     } catch (error) {
-      if (status(error) === 404) return;
+      if (error instanceof kopf.ApiError && error.status === 404) return;
       throw error;
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -74,20 +57,23 @@ async function main(steps = 3): Promise<void> {
   // Start the operator and let it initialise.
   console.log("Starting the main app.");
   const stop = new AbortController();
-  const ready = Promise.withResolvers<void>();
+  // Once ready, the operator hands over its API: the application's own requests share the
+  // operator's connection, credentials and rate limit.
+  const ready = Promise.withResolvers<kopf.Api>();
   const operator = kopf.run({
     namespaces: [NAMESPACE],
     signal: stop.signal,
-    ready: () => ready.resolve(),
+    ready: ({ api }) => ready.resolve(api),
   });
-  await Promise.race([ready.promise, operator]);
+  const api = await Promise.race([ready.promise, operator.then(() => null)]);
+  if (!api) return;
 
   // The operator is active: run the app's activity.
   for (let step = 0; step < steps; step++) {
     console.log(`Do the main app activity here. Step ${step + 1}/${steps}.`);
-    await createObject(step);
+    await createObject(api, step);
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    await deleteObject(step);
+    await deleteObject(api, step);
   }
 
   // Ask the operator to terminate gracefully (it can take a couple of seconds).

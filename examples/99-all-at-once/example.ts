@@ -10,15 +10,7 @@
  * @module
  */
 import * as kopf from "@kopf/kopf";
-import * as k8s from "@kubernetes/client-node";
-
-const config = new k8s.KubeConfig();
-// Under `kopf run`, the kubeconfig files are out of the handlers' reach: the operator's own
-// context is handed over in memory (docs/cli.md). Elsewhere (--no-sandbox), the usual files.
-const kubeconfig = kopf.sandboxKubeconfig();
-if (kubeconfig) config.loadFromString(kubeconfig);
-else config.loadFromDefault();
-const core = config.makeApiClient(k8s.CoreV1Api);
+import type { V1Pod } from "@kubernetes/client-node";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -76,7 +68,7 @@ kopf.on.delete("kopf.dev", "v1", "kopfexamples", function delete_fn({ logger }) 
   logger.info("Deleting.");
 });
 
-function createChildren(): k8s.V1Pod[] {
+function createChildren(): V1Pod[] {
   return [];
 }
 
@@ -84,8 +76,8 @@ function waitForSomething(): Promise<unknown> {
   return sleep(1000);
 }
 
-kopf.on.create("kopf.dev", "v1", "kopfexamples", async function create_pod({ logger }) {
-  const pod: k8s.V1Pod = {
+kopf.on.create("kopf.dev", "v1", "kopfexamples", async function create_pod({ logger, api }) {
+  const pod: V1Pod = {
     apiVersion: "v1",
     kind: "Pod",
     spec: {
@@ -101,10 +93,7 @@ kopf.on.create("kopf.dev", "v1", "kopfexamples", async function create_pod({ log
   kopf.adopt(pod);
   kopf.label(pod, { application: "kopf-example-10" });
 
-  const created = await core.createNamespacedPod({
-    namespace: pod.metadata!.namespace!,
-    body: pod,
-  });
+  const created = await api.create(pod);
   logger.info(`Pod child is created: ${created.metadata?.name}`);
 });
 

@@ -8,6 +8,7 @@
  */
 
 import type { Logger } from "@logtape/logtape";
+import type { Api } from "../kits/api.ts";
 import type { Diff } from "../storage/diff.ts";
 import type { Patch } from "../storage/patch.ts";
 import type { ObjectMeta, Resource } from "../kube/resource.ts";
@@ -50,6 +51,8 @@ export interface ResourceContextInput {
   readonly indices?: Readonly<Record<string, unknown>>;
   /** The handler's `param`. */
   readonly param?: unknown;
+  /** The operator's API for handlers (none outside a running operator: reading `api` throws). */
+  readonly api?: Api;
 }
 
 /** Adds `memo` to a context: a value, or a getter reading the object's memory when first used. */
@@ -63,12 +66,25 @@ function withMemo<T extends object>(context: T, input: ResourceContextInput): T 
   });
 }
 
+/** Adds `api` to a context: the operator's, or a getter saying why there is none. */
+function withApi(context: object, api: Api | undefined): void {
+  Object.defineProperty(context, "api", {
+    get: () => {
+      if (api) return api;
+      throw new Error("No Kubernetes API here: `api` exists in handlers of a running operator.");
+    },
+    enumerable: true,
+    configurable: true,
+  });
+}
+
 const EMPTY: Readonly<Record<string, never>> = Object.freeze({});
 
 // Contexts are built by spreading the common part: a `memo` getter is added last, to the final
 // object (spreading one would read it).
 function commonContext(input: ResourceContextInput): Omit<ResourceContext, "memo"> {
   const context = {
+    api: undefined as unknown as Api, // replaced by the getter below
     logger: input.logger,
     param: input.param,
     signal: input.signal,
@@ -76,6 +92,7 @@ function commonContext(input: ResourceContextInput): Omit<ResourceContext, "memo
     resource: input.resource,
     patch: input.patch,
   };
+  withApi(context, input.api);
   const source = input.body;
   if (typeof source !== "function") return Object.assign(context, bodyFields(source));
   // A live view: every body property reads the latest body.

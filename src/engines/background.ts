@@ -77,6 +77,7 @@ export class DaemonsEngine implements BackgroundEngine {
       registry: handle.registry,
       settings: handle.settings,
       client: handle.client,
+      api: handle.api,
       memo: memoOf(handle, this.#options.memo),
       logger: this.#options.logger,
       // A live view: indexes are created before the daemons start, filled as events come.
@@ -148,6 +149,7 @@ export class IndexesEngine implements BackgroundEngine {
 
   start(handle: OperatorHandle): void {
     this.#handle = handle;
+    this.#indexes.api = handle.api;
   }
 
   onEvent(event: ObjectEvent): void {

@@ -20,6 +20,7 @@
  * @module
  */
 
+import type { Api } from "../kits/api.ts";
 import { getLogger } from "@logtape/logtape";
 import { type InformerEvent, isChange, type Subscription } from "../cache/informer.ts";
 import { Patch } from "../storage/patch.ts";
@@ -311,6 +312,8 @@ export class OperatorIndexes {
   readonly #signal: AbortSignal;
   readonly #clock: SleepingClock;
   readonly #objects = new Map<string, ObjectIndexing>();
+  /** The API for index functions (`api` in their contexts), once the operator is connected. */
+  api: Api | undefined;
   readonly #attachments = new Set<Attachment>();
   #readyWaiters: (() => void)[] = [];
 
@@ -481,6 +484,7 @@ export class OperatorIndexes {
       param: undefined as unknown,
       signal: this.#signal,
       indices: this.indices,
+      api: this.api,
       patch: new Patch(),
     };
     let filterContext: unknown;

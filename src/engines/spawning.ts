@@ -17,6 +17,7 @@
  * @module
  */
 
+import type { Api } from "../kits/api.ts";
 import { getLogger } from "@logtape/logtape";
 import { type InformerEvent, isChange } from "../cache/informer.ts";
 import { Patch } from "../storage/patch.ts";
@@ -55,6 +56,8 @@ export interface SpawningEngineOptions {
   logger?: (resource: Resource, body: KubeObject) => Logger;
   /** The operator's indexes by id. */
   indices?: Readonly<Record<string, unknown>>;
+  /** The API for handlers (`api` in their contexts). */
+  api?: Api;
   /**
    * Called when the daemons of an object changed in a way that matters to its finalizer (one
    * exited for good, or all of a deleted object's have stopped).
@@ -136,6 +139,7 @@ export class SpawningEngine {
   readonly #memo: (resource: Resource, body: KubeObject) => Memo;
   readonly #logger: (resource: Resource, body: KubeObject) => Logger;
   readonly #indices: Readonly<Record<string, unknown>>;
+  readonly #api: Api | undefined;
   readonly #requeue: (resource: Resource, body: KubeObject) => void;
   readonly #signal: AbortSignal | undefined;
   readonly #clock: SleepingClock;
@@ -154,6 +158,7 @@ export class SpawningEngine {
     this.#memo = options.memo;
     this.#logger = options.logger ?? ((resource, body) => objectLogger(body, { resource }));
     this.#indices = options.indices ?? {};
+    this.#api = options.api;
     this.#requeue = options.requeue ?? (() => {});
     this.#signal = options.signal;
     this.#clock = options.clock ?? SYSTEM_CLOCK;
@@ -280,6 +285,7 @@ export class SpawningEngine {
       param,
       signal,
       indices: this.#indices,
+      api: this.#api,
       patch,
     };
   }

@@ -11,6 +11,7 @@
  * @module
  */
 
+import type { Api } from "../kits/api.ts";
 import type { Logger } from "@logtape/logtape";
 import type { Informers } from "../cache/informer.ts";
 import type { KubeClient } from "../kube/client.ts";
@@ -73,6 +74,8 @@ export interface OperatorHandle {
   readonly memories: Memories;
   /** The shared informers. */
   readonly informers: Informers;
+  /** The API for handlers (`api` in their contexts). */
+  readonly api: Api;
   /** Aborted when the operator starts stopping. */
   readonly signal: AbortSignal;
   /** Run an object's handling cycle again (e.g. when its daemons have stopped). */

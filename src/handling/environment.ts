@@ -8,6 +8,7 @@
 import type { Logger } from "@logtape/logtape";
 import { objectLogger } from "../actions/loggers.ts";
 import type { EventPoster } from "../kube/events.ts";
+import type { Api } from "../kits/api.ts";
 import type { KubeClient } from "../kube/client.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { Settings } from "../settings/settings.ts";
@@ -29,6 +30,8 @@ export interface CycleEnvironment {
   readonly poster?: Pick<EventPoster, "event">;
   /** The operator's indexes, by id. */
   readonly indices?: () => Readonly<Record<string, unknown>>;
+  /** The API for handlers (`api` in their contexts). */
+  readonly api?: Api;
   /** Resolves once handlers may run (every index complete); none: at once. */
   readonly whenReady?: () => Promise<void>;
   /** Background engines taking part in every cycle. */

@@ -59,6 +59,7 @@ export async function processEvent(env: CycleEnvironment, input: EventInput): Pr
       memory,
       signal: handlerSignal ?? signal,
       indices: env.indices?.(),
+      api: env.api,
       param: handler?.param,
       type: input.type,
       object: view,

@@ -250,7 +250,22 @@ export interface WriteOptions extends ObjectOptions {
   dryRun?: boolean;
 }
 
-/** Patch flavours: JSON merge patch, JSON patch (RFC 6902), or server-side apply. */
+/**
+ * Patch flavours: JSON merge patch, JSON patch (RFC 6902), or server-side apply.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const type: kopf.PatchType = "json";
+ * kopf.on.create("kopfexamples", async function createFn({ api, name, namespace }) {
+ *   await api.patch("kopfexamples", name, [{ op: "add", path: "/metadata/labels/seen", value: "yes" }], {
+ *     namespace,
+ *     type,
+ *   });
+ * });
+ * ```
+ */
 export type PatchType = "merge" | "json" | "apply";
 
 /** Options of {@linkcode KubeClient.patch}. */

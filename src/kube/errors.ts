@@ -50,7 +50,19 @@ export class ConfigError extends Error {
   }
 }
 
-/** The `details` stanza of a Kubernetes `Status`. */
+/**
+ * The `details` stanza of a Kubernetes `Status`.
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * function missingName(error: kopf.ApiError): string | undefined {
+ *   const details: kopf.StatusDetails | undefined = error.details;
+ *   return error.status === 404 ? details?.name : undefined;
+ * }
+ * ```
+ */
 export interface StatusDetails {
   /** Name of the object concerned. */
   name?: string;
@@ -66,7 +78,18 @@ export interface StatusDetails {
   retryAfterSeconds?: number;
 }
 
-/** A Kubernetes `Status` object, as returned with error responses. */
+/**
+ * A Kubernetes `Status` object, as returned with error responses (and by some deletions).
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * function isStatus(answer: unknown): answer is kopf.KubeStatus {
+ *   return (answer as kopf.KubeStatus | null)?.kind === "Status";
+ * }
+ * ```
+ */
 export interface KubeStatus {
   /** `"Status"`. */
   kind?: string;

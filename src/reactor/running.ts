@@ -21,6 +21,7 @@ import { Memories } from "../handling/memories.ts";
 import { REQUEST_BACKOFF } from "../kube/backoff.ts";
 import { KubeClient } from "../kube/client.ts";
 import { Discovery } from "../kube/discovery.ts";
+import { Api } from "../kits/api.ts";
 import { EventPoster } from "../kube/events.ts";
 import { sleepUnless } from "../kube/time.ts";
 import type { ObjectQueue } from "../queue/object_queue.ts";
@@ -72,8 +73,11 @@ export interface RunOptions {
   context?: string;
   /** The operator-wide memo; every object's `memo` starts as a shallow copy of it. */
   memo?: Memo;
-  /** Called once every served resource is listed and watched. */
-  ready?: () => void | Promise<void>;
+  /**
+   * Called once every served resource is listed and watched, with the operator's {@linkcode Api}
+   * (for an embedding application's own calls over the operator's connection and cache).
+   */
+  ready?: (operator: { readonly api: Api }) => void | Promise<void>;
   /** Serve the health endpoint (probes, readiness) at this URL, e.g. `http://0.0.0.0:8080/healthz`. */
   liveness?: string;
   /** Accepted for the CLI (peering is not implemented: every operator is standalone). */
@@ -91,6 +95,7 @@ export interface OperatorInternals {
 /** What exists once the operator is connected. */
 interface Connected {
   readonly client: KubeClient;
+  readonly api: Api;
   readonly poster: EventPoster;
   readonly informers: Informers;
   readonly env: CycleEnvironment;
@@ -148,7 +153,7 @@ class Operator {
       for (const engine of this.#engines) await engine.start?.(this.#handle(connected));
       await connected.observation.start();
       if (!this.#stop.signal.aborted) await connected.observation.synced();
-      if (!this.#stop.signal.aborted) await this.#options.ready?.();
+      if (!this.#stop.signal.aborted) await this.#options.ready?.({ api: connected.api });
       await new Promise<void>((resolve) => {
         if (this.#stop.signal.aborted) return resolve();
         this.#stop.signal.addEventListener("abort", () => resolve(), { once: true });
@@ -263,8 +268,11 @@ class Operator {
         ? [serverTimeout, serverTimeout]
         : serverTimeout,
     });
+    const discovery = new Discovery(client);
+    const api = new Api({ client, discovery, informers });
     const env: CycleEnvironment = {
       client,
+      api,
       registry: this.#registry,
       settings,
       memories: this.#memories,
@@ -293,7 +301,7 @@ class Operator {
       settings,
       client,
       informers,
-      discovery: new Discovery(client),
+      discovery,
       signal: this.#stop.signal,
       namespaces: this.#options.namespaces,
       clusterwide: this.#options.clusterwide,
@@ -303,7 +311,17 @@ class Operator {
         queue.forget(key);
       },
     });
-    return { client, poster, informers, env, posting: target, queue, observation, dispatcher };
+    return {
+      client,
+      api,
+      poster,
+      informers,
+      env,
+      posting: target,
+      queue,
+      observation,
+      dispatcher,
+    };
   }
 
   #handle(connected: Connected): OperatorHandle {
@@ -314,6 +332,7 @@ class Operator {
       registry: this.#registry,
       memories: this.#memories,
       informers: connected.informers,
+      api: connected.api,
       signal: this.#stop.signal,
       requeue: (key, delaySeconds) =>
         delaySeconds ? queue.addAfter(key, delaySeconds) : queue.add(key),

@@ -8,6 +8,7 @@
  * @module
  */
 
+import type { Api } from "../kits/api.ts";
 import type { Logger as LogTapeLogger } from "@logtape/logtape";
 import type { Diff } from "../storage/diff.ts";
 import type { ErrorsMode } from "./records.ts";
@@ -199,6 +200,11 @@ export interface ResourceContext<S = AnyFields, St = AnyFields> extends BaseCont
   annotations: Readonly<Record<string, string>>;
   /** Changes to apply to the object after the handler(s) of this cycle. */
   patch: Patch;
+  /**
+   * The Kubernetes API over the operator's own connection, with cached reads of the watched
+   * resources (see `docs/api.md`).
+   */
+  api: Api;
 }
 
 /**
