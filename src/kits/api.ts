@@ -370,12 +370,11 @@ export class Api {
     options: ApiWriteOptions = {},
   ): Promise<T & KubeObject> {
     const { resource, object, namespace } = await this.#target(body, options, "create");
-    const created = await this.#connection.client.create<T & KubeObject>(resource, object, {
-      namespace,
-      fieldManager: options.fieldManager ?? this.#fieldManager,
-      dryRun: options.dryRun,
-      signal: options.signal,
-    });
+    const created = await this.#connection.client.create<T & KubeObject>(
+      resource,
+      object,
+      this.#writeOptions(options, namespace),
+    );
     if (!options.dryRun) this.#wrote(resource, created);
     return created;
   }
@@ -389,12 +388,12 @@ export class Api {
     options: ApiWriteOptions = {},
   ): Promise<T & KubeObject> {
     const { resource, object, namespace, name } = await this.#target(body, options, "replace");
-    const replaced = await this.#connection.client.replace<T & KubeObject>(resource, name, object, {
-      namespace,
-      fieldManager: options.fieldManager ?? this.#fieldManager,
-      dryRun: options.dryRun,
-      signal: options.signal,
-    });
+    const replaced = await this.#connection.client.replace<T & KubeObject>(
+      resource,
+      name,
+      object,
+      this.#writeOptions(options, namespace),
+    );
     if (!options.dryRun) this.#wrote(resource, replaced);
     return replaced;
   }
@@ -495,6 +494,15 @@ export class Api {
 
   get #fieldManager(): string {
     return this.#connection.fieldManager ?? "kopf";
+  }
+
+  #writeOptions(options: ApiWriteOptions, namespace: string | undefined) {
+    return {
+      namespace,
+      fieldManager: options.fieldManager ?? this.#fieldManager,
+      dryRun: options.dryRun,
+      signal: options.signal,
+    };
   }
 
   /** The resource, namespace and name a body addresses, with a clear error for what is missing. */
