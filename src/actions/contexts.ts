@@ -66,17 +66,16 @@ function withMemo<T extends object>(context: T, input: ResourceContextInput): T 
   });
 }
 
-/** Adds `api` to a context: the operator's, or a getter saying why there is none. */
-function withApi(context: object, api: Api | undefined): void {
-  Object.defineProperty(context, "api", {
-    get: () => {
-      if (api) return api;
+/**
+ * The `api` of contexts built outside a running operator (tests of handlers, tools): every call
+ * says why it cannot work, instead of a `TypeError` about `undefined`.
+ */
+const NO_API: Api = new Proxy({} as Api, {
+  get: (_target, key) =>
+    key === "then" ? undefined : () => {
       throw new Error("No Kubernetes API here: `api` exists in handlers of a running operator.");
     },
-    enumerable: true,
-    configurable: true,
-  });
-}
+});
 
 const EMPTY: Readonly<Record<string, never>> = Object.freeze({});
 
@@ -84,7 +83,7 @@ const EMPTY: Readonly<Record<string, never>> = Object.freeze({});
 // object (spreading one would read it).
 function commonContext(input: ResourceContextInput): Omit<ResourceContext, "memo"> {
   const context = {
-    api: undefined as unknown as Api, // replaced by the getter below
+    api: input.api ?? NO_API,
     logger: input.logger,
     param: input.param,
     signal: input.signal,
@@ -92,7 +91,6 @@ function commonContext(input: ResourceContextInput): Omit<ResourceContext, "memo
     resource: input.resource,
     patch: input.patch,
   };
-  withApi(context, input.api);
   const source = input.body;
   if (typeof source !== "function") return Object.assign(context, bodyFields(source));
   // A live view: every body property reads the latest body.

@@ -84,5 +84,10 @@ Deno.test("resource context: a live body reads the latest state on every propert
   body = { ...BODY, spec: { size: 2 } };
   assert.equal(context.spec.size, 2);
   assert.equal(context.retry, 2);
-  assert.deepEqual(Object.keys(context).sort().slice(0, 3), ["annotations", "body", "indices"]);
+  assert.deepEqual(Object.keys(context).sort().slice(0, 4), [
+    "annotations",
+    "api",
+    "body",
+    "indices",
+  ]);
 });
