@@ -1,14 +1,14 @@
 /**
  * The webhook server's HTTP side: one listener on an address, answering `POST <path>/<webhook>`
  * with the operator's {@linkcode WebhookFn}, refusing anything else with a 4xx and a one-line
- * reason (logged once as a warning), and swapping its certificate in place when the files change.
+ * reason (logged once as a warning), and serving a new certificate when the files change.
  *
  * Two servers stand behind it. Deno's own (`Deno.serve`, over rustls) serves HTTP and HTTPS; it
  * cannot ask clients for certificates, so when client certificates are to be verified,
  * `node:https` (Deno's Node compatibility, over the same TLS stack of OpenSSL's semantics) serves
  * instead, with `requestCert` and the CA bundle to verify against. A certificate change restarts
- * Deno's server on the same port (the new one listens before the old one closes: `SO_REUSEPORT`)
- * and swaps the secure context of Node's.
+ * Deno's server on the same port (a moment without a listener) and swaps the secure context of
+ * Node's in place.
  *
  * @module
  */
@@ -215,7 +215,8 @@ async function startDeno(
       body: request.body,
       sslpeer: {},
       remote: `${info.remoteAddr.hostname}:${info.remoteAddr.port}`,
-      signal: request.signal,
+      // Not request.signal: Deno aborts it after every response too (its legacy behaviour);
+      // a handler is bounded by its webhook's timeout anyway.
     };
     let out: RawResponse;
     try {
@@ -231,7 +232,6 @@ async function startDeno(
   const server = Deno.serve({
     hostname: options.hostname,
     port,
-    reusePort: true,
     ...(tls ? { cert: tls.cert, key: tls.key } : {}),
     onListen: (addr) => listening.resolve(addr as Deno.NetAddr),
     onError: (error) => {
@@ -255,11 +255,12 @@ async function listenDeno(options: ListenOptions): Promise<Listener> {
     hostname: addr.hostname,
     port: addr.port,
     async update(tls) {
-      // The new server listens on the same port before the old one stops accepting.
-      const next = await startDeno(options, addr.port, tls);
-      const old = server;
-      ({ server, addr } = next);
-      await old.shutdown();
+      // Deno's server cannot change its certificate, and sharing the port (SO_REUSEPORT) with
+      // TLS is unstable API: the old server stops accepting (finishing its requests), the new
+      // one listens on the same port. A request arriving in between fails to connect, and the
+      // API server applies the webhook's failurePolicy to it.
+      await server.shutdown();
+      ({ server, addr } = await startDeno(options, addr.port, tls));
     },
     async close() {
       await server.shutdown();
