@@ -75,7 +75,8 @@ export function webhookName(id: string, suffix: string): string {
 
 /** The client config with the handler's id appended to its URL's or Service's path. */
 export function injectHandlerId(config: WebhookClientConfig, id: string): WebhookClientConfig {
-  const encoded = encodeURIComponent(id);
+  // As Python's quote(): slashes stay (ids of field handlers have them: `fn/spec.field`).
+  const encoded = encodeURIComponent(id).replaceAll("%2F", "/");
   const result: WebhookClientConfig = { ...config };
   if (config.url !== undefined) result.url = `${config.url.replace(/\/+$/, "")}/${encoded}`;
   if (config.service !== undefined) {

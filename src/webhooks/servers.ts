@@ -24,6 +24,7 @@ import {
 } from "./certificates.ts";
 import { DOCKER_DESKTOP_HOST, guessHost, K3D_HOST, MINIKUBE_HOST } from "./detection.ts";
 import { listen, type ListenerTls, type VerifyMode } from "./listening.ts";
+import { normalizedPath, parseServerUrl } from "./urls.ts";
 
 const logger = getLogger(["kopf", "webhooks"]);
 
@@ -111,12 +112,6 @@ export function buildUrl(scheme: "http" | "https", host: string, port: number, p
     : host;
   const isDefault = (scheme === "http" && port === 80) || (scheme === "https" && port === 443);
   return `${scheme}://${bracketed}${isDefault ? "" : `:${port}`}${path}`;
-}
-
-function normalizedPath(path: string | undefined): string {
-  if (!path) return "";
-  const trimmed = path.replace(/\/+$/, "");
-  return trimmed && !trimmed.startsWith("/") ? `/${trimmed}` : trimmed;
 }
 
 function toBase64(text: string): string {
@@ -500,4 +495,26 @@ export class WebhookAutoServer extends WebhookServer {
     this.defaultHost = host;
     this.defaultAddr = "0.0.0.0";
   }
+}
+
+/**
+ * The server `kopf run --webhook-server URL` starts: `https://ADDR:PORT[/PATH]` listens on that
+ * address and port with a self-signed certificate; `http://…` serves plain HTTP (for a
+ * TLS-terminating proxy in front). The port must be given: the Deno permission is granted for it.
+ *
+ * @example
+ * ```ts
+ * import { serverFromUrl } from "./servers.ts";
+ * const server = serverFromUrl("https://127.0.0.1:9443/hooks");
+ * // server.addr === "127.0.0.1", server.options.port === 9443, server.options.path === "/hooks"
+ * ```
+ */
+export function serverFromUrl(url: string): WebhookServer {
+  const { scheme, hostname, port, path } = parseServerUrl(url);
+  return new WebhookServer({
+    addr: hostname,
+    port,
+    ...(path ? { path } : {}),
+    ...(scheme === "http" ? { insecure: true } : {}),
+  });
 }
