@@ -8,7 +8,6 @@
 import assert from "node:assert/strict";
 import { KopfRunner } from "../../testing.ts";
 import { cluster, type Obj } from "../support/cluster.ts";
-import { waitFor } from "../support/wait.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const c = await cluster();
