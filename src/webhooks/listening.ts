@@ -23,7 +23,18 @@ import {
 
 const logger = getLogger(["kopf", "webhooks"]);
 
-/** How client certificates are verified (Kopf's `verify_mode`). */
+/**
+ * How client certificates are verified (Kopf's `verify_mode`): not asked for, checked when
+ * presented, or required (a client without one of the right CA is refused in the handshake).
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const verifyMode: kopf.VerifyMode = "required";
+ * const server = new kopf.WebhookServer({ verifyMode, verifyCaFile: "/etc/kubernetes/ca.crt" });
+ * ```
+ */
 export type VerifyMode = "none" | "optional" | "required";
 
 /** TLS of a listener. */
