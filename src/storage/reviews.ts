@@ -371,6 +371,7 @@ export type WebhookFn = (
  * ```
  */
 export class WebhookError extends Error {
+  /** `WebhookError`. */
   override name = "WebhookError";
   /** The HTTP code to answer with. */
   readonly status: number;

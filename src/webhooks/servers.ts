@@ -485,6 +485,7 @@ export class WebhookAutoServer extends WebhookServer {
     super(options);
   }
 
+  /** Detects the cluster and chooses the hostname and listening address for it. */
   protected override async prepare(context: WebhookServeContext): Promise<void> {
     const host = context.cluster ? await guessHost(context.cluster) : undefined;
     if (host === undefined) {
