@@ -111,8 +111,8 @@ export interface WebhookOptions<S = AnyFields, St = AnyFields>
   /** It has side effects outside dry runs (`sideEffects: NoneOnDryRun`). */
   sideEffects?: boolean;
   /**
-   * Admit when the webhook fails: the operator is unreachable, the handler throws anything but
-   * `kopf.AdmissionError`, or does not answer in time (`failurePolicy: Ignore`).
+   * Admit when the webhook fails: the operator is unreachable, or the handler does not answer in
+   * time (`failurePolicy: Ignore`). A handler that throws still rejects, as in Kopf.
    */
   ignoreFailures?: boolean;
   /**

@@ -1,7 +1,7 @@
 /**
  * The webhook server's certificates: a self-signed CA and a serving certificate generated in
  * memory when none is given (with `@peculiar/x509` over WebCrypto, imported only then: it costs
- * about 120 ms and 22 MB of memory — bench/admission_bench.ts measures it), or the PEM files
+ * about 190 ms and 21 MB of RSS on first use — bench/admission_bench.ts measures it), or the PEM files
  * given, their private key decrypted with the password if it is encrypted.
  *
  * @module
