@@ -1,22 +1,26 @@
 /**
  * Admission round-trips through the real kube-apiserver: dry-run creates of a CRD's objects, each
  * of which the API server sends to a trivial validating webhook — ours (`kopf run
- * --webhook-server`) vs Python Kopf 1.45's WebhookServer, one operator process at a time on the
- * same plane, next to the same requests with no webhook (the floor). Also measured: what
- * `@peculiar/x509` costs when a self-signed certificate is generated (import time and RSS, in a
- * fresh process), since it is loaded only then.
+ * --webhook-server`, as launched by default and without `--optimize-for-size`) vs Python Kopf
+ * 1.45's WebhookServer — next to the same requests with no webhook (the floor). Each target has a
+ * CRD of its own (webhooks apply cluster-wide), all operators run at once, and the targets take
+ * turns, round after round, so that the machine's load drifts over all of them alike; the
+ * figures are the medians over the rounds. Also measured: what `@peculiar/x509` costs when a
+ * self-signed certificate is generated (import time and RSS, in a fresh process), since it is
+ * loaded only then.
  *
  * ```sh
- * KOPF_CLUSTER_DIR=/tmp/kopf-cluster-webhooks deno run -A bench/admission_bench.ts [--n 2000] [--concurrency 8]
+ * KOPF_CLUSTER_DIR=/tmp/kopf-cluster-webhooks deno run -A bench/admission_bench.ts \
+ *   [--n 1000] [--rounds 5] [--concurrency 8]
  * ```
  *
- * One run; the figures vary with the machine's load. Not a test: nothing is asserted.
+ * Not a test: nothing is asserted.
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { cluster, type Obj } from "../tests/support/cluster.ts";
-import { testResource } from "../tests/support/engine.ts";
+import { type TestResource, testResource } from "../tests/support/engine.ts";
 import { OperatorProcess } from "../tests/support/operator_process.ts";
 import { pythonKopf } from "../tests/support/python_kopf.ts";
 import { generateCertificates } from "../src/webhooks/certificates.ts";
@@ -24,14 +28,18 @@ import { generateCertificates } from "../src/webhooks/certificates.ts";
 const ROOT = new URL("..", import.meta.url).pathname;
 const { values: args } = parseArgs({
   args: Deno.args,
-  options: { n: { type: "string" }, concurrency: { type: "string" } },
+  options: {
+    n: { type: "string" },
+    rounds: { type: "string" },
+    concurrency: { type: "string" },
+  },
 });
-const N = Number(args.n ?? 2000);
+const N = Number(args.n ?? 1000);
+const ROUNDS = Number(args.rounds ?? 5);
 const CONCURRENCY = Number(args.concurrency ?? 8);
 const WARMUP = 100;
 
 const c = await cluster();
-const res = await testResource(c, "benchadmissions");
 const http = Deno.createHttpClient({ caCerts: [c.caPem] });
 
 function freePort(): number {
@@ -41,7 +49,7 @@ function freePort(): number {
   return port;
 }
 
-async function dryCreate(ns: string, i: number): Promise<number> {
+async function dryCreate(res: TestResource, ns: string, i: number): Promise<number> {
   const started = performance.now();
   const response = await fetch(`${c.server}${res.path(ns)}?dryRun=All`, {
     method: "POST",
@@ -69,32 +77,34 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 }
 
-/** N dry-run creates, CONCURRENCY in flight; after WARMUP unmeasured ones. */
-async function drive(ns: string): Promise<Figures> {
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+/** `count` dry-run creates, CONCURRENCY in flight; their latencies if `into` is given. */
+async function burst(res: TestResource, ns: string, count: number): Promise<Figures> {
   let next = 0;
-  const worker = async (count: number, into?: number[]) => {
+  const latencies: number[] = [];
+  const worker = async () => {
     while (true) {
       const i = next++;
       if (i >= count) return;
-      const ms = await dryCreate(ns, i);
-      into?.push(ms);
+      latencies.push(await dryCreate(res, ns, i));
     }
   };
-  await Promise.all(Array.from({ length: CONCURRENCY }, () => worker(WARMUP)));
-  next = 0;
-  const latencies: number[] = [];
   const started = performance.now();
-  await Promise.all(Array.from({ length: CONCURRENCY }, () => worker(N, latencies)));
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
   const seconds = (performance.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
   return {
-    perSecond: N / seconds,
+    perSecond: count / seconds,
     p50: percentile(latencies, 0.5),
     p99: percentile(latencies, 0.99),
   };
 }
 
-async function waitForWebhook(name: string, timeout = 60): Promise<void> {
+async function waitForWebhook(name: string, operator: OperatorProcess, timeout = 90) {
   const deadline = Date.now() + timeout * 1000;
   while (Date.now() < deadline) {
     try {
@@ -106,34 +116,7 @@ async function waitForWebhook(name: string, timeout = 60): Promise<void> {
     } catch { /* not yet */ }
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error(`the webhook configuration ${name} did not appear`);
-}
-
-async function measure(
-  label: string,
-  start: (ns: string, name: string) => Promise<OperatorProcess | undefined>,
-): Promise<Figures> {
-  const ns = await c.namespace("bench-adm");
-  const name = `${ns}.kopf.dev`;
-  const operator = await start(ns, name);
-  try {
-    if (operator) await waitForWebhook(name);
-    const figures = await drive(ns);
-    console.error(`${label}: ${JSON.stringify(figures)}`);
-    return figures;
-  } finally {
-    if (operator) {
-      const status = await operator.stop();
-      if (!status.success) console.error(operator.output().slice(-2000));
-    }
-    for (const kind of ["validating", "mutating"]) {
-      await c.api(
-        "DELETE",
-        `/apis/admissionregistration.k8s.io/v1/${kind}webhookconfigurations/${name}`,
-      ).catch(() => {});
-    }
-    await c.deleteNamespace(ns);
-  }
+  throw new Error(`the webhook configuration ${name} did not appear:\n${operator.output()}`);
 }
 
 /** Import and first-use cost of @peculiar/x509, in a fresh process. */
@@ -159,41 +142,54 @@ async function x509Cost(): Promise<{ ms: number; rssMb: number }> {
   return JSON.parse(new TextDecoder().decode(out.stdout));
 }
 
+interface Target {
+  label: string;
+  plural: string;
+  res?: TestResource;
+  ns?: string;
+  operator?: OperatorProcess;
+  rounds: Figures[];
+}
+
+function ours(file: string, extra: string[]) {
+  return (ns: string, name: string) =>
+    OperatorProcess.start({
+      command: Deno.execPath(),
+      args: [
+        "run",
+        "-A",
+        `${ROOT}cli.ts`,
+        "run",
+        "--quiet",
+        "--standalone",
+        "-n",
+        ns,
+        "--webhook-server",
+        `https://127.0.0.1:${freePort()}`,
+        "--webhook-managed",
+        name,
+        ...extra,
+        `${ROOT}bench/admission/${file}`,
+      ],
+      env: { KUBECONFIG: c.kubeconfig },
+    });
+}
+
 const x509 = await x509Cost();
-const floor = await measure("floor (no webhook)", () => Promise.resolve(undefined));
-const ours = await measure("ours", (ns, name) => {
-  const port = freePort();
-  const operator = OperatorProcess.start({
-    command: Deno.execPath(),
-    args: [
-      "run",
-      "-A",
-      `${ROOT}cli.ts`,
-      "run",
-      "--quiet",
-      "--standalone",
-      "-n",
-      ns,
-      "--webhook-server",
-      `https://127.0.0.1:${port}`,
-      "--webhook-managed",
-      name,
-      `${ROOT}bench/admission/ours.ts`,
-    ],
-    env: { KUBECONFIG: c.kubeconfig },
-  });
-  return Promise.resolve(operator);
-});
 const kopf = await pythonKopf();
 const dir = await Deno.makeTempDir();
 const certs = await generateCertificates(["127.0.0.1"]);
 await Deno.writeTextFile(`${dir}/tls.crt`, certs.certPem);
 await Deno.writeTextFile(`${dir}/tls.key`, certs.keyPem);
 await Deno.writeTextFile(`${dir}/ca.crt`, certs.caPem);
-const theirs = await measure(
-  `Kopf ${kopf.version}`,
-  (ns, name) =>
-    Promise.resolve(OperatorProcess.start({
+
+const starts: Record<string, ((ns: string, name: string) => OperatorProcess) | undefined> = {
+  benchfloor: undefined,
+  benchours: ours("ours.ts", []),
+  // The launcher sizes the operator for memory (--optimize-for-size) unless V8 flags are given.
+  benchoursfast: ours("ours_fast.ts", ["--deno-flag=--v8-flags=--no-optimize-for-size"]),
+  benchkopf: (ns, name) =>
+    OperatorProcess.start({
       command: kopf.kopf,
       args: ["run", "--quiet", "--standalone", "-n", ns, `${ROOT}bench/admission/kopf_operator.py`],
       env: {
@@ -204,22 +200,71 @@ const theirs = await measure(
         BENCH_KEY_FILE: `${dir}/tls.key`,
         BENCH_CA_FILE: `${dir}/ca.crt`,
         BENCH_MANAGED: name,
+        BENCH_PLURAL: "benchkopf",
       },
-    })),
-);
-await Deno.remove(dir, { recursive: true });
+    }),
+};
+const targets: Target[] = [
+  { label: "none (API server floor)", plural: "benchfloor", rounds: [] },
+  { label: "ours (`kopf run --webhook-server`)", plural: "benchours", rounds: [] },
+  {
+    label: "ours, `--deno-flag=--v8-flags=--no-optimize-for-size`",
+    plural: "benchoursfast",
+    rounds: [],
+  },
+  { label: `Python Kopf ${kopf.version}`, plural: "benchkopf", rounds: [] },
+];
 
-const row = (label: string, f: Figures) =>
-  `| ${label} | ${f.perSecond.toFixed(0)} | ${f.p50.toFixed(1)} | ${f.p99.toFixed(1)} |`;
+try {
+  for (const target of targets) {
+    target.res = await testResource(c, target.plural);
+    target.ns = await c.namespace("bench-adm");
+    const start = starts[target.plural];
+    if (start) {
+      const name = `${target.ns}.kopf.dev`;
+      target.operator = start(target.ns, name);
+      await waitForWebhook(name, target.operator);
+    }
+    await burst(target.res, target.ns, WARMUP);
+  }
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const target of targets) {
+      const figures = await burst(target.res!, target.ns!, N);
+      target.rounds.push(figures);
+      console.error(`round ${round + 1} ${target.label}: ${JSON.stringify(figures)}`);
+    }
+  }
+} finally {
+  for (const target of targets) {
+    if (target.operator) {
+      const status = await target.operator.stop();
+      if (!status.success) console.error(target.operator.output().slice(-2000));
+    }
+    if (target.ns) {
+      for (const kind of ["validating", "mutating"]) {
+        await c.api(
+          "DELETE",
+          `/apis/admissionregistration.k8s.io/v1/${kind}webhookconfigurations/${target.ns}.kopf.dev`,
+        ).catch(() => {});
+      }
+      await c.deleteNamespace(target.ns);
+    }
+  }
+  await Deno.remove(dir, { recursive: true });
+}
+
+const row = (t: Target) =>
+  `| ${t.label} | ${median(t.rounds.map((f) => f.perSecond)).toFixed(0)} | ${
+    median(t.rounds.map((f) => f.p50)).toFixed(1)
+  } | ${median(t.rounds.map((f) => f.p99)).toFixed(1)} |`;
 console.log(
   [
-    `Admission round-trips: ${N} dry-run creates, ${CONCURRENCY} in flight, after ${WARMUP} warm-up.`,
+    `Admission round-trips: ${ROUNDS} rounds of ${N} dry-run creates per target, ` +
+    `${CONCURRENCY} in flight; medians over the rounds.`,
     "",
     "| webhook | round-trips/s | p50 ms | p99 ms |",
     "| --- | ---: | ---: | ---: |",
-    row("none (API server floor)", floor),
-    row("ours (kopf run --webhook-server)", ours),
-    row(`Python Kopf ${kopf.version}`, theirs),
+    ...targets.map(row),
     "",
     `@peculiar/x509 on first certificate generation: +${x509.ms.toFixed(0)} ms, ` +
     `+${x509.rssMb.toFixed(1)} MB RSS (fresh process).`,

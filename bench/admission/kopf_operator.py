@@ -17,7 +17,7 @@ def config(settings: kopf.OperatorSettings, **_):
     settings.admission.managed = os.environ["BENCH_MANAGED"]
 
 
-@kopf.on.validate("benchadmissions")
+@kopf.on.validate(os.environ["BENCH_PLURAL"])
 async def check_fn(spec, **_):
     if spec.get("reject") is True:
         raise kopf.AdmissionError("rejected", code=400)
