@@ -240,16 +240,26 @@ async function startDeno(
       headers: { "content-type": out.contentType, ...out.headers },
     });
   };
-  const server = Deno.serve({
-    hostname: options.hostname,
-    port,
-    ...(tls ? { cert: tls.cert, key: tls.key } : {}),
-    onListen: (addr) => listening.resolve(addr as Deno.NetAddr),
-    onError: (error) => {
-      logger.error("The webhook server failed: {error}", { error });
-      return new Response("500: Internal Server Error\n", { status: 500 });
-    },
-  }, handler);
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = Deno.serve({
+      hostname: options.hostname,
+      port,
+      ...(tls ? { cert: tls.cert, key: tls.key } : {}),
+      onListen: (addr) => listening.resolve(addr as Deno.NetAddr),
+      onError: (error) => {
+        logger.error("The webhook server failed: {error}", { error });
+        return new Response("500: Internal Server Error\n", { status: 500 });
+      },
+    }, handler);
+  } catch (error) {
+    // Deno's own words (e.g. "Address already in use (os error 98)"), with where.
+    throw new Error(
+      `the webhook server could not listen on ${options.hostname}:${port}: ${
+        error instanceof Error ? error.message : String(error)
+      }`,
+    );
+  }
   server.finished.catch(() => {});
   const addr = await Promise.race([
     listening.promise,

@@ -514,3 +514,26 @@ Deno.test("with client verification on, a client without the right certificate i
     await operator.stop();
   }
 });
+
+Deno.test("misconfiguration stops the operator at start with one line saying what is wrong", async () => {
+  const registry = new kopf.Registry();
+  registry.on.validate(res.plural, { id: "check" }, () => {});
+  // No server at all.
+  await assert.rejects(
+    startOperator(c, { registry, namespaces: ["default"], settings: new kopf.Settings() }),
+    /Admission handlers exist \(check\), but no webhook server is configured in settings\.admission\.server/,
+  );
+  // A port that is taken.
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const port = (taken.addr as Deno.NetAddr).port;
+    const settings = settingsFor("taken.kopf.dev", new kopf.WebhookServer({ port }));
+    await assert.rejects(
+      startOperator(c, { registry, namespaces: ["default"], settings }),
+      new RegExp(`the webhook server could not listen on 127\\.0\\.0\\.1:${port}: .*in use`, "i"),
+    );
+  } finally {
+    taken.close();
+  }
+  assert.equal(await configuration("validating", "taken.kopf.dev"), null);
+});
