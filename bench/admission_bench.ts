@@ -175,6 +175,8 @@ function ours(file: string, extra: string[]) {
     });
 }
 
+const loadAvg = async () => (await Deno.readTextFile("/proc/loadavg")).split(" ")[0];
+const loadBefore = await loadAvg();
 const x509 = await x509Cost();
 const kopf = await pythonKopf();
 const dir = await Deno.makeTempDir();
@@ -260,7 +262,8 @@ const row = (t: Target) =>
 console.log(
   [
     `Admission round-trips: ${ROUNDS} rounds of ${N} dry-run creates per target, ` +
-    `${CONCURRENCY} in flight; medians over the rounds.`,
+    `${CONCURRENCY} in flight; medians over the rounds. Load average ${loadBefore} before, ` +
+    `${await loadAvg()} after (${navigator.hardwareConcurrency} CPUs).`,
     "",
     "| webhook | round-trips/s | p50 ms | p99 ms |",
     "| --- | ---: | ---: | ---: |",
