@@ -537,3 +537,45 @@ Deno.test("misconfiguration stops the operator at start with one line saying wha
   }
   assert.equal(await configuration("validating", "taken.kopf.dev"), null);
 });
+
+Deno.test("insecure: plain HTTP when asked (behind a TLS-terminating proxy), no CA bundle", async () => {
+  const registry = new kopf.Registry();
+  registry.on.validate(res.plural, { id: "check" }, ({ spec }) => {
+    if (spec.bad) throw new kopf.AdmissionError("bad", { code: 403 });
+  });
+  const seen: kopf.WebhookClientConfig[] = [];
+  const inner = new kopf.WebhookServer({ insecure: true, path: "/hooks" });
+  const settings = new kopf.Settings();
+  settings.admission.server = async function* (fn, context) {
+    for await (const config of inner.serve(fn, context)) {
+      seen.push(config);
+      yield config;
+    }
+  };
+  const operator = await startOperator(c, { registry, namespaces: ["default"], settings });
+  try {
+    assert.match(seen[0].url!, /^http:\/\/127\.0\.0\.1:\d+\/hooks$/);
+    assert.equal(seen[0].caBundle, undefined);
+    const response = await fetch(`${seen[0].url}/check`, {
+      method: "POST",
+      body: JSON.stringify({
+        apiVersion: "admission.k8s.io/v1",
+        kind: "AdmissionReview",
+        request: {
+          uid: "u1",
+          resource: { group: res.group, version: "v1", resource: res.plural },
+          operation: "CREATE",
+          userInfo: {},
+          object: object("plain", { bad: true }),
+        },
+      }),
+    });
+    assert.deepEqual((await response.json()).response, {
+      uid: "u1",
+      allowed: false,
+      status: { code: 403, message: "bad" },
+    });
+  } finally {
+    await operator.stop();
+  }
+});
