@@ -110,6 +110,8 @@ class Operator {
   readonly #memories: Memories;
   readonly #engines: readonly BackgroundEngine[];
   readonly #stop = new AbortController();
+  /** Why an engine stopped the operator (`OperatorHandle.fail`): the run rejects with it. */
+  #failure: Error | undefined;
   readonly #handlersStop = new AbortController();
   #connected: Connected | undefined;
 
@@ -168,6 +170,7 @@ class Operator {
         release();
       }
     }
+    if (this.#failure) throw this.#failure;
   }
 
   #indices(): Readonly<Record<string, unknown>> {
@@ -317,6 +320,10 @@ class Operator {
       signal: this.#stop.signal,
       requeue: (key, delaySeconds) =>
         delaySeconds ? queue.addAfter(key, delaySeconds) : queue.add(key),
+      fail: (error) => {
+        this.#failure ??= error;
+        this.#stop.abort();
+      },
     };
   }
 

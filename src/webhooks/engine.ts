@@ -127,6 +127,7 @@ export class AdmissionEngine implements BackgroundEngine {
     const iterator = iterate(server, fn, { signal: this.#stop.signal, cluster })[
       Symbol.asyncIterator
     ]();
+    let started = false;
     this.#serving = (async () => {
       try {
         while (true) {
@@ -136,15 +137,21 @@ export class AdmissionEngine implements BackgroundEngine {
           this.#last = next.value;
           if (managed !== null) await this.#apply(managed, handlers, next.value, false);
           first.resolve();
+          started = true;
           if (this.#stop.signal.aborted) break;
         }
-        first.reject(new Error("The webhook server stopped before it served."));
+        if (!started) throw new Error("The webhook server stopped before it served.");
+        if (!this.#stop.signal.aborted) {
+          throw new Error("its client configs ended: it stopped serving");
+        }
       } catch (error) {
         first.reject(error);
-        if (!this.#stop.signal.aborted) {
-          logger.error("The webhook server failed: {message}", {
-            message: error instanceof Error ? error.message : String(error),
-          });
+        if (!this.#stop.signal.aborted && started) {
+          // As Kopf: the operator stops (and its non-persistent webhooks go with it) rather than
+          // leave webhooks pointing at a server that is gone.
+          const message = error instanceof Error ? error.message : String(error);
+          logger.error("The webhook server failed; the operator stops: {message}", { message });
+          handle.fail(new Error(`The webhook server failed: ${message}`));
         }
       } finally {
         await iterator.return?.();

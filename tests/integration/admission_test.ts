@@ -579,3 +579,28 @@ Deno.test("insecure: plain HTTP when asked (behind a TLS-terminating proxy), no 
     await operator.stop();
   }
 });
+
+Deno.test("a webhook server that fails after it started stops the operator, which removes its webhooks", async () => {
+  const name = `fails-${crypto.randomUUID().slice(0, 8)}.kopf.dev`;
+  const registry = new kopf.Registry();
+  registry.on.validate(res.plural, { id: "check", labels: { never: "matches" } }, () => {});
+  const crash = Promise.withResolvers<void>();
+  const inner = new kopf.WebhookServer();
+  const settings = settingsFor(name, async function* (fn, context) {
+    for await (const config of inner.serve(fn, context)) {
+      yield config;
+      await crash.promise;
+      throw new Error("the listener broke");
+    }
+  });
+  const operator = await startOperator(c, { registry, namespaces: ["default"], settings });
+  assert.ok(await configuration("validating", name), "configured while serving");
+  crash.resolve();
+  await assert.rejects(operator.done, /^Error: The webhook server failed: the listener broke$/);
+  assert.equal(await configuration("validating", name), null, "removed as at any exit");
+  assert.equal(await configuration("mutating", name), null);
+  assert.equal(
+    logs.filter((l) => l.message.includes("The webhook server failed; the operator stops")).length,
+    1,
+  );
+});
