@@ -57,8 +57,6 @@ export interface AdmissionOptions {
   readonly indices?: () => Readonly<Record<string, unknown>>;
   /** Aborted when the operator stops. */
   readonly signal?: AbortSignal;
-  /** Counts handler calls (for tests and the benchmark). */
-  readonly onCall?: (handler: WebhookHandler) => void;
 }
 
 /** How long before the webhook's timeout a handler is cut (the answer must still arrive). */
@@ -173,7 +171,6 @@ async function callHandler(
   signal: AbortSignal,
 ): Promise<Failure | undefined> {
   const controller = new AbortController();
-  options.onCall?.(handler);
   try {
     await invoke(handler.fn, build(AbortSignal.any([signal, controller.signal])) as never, {
       title: handler.title,

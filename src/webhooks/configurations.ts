@@ -161,7 +161,7 @@ export interface ApplyOptions {
 /**
  * Create the configuration if absent (try-or-fail: fewer RBAC verbs than check-and-do) when
  * `create` is set, else (or if it exists) replace its webhooks by a merge patch. Returns the API
- * writes made (for the tests' counts).
+ * writes made.
  */
 export async function applyConfiguration(options: ApplyOptions): Promise<number> {
   const { client, reason, name, webhooks, logger, signal } = options;

@@ -41,16 +41,6 @@ export interface AdmissionEngineOptions {
   readonly indices?: () => Readonly<Record<string, unknown>>;
 }
 
-/** Counters of an admission engine, for tests and the benchmark. */
-export interface AdmissionStats {
-  /** Handler calls by handler id. */
-  readonly calls: Record<string, number>;
-  /** Writes to the webhook configurations (creates, patches, deletes). */
-  configurationWrites: number;
-  /** Client configs received from the server. */
-  clientConfigs: number;
-}
-
 function iterate(
   server: WebhookServerProtocol,
   fn: Parameters<Extract<WebhookServerProtocol, (...args: never[]) => unknown>>[0],
@@ -62,8 +52,6 @@ function iterate(
 /** The webhook server and the managed configurations, started with the operator. */
 export class AdmissionEngine implements BackgroundEngine {
   readonly name = "admission";
-  /** Counters, for tests and the benchmark. */
-  readonly stats: AdmissionStats = { calls: {}, configurationWrites: 0, clientConfigs: 0 };
   readonly #options: AdmissionEngineOptions;
   readonly #stop = new AbortController();
   #serving: Promise<void> | undefined;
@@ -116,7 +104,6 @@ export class AdmissionEngine implements BackgroundEngine {
       memo: copyMemo(this.#options.memo),
       indices: this.#options.indices,
       signal: this.#stop.signal,
-      onCall: (h) => this.stats.calls[h.id] = (this.stats.calls[h.id] ?? 0) + 1,
     });
     const cluster: ClusterInfo = {
       server: handle.client.server,
@@ -133,7 +120,6 @@ export class AdmissionEngine implements BackgroundEngine {
         while (true) {
           const next = await iterator.next();
           if (next.done) break;
-          this.stats.clientConfigs++;
           this.#last = next.value;
           if (managed !== null) await this.#apply(managed, handlers, next.value, false);
           first.resolve();
@@ -181,14 +167,13 @@ export class AdmissionEngine implements BackgroundEngine {
       const kind = CONFIGURATION_RESOURCES[reason].kind;
       if (cleanup && !webhooks.length) {
         // Nothing persistent is left: the configuration itself goes.
-        this.stats.configurationWrites++;
         await client.delete(CONFIGURATION_RESOURCES[reason], name).catch((error) => {
           if (!(error instanceof ApiError && error.status === 404)) throw error;
         });
         logger.info("Removed the {kind} {name}.", { kind, name });
         continue;
       }
-      this.stats.configurationWrites += await applyConfiguration({
+      await applyConfiguration({
         client,
         reason,
         name,
