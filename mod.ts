@@ -162,6 +162,38 @@ export {
 export { ApiError, type KubeStatus, type StatusDetails } from "./src/kube/errors.ts";
 export type { PatchType } from "./src/kube/client.ts";
 
+// Admission webhooks (kopf.on.validate / kopf.on.mutate and their servers).
+export type { AdmissionContext, AdmissionFn, WebhookOptions } from "./src/registry/admission.ts";
+export {
+  type AdmissionRequest,
+  type AdmissionResponse,
+  type AdmissionReview,
+  type AdmissionStatus,
+  type ClusterInfo,
+  type Headers,
+  type Operation,
+  type ReviewKind,
+  type ReviewResource,
+  type SSLPeer,
+  type UserInfo,
+  type WebhookClientConfig,
+  type WebhookClientConfigService,
+  WebhookError,
+  type WebhookFn,
+  type WebhookFnOptions,
+  type WebhookServeContext,
+  type WebhookServerProtocol,
+} from "./src/storage/reviews.ts";
+export {
+  WebhookAutoServer,
+  WebhookDockerDesktopServer,
+  WebhookK3dServer,
+  WebhookMinikubeServer,
+  WebhookServer,
+  type WebhookServerOptions,
+} from "./src/webhooks/servers.ts";
+export type { VerifyMode } from "./src/webhooks/listening.ts";
+
 // Running an operator.
 export { run, type RunOptions } from "./src/reactor/running.ts";
 export { configure, type ConfigureOptions, type LogFormat } from "./src/actions/logging.ts";

@@ -15,7 +15,13 @@ import {
   resolvePath,
 } from "./api_target.ts";
 import { UsageError } from "./errors.ts";
-import { listenAddressOf, operatorPermissions, Permissions, shellQuote } from "./permissions.ts";
+import {
+  listenAddressOf,
+  operatorPermissions,
+  Permissions,
+  shellQuote,
+  webhookListenAddressOf,
+} from "./permissions.ts";
 import { IDS_MARKER } from "./child.ts";
 import { findConfigAbove, moduleGraph } from "./module_graph.ts";
 import { childEntry, resolveHandlers, withDefaultV8Flags } from "./run.ts";
@@ -35,6 +41,8 @@ export interface ArtifactOptions {
   context?: string;
   /** A liveness URL the operator will serve (its address is allowed). */
   liveness?: string;
+  /** The webhook server URL the operator will serve (`--webhook-server`; its address is allowed). */
+  webhookServer?: string;
   /** `--allow-*` additions and other Deno flags. */
   denoFlags?: string[];
   /** `deno compile --target`. */
@@ -130,6 +138,7 @@ export function planArtifact(options: ArtifactOptions): ArtifactPlan {
     }
   }
   const listen = options.liveness ? [listenAddressOf(options.liveness)] : [];
+  if (options.webhookServer) listen.push(webhookListenAddressOf(options.webhookServer));
   const granted = operatorPermissions({ target, listen, extraFlags: options.denoFlags });
   // Handler files are inside the artifact: no read grant for their directories is needed.
   const permissions = new Permissions();

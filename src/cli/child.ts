@@ -71,6 +71,8 @@ export interface OperatorApi {
   handlerIds?(): string[];
   /** The API server the client will use for these options. */
   resolveServer(options: OperatorOptions): Promise<string>;
+  /** Whether admission handlers (`on.validate`/`on.mutate`) are registered. */
+  hasWebhooks?(): boolean;
   /** The resources the registered handlers serve, resolved by the cluster's discovery. */
   rbacResources?(options: OperatorOptions): Promise<RbacResource[]>;
 }
@@ -99,9 +101,19 @@ async function defaultApi(): Promise<OperatorApi> {
   ]);
   return {
     // Signals are this process's: runOperator turns them into `signal`.
-    run: (options) => kopf.run({ ...options, handleSignals: false }),
+    run: async ({ webhookServer, webhookManaged, ...options }) => {
+      // --webhook-server/--webhook-managed are settings the startup handlers may still change.
+      const settings = new kopf.Settings();
+      if (webhookServer) {
+        const { serverFromUrl } = await import("../webhooks/servers.ts");
+        settings.admission.server = serverFromUrl(webhookServer);
+      }
+      if (webhookManaged) settings.admission.managed = webhookManaged;
+      return await kopf.run({ ...options, settings, handleSignals: false });
+    },
     countHandlers: () => kopf.defaultRegistry().handlers.length,
     handlerIds: () => kopf.defaultRegistry().handlers.map((h) => h.id),
+    hasWebhooks: () => kopf.defaultRegistry().webhookHandlers().length > 0,
     resolveServer: async (options) =>
       (await config.loadConfig({ kubeconfig: options.kubeconfig, context: options.context }))
         .server,
@@ -276,7 +288,11 @@ export async function runOperator(
       const { rbacManifests, toYamlStream } = await import("./rbac.ts");
       if (!api.rbacResources) throw new Error("this framework cannot describe its resources");
       const resources = await api.rbacResources(spec.operator);
-      const docs = rbacManifests(resources, { ...spec.rbac, namespaces: spec.operator.namespaces });
+      const docs = rbacManifests(resources, {
+        ...spec.rbac,
+        namespaces: spec.operator.namespaces,
+        webhooks: api.hasWebhooks?.() ?? false,
+      });
       Deno.stdout.writeSync(new TextEncoder().encode(toYamlStream(docs)));
       return 0;
     }

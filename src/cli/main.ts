@@ -249,6 +249,10 @@ function program(result: { code?: number }, options: MainOptions): Command {
       .option(
         "-L, --liveness <url>",
         "allow listening for a liveness probe, e.g. http://0.0.0.0:8080/healthz",
+      )
+      .option(
+        "--webhook-server <url>",
+        "allow listening for admission webhooks, e.g. https://0.0.0.0:9443",
       );
     if (verb === "compile") command.option("--target <triple>", "deno compile --target");
     addGrantOptions(command);
@@ -265,6 +269,7 @@ function program(result: { code?: number }, options: MainOptions): Command {
           kubeconfig: flags.kubeconfig,
           context: flags.context,
           liveness: flags.liveness,
+          webhookServer: flags.webhookServer,
           denoFlags: grantFlags(flags),
           target: flags.target,
         });

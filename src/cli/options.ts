@@ -13,7 +13,7 @@ import {
   type LoggingOptions,
   type Verbosity,
 } from "../actions/log_options.ts";
-import { listenAddressOf } from "./permissions.ts";
+import { listenAddressOf, webhookListenAddressOf } from "./permissions.ts";
 
 /** What the operator loop is started with (the CLI's part of `kopf.run()`'s options). */
 export interface OperatorOptions {
@@ -27,6 +27,10 @@ export interface OperatorOptions {
   kubeconfig?: string;
   /** Liveness endpoint URL, e.g. `http://0.0.0.0:8080/healthz`. */
   liveness?: string;
+  /** Serve admission webhooks at this URL (`--webhook-server`), e.g. `https://127.0.0.1:9443`. */
+  webhookServer?: string;
+  /** Manage the webhook configurations of this name (`--webhook-managed`). */
+  webhookManaged?: string;
   /** Run without peering. */
   standalone?: boolean;
   /** Peering priority (`--dev` is 666). */
@@ -40,6 +44,8 @@ export interface RawOperatorFlags {
   context?: string;
   kubeconfig?: string;
   liveness?: string;
+  webhookServer?: string;
+  webhookManaged?: string;
   standalone?: boolean;
   priority?: string;
   dev?: boolean;
@@ -94,6 +100,19 @@ export function addOperatorOptions(command: Command): Command {
         .env("KOPF_RUN_LIVENESS"),
     )
     .addOption(
+      new Option(
+        "--webhook-server <url>",
+        "serve admission webhooks (kopf.on.validate/mutate) at https://ADDR:PORT[/PATH], " +
+          "self-signed; http:// for plain HTTP",
+      ).env("KOPF_RUN_WEBHOOK_SERVER"),
+    )
+    .addOption(
+      new Option(
+        "--webhook-managed <name>",
+        "create and keep the webhook configurations of this name, e.g. auto.kopf.dev",
+      ).env("KOPF_RUN_WEBHOOK_MANAGED"),
+    )
+    .addOption(
       new Option("--standalone", "run without peering with other operators")
         .env("KOPF_RUN_STANDALONE"),
     )
@@ -127,6 +146,21 @@ export function operatorOptionsOf(flags: RawOperatorFlags): OperatorOptions {
   if (flags.liveness !== undefined) {
     listenAddressOf(flags.liveness); // throws a UsageError for anything but http://host:port/…
     options.liveness = flags.liveness;
+  }
+  if (flags.webhookServer !== undefined) {
+    webhookListenAddressOf(flags.webhookServer); // a UsageError for a bad URL
+    options.webhookServer = flags.webhookServer;
+  }
+  if (flags.webhookManaged !== undefined) {
+    if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(flags.webhookManaged)) {
+      throw new UsageError(
+        `--webhook-managed must be a DNS subdomain (e.g. auto.kopf.dev), not "${flags.webhookManaged}"`,
+      );
+    }
+    if (flags.webhookServer === undefined) {
+      throw new UsageError("--webhook-managed needs --webhook-server");
+    }
+    options.webhookManaged = flags.webhookManaged;
   }
   if (flags.standalone) options.standalone = true;
   if (flags.priority !== undefined) {

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { parseServerUrl } from "../webhooks/urls.ts";
 import type { ApiTarget } from "./api_target.ts";
 import { type ContextKubeconfig, KUBECONFIG_VARIABLE } from "./context_kubeconfig.ts";
 import { UsageError } from "./errors.ts";
@@ -196,6 +197,19 @@ export function listenAddressOf(url: string): string {
   }
   if (parsed.protocol !== "http:") throw new UsageError(`only http:// is supported: ${url}`);
   return `${parsed.hostname}:${parsed.port || "80"}`;
+}
+
+/**
+ * The address the webhook server needs in `--allow-net`, from `--webhook-server`: exactly its
+ * `host:port` (an IPv6 address in brackets), nothing wider.
+ */
+export function webhookListenAddressOf(url: string): string {
+  try {
+    const { hostname, port } = parseServerUrl(url);
+    return `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
+  } catch (error) {
+    throw new UsageError(`--webhook-server: ${(error as Error).message}`);
+  }
 }
 
 /** Quotes a shell word when needed, for the commands the CLI prints. */

@@ -37,6 +37,11 @@ export interface RbacOptions {
   serviceAccountNamespace?: string;
   /** Served namespace patterns (`-n`); none means cluster-wide. */
   namespaces?: string[];
+  /**
+   * Admission handlers exist: the operator may manage the webhook configurations
+   * (`settings.admission.managed`), which it creates, patches and deletes at exit.
+   */
+  webhooks?: boolean;
 }
 
 /** One RBAC policy rule. */
@@ -82,6 +87,11 @@ const CRDS_RULE: PolicyRule = {
   resources: ["customresourcedefinitions"],
   verbs: ["list", "watch"],
 };
+const WEBHOOKS_RULE: PolicyRule = {
+  apiGroups: ["admissionregistration.k8s.io"],
+  resources: ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"],
+  verbs: ["create", "patch", "delete"],
+};
 const NAMESPACES_RULE: PolicyRule = {
   apiGroups: [""],
   resources: ["namespaces"],
@@ -114,6 +124,7 @@ export function rbacManifests(resources: RbacResource[], options: RbacOptions = 
   ];
   const clusterRules: PolicyRule[] = [CRDS_RULE];
   if (patterns.length > 0 && !plain) clusterRules.push(NAMESPACES_RULE);
+  if (options.webhooks) clusterRules.push(WEBHOOKS_RULE);
   const namespaced = resources.filter((r) => r.namespaced);
   const clusterScoped = resources.filter((r) => !r.namespaced);
   clusterRules.push(...resourceRules(clusterScoped));

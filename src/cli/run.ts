@@ -28,6 +28,7 @@ import {
   operatorPermissions,
   type Permissions,
   shellQuote,
+  webhookListenAddressOf,
 } from "./permissions.ts";
 
 /** Everything `kopf run` was asked to do. */
@@ -174,6 +175,9 @@ export async function planLaunch(options: LaunchOptions): Promise<LaunchPlan> {
     })
     : NO_GRAPH;
   const listen = options.operator.liveness ? [listenAddressOf(options.operator.liveness)] : [];
+  if (options.operator.webhookServer) {
+    listen.push(webhookListenAddressOf(options.operator.webhookServer));
+  }
   const permissions = operatorPermissions({
     target,
     handoff,

@@ -80,6 +80,11 @@ export interface OperatorHandle {
   readonly signal: AbortSignal;
   /** Run an object's handling cycle again (e.g. when its daemons have stopped). */
   requeue(key: ObjectKey, delaySeconds?: number): void;
+  /**
+   * Stop the operator because this engine cannot go on (Kopf: a root task that fails ends the
+   * operator, e.g. its webhook server); the run then fails with `error` once it has stopped.
+   */
+  fail(error: Error): void;
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * Which background engines an operator runs, for its registry and options: indexes (if any
- * `kopf.index`), daemons and timers (if any), and the health endpoint (if `liveness` is given).
+ * `kopf.index`), daemons and timers (if any), the health endpoint (if `liveness` is given), and
+ * the admission webhooks (always: `settings.admission.server` is only known after startup).
  *
  * @module
  */
@@ -8,6 +9,7 @@
 import { type BackgroundOptions, DaemonsEngine, IndexesEngine } from "../engines/background.ts";
 import type { BackgroundEngine } from "../handling/contracts.ts";
 import { HealthEngine } from "../health/engine.ts";
+import { AdmissionEngine } from "../webhooks/engine.ts";
 import type { Settings } from "../settings/settings.ts";
 
 /**
@@ -25,7 +27,8 @@ import type { Settings } from "../settings/settings.ts";
  * registry.timer("kopfexamples", { interval: 60 }, function tick() {});
  * const liveness = "http://127.0.0.1:8080/healthz";
  * const engines = backgroundEngines({ registry, memo: {}, liveness }, new Settings());
- * // engines: the daemons/timers engine and the health endpoint, for the operator to start
+ * // engines: the daemons/timers engine, the health endpoint and the admission engine (idle
+// unless settings.admission.server is set), for the operator to start
  * ```
  */
 export function backgroundEngines(
@@ -50,5 +53,9 @@ export function backgroundEngines(
       })),
     );
   }
+  // Last: its start waits for its configurations, which need no other engine.
+  engines.push(
+    new AdmissionEngine({ registry, memo: options.memo, indices: () => indexes.indices() }),
+  );
   return engines;
 }

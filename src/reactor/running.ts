@@ -115,6 +115,8 @@ class Operator {
   readonly #memories: Memories;
   readonly #engines: readonly BackgroundEngine[];
   readonly #stop = new AbortController();
+  /** Why an engine stopped the operator (`OperatorHandle.fail`): the run rejects with it. */
+  #failure: Error | undefined;
   readonly #handlersStop = new AbortController();
   #connected: Connected | undefined;
 
@@ -173,6 +175,7 @@ class Operator {
         release();
       }
     }
+    if (this.#failure) throw this.#failure;
   }
 
   #indices(): Readonly<Record<string, unknown>> {
@@ -336,6 +339,10 @@ class Operator {
       signal: this.#stop.signal,
       requeue: (key, delaySeconds) =>
         delaySeconds ? queue.addAfter(key, delaySeconds) : queue.add(key),
+      fail: (error) => {
+        this.#failure ??= error;
+        this.#stop.abort();
+      },
     };
   }
 

@@ -20,7 +20,9 @@ import type {
   ErasedContext,
   ResourceHandler,
   TimerHandler,
+  WebhookHandler,
 } from "./records.ts";
+import type { Operation } from "../storage/reviews.ts";
 import {
   checkActivityOptions,
   checkResourceOptions,
@@ -105,9 +107,12 @@ function filters(o: Origin, field: FieldPath | null) {
 
 /**
  * Validate and build the record of a resource registration: `kopf.on.resume/create/update/
- * delete/field/event`, `kopf.daemon`, `kopf.timer`, `kopf.index`.
+ * delete/field/event/validate/mutate`, `kopf.daemon`, `kopf.timer`, `kopf.index`.
  */
-export function buildResourceHandler(api: ResourceApi, args: readonly unknown[]): ResourceHandler {
+export function buildResourceHandler(
+  api: ResourceApi,
+  args: readonly unknown[],
+): ResourceHandler | WebhookHandler {
   const name = `kopf.${["daemon", "timer", "index"].includes(api) ? "" : "on."}${api}`;
   const split = splitArgs(name, args);
   const o = origin(name, split.fn, split.options);
@@ -119,6 +124,32 @@ export function buildResourceHandler(api: ResourceApi, args: readonly unknown[])
     ...filters(o, field),
   });
   switch (api) {
+    case "validate":
+    case "mutate": {
+      const { operation, operations } = options as {
+        operation?: Operation;
+        operations?: Operation[];
+      };
+      const ops = operation === undefined && operations === undefined
+        ? null
+        : [...new Set([...(operations ?? []), ...(operation === undefined ? [] : [operation])])];
+      return {
+        kind: "webhook",
+        ...base("Webhook"),
+        // Webhooks are not retried: a failure answers the request.
+        errors: undefined,
+        retries: undefined,
+        backoff: undefined,
+        attemptTimeout: undefined,
+        reason: api === "validate" ? "validating" : "mutating",
+        operations: ops,
+        subresource: (options.subresource as string | undefined) ?? null,
+        persistent: options.persistent === true,
+        sideEffects: options.sideEffects === true,
+        ignoreFailures: options.ignoreFailures === true,
+        timeout: (options.timeout as number | undefined) ?? 30,
+      };
+    }
     case "event":
       return { kind: "watching", ...base("Handler") };
     case "index": // ids get no field suffix, as in Kopf

@@ -10,7 +10,10 @@ import type { Resource } from "../kube/resource.ts";
 import type { BodyEssence } from "../storage/diffbase.ts";
 import { deepEqual, hasField, type RawBody, resolveField } from "../storage/fields.ts";
 import { ABSENT, type MetaFilter, PRESENT, type ValueFilter } from "./filters.ts";
-import type { ChangingHandler, ResourceHandler } from "./records.ts";
+import type { ChangingHandler, ResourceHandler, WebhookHandler } from "./records.ts";
+
+/** Handlers with filters: resource handlers and admission handlers. */
+type Filtered = ResourceHandler | WebhookHandler;
 
 /** What matching looks at. */
 export interface MatchCause {
@@ -47,7 +50,7 @@ export function memoized<C extends MatchCause>(cause: C): C {
 type Ctx = never;
 
 /** Whether the handler's selector matches the resource (sub-handlers always do). */
-export function matchesResource(handler: ResourceHandler, resource: Resource): boolean {
+export function matchesResource(handler: Filtered, resource: Resource): boolean {
   return handler.selector === null || handler.selector.check(resource);
 }
 
@@ -89,7 +92,7 @@ function valueMatches(filter: ValueFilter<Ctx>, value: unknown, cause: MatchCaus
 }
 
 /** Kopf's field value filter: `value` against the new or the old field value (or the body's). */
-export function matchesFieldValue(handler: ResourceHandler, cause: MatchCause): boolean {
+export function matchesFieldValue(handler: Filtered, cause: MatchCause): boolean {
   if (!handler.field) return true;
   const values = cause.essences
     ? [lookup(cause.essences.new, handler.field), lookup(cause.essences.old, handler.field)]
@@ -99,7 +102,7 @@ export function matchesFieldValue(handler: ResourceHandler, cause: MatchCause): 
 }
 
 /** Kopf's field change filter (update/field handlers): the field changed; old/new filters. */
-export function matchesFieldChange(handler: ResourceHandler, cause: MatchCause): boolean {
+export function matchesFieldChange(handler: Filtered, cause: MatchCause): boolean {
   if (handler.kind !== "changing" || !cause.essences || !handler.field) return true;
   const old = lookup(cause.essences.old, handler.field);
   const new_ = lookup(cause.essences.new, handler.field);
@@ -110,12 +113,12 @@ export function matchesFieldChange(handler: ResourceHandler, cause: MatchCause):
 }
 
 /** The `when` callback, checked last. */
-export function matchesWhen(handler: ResourceHandler, cause: MatchCause): boolean {
+export function matchesWhen(handler: Filtered, cause: MatchCause): boolean {
   return handler.when === undefined || handler.when(cause.context() as Ctx);
 }
 
 /** All filters but the field change (Kopf's `prematch`, used for finalizers and stealth mode). */
-export function prematch(handler: ResourceHandler, cause: MatchCause): boolean {
+export function prematch(handler: Filtered, cause: MatchCause): boolean {
   return matchesResource(handler, cause.resource) &&
     matchesMeta(handler.labels, cause.body.metadata?.labels, cause) &&
     matchesMeta(handler.annotations, cause.body.metadata?.annotations, cause) &&
@@ -124,7 +127,7 @@ export function prematch(handler: ResourceHandler, cause: MatchCause): boolean {
 }
 
 /** All filters (Kopf's `match`). */
-export function match(handler: ResourceHandler, cause: MatchCause): boolean {
+export function match(handler: Filtered, cause: MatchCause): boolean {
   return matchesResource(handler, cause.resource) &&
     matchesMeta(handler.labels, cause.body.metadata?.labels, cause) &&
     matchesMeta(handler.annotations, cause.body.metadata?.annotations, cause) &&

@@ -7,6 +7,7 @@
 
 import type { Selector } from "../kube/selector.ts";
 import type { FieldPath } from "../storage/fields.ts";
+import type { Operation } from "../storage/reviews.ts";
 import type { Activity } from "./context.ts";
 import type { MetaFilter, ValueFilter } from "./filters.ts";
 
@@ -148,6 +149,31 @@ export interface ActivityHandler extends HandlerRecordBase {
   readonly activity: Activity;
 }
 
+/** Which admission webhooks a handler serves. */
+export type WebhookReason = "validating" | "mutating";
+
+/** A `kopf.on.validate` or `kopf.on.mutate` handler: one webhook of its own. */
+export interface WebhookHandler extends ResourceHandlerBase {
+  /** The bucket. */
+  readonly kind: "webhook";
+  /** Validating or mutating. */
+  readonly reason: WebhookReason;
+  /** The selector (webhooks are never sub-handlers). */
+  readonly selector: Selector;
+  /** The operations it is called for (`null`: all). */
+  readonly operations: readonly Operation[] | null;
+  /** The subresource it is called for (`null`: the main resource only; `"*"`: any). */
+  readonly subresource: string | null;
+  /** Kept in the managed configurations when the operator exits. */
+  readonly persistent: boolean;
+  /** Has side effects outside dry runs (`sideEffects: NoneOnDryRun`, else `None`). */
+  readonly sideEffects: boolean;
+  /** Admit when the webhook fails or is unreachable (`failurePolicy: Ignore`, else `Fail`). */
+  readonly ignoreFailures: boolean;
+  /** Seconds the API server waits for the answer (`timeoutSeconds`, 1–30). */
+  readonly timeout: number;
+}
+
 /** Handlers of resource objects. */
 export type ResourceHandler =
   | ChangingHandler
@@ -157,4 +183,4 @@ export type ResourceHandler =
   | TimerHandler;
 
 /** Any handler record. */
-export type HandlerRecord = ResourceHandler | ActivityHandler;
+export type HandlerRecord = ResourceHandler | ActivityHandler | WebhookHandler;

@@ -29,6 +29,7 @@ import type {
   UpdateOptions,
 } from "./context.ts";
 import type { HandlerRecord } from "./records.ts";
+import type { AdmissionFn, WebhookOptions } from "./admission.ts";
 
 /**
  * Group/version/name positional arguments.
@@ -78,6 +79,10 @@ export interface RegistrationKinds<S, St, V> {
   timer: [TimerOptions<S, St>, TimerFn<S, St>];
   /** `kopf.index`. */
   index: [IndexOptions<S, St>, IndexFn<S, St>];
+  /** `on.validate`. */
+  validate: [WebhookOptions<S, St>, AdmissionFn<S, St>];
+  /** `on.mutate`. */
+  mutate: [WebhookOptions<S, St>, AdmissionFn<S, St>];
 }
 
 /**
@@ -257,6 +262,10 @@ export interface OnApi {
   field: Registrar<"field">;
   /** Observe every raw watch event (no retries, no state). */
   event: Registrar<"event">;
+  /** Validate objects before the API server stores them (an admission webhook per handler). */
+  validate: Registrar<"validate">;
+  /** Change objects before the API server stores them, through `patch` (a mutating webhook). */
+  mutate: Registrar<"mutate">;
 }
 
 /**
@@ -309,6 +318,8 @@ export function createRegistrars(sink: () => HandlerSink): Registrars {
       delete: resource("delete"),
       field: resource("field"),
       event: resource("event"),
+      validate: resource("validate"),
+      mutate: resource("mutate"),
     },
     daemon: resource("daemon"),
     timer: resource("timer"),

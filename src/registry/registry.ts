@@ -30,7 +30,10 @@ import type {
   ResourceHandler,
   TimerHandler,
   WatchingHandler,
+  WebhookHandler,
+  WebhookReason,
 } from "./records.ts";
+import type { Operation } from "../storage/reviews.ts";
 import { createRegistrars, type OnApi, type Registrars } from "./registrars.ts";
 
 /** A changing cause as the registry needs it (the cycle builds it). */
@@ -55,6 +58,18 @@ export function selectChangingHandlers(
     servesReason(h, cause.reason, cause.initial, deleting) && match(h, shared)
   );
   return deduplicated(selected);
+}
+
+/** An admission request as the registry needs it to select its handlers. */
+export interface WebhookMatchCause extends MatchCause {
+  /** Only handlers of this kind (`undefined`: both). */
+  readonly reason?: WebhookReason;
+  /** Only the handler with this id — the webhook's path (`undefined`: all). */
+  readonly webhook?: string;
+  /** The operation under admission. */
+  readonly operation: Operation;
+  /** The subresource (`undefined`: the main resource). */
+  readonly subresource: string | undefined;
 }
 
 const LABEL_KEY =
@@ -148,7 +163,42 @@ export class Registry {
    */
   resourceHandlers(resource?: Resource): ResourceHandler[] {
     return this.#handlers.filter((h): h is ResourceHandler =>
-      h.kind !== "activity" && (resource === undefined || matchesResource(h, resource))
+      h.kind !== "activity" && h.kind !== "webhook" &&
+      (resource === undefined || matchesResource(h, resource))
+    );
+  }
+
+  /**
+   * The admission handlers (of one kind, if given), deduplicated. They are served by the
+   * webhook server, not watched: their resources are not among {@linkcode Registry.selectors}.
+   *
+   * @internal
+   */
+  webhookHandlers(reason?: WebhookReason): WebhookHandler[] {
+    return deduplicated(
+      this.#handlers.filter((h): h is WebhookHandler =>
+        h.kind === "webhook" && (reason === undefined || h.reason === reason)
+      ),
+    );
+  }
+
+  /**
+   * The admission handlers serving a request: the webhook (if named) and the kind (if known),
+   * the operation and the subresource, then the usual filters in Kopf's order. Mutating handlers
+   * are not called for DELETE unless it is their only operation (as Kopf: the object is gone, a
+   * patch means nothing).
+   *
+   * @internal
+   */
+  selectWebhooks(cause: WebhookMatchCause): WebhookHandler[] {
+    const shared = memoized(cause);
+    return this.webhookHandlers(cause.reason).filter((h) =>
+      (cause.webhook === undefined || cause.webhook === h.id) &&
+      (h.operations === null || h.operations.includes(cause.operation)) &&
+      (h.subresource === "*" || h.subresource === (cause.subresource ?? null)) &&
+      (h.reason !== "mutating" || cause.operation !== "DELETE" ||
+        (h.operations?.length === 1 && h.operations[0] === "DELETE")) &&
+      match(h, shared)
     );
   }
 

@@ -24,6 +24,16 @@ const CHANGE_KEYS = ["old", "new"];
 const SPAWNING_KEYS = ["initialDelay", "requiresFinalizer"];
 const CANCELLATION_KEYS = ["cancellationBackoff", "cancellationTimeout", "cancellationPolling"];
 const ERRORS_MODES: readonly ErrorsMode[] = ["temporary", "permanent", "ignored"];
+const WEBHOOK_KEYS = [
+  "operation",
+  "operations",
+  "subresource",
+  "persistent",
+  "sideEffects",
+  "ignoreFailures",
+  "timeout",
+];
+const OPERATIONS = ["CREATE", "UPDATE", "DELETE", "CONNECT"];
 
 type Options = Record<string, unknown>;
 
@@ -39,7 +49,53 @@ export interface Registration {
 
 type Rule = {
   keys: string[];
+  /** Checked before the keys: options that are refused with a reason of their own. */
+  refuse?: (source: string, options: Options) => void;
   check?: (source: string, options: Options, field: FieldPath | null) => void;
+};
+
+const WEBHOOK_RULE: Rule = {
+  keys: [...FILTER_KEYS, ...WEBHOOK_KEYS],
+  refuse: (source, options) => {
+    const retrying = ["errors", "retries", "backoff", "attemptTimeout"].filter((k) => k in options);
+    if (retrying.length) {
+      fail(
+        source,
+        `${retrying.join("/")} cannot be given: admission handlers are not retried ` +
+          "(a failure answers the request; see ignoreFailures)",
+      );
+    }
+  },
+  check: (source, options) => {
+    const { operation, operations, subresource, timeout } = options;
+    const ops = `one of ${OPERATIONS.map((o) => `"${o}"`).join(", ")}`;
+    if (operation !== undefined && !OPERATIONS.includes(operation as string)) {
+      fail(source, `operation must be ${ops}, got ${show(operation)}`);
+    }
+    if (operations !== undefined) {
+      if (!Array.isArray(operations) || operations.length === 0) {
+        fail(source, `operations must be a non-empty array of ${ops}, got ${show(operations)}`);
+      }
+      for (const op of operations) {
+        if (!OPERATIONS.includes(op)) fail(source, `operations must be ${ops}, got ${show(op)}`);
+      }
+    }
+    if (subresource !== undefined && (typeof subresource !== "string" || !subresource)) {
+      fail(source, `subresource must be a non-empty string or "*", got ${show(subresource)}`);
+    }
+    for (const key of ["persistent", "sideEffects", "ignoreFailures"]) {
+      checkBoolean(source, key, options[key]);
+    }
+    if (
+      timeout !== undefined &&
+      (!Number.isInteger(timeout) || (timeout as number) < 1 || (timeout as number) > 30)
+    ) {
+      fail(
+        source,
+        `timeout must be whole seconds from 1 to 30 (timeoutSeconds), got ${show(timeout)}`,
+      );
+    }
+  },
 };
 
 /** Per resource registration: its own options and its own rules (after the common ones). */
@@ -62,6 +118,8 @@ const RULES = {
   },
   event: { keys: FILTER_KEYS },
   index: { keys: [...RETRY_KEYS, ...FILTER_KEYS] },
+  validate: WEBHOOK_RULE,
+  mutate: WEBHOOK_RULE,
   daemon: {
     keys: [...RETRY_KEYS, ...FILTER_KEYS, ...SPAWNING_KEYS, ...CANCELLATION_KEYS],
     check: (source, options) => {
@@ -85,7 +143,10 @@ const RULES = {
   },
 } satisfies Record<string, Rule>;
 
-/** The registrations of resource handlers: `kopf.on.*` but activities, daemon, timer, index. */
+/**
+ * The registrations of resource handlers: `kopf.on.*` but activities, daemon, timer, index,
+ * and the admission handlers `validate` and `mutate`.
+ */
 export type ResourceApi = keyof typeof RULES;
 
 /** A registration error: the message names the registration (`source`) and the option. */
@@ -103,9 +164,10 @@ export function checkResourceOptions(
   positional: SelectorArg[],
 ): { field: FieldPath | null; selector: Selector } {
   const rules: Rule = RULES[api];
+  rules.refuse?.(source, options);
   checkKeys(source, options, [...SELECTOR_KEYS, ...ID_KEYS, ...rules.keys, "registry"]);
   checkCommon(source, fn, options);
-  checkRetry(source, options);
+  if (rules !== WEBHOOK_RULE) checkRetry(source, options);
   const field = checkFilters(source, options);
   rules.check?.(source, options, field);
   const keywords: SelectorSpec = {};

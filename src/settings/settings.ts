@@ -6,7 +6,7 @@
  * Every setting is acted upon, or refused: the objects reject names they do not have (a typo, or
  * Kopf's snake_case name) and values of the wrong type with a {@linkcode SettingsError} naming
  * the setting and the line that assigned it, and Kopf's settings that do nothing here yet
- * (peering, admission) refuse any value but the one they hold. A setting accepted and ignored
+ * (peering) refuse any value but the one they hold. A setting accepted and ignored
  * would be a silent lie about what the operator does.
  *
  * @module
@@ -16,6 +16,7 @@ import { captureCallSite } from "../code/call_site.ts";
 import { AnnotationsDiffBaseStorage, type DiffBaseStorage } from "../storage/diffbase.ts";
 import { DEFAULT_FINALIZER } from "../storage/finalizers.ts";
 import { type ProgressStorage, SmartProgressStorage } from "../storage/progress.ts";
+import type { WebhookServerProtocol } from "../storage/reviews.ts";
 import { asap, type Lifecycle } from "./lifecycles.ts";
 
 /**
@@ -38,7 +39,20 @@ const ELSEWHERE: Readonly<Record<string, string>> = {
 /** Kopf's settings groups that are not implemented yet: only their current values are accepted. */
 const NOT_YET: Readonly<Record<string, string>> = {
   peering: "peering between operators is not implemented: every operator runs standalone",
-  admission: "admission webhooks are not implemented",
+};
+
+/** Settings whose values the generic type check cannot judge (their default is `null`). */
+const CHECKS: Readonly<Record<string, (value: unknown) => string | undefined>> = {
+  "admission.server": (value) =>
+    value === null || typeof value === "function" ||
+      (typeof value === "object" && typeof (value as { serve?: unknown }).serve === "function")
+      ? undefined
+      : "expects a webhook server (e.g. new kopf.WebhookServer()), a function, or null",
+  "admission.managed": (value) =>
+    value === null || (typeof value === "string" && /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(value))
+      ? undefined
+      : "expects the name of the webhook configurations (a DNS subdomain, e.g. " +
+        '"auto.kopf.dev") or null',
 };
 
 const camel = (name: string) => name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -57,6 +71,8 @@ function refusal(group: string, key: string, current: unknown, value: unknown): 
   const [was, is] = [kind(current), kind(value)];
   const standalone = `${group}.${key}` === STANDALONE && value === true;
   if (NOT_YET[group] && !Object.is(current, value) && !standalone) return NOT_YET[group];
+  const check = CHECKS[`${group}.${key}`];
+  if (check) return check(value);
   // Numbers may be null (no limit) and arrays (a range); other primitives keep their type.
   if (was === "number" && !["number", "null", "array"].includes(is)) return `expects a number`;
   if (is === "number" && Number.isNaN(value)) return "expects a number, not NaN";
@@ -297,20 +313,31 @@ export class ScanningSettings {
 }
 
 /**
- * Admission webhooks. Not implemented yet: any other value than the current one is refused.
+ * Admission webhooks (`kopf.on.validate`, `kopf.on.mutate`; docs/admission.md).
  *
  * @example
  * ```ts
  * import * as kopf from "@kopf/kopf";
  *
- * const settings = new kopf.Settings();
- * settings.admission.managed = null; // no webhook configurations are managed
+ * kopf.on.startup(function configure({ settings }) {
+ *   settings.admission.server = new kopf.WebhookServer({ addr: "127.0.0.1", port: 9443 });
+ *   settings.admission.managed = "auto.kopf.dev"; // the operator keeps the configurations
+ * });
  * ```
  */
 export class AdmissionSettings {
-  /** The webhook server or tunnel (an engine object; `null`: no webhooks served). */
-  server: unknown = null;
-  /** Name of the webhook configurations to manage (`null`: unmanaged). */
+  /**
+   * The webhook server or tunnel that receives the admission requests (`null`: none; with
+   * admission handlers registered, the operator then refuses to start). `kopf run
+   * --webhook-server URL` sets it before the startup handlers run.
+   */
+  server: WebhookServerProtocol | null = null;
+  /**
+   * The name of the `ValidatingWebhookConfiguration` and `MutatingWebhookConfiguration` the
+   * operator creates and keeps in sync with its handlers and its server (`null`: they are not
+   * managed, e.g. created by the deployment). Their webhooks are removed at graceful exit,
+   * except the handlers' marked `persistent`.
+   */
   managed: string | null = null;
 
   /** Refuses unknown names and mistyped values (see the module docs). */

@@ -16,6 +16,10 @@
 #
 # Environment: KOPF_CLUSTER_DIR (default /tmp/kopf-cluster) holds pki/, etcd data, logs/,
 # *.pid, ports, kubeconfig and env; KOPF_CLUSTER_TIMEOUT (default 120) bounds every wait.
+# KOPF_CLUSTER_WEBHOOK_CLIENT_CERT=1 at `up` (off by default) makes kube-apiserver present a client
+# certificate (pki/webhook-client.crt, CN=kube-apiserver-webhook-client, signed by pki/ca.crt) to
+# every admission webhook it calls: --admission-control-config-file with a kubeconfig for webhooks
+# (user "*"). Kept for the plane's life (restart-apiserver too), recorded in $RUN/options.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")" && pwd)
@@ -131,8 +135,51 @@ start_etcd() {
   wait_for etcd 30 curl --noproxy '*' -fsS --max-time 2 "http://127.0.0.1:$ETCD_PORT/health"
 }
 
+# The admission configuration that authenticates kube-apiserver to webhooks with a client cert.
+make_webhook_client() {
+  (
+    cd "$PKI"
+    openssl req -newkey rsa:2048 -nodes -sha256 -keyout webhook-client.key -out webhook-client.csr \
+      -subj "/O=kopf-tests/CN=kube-apiserver-webhook-client" 2>/dev/null
+    printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+      "extendedKeyUsage=clientAuth" >webhook-client.ext
+    openssl x509 -req -in webhook-client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+      -sha256 -out webhook-client.crt -extfile webhook-client.ext 2>/dev/null
+    rm -f webhook-client.csr webhook-client.ext
+  ) || die pki "openssl could not generate the webhook client certificate"
+  cat >"$RUN/webhook-kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+users:
+- name: "*"
+  user:
+    client-certificate: $PKI/webhook-client.crt
+    client-key: $PKI/webhook-client.key
+EOF
+  cat >"$RUN/admission-config.yaml" <<EOF
+apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: ValidatingAdmissionWebhook
+  configuration:
+    apiVersion: apiserver.config.k8s.io/v1
+    kind: WebhookAdmissionConfiguration
+    kubeConfigFile: $RUN/webhook-kubeconfig
+- name: MutatingAdmissionWebhook
+  configuration:
+    apiVersion: apiserver.config.k8s.io/v1
+    kind: WebhookAdmissionConfiguration
+    kubeConfigFile: $RUN/webhook-kubeconfig
+EOF
+  echo "WEBHOOK_CLIENT_CERT=1" >>"$RUN/options"
+}
+
 start_apiserver() {
-  "$BIN/kube-apiserver" \
+  local extra=()
+  if [ -f "$RUN/options" ] && grep -q '^WEBHOOK_CLIENT_CERT=1$' "$RUN/options"; then
+    extra+=(--admission-control-config-file="$RUN/admission-config.yaml")
+  fi
+  "$BIN/kube-apiserver" "${extra[@]}" \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
     --bind-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
     --advertise-address=127.0.0.1 --endpoint-reconciler-type=none \
@@ -215,6 +262,7 @@ EOF
   load_ports
   make_pki
   write_kubeconfig
+  if [ "${KOPF_CLUSTER_WEBHOOK_CLIENT_CERT:-}" = 1 ]; then make_webhook_client; fi
   ulimit -n 65536 2>/dev/null || true
   start_etcd
   start_apiserver

@@ -84,7 +84,7 @@ Deno.test("settings refuse unknown names, naming the setting, the line and the r
   assert.equal(s.watching.idleTimeout, 70);
 });
 
-Deno.test("settings refuse values of the wrong type, and any change to peering and admission", () => {
+Deno.test("settings refuse values of the wrong type, and any change to peering", () => {
   const s = new Settings() as unknown as Record<string, Record<string, unknown>>;
   assert.throws(
     () => s.networking.qps = "50",
@@ -94,7 +94,12 @@ Deno.test("settings refuse values of the wrong type, and any change to peering a
   assert.throws(() => s.posting.enabled = "no", /expects a boolean/);
   assert.throws(() => s.persistence.finalizer = 1, /expects a string/);
   assert.throws(() => s.peering.priority = 100, /peering between operators is not implemented/);
-  assert.throws(() => s.admission.managed = "my-op", /admission webhooks are not implemented/);
+  assert.throws(() => s.admission.managed = 1, /settings\.admission\.managed .*expects the name/);
+  assert.throws(() => s.admission.managed = "Not A Name", /a DNS subdomain/);
+  assert.throws(() => s.admission.server = "https://x", /expects a webhook server/);
+  s.admission.managed = "auto.kopf.dev";
+  s.admission.server = { serve: async function* () {} };
+  s.admission.server = null;
   s.peering.standalone = true; // what every operator is today: may be said
   s.peering.priority = 0; // the value it holds
   assert.equal(s.peering.standalone, true);
