@@ -173,6 +173,7 @@ export {
   AdmissionSettings,
   BackgroundSettings,
   ExecutionSettings,
+  MetricsSettings,
   NetworkingSettings,
   PeeringSettings,
   PersistenceSettings,

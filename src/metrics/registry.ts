@@ -160,7 +160,9 @@ export class Counter extends LabelledFamily<CounterChild> {
 
   write(lines: string[]): void {
     for (const { values, child } of this.children()) {
-      lines.push(`${this.name}${formatLabels(this.labelNames, values)} ${formatValue(child.value)}`);
+      lines.push(
+        `${this.name}${formatLabels(this.labelNames, values)} ${formatValue(child.value)}`,
+      );
     }
   }
 }
@@ -208,7 +210,9 @@ export class Gauge extends LabelledFamily<GaugeChild> {
 
   write(lines: string[]): void {
     for (const { values, child } of this.children()) {
-      lines.push(`${this.name}${formatLabels(this.labelNames, values)} ${formatValue(child.value)}`);
+      lines.push(
+        `${this.name}${formatLabels(this.labelNames, values)} ${formatValue(child.value)}`,
+      );
     }
   }
 }

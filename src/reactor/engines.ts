@@ -1,6 +1,6 @@
 /**
  * Which background engines an operator runs, for its registry and options: indexes (if any
- * `kopf.index`), daemons and timers (if any), and the health endpoint (if `liveness` is given).
+ * `kopf.index`), daemons and timers (if any), and the metrics (if `metrics` is given) and the health endpoint (if `liveness` is given).
  *
  * @module
  */
@@ -8,11 +8,13 @@
 import { type BackgroundOptions, DaemonsEngine, IndexesEngine } from "../engines/background.ts";
 import type { BackgroundEngine } from "../handling/contracts.ts";
 import { HealthEngine } from "../health/engine.ts";
+import { MetricsEngine } from "../metrics/engine.ts";
+import { sameListener } from "../metrics/server.ts";
 import type { Settings } from "../settings/settings.ts";
 
 /**
  * The background engines a registry needs: indexes (if any `kopf.index`), daemons and timers
- * (if any), and the health endpoint (if `liveness` is given). Indexes come first so that every
+ * (if any), and the metrics (if `metrics` is given) and the health endpoint (if `liveness` is given). Indexes come first so that every
  * other engine and handler sees them filled.
  *
  * @example
@@ -29,7 +31,7 @@ import type { Settings } from "../settings/settings.ts";
  * ```
  */
 export function backgroundEngines(
-  options: BackgroundOptions & { liveness?: string },
+  options: BackgroundOptions & { liveness?: string; metrics?: string },
   settings: Settings,
 ): BackgroundEngine[] {
   const engines: BackgroundEngine[] = [];
@@ -42,9 +44,21 @@ export function backgroundEngines(
     const ready = hasIndexes ? () => indexes.whenReady() : undefined;
     engines.push(new DaemonsEngine(options, () => indexes.indices(), ready));
   }
+  // The metrics come before the health endpoint, which may answer their path on its port.
+  const shared = !!options.liveness && !!options.metrics &&
+    sameListener(options.liveness, options.metrics);
+  const metrics = options.metrics
+    ? new MetricsEngine({
+      endpoint: options.metrics,
+      shared,
+      indices: hasIndexes ? () => indexes.indices() : undefined,
+    })
+    : undefined;
+  if (metrics) engines.push(metrics);
   if (options.liveness) {
+    const routes = metrics && shared ? { [metrics.path]: metrics.route } : undefined;
     engines.push(
-      new HealthEngine({ ...options, liveness: options.liveness }, () => ({
+      new HealthEngine({ ...options, liveness: options.liveness, routes }, () => ({
         ready: !hasIndexes || indexes.ready,
         indices: indexes.indices(),
       })),

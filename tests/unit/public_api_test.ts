@@ -112,6 +112,7 @@ const MOD = [
   "MetaFilter",
   "MetaFilterFn",
   "MetaPatch",
+  "MetricsSettings",
   "MultiDiffBaseStorage",
   "MultiProgressStorage",
   "NamespaceOptions",
