@@ -190,6 +190,7 @@ export class OperatorMetrics {
   readonly #requestChildren = new Map<string, CounterChild>();
   readonly #requestTimeChildren = new Map<string, HistogramChild>();
   #host = "";
+  readonly #controllers = new Set<string>();
 
   /** The queue's timings, fed to the object queue when the operator makes it. */
   readonly queueObserver: QueueObserver;
@@ -228,6 +229,15 @@ export class OperatorMetrics {
   /** One handling cycle ended. */
   cycled(record: CycleRecord): void {
     const controller = controllerOf(record.resource);
+    if (!this.#controllers.has(controller)) {
+      // As controller-runtime: every result and the errors at 0 from the start, so that rates
+      // and alerts over them have a series to work with before the first error.
+      this.#controllers.add(controller);
+      for (const result of ["success", "error", "requeue", "requeue_after"]) {
+        this.#reconciles.labels(controller, result);
+      }
+      this.#reconcileErrors.labels(controller);
+    }
     this.#reconciles.labels(controller, record.result).inc();
     if (record.result === "error") this.#reconcileErrors.labels(controller).inc();
     this.#reconcileTime.labels(controller).observe(record.seconds);

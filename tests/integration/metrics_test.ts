@@ -1,0 +1,368 @@
+// The operator's /metrics against the real API server (the private plane of KOPF_CLUSTER_DIR):
+// handler and cycle counters equal what happened, the queue depth rises during a burst and
+// returns to 0, rest_client_requests_total agrees with the API server's own
+// apiserver_request_total, the exposition parses with prometheus_client's parser, concurrent
+// scrapes and scrapes during shutdown are whole, and the health server answers /metrics when it
+// shares the address.
+
+import assert from "node:assert/strict";
+import * as kopf from "../../mod.ts";
+import { cluster } from "../support/cluster.ts";
+import { createObject, startOperator, stripFinalizers, testResource } from "../support/engine.ts";
+import {
+  freePort,
+  parseText,
+  prometheusParse,
+  type Samples,
+  scrape,
+} from "../support/prometheus.ts";
+import { sleep, waitFor } from "../support/wait.ts";
+
+const c = await cluster();
+const res = await testResource(c, "metricsexamples");
+const controller = `${res.plural}.${res.group}`;
+
+function quietSettings(): kopf.Settings {
+  const settings = new kopf.Settings();
+  // No CRD or namespace watching: in the window, the operator's only requests are to its own
+  // resource and to Events, which the API server's counters can be compared with.
+  settings.scanning.disabled = true;
+  settings.posting.enabled = false;
+  return settings;
+}
+
+Deno.test("after N objects with temporary errors, the counters equal what happened", async () => {
+  const ns = await c.namespace("metrics");
+  const registry = new kopf.Registry();
+  const N = 6;
+  const FAILING = 2;
+  const calls: string[] = [];
+  registry.on.create(res.plural, { id: "flaky" }, ({ name, retry }) => {
+    calls.push(`${name}#${retry}`);
+    if (Number(name!.split("-")[1]) < FAILING && retry === 0) {
+      throw new kopf.TemporaryError("not yet", { delay: 0.5 });
+    }
+  });
+  const url = `http://127.0.0.1:${freePort()}/metrics`;
+  const operator = await startOperator(c, {
+    registry,
+    namespaces: [ns],
+    metrics: url,
+    settings: quietSettings(),
+  });
+  try {
+    const before = await scrape(url);
+    for (let i = 0; i < N; i++) await createObject(c, res, ns, `obj-${i}`);
+    await waitFor(() => calls.length === N + FAILING, { message: "every handler call" });
+    // Let the last cycles (progress purge, diff-base) end and the queue settle.
+    await waitFor(async () => {
+      const s = await scrape(url);
+      return s.sum("workqueue_depth") === 0 && s.sum("controller_runtime_active_workers") === 0 &&
+        s.sum("kopf_queue_delayed") === 0;
+    }, { message: "the queue to settle" });
+    await sleep(1000);
+    const after = await scrape(url);
+    const d = after.since(before);
+    const runs = (outcome: string) =>
+      d.sum("kopf_handler_runs_total", { handler: "flaky", kind: "changing", outcome });
+    assert.equal(calls.length, N + FAILING, calls.join(" "));
+    assert.equal(runs("success"), N);
+    assert.equal(runs("temporary"), FAILING);
+    assert.equal(runs("permanent"), 0);
+    assert.equal(d.sum("kopf_handler_retries_total", { handler: "flaky" }), FAILING);
+    assert.equal(d.sum("kopf_handler_duration_seconds_count", { handler: "flaky" }), N + FAILING);
+    // Every cycle is one reconcile, one queue run, one work-duration observation.
+    const cycles = d.sum("controller_runtime_reconcile_total", { controller });
+    assert.ok(cycles >= N + FAILING, `cycles: ${cycles}`);
+    assert.equal(d.sum("controller_runtime_reconcile_time_seconds_count", { controller }), cycles);
+    assert.equal(d.sum("controller_runtime_reconcile_errors_total", { controller }), 0);
+    assert.equal(d.sum("workqueue_work_duration_seconds_count", { name: "objects" }), cycles);
+    assert.equal(d.sum("workqueue_queue_duration_seconds_count", { name: "objects" }), cycles);
+    // The failing objects each asked for a retry later.
+    assert.ok(
+      d.sum("controller_runtime_reconcile_total", { controller, result: "requeue_after" }) >=
+        FAILING,
+    );
+    assert.equal(
+      after.sum("kopf_cached_objects", { resource: controller, namespace: ns }),
+      N,
+    );
+    assert.equal(after.sum("kopf_watch_healthy", { resource: controller, namespace: ns }), 1);
+  } finally {
+    await operator.stop();
+    await stripFinalizers(c, res, ns);
+    await c.deleteNamespace(ns);
+  }
+});
+
+Deno.test("the queue depth rises during a burst and returns to 0", async () => {
+  const ns = await c.namespace("metrics-burst");
+  const registry = new kopf.Registry();
+  const BURST = 12;
+  let done = 0;
+  registry.on.create(res.plural, { id: "slow" }, async () => {
+    await sleep(150);
+    done++;
+  });
+  const settings = quietSettings();
+  settings.queueing.workerLimit = 1;
+  const url = `http://127.0.0.1:${freePort()}/metrics`;
+  const operator = await startOperator(c, { registry, namespaces: [ns], metrics: url, settings });
+  try {
+    let maxDepth = 0;
+    let maxLongest = 0;
+    let sawWorker = false;
+    const watching = (async () => {
+      while (done < BURST) {
+        const s = await scrape(url);
+        maxDepth = Math.max(maxDepth, s.sum("workqueue_depth", { name: "objects" }));
+        maxLongest = Math.max(
+          maxLongest,
+          s.sum("workqueue_longest_running_processor_seconds", { name: "objects" }),
+        );
+        sawWorker ||= s.sum("controller_runtime_active_workers", { controller: "objects" }) === 1;
+        await sleep(20);
+      }
+    })();
+    await Promise.all(
+      Array.from({ length: BURST }, (_, i) => createObject(c, res, ns, `burst-${i}`)),
+    );
+    await watching;
+    await waitFor(async () => {
+      const s = await scrape(url);
+      return s.sum("workqueue_depth") === 0 && s.sum("controller_runtime_active_workers") === 0;
+    }, { message: "the queue to drain" });
+    const s = await scrape(url);
+    // One worker, 150 ms per handler: keys pile up while it works.
+    assert.ok(maxDepth >= BURST / 2, `max depth ${maxDepth}`);
+    assert.ok(maxLongest > 0, `longest running ${maxLongest}`);
+    assert.ok(sawWorker);
+    assert.equal(
+      s.sum("controller_runtime_max_concurrent_reconciles", { controller: "objects" }),
+      1,
+    );
+    assert.equal(s.sum("workqueue_depth", { name: "objects" }), 0);
+    assert.equal(s.sum("workqueue_unfinished_work_seconds", { name: "objects" }), 0);
+    assert.equal(s.sum("kopf_handler_runs_total", { handler: "slow", outcome: "success" }), BURST);
+  } finally {
+    await operator.stop();
+    await stripFinalizers(c, res, ns);
+    await c.deleteNamespace(ns);
+  }
+});
+
+/** The operator's requests by method and code, from rest_client_requests_total. */
+function clientRequests(d: Samples): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const s of d.series) {
+    if (s.name !== "rest_client_requests_total" || s.value === 0) continue;
+    const key = `${s.labels.method} ${s.labels.code}`;
+    counts.set(key, (counts.get(key) ?? 0) + s.value);
+  }
+  return counts;
+}
+
+Deno.test("rest_client_requests_total agrees with the API server's apiserver_request_total", async () => {
+  const ns = await c.namespace("metrics-rest");
+  const registry = new kopf.Registry();
+  const N = 5;
+  let calls = 0;
+  registry.on.create(res.plural, { id: "create" }, () => {
+    calls++;
+  });
+  registry.on.update(res.plural, { id: "update" }, () => {});
+  const url = `http://127.0.0.1:${freePort()}/metrics`;
+  const operator = await startOperator(c, {
+    registry,
+    namespaces: [ns],
+    metrics: url,
+    settings: quietSettings(),
+  });
+  try {
+    // The window: from a quiet, ready operator to a quiet one again. In it the harness makes
+    // exactly N POSTs to the resource (the objects) and one GET of /metrics per snapshot;
+    // every other request to the resource is the operator's.
+    const client0 = await scrape(url);
+    const server0 = await c.metrics();
+    for (let i = 0; i < N; i++) await createObject(c, res, ns, `rest-${i}`);
+    await waitFor(() => calls === N, { message: "every create handler" });
+    await waitFor(async () => {
+      const s = await scrape(url);
+      return s.sum("workqueue_depth") === 0 && s.sum("controller_runtime_active_workers") === 0;
+    }, { message: "the queue to settle" });
+    await sleep(1500);
+    const server = (await c.metrics()).since(server0);
+    const client = clientRequests((await scrape(url)).since(client0));
+    // The API server's verbs as the client's methods: reads (GET, LIST, WATCH) are GETs, and
+    // patches of any kind are PATCHes.
+    const verbs: Record<string, string[]> = {
+      GET: ["GET", "LIST", "WATCH"],
+      POST: ["POST"],
+      PUT: ["PUT"],
+      PATCH: ["PATCH", "APPLY"],
+      DELETE: ["DELETE"],
+    };
+    const serverCounts = new Map<string, number>();
+    for (const [method, names] of Object.entries(verbs)) {
+      for (const verb of names) {
+        for (const s of server.series) {
+          if (s.labels.verb !== verb || s.labels.resource !== res.plural) continue;
+          const key = `${method} ${s.labels.code}`;
+          serverCounts.set(key, (serverCounts.get(key) ?? 0) + s.value);
+        }
+      }
+    }
+    // The harness's own N creates.
+    serverCounts.set("POST 201", (serverCounts.get("POST 201") ?? 0) - N);
+    for (const [key, value] of [...serverCounts]) if (value === 0) serverCounts.delete(key);
+    const sorted = (m: Map<string, number>) => [...m].sort(([a], [b]) => a.localeCompare(b));
+    assert.ok((client.get("PATCH 200") ?? 0) >= N, JSON.stringify(sorted(client)));
+    assert.deepEqual(sorted(client), sorted(serverCounts), `server:\n${server}`);
+  } finally {
+    await operator.stop();
+    await stripFinalizers(c, res, ns);
+    await c.deleteNamespace(ns);
+  }
+});
+
+Deno.test("the exposition parses with prometheus_client; concurrent scrapes are whole", async () => {
+  const ns = await c.namespace("metrics-parse");
+  const registry = new kopf.Registry();
+  // A handler id with a quote, a backslash, a newline and non-ASCII: escaped in label values.
+  const id = 'say "hi"\\\nπ-ключ-名前';
+  let calls = 0;
+  registry.on.create(res.plural, { id }, () => {
+    calls++;
+  });
+  const url = `http://127.0.0.1:${freePort()}/metrics`;
+  const operator = await startOperator(c, {
+    registry,
+    namespaces: [ns],
+    metrics: url,
+    settings: quietSettings(),
+  });
+  try {
+    await createObject(c, res, ns, "parsed");
+    await waitFor(() => calls === 1, { message: "the handler" });
+    await waitFor(async () => (await scrape(url)).sum("controller_runtime_reconcile_total") > 0, {
+      message: "a whole cycle",
+    });
+    const texts = await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        const response = await fetch(url);
+        assert.equal(response.status, 200);
+        assert.equal(
+          response.headers.get("content-type"),
+          "text/plain; version=0.0.4; charset=utf-8",
+        );
+        return await response.text();
+      }),
+    );
+    for (const text of texts) assert.ok(text.endsWith("\n") && text.includes("# TYPE"));
+    const parsed = await prometheusParse(texts[0]);
+    const families = new Set(parsed.map((s) => s.family));
+    for (
+      const family of [
+        "controller_runtime_reconcile",
+        "controller_runtime_reconcile_errors",
+        "controller_runtime_reconcile_time_seconds",
+        "controller_runtime_max_concurrent_reconciles",
+        "controller_runtime_active_workers",
+        "workqueue_depth",
+        "workqueue_adds",
+        "workqueue_queue_duration_seconds",
+        "workqueue_work_duration_seconds",
+        "workqueue_retries",
+        "workqueue_unfinished_work_seconds",
+        "workqueue_longest_running_processor_seconds",
+        "rest_client_requests",
+        "rest_client_request_duration_seconds",
+        "kopf_handler_runs",
+        "kopf_handler_duration_seconds",
+        "kopf_cached_objects",
+        "kopf_watch_relists",
+      ]
+    ) assert.ok(families.has(family), `${family} in ${[...families].join(", ")}`);
+    // The real parser reads the escaped id back as it was.
+    const run = parsed.find((s) => s.name === "kopf_handler_runs_total");
+    assert.equal(run?.labels.handler, id);
+    assert.equal(run?.value, 1);
+    // And our reader agrees with it on every sample.
+    const ours = parseText(texts[0]);
+    assert.equal(ours.series.length, parsed.length);
+    assert.equal(ours.sum("kopf_handler_runs_total", { handler: id }), 1);
+  } finally {
+    await operator.stop();
+    await stripFinalizers(c, res, ns);
+    await c.deleteNamespace(ns);
+  }
+});
+
+Deno.test("scrapes during shutdown are whole or refused, never broken", async () => {
+  const ns = await c.namespace("metrics-stop");
+  const registry = new kopf.Registry();
+  registry.on.create(res.plural, { id: "quick" }, () => {});
+  const url = `http://127.0.0.1:${freePort()}/metrics`;
+  const operator = await startOperator(c, {
+    registry,
+    namespaces: [ns],
+    metrics: url,
+    settings: quietSettings(),
+  });
+  const outcomes = { whole: 0, refused: 0 };
+  let stopping = true;
+  const scraping = (async () => {
+    while (stopping) {
+      try {
+        const response = await fetch(url);
+        const text = await response.text();
+        assert.equal(response.status, 200, text);
+        await prometheusParse(text); // throws if the text is cut or malformed
+        outcomes.whole++;
+      } catch (error) {
+        if (error instanceof assert.AssertionError) throw error;
+        if (!(error instanceof TypeError)) throw error; // fetch's "connection refused"
+        outcomes.refused++;
+        await sleep(20);
+      }
+    }
+  })();
+  try {
+    await sleep(300);
+    await operator.stop();
+    await sleep(300);
+  } finally {
+    stopping = false;
+    await scraping;
+    await c.deleteNamespace(ns);
+  }
+  assert.ok(outcomes.whole > 0, JSON.stringify(outcomes));
+  assert.ok(outcomes.refused > 0, JSON.stringify(outcomes));
+});
+
+Deno.test("the health endpoint's server answers /metrics when the address is the same", async () => {
+  const ns = await c.namespace("metrics-shared");
+  const registry = new kopf.Registry();
+  registry.on.create(res.plural, { id: "quick" }, () => {});
+  const port = freePort();
+  const operator = await startOperator(c, {
+    registry,
+    namespaces: [ns],
+    liveness: `http://127.0.0.1:${port}/healthz`,
+    metrics: `http://127.0.0.1:${port}/metrics`,
+    settings: quietSettings(),
+  });
+  try {
+    const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+    assert.equal(health.status, 200);
+    await health.body?.cancel();
+    const metrics = await scrape(`http://127.0.0.1:${port}/metrics`);
+    assert.ok(metrics.has("workqueue_depth"));
+    const post = await fetch(`http://127.0.0.1:${port}/metrics`, { method: "POST" });
+    assert.equal(post.status, 405);
+    await post.body?.cancel();
+  } finally {
+    await operator.stop();
+    await c.deleteNamespace(ns);
+  }
+});
