@@ -15,7 +15,7 @@ import {
   resolvePath,
 } from "./api_target.ts";
 import { UsageError } from "./errors.ts";
-import { listenAddressOf, operatorPermissions, Permissions, shellQuote } from "./permissions.ts";
+import { listenAddresses, operatorPermissions, Permissions, shellQuote } from "./permissions.ts";
 import { IDS_MARKER } from "./child.ts";
 import { findConfigAbove, moduleGraph } from "./module_graph.ts";
 import { childEntry, resolveHandlers, withDefaultV8Flags } from "./run.ts";
@@ -35,6 +35,8 @@ export interface ArtifactOptions {
   context?: string;
   /** A liveness URL the operator will serve (its address is allowed). */
   liveness?: string;
+  /** A metrics URL the operator will serve (its address is allowed). */
+  metrics?: string;
   /** `--allow-*` additions and other Deno flags. */
   denoFlags?: string[];
   /** `deno compile --target`. */
@@ -129,7 +131,7 @@ export function planArtifact(options: ArtifactOptions): ArtifactPlan {
       target = { ...target, netAddress: options.server };
     }
   }
-  const listen = options.liveness ? [listenAddressOf(options.liveness)] : [];
+  const listen = listenAddresses(options.liveness, options.metrics);
   const granted = operatorPermissions({ target, listen, extraFlags: options.denoFlags });
   // Handler files are inside the artifact: no read grant for their directories is needed.
   const permissions = new Permissions();

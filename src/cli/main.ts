@@ -88,9 +88,9 @@ function grantFlags(flags: RunFlags | ArtifactFlags): string[] {
 const RUN_HELP = `
 This process becomes the operator (or, without --allow-ffi or with KOPF_LAUNCHER=spawn, starts it
 as a child): a \`deno run\` that may only reach the API server (from --kubeconfig, $KUBECONFIG,
-the in-cluster service account, or ~/.kube/config, in that order), listen on the liveness address,
-read the files of the handlers' module graph one by one (and the context's token file), and run the
-context's exec credential plugin. It gets the kubeconfig of its one context in memory, not the
+the in-cluster service account, or ~/.kube/config, in that order), listen on the liveness and
+metrics addresses, read the files of the handlers' module graph one by one (and the context's token
+file), and run the context's exec credential plugin. It gets the kubeconfig of its one context in memory, not the
 kubeconfig files. Anything else a handler tries (another host, another file, another user's
 credentials) fails with NotCapable. Grant more with
 --allow-net, --allow-read, --allow-write, --allow-env or --deno-flag.
@@ -98,6 +98,7 @@ credentials) fails with NotCapable. Grant more with
 Examples:
   kopf run handlers.ts -n default
   kopf run handlers.ts -A --liveness http://0.0.0.0:8080/healthz
+  kopf run handlers.ts -A --liveness http://0.0.0.0:8080/healthz --metrics http://0.0.0.0:8080/metrics
   kopf run handlers.ts -n 'team-*' -n '!team-x' --allow-net=api.example.com
   kopf run -m my-handlers -A --log-format json -v
 
@@ -106,8 +107,8 @@ Exit codes: 0 after a clean stop (SIGINT/SIGTERM), 1 when the operator fails, 2 
 const ARTIFACT_HELP = (verb: string) => `
 The ${verb} includes the handler files and the framework, and runs with the same scoped
 permissions as \`kopf run\`: the API server (from --server, the kubeconfig, or the in-cluster
-environment at build time), the kubeconfig files, the liveness address, and your --allow-*
-additions. For a pod, use --in-cluster: the API address is then read from
+environment at build time), the kubeconfig files, the liveness and metrics addresses, and your
+--allow-* additions. For a pod, use --in-cluster: the API address is then read from
 KUBERNETES_SERVICE_HOST/PORT when building (or given with --server 10.96.0.1:443), and the
 service-account directory is readable.`;
 
@@ -249,6 +250,10 @@ function program(result: { code?: number }, options: MainOptions): Command {
       .option(
         "-L, --liveness <url>",
         "allow listening for a liveness probe, e.g. http://0.0.0.0:8080/healthz",
+      )
+      .option(
+        "--metrics <url>",
+        "allow listening for Prometheus scrapes, e.g. http://0.0.0.0:9090/metrics",
       );
     if (verb === "compile") command.option("--target <triple>", "deno compile --target");
     addGrantOptions(command);
@@ -265,6 +270,7 @@ function program(result: { code?: number }, options: MainOptions): Command {
           kubeconfig: flags.kubeconfig,
           context: flags.context,
           liveness: flags.liveness,
+          metrics: flags.metrics,
           denoFlags: grantFlags(flags),
           target: flags.target,
         });

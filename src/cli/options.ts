@@ -27,6 +27,8 @@ export interface OperatorOptions {
   kubeconfig?: string;
   /** Liveness endpoint URL, e.g. `http://0.0.0.0:8080/healthz`. */
   liveness?: string;
+  /** Prometheus metrics endpoint URL, e.g. `http://0.0.0.0:9090/metrics`. */
+  metrics?: string;
   /** Run without peering. */
   standalone?: boolean;
   /** Peering priority (`--dev` is 666). */
@@ -40,6 +42,7 @@ export interface RawOperatorFlags {
   context?: string;
   kubeconfig?: string;
   liveness?: string;
+  metrics?: string;
   standalone?: boolean;
   priority?: string;
   dev?: boolean;
@@ -76,7 +79,10 @@ export function addLoggingOptions(command: Command): Command {
     .option("--log-refkey <key>", "JSON key for the object reference", "object");
 }
 
-/** Adds the operator's own flags (namespaces, cluster access, peering, liveness) to a command. */
+/**
+ * Adds the operator's own flags (namespaces, cluster access, peering, liveness, metrics) to a
+ * command.
+ */
 export function addOperatorOptions(command: Command): Command {
   return command
     .optionsGroup("Scope and cluster:")
@@ -92,6 +98,12 @@ export function addOperatorOptions(command: Command): Command {
     .addOption(
       new Option("-L, --liveness <url>", "serve a liveness probe, e.g. http://0.0.0.0:8080/healthz")
         .env("KOPF_RUN_LIVENESS"),
+    )
+    .addOption(
+      new Option(
+        "--metrics <url>",
+        "serve Prometheus metrics, e.g. http://0.0.0.0:9090/metrics (may share --liveness's port)",
+      ).env("KOPF_RUN_METRICS"),
     )
     .addOption(
       new Option("--standalone", "run without peering with other operators")
@@ -127,6 +139,10 @@ export function operatorOptionsOf(flags: RawOperatorFlags): OperatorOptions {
   if (flags.liveness !== undefined) {
     listenAddressOf(flags.liveness); // throws a UsageError for anything but http://host:port/…
     options.liveness = flags.liveness;
+  }
+  if (flags.metrics !== undefined) {
+    listenAddressOf(flags.metrics); // throws a UsageError for anything but http://host:port/…
+    options.metrics = flags.metrics;
   }
   if (flags.standalone) options.standalone = true;
   if (flags.priority !== undefined) {

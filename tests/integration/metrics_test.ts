@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import * as kopf from "../../mod.ts";
 import { cluster } from "../support/cluster.ts";
 import { createObject, startOperator, stripFinalizers, testResource } from "../support/engine.ts";
+import { OperatorProcess } from "../support/operator_process.ts";
 import {
   freePort,
   parseText,
@@ -181,7 +182,21 @@ Deno.test("rest_client_requests_total agrees with the API server's apiserver_req
   try {
     // The window: from a quiet, ready operator to a quiet one again. In it the harness makes
     // exactly N POSTs to the resource (the objects) and one GET of /metrics per snapshot;
-    // every other request to the resource is the operator's.
+    // every other request to the resource is the operator's. A watch is counted by the client
+    // when it opens and by the API server when it ends: the window starts with the watch open
+    // (counted by neither side in the window) and ends before it closes.
+    await waitFor(async () =>
+      (await scrape(url)).sum("kopf_watch_healthy", { resource: controller, namespace: ns }) === 1
+    );
+    // The namespace controller LISTs and DELETEs every resource (ours too) of a namespace being
+    // deleted (earlier tests'): the window opens once none is left.
+    await waitFor(async () => {
+      const list = await c.api("GET", "/api/v1/namespaces");
+      return !list.items.some((n: { status?: { phase?: string } }) =>
+        n.status?.phase === "Terminating"
+      );
+    }, { timeout: 120, message: "no namespace being deleted" });
+    await sleep(500);
     const client0 = await scrape(url);
     const server0 = await c.metrics();
     for (let i = 0; i < N; i++) await createObject(c, res, ns, `rest-${i}`);
@@ -217,7 +232,11 @@ Deno.test("rest_client_requests_total agrees with the API server's apiserver_req
     for (const [key, value] of [...serverCounts]) if (value === 0) serverCounts.delete(key);
     const sorted = (m: Map<string, number>) => [...m].sort(([a], [b]) => a.localeCompare(b));
     assert.ok((client.get("PATCH 200") ?? 0) >= N, JSON.stringify(sorted(client)));
-    assert.deepEqual(sorted(client), sorted(serverCounts), `server:\n${server}`);
+    assert.deepEqual(
+      sorted(client),
+      sorted(serverCounts),
+      `server:\n${server.toString().split("\n").filter((l) => l.includes(res.plural)).join("\n")}`,
+    );
   } finally {
     await operator.stop();
     await stripFinalizers(c, res, ns);
@@ -365,4 +384,56 @@ Deno.test("the health endpoint's server answers /metrics when the address is the
     await operator.stop();
     await c.deleteNamespace(ns);
   }
+});
+
+Deno.test({
+  name: "kopf run with KOPF_RUN_METRICS serves /metrics inside the sandbox (its address granted)",
+  async fn() {
+    const root = new URL("../../", import.meta.url).pathname;
+    const ns = await c.namespace("metrics-cli");
+    const dir = await Deno.makeTempDir({ prefix: "kopf-cli-metrics-" });
+    await Deno.writeTextFile(
+      `${dir}/handlers.ts`,
+      `import * as kopf from ${JSON.stringify(`${root}mod.ts`)};
+kopf.on.create(${JSON.stringify(res.plural)}, { id: "cli" }, () => {});
+`,
+    );
+    const port = freePort();
+    const op = OperatorProcess.start({
+      command: Deno.execPath(),
+      args: [
+        "run",
+        "-A",
+        `${root}cli.ts`,
+        "run",
+        `${dir}/handlers.ts`,
+        "-n",
+        ns,
+        "--standalone",
+        "-v",
+      ],
+      env: { KUBECONFIG: c.kubeconfig, KOPF_RUN_METRICS: `http://127.0.0.1:${port}/metrics` },
+    });
+    try {
+      const launched = await op.waitForLog(/^kopf: .* run /, 30);
+      assert.ok(launched.includes(`127.0.0.1:${port}`), launched);
+      await createObject(c, res, ns, "from-cli");
+      const samples = await waitFor(async () => {
+        const s = await scrape(`http://127.0.0.1:${port}/metrics`).catch(() => undefined);
+        return s && s.sum("kopf_handler_runs_total", { handler: "cli" }) === 1 ? s : undefined;
+      }, { timeout: 60, message: "the handler run in /metrics" }).catch((e) => {
+        throw new Error(`${e.message}\n${op.output()}`);
+      });
+      assert.equal(
+        samples.sum("kopf_handler_runs_total", { handler: "cli", outcome: "success" }),
+        1,
+      );
+      assert.equal((await op.stop()).code, 0, op.output());
+    } finally {
+      await op.stop();
+      await stripFinalizers(c, res, ns);
+      await c.deleteNamespace(ns);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
