@@ -151,8 +151,16 @@ if (values.mode === "prom" || values.mode === "ours") {
 /** Import cost alone, in a fresh process: RSS before and right after the import. */
 async function run(which: "prom" | "ours"): Promise<Result> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-lock", new URL(import.meta.url).pathname, "--mode", which,
-      "--updates", String(UPDATES)],
+    args: [
+      "run",
+      "-A",
+      "--no-lock",
+      new URL(import.meta.url).pathname,
+      "--mode",
+      which,
+      "--updates",
+      String(UPDATES),
+    ],
     stdout: "piped",
     stderr: "inherit",
   }).output();

@@ -41,6 +41,7 @@ interface RunFlags extends RawOperatorFlags {
 interface RbacFlags {
   name?: string;
   serviceAccountNamespace?: string;
+  metrics?: string;
 }
 
 interface ArtifactFlags extends RawOperatorFlags {
@@ -187,13 +188,18 @@ function program(result: { code?: number }, options: MainOptions): Command {
     .option("-A, --all-namespaces", "the operator will serve all namespaces (the default)")
     .option("--name <name>", "name of the ServiceAccount, roles and bindings", "kopf-operator")
     .option("--service-account-namespace <ns>", "namespace of the ServiceAccount")
+    .option(
+      "--metrics <url>",
+      "the operator's --metrics URL: add a Service for it with prometheus.io annotations",
+    )
     .option("--context <name>", "kubeconfig context for discovery")
     .option("--kubeconfig <path>", "kubeconfig file(s) for discovery");
   addLoggingOptions(rbac);
   addGrantOptions(rbac);
   rbac.addHelpText(
     "after",
-    "\nExample:\n  kopf rbac handlers.ts -n default | kubectl apply -f -",
+    "\nExamples:\n  kopf rbac handlers.ts -n default | kubectl apply -f -\n" +
+      "  kopf rbac handlers.ts -A --metrics http://0.0.0.0:9090/metrics | kubectl apply -f -",
   ).action(async (files: string[], flags: RunFlags & RbacFlags) => {
     const { launch } = await import("./run.ts");
     const operator = operatorOptionsOf({
@@ -201,6 +207,7 @@ function program(result: { code?: number }, options: MainOptions): Command {
       allNamespaces: flags.allNamespaces,
       context: flags.context,
       kubeconfig: flags.kubeconfig,
+      metrics: flags.metrics,
     });
     result.code = await launch({
       files,
@@ -208,7 +215,11 @@ function program(result: { code?: number }, options: MainOptions): Command {
       operator,
       logging: loggingOptionsOf(flags),
       denoFlags: grantFlags(flags),
-      rbac: { name: flags.name, serviceAccountNamespace: flags.serviceAccountNamespace },
+      rbac: {
+        name: flags.name,
+        serviceAccountNamespace: flags.serviceAccountNamespace,
+        metrics: operator.metrics,
+      },
       exec: options.exec,
     });
   });
