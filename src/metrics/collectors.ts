@@ -23,6 +23,7 @@
  * | `kopf_client_*` | — | client |
  * | `kopf_events_posted_total`, `kopf_events_dropped_total` | (reason) | Event poster |
  * | `kopf_index_size` | index | indexes |
+ * | `kopf_daemons_running`, `kopf_daemon_objects` | — | daemons and timers |
  *
  * The operator has one object queue for all its resources: the `workqueue_*` families and the
  * worker gauges carry its name (`objects`) where controller-runtime has one queue per controller;
@@ -109,6 +110,8 @@ export function controllerOf(resource: Pick<Resource, "plural" | "group">): stri
 export interface CollectorOptions {
   /** The indexes by id (their sizes), if the operator has any. */
   readonly indices?: () => Readonly<Record<string, unknown>>;
+  /** The daemons' and timers' counters, if the operator has any. */
+  readonly background?: () => { readonly objects: number; readonly running: number } | undefined;
 }
 
 /**
@@ -430,6 +433,21 @@ export class OperatorMetrics {
           [["failed"], s.failed],
         ]
         : [];
+    });
+    const background = () => handle() ? this.#options.background?.() : undefined;
+    r.pulled("gauge", {
+      name: "kopf_daemons_running",
+      help: "Daemons and timers running (or stopping), of all objects",
+    }, () => {
+      const s = background();
+      return s ? [[[], s.running]] : [];
+    });
+    r.pulled("gauge", {
+      name: "kopf_daemon_objects",
+      help: "Objects with daemons or timers",
+    }, () => {
+      const s = background();
+      return s ? [[[], s.objects]] : [];
     });
     r.pulled("gauge", {
       name: "kopf_index_size",

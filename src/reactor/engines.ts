@@ -40,9 +40,10 @@ export function backgroundEngines(
   const hasSpawning = registry.handlers.some((h) => h.kind === "daemon" || h.kind === "timer");
   const indexes = new IndexesEngine(options, settings);
   if (hasIndexes) engines.push(indexes);
+  let daemons: DaemonsEngine | undefined;
   if (hasSpawning) {
     const ready = hasIndexes ? () => indexes.whenReady() : undefined;
-    engines.push(new DaemonsEngine(options, () => indexes.indices(), ready));
+    engines.push(daemons = new DaemonsEngine(options, () => indexes.indices(), ready));
   }
   // The metrics come before the health endpoint, which may answer their path on its port.
   const shared = !!options.liveness && !!options.metrics &&
@@ -52,6 +53,7 @@ export function backgroundEngines(
       endpoint: options.metrics,
       shared,
       indices: hasIndexes ? () => indexes.indices() : undefined,
+      background: daemons ? () => daemons.stats : undefined,
     })
     : undefined;
   if (metrics) engines.push(metrics);

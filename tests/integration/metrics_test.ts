@@ -437,3 +437,38 @@ kopf.on.create(${JSON.stringify(res.plural)}, { id: "cli" }, () => {});
     }
   },
 });
+
+Deno.test("daemons running, index sizes and index attempts are counted", async () => {
+  const ns = await c.namespace("metrics-bg");
+  const registry = new kopf.Registry();
+  const N = 3;
+  // One key per object (a bare value would go under one key for all).
+  registry.index(res.plural, { id: "names" }, ({ name }) => ({ [name!]: true }));
+  registry.daemon(res.plural, { id: "idler" }, async ({ stopped }) => {
+    await stopped.wait();
+  });
+  const url = `http://127.0.0.1:${freePort()}/metrics`;
+  const operator = await startOperator(c, {
+    registry,
+    namespaces: [ns],
+    metrics: url,
+    settings: quietSettings(),
+  });
+  try {
+    for (let i = 0; i < N; i++) await createObject(c, res, ns, `bg-${i}`);
+    const s = await waitFor(async () => {
+      const s = await scrape(url);
+      return s.sum("kopf_daemons_running") === N && s.sum("kopf_index_size") === N ? s : undefined;
+    }, { message: "three daemons and three index keys" });
+    assert.equal(s.sum("kopf_daemon_objects"), N);
+    assert.equal(s.sum("kopf_index_size", { index: "names" }), N);
+    assert.equal(
+      s.sum("kopf_handler_runs_total", { handler: "names", kind: "indexing", outcome: "success" }),
+      N,
+    );
+  } finally {
+    await operator.stop();
+    await stripFinalizers(c, res, ns);
+    await c.deleteNamespace(ns);
+  }
+});
