@@ -104,15 +104,7 @@ export async function serveMetrics(endpoint: string, expose: () => string): Prom
   const address = parseMetricsUrl(endpoint);
   const route = metricsRoute(expose);
   const listening = Promise.withResolvers<Deno.NetAddr>();
-  const server = Deno.serve({
-    hostname: address.hostname,
-    port: address.port,
-    onListen: (addr) => listening.resolve(addr as Deno.NetAddr),
-    onError: (error) => {
-      logger.error("The metrics endpoint failed: {error}", { error });
-      return new Response("500: Internal Server Error", { status: 500 });
-    },
-  }, (request) => {
+  const handler = (request: Request): Response => {
     if (new URL(request.url).pathname !== address.path) {
       return new Response("404: Not Found", {
         status: 404,
@@ -120,7 +112,24 @@ export async function serveMetrics(endpoint: string, expose: () => string): Prom
       });
     }
     return route(request);
-  });
+  };
+  let server: Deno.HttpServer;
+  try {
+    server = Deno.serve({
+      hostname: address.hostname,
+      port: address.port,
+      onListen: (addr) => listening.resolve(addr as Deno.NetAddr),
+      onError: (error) => {
+        logger.error("The metrics endpoint failed: {error}", { error });
+        return new Response("500: Internal Server Error", { status: 500 });
+      },
+    }, handler);
+  } catch (error) {
+    // E.g. the port is taken: say which endpoint, in one line.
+    throw new Error(
+      `the metrics endpoint could not listen on ${endpoint}: ${(error as Error).message}`,
+    );
+  }
   server.finished.catch(() => {});
   const addr = await Promise.race([
     listening.promise,

@@ -472,3 +472,35 @@ Deno.test("daemons running, index sizes and index attempts are counted", async (
     await c.deleteNamespace(ns);
   }
 });
+
+Deno.test("bad metrics URLs and a taken port fail the start with one message naming the URL", async () => {
+  const registry = new kopf.Registry();
+  registry.on.create(res.plural, { id: "never" }, () => {});
+  const held = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const taken = `http://127.0.0.1:${(held.addr as Deno.NetAddr).port}/metrics`;
+  const start = (metrics: string) =>
+    kopf.run({
+      registry,
+      metrics,
+      namespaces: ["default"],
+      kubeconfig: c.kubeconfig,
+      settings: quietSettings(),
+      signal: AbortSignal.timeout(30_000),
+    });
+  try {
+    await assert.rejects(start(taken), {
+      message:
+        `the metrics endpoint could not listen on ${taken}: Address already in use (os error 98)`,
+    });
+    await assert.rejects(start("ftp://127.0.0.1/metrics"), {
+      name: "TypeError",
+      message: "Unsupported scheme of the metrics endpoint: ftp://127.0.0.1/metrics",
+    });
+    await assert.rejects(start("not a url"), {
+      name: "TypeError",
+      message: "Unsupported metrics endpoint (http://host:port/path): not a url",
+    });
+  } finally {
+    held.close();
+  }
+});
