@@ -178,7 +178,7 @@ export interface ClientOptions {
 /** Options of {@linkcode KubeClient.connect}: where to connect, and how to behave. */
 export interface ConnectOptions extends LoadConfigOptions, ClientOptions {}
 
-/** Request counters, as plain numbers (for a `/metrics` endpoint later). */
+/** Request counters, as plain numbers (read at scrape time by `src/metrics/collectors.ts`). */
 export interface ClientMetrics {
   /** Attempts sent, by HTTP method (retries included). */
   requests: Record<string, number>;
