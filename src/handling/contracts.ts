@@ -83,6 +83,8 @@ export interface QueueView {
 
 /** One handling cycle of one object, as it ended (controller-runtime's reconcile). */
 export interface CycleRecord {
+  /** The object's key. */
+  readonly key: ObjectKey;
   /** The object's resource. */
   readonly resource: Resource;
   /** Seconds the cycle took. */
@@ -92,6 +94,8 @@ export interface CycleRecord {
    * later: a retry, a timer, a daemon stopping), or `error` (the framework failed the cycle).
    */
   readonly result: "success" | "requeue_after" | "error";
+  /** Requests that changed the object in this cycle. */
+  readonly writes: number;
 }
 
 /** What engines can use of a running operator. */

@@ -24,6 +24,7 @@
  * | `kopf_events_posted_total`, `kopf_events_dropped_total` | (reason) | Event poster |
  * | `kopf_index_size` | index | indexes |
  * | `kopf_daemons_running`, `kopf_daemon_objects` | — | daemons and timers |
+ * | `kopf_patch_loop_suspects`, `kopf_patch_loop_suspects_total` | (controller) | cycles |
  *
  * The operator has one object queue for all its resources: the `workqueue_*` families and the
  * worker gauges carry its name (`objects`) where controller-runtime has one queue per controller;
@@ -88,6 +89,16 @@ const WORKQUEUE_BUCKETS = [1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.1, 1, 10]
 const REQUEST_BUCKETS = [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60];
 /** Handler durations: from a quick in-memory change to a long external call (seconds). */
 const HANDLER_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+/**
+ * Cycles in a row that wrote to their object and asked for nothing later after which the object
+ * is a patch-loop suspect. A normal change takes two or three (our finalizer, the handlers'
+ * results, the echo of our own write, which writes nothing); retries ask to run later and do not
+ * count; a handler whose writes trigger itself again never stops.
+ */
+export const PATCH_LOOP_STREAK = 10;
+/** A streak not continued for this long is forgotten (the object was left alone, or is gone). */
+const STREAK_TTL_MS = 5 * 60_000;
 
 /** A handler attempt's outcome as the metrics name it. */
 export type HandlerOutcome = "success" | "temporary" | "permanent" | "timeout" | "cancelled";
@@ -194,6 +205,15 @@ export class OperatorMetrics {
   readonly #requestTimeChildren = new Map<string, HistogramChild>();
   #host = "";
   readonly #controllers = new Set<string>();
+  /** Objects in a streak of writing cycles: their length and when the last one ended. */
+  readonly #streaks = new Map<string, { length: number; at: number }>();
+  #streakPrunedAt = 0;
+  readonly #patchLoops = this.registry.counter({
+    name: "kopf_patch_loop_suspects_total",
+    help: `Objects that reached ${PATCH_LOOP_STREAK} handling cycles in a row each writing to ` +
+      "the object (their own writes trigger their handlers again)",
+    labelNames: ["controller"],
+  });
 
   /** The queue's timings, fed to the object queue when the operator makes it. */
   readonly queueObserver: QueueObserver;
@@ -242,8 +262,32 @@ export class OperatorMetrics {
       this.#reconcileErrors.labels(controller);
     }
     this.#reconciles.labels(controller, record.result).inc();
+    this.#streak(record, controller);
     if (record.result === "error") this.#reconcileErrors.labels(controller).inc();
     this.#reconcileTime.labels(controller).observe(record.seconds);
+  }
+
+  #streak(record: CycleRecord, controller: string): void {
+    const now = performance.now();
+    if (record.writes > 0 && record.result === "success") {
+      const streak = this.#streaks.get(record.key) ?? { length: 0, at: now };
+      streak.length++;
+      streak.at = now;
+      this.#streaks.set(record.key, streak);
+      if (streak.length === PATCH_LOOP_STREAK) this.#patchLoops.labels(controller).inc();
+    } else if (record.writes > 0 || record.result !== "requeue_after") {
+      // A cycle that wrote nothing, or a retry, ends the streak; one that only waits (for our
+      // own write to come back, for a delayed handler) neither ends nor extends it.
+      this.#streaks.delete(record.key);
+    }
+    if (now - this.#streakPrunedAt > 60_000) this.#pruneStreaks(now);
+  }
+
+  #pruneStreaks(now: number): void {
+    this.#streakPrunedAt = now;
+    for (const [key, streak] of this.#streaks) {
+      if (now - streak.at > STREAK_TTL_MS) this.#streaks.delete(key);
+    }
   }
 
   /** The text exposition. */
@@ -435,6 +479,19 @@ export class OperatorMetrics {
         : [];
     });
     const background = () => handle() ? this.#options.background?.() : undefined;
+    r.pulled("gauge", {
+      name: "kopf_patch_loop_suspects",
+      help: `Objects now in a streak of ${PATCH_LOOP_STREAK} or more handling cycles each ` +
+        "writing to the object (a patch loop)",
+    }, () => {
+      if (!handle()) return [];
+      this.#pruneStreaks(performance.now());
+      let suspects = 0;
+      for (const streak of this.#streaks.values()) {
+        if (streak.length >= PATCH_LOOP_STREAK) suspects++;
+      }
+      return [[[], suspects]];
+    });
     r.pulled("gauge", {
       name: "kopf_daemons_running",
       help: "Daemons and timers running (or stopping), of all objects",

@@ -7,7 +7,7 @@
  */
 
 import { type PostingTarget, withPostingTarget } from "../actions/posting.ts";
-import { processObject } from "../handling/cycle.ts";
+import { type CycleResult, processObject } from "../handling/cycle.ts";
 import type { BackgroundEngine, CycleRecord } from "../handling/contracts.ts";
 import type { CycleEnvironment } from "../handling/environment.ts";
 import type { ObjectKey } from "../kube/resource.ts";
@@ -72,16 +72,17 @@ async function timed(
   const location = options.locate(key);
   if (!location) return;
   const startedAt = performance.now();
-  let result: CycleRecord["result"] = "error";
+  let outcome: CycleResult | undefined;
   try {
-    const outcome = await process(options, key, signal);
-    result = outcome ? "requeue_after" : "success";
-    return outcome;
+    outcome = await cycle(options, key, signal);
+    return next(outcome);
   } finally {
-    const record = {
+    const record: CycleRecord = {
+      key,
       resource: location.resource,
       seconds: (performance.now() - startedAt) / 1000,
-      result,
+      result: !outcome ? "error" : outcome.requeueAfter === undefined ? "success" : "requeue_after",
+      writes: outcome?.writes ?? 0,
     };
     for (const listener of listeners) {
       try {
@@ -98,13 +99,26 @@ async function process(
   key: ObjectKey,
   signal: AbortSignal,
 ): Promise<ProcessResult | void> {
+  return next(await cycle(options, key, signal));
+}
+
+/** What the queue is asked for after a cycle. */
+function next(result: CycleResult | undefined): ProcessResult | undefined {
+  return result?.requeueAfter === undefined ? undefined : { requeueAfter: result.requeueAfter };
+}
+
+/** One handling cycle of the key's latest cached state (`{}` when it is not served any more). */
+async function cycle(
+  options: ProcessingOptions,
+  key: ObjectKey,
+  signal: AbortSignal,
+): Promise<CycleResult> {
   const location = options.locate(key);
-  if (!location) return;
-  const result = await processObject(options.env, {
+  if (!location) return {};
+  return await processObject(options.env, {
     key,
     resource: location.resource,
     body: location.informer.store.get(key),
     signal,
   });
-  return result.requeueAfter === undefined ? undefined : { requeueAfter: result.requeueAfter };
 }

@@ -504,3 +504,48 @@ Deno.test("bad metrics URLs and a taken port fail the start with one message nam
     held.close();
   }
 });
+
+Deno.test("a handler whose writes trigger itself again is a patch-loop suspect; others are not", async () => {
+  const ns = await c.namespace("metrics-loop");
+  const registry = new kopf.Registry();
+  let loops = 0;
+  // Each run changes the object's spec while `spec.loop` is set: the change triggers it again.
+  const bump = ({ spec, patch }: kopf.ChangingContext) => {
+    if (spec.loop) {
+      loops++;
+      patch.spec.n = ((spec.n as number | undefined) ?? 0) + 1;
+    }
+  };
+  registry.on.create(res.plural, { id: "create" }, bump);
+  registry.on.update(res.plural, { id: "update" }, bump);
+  const url = `http://127.0.0.1:${freePort()}/metrics`;
+  const operator = await startOperator(c, {
+    registry,
+    namespaces: [ns],
+    metrics: url,
+    settings: quietSettings(),
+  });
+  try {
+    await createObject(c, res, ns, "calm", { loop: false });
+    await createObject(c, res, ns, "looping", { loop: true });
+    const s = await waitFor(async () => {
+      const s = await scrape(url);
+      return s.sum("kopf_patch_loop_suspects") === 1 ? s : undefined;
+    }, { message: "the looping object to be suspected" });
+    assert.equal(s.sum("kopf_patch_loop_suspects_total", { controller }), 1);
+    assert.ok(loops >= 10, `${loops} runs`);
+    // The loop is broken: the streak ends, the gauge goes back to 0; the counter stays.
+    await c.api("PATCH", res.path(ns, "looping"), { spec: { loop: false } }, {
+      contentType: "application/merge-patch+json",
+    });
+    const after = await waitFor(async () => {
+      const s = await scrape(url);
+      return s.sum("kopf_patch_loop_suspects") === 0 ? s : undefined;
+    }, { message: "the loop to end" });
+    assert.equal(after.sum("kopf_patch_loop_suspects_total", { controller }), 1);
+  } finally {
+    await operator.stop();
+    await stripFinalizers(c, res, ns);
+    await c.deleteNamespace(ns);
+  }
+});
