@@ -549,3 +549,32 @@ Deno.test("a handler whose writes trigger itself again is a patch-loop suspect; 
     await c.deleteNamespace(ns);
   }
 });
+
+Deno.test("Kubernetes Events posted by handlers are counted", async () => {
+  const ns = await c.namespace("metrics-events");
+  const registry = new kopf.Registry();
+  const N = 3;
+  registry.on.create(res.plural, { id: "tell" }, ({ body }) => {
+    kopf.info(body, { reason: "Hello", message: `hello from ${body.metadata?.name}` });
+  });
+  const settings = quietSettings();
+  settings.posting.enabled = true;
+  const url = `http://127.0.0.1:${freePort()}/metrics`;
+  const operator = await startOperator(c, { registry, namespaces: [ns], metrics: url, settings });
+  try {
+    for (let i = 0; i < N; i++) await createObject(c, res, ns, `ev-${i}`);
+    await waitFor(async () => {
+      const s = await scrape(url);
+      return s.sum("kopf_events_posted_total", { verb: "create" }) >= N;
+    }, { message: "the handlers' Events to be posted" });
+    await sleep(3000); // the framework's own Events of the outcomes, if any, and flushes
+    const s = await scrape(url);
+    const events = await c.api("GET", `/api/v1/namespaces/${ns}/events`);
+    assert.equal(s.sum("kopf_events_posted_total", { verb: "create" }), events.items.length);
+    assert.equal(s.sum("kopf_events_dropped_total"), 0);
+  } finally {
+    await operator.stop();
+    await stripFinalizers(c, res, ns);
+    await c.deleteNamespace(ns);
+  }
+});
