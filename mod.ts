@@ -220,6 +220,7 @@ export {
   AdmissionSettings,
   BackgroundSettings,
   ExecutionSettings,
+  MetricsSettings,
   NetworkingSettings,
   PeeringSettings,
   PersistenceSettings,

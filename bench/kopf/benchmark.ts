@@ -25,7 +25,7 @@ import { floorTarget, kopfTarget, type Variant } from "./targets.ts";
 const HERE = new URL(".", import.meta.url).pathname;
 
 /** Which operators the benchmark can measure. */
-export type TargetId = "kopf" | "kopf-best" | "ours" | "ours-best" | "floor";
+export type TargetId = "kopf" | "kopf-best" | "ours" | "ours-best" | "ours-metrics" | "floor";
 
 /** Benchmark options. */
 export interface BenchOptions extends ScenarioOptions {
@@ -63,7 +63,11 @@ export interface BenchResult {
 }
 
 /** Ours (`best`: with its labelled non-default settings), or why it cannot run. */
-export type OursFactory = (variant: Variant, best?: boolean) => Promise<Target | string>;
+export type OursFactory = (
+  variant: Variant,
+  best?: boolean,
+  metrics?: boolean,
+) => Promise<Target | string>;
 
 async function text(cmd: string, args: string[]): Promise<string> {
   try {
@@ -160,7 +164,7 @@ export async function runBenchmark(
           : "run for the single variant only";
       } else if (id === "floor") target = floorTarget(variant);
       else if (!ours) target = "no factory for ours was given";
-      else target = await ours(variant, id === "ours-best");
+      else target = await ours(variant, id === "ours-best", id === "ours-metrics");
       if (typeof target === "string") {
         skipped.push({ id, variant, reason: target });
         log(`skip ${id}/${variant}: ${target}`);

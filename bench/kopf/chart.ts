@@ -11,6 +11,7 @@ const COLORS: Record<string, string> = {
   "kopf-best": "#ff7f0e",
   ours: "#1f77b4",
   "ours-best": "#9467bd",
+  "ours-metrics": "#17becf",
   floor: "#2ca02c",
 };
 

@@ -22,7 +22,8 @@ const ROOT = new URL("../..", import.meta.url).pathname;
 const USAGE = `usage: deno task bench:kopf [options]
   --n N                  objects per burst (default 1000)
   --idle SECONDS         idle window after the deletions (default 300)
-  --targets LIST         of kopf,kopf-best,ours,ours-best,floor (default: all five;
+  --targets LIST         of kopf,kopf-best,ours,ours-best,ours-metrics,floor (default: all
+                         but ours-metrics, which is ours with --metrics on and scraped every 5 s;
                          *-best are the labelled non-default settings, single variant only)
   --variants LIST        of single,three (default: both; the idle window runs with the first)
   --plane private|shared own control plane in /tmp/kopf-bench-plane (default) or the tests' one
@@ -57,7 +58,7 @@ const n = Number(values.n);
 const targets = values.targets!.split(",") as TargetId[];
 const variants = values.variants!.split(",") as Variant[];
 for (const t of targets) {
-  if (!["kopf", "kopf-best", "ours", "ours-best", "floor"].includes(t)) {
+  if (!["kopf", "kopf-best", "ours", "ours-best", "ours-metrics", "floor"].includes(t)) {
     throw new Error(`unknown target ${t}\n${USAGE}`);
   }
 }

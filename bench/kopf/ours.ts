@@ -49,31 +49,79 @@ function fileOf(variant: Variant, best: boolean): string {
   return `${HERE}operators/${best ? "ours_best" : `ours_${variant}`}.ts`;
 }
 
+/** A free local port (listen on 0, close, hand back the number). */
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** Scrape `url` every `seconds` until the process ends, as a Prometheus server would. */
+function scrapeWhileRunning(url: string, operator: OperatorProcess, seconds: number): void {
+  let running = true;
+  operator.status.finally(() => running = false);
+  (async () => {
+    while (running) {
+      await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+      if (!running) break;
+      try {
+        await (await fetch(url)).arrayBuffer();
+      } catch {
+        // Not listening yet, or stopping.
+      }
+    }
+  })();
+}
+
 /**
  * The target for ours, or the reason it cannot run. `best`: the same operator with its client-side
- * rate limit off (operators/ours_best.ts), labelled so; single variant only.
+ * rate limit off (operators/ours_best.ts), labelled so; single variant only. `metrics`: the
+ * default operator with `--metrics` on and scraped every 5 s (its cost against `ours`).
  */
-export async function oursFactory(variant: Variant, best = false): Promise<Target | string> {
+export async function oursFactory(
+  variant: Variant,
+  best = false,
+  metrics = false,
+): Promise<Target | string> {
   if (best && variant !== "single") return "run for the single variant only";
   const unavailable = await oursUnavailable(variant, best);
   if (unavailable) return unavailable;
   const file = fileOf(variant, best);
-  const args = (
-    ns: string,
-  ) => ["run", "-A", `${ROOT}cli.ts`, "run", "--standalone", "-n", ns, file];
+  const args = (ns: string, port?: number) => [
+    "run",
+    "-A",
+    `${ROOT}cli.ts`,
+    "run",
+    "--standalone",
+    "-n",
+    ns,
+    ...(port === undefined ? [] : ["--metrics", `http://127.0.0.1:${port}/metrics`]),
+    file,
+  ];
   return {
-    id: best ? "ours-best" : "ours",
-    label: best ? "ours (client rate limit off)" : "ours (Kopf for Deno)",
+    id: best ? "ours-best" : metrics ? "ours-metrics" : "ours",
+    label: best
+      ? "ours (client rate limit off)"
+      : metrics
+      ? "ours (metrics on)"
+      : "ours (Kopf for Deno)",
     variant,
     criteria: criteriaOf(variant),
-    command: [Deno.execPath(), ...args("<ns>")],
-    start: ({ plane, namespace, logFile }) =>
-      OperatorProcess.start({
+    command: [Deno.execPath(), ...args("<ns>", metrics ? 9090 : undefined)],
+    start: ({ plane, namespace, logFile }) => {
+      const port = metrics ? freePort() : undefined;
+      const operator = OperatorProcess.start({
         command: Deno.execPath(),
-        args: args(namespace),
+        args: args(namespace, port),
         cwd: ROOT,
         env: { KUBECONFIG: plane.operator.kubeconfig },
         logFile,
-      }),
+      });
+      if (port !== undefined) {
+        scrapeWhileRunning(`http://127.0.0.1:${port}/metrics`, operator, 5);
+      }
+      return operator;
+    },
   };
 }

@@ -82,6 +82,45 @@ function notJson(value: unknown, seen: Set<object>): string | undefined {
   return undefined;
 }
 
+/** One attempt of a handler as it ended, for metrics. */
+export interface ExecutionRecord {
+  /** The handler (its id, kind and resource). */
+  readonly handler: HandlerRecordBase;
+  /** Attempts made before this one (0: the first). */
+  readonly retry: number;
+  /** Seconds the attempt took (the call; 0 when a limit failed it uncalled). */
+  readonly seconds: number;
+  /** What came of it. */
+  readonly outcome: ExecutionOutcome;
+}
+
+/** Told of every handler attempt as it ends. Must not throw. */
+export type ExecutionListener = (record: ExecutionRecord) => void;
+
+let listeners: readonly ExecutionListener[] = [];
+
+/**
+ * Tell `listener` of every handler attempt in this process from now on (the metrics' one
+ * observation point of handler runs: every kind of handler goes through {@linkcode execute});
+ * returns the function that stops it. Without listeners, an attempt costs nothing more.
+ */
+export function listenToExecutions(listener: ExecutionListener): () => void {
+  listeners = [...listeners, listener];
+  return () => {
+    listeners = listeners.filter((l) => l !== listener);
+  };
+}
+
+function told(record: ExecutionRecord): void {
+  for (const listener of listeners) {
+    try {
+      listener(record);
+    } catch {
+      // A listener's bug must not become the handler's failure.
+    }
+  }
+}
+
 /** What {@linkcode execute} needs besides the call. */
 export interface ExecuteOptions {
   /** The handler (its id, title, errors, timeout, retries, backoff). */
@@ -150,10 +189,12 @@ export async function execute(
   let error: unknown;
   let result: unknown;
   const limit = checkLimits(policy, state, before);
+  let seconds = 0;
   if (limit) {
     threw = true;
     error = limit;
   } else {
+    const startedAt = listeners.length ? performance.now() : 0;
     try {
       result = await call();
     } catch (thrown) {
@@ -161,10 +202,11 @@ export async function execute(
       threw = true;
       error = thrown;
     }
+    if (listeners.length) seconds = (performance.now() - startedAt) / 1000;
   }
   if (threw && !limit && options.cancelled?.()) {
     logger.warn(`${handler.title} is cancelled. Will escalate.`);
-    return {
+    const cancelled: ExecutionOutcome = {
       final: true,
       delay: null,
       subrefs: [],
@@ -172,6 +214,8 @@ export async function execute(
       error: toError(error),
       log: { level: "debug", message: `${handler.title} is cancelled.`, withStack: false },
     };
+    if (listeners.length) told({ handler, retry: state.retries, seconds, outcome: cancelled });
+    return cancelled;
   }
   if (!threw && options.storedResult) {
     // A result that cannot be stored is the handler's error, under its own error policy.
@@ -201,5 +245,6 @@ export async function execute(
   else if (outcome.log.level === "info") logger.info(text);
   else if (outcome.log.withStack) logger.error(literal(text), { error: toError(error) });
   else logger.error(text);
+  if (listeners.length) told({ handler, retry: state.retries, seconds, outcome });
   return outcome;
 }

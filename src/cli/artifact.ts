@@ -16,7 +16,7 @@ import {
 } from "./api_target.ts";
 import { UsageError } from "./errors.ts";
 import {
-  listenAddressOf,
+  listenAddresses,
   operatorPermissions,
   Permissions,
   shellQuote,
@@ -43,6 +43,8 @@ export interface ArtifactOptions {
   liveness?: string;
   /** The webhook server URL the operator will serve (`--webhook-server`; its address is allowed). */
   webhookServer?: string;
+  /** A metrics URL the operator will serve (its address is allowed). */
+  metrics?: string;
   /** `--allow-*` additions and other Deno flags. */
   denoFlags?: string[];
   /** `deno compile --target`. */
@@ -137,7 +139,7 @@ export function planArtifact(options: ArtifactOptions): ArtifactPlan {
       target = { ...target, netAddress: options.server };
     }
   }
-  const listen = options.liveness ? [listenAddressOf(options.liveness)] : [];
+  const listen = listenAddresses(options.liveness, options.metrics);
   if (options.webhookServer) listen.push(webhookListenAddressOf(options.webhookServer));
   const granted = operatorPermissions({ target, listen, extraFlags: options.denoFlags });
   // Handler files are inside the artifact: no read grant for their directories is needed.

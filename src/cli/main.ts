@@ -41,6 +41,7 @@ interface RunFlags extends RawOperatorFlags {
 interface RbacFlags {
   name?: string;
   serviceAccountNamespace?: string;
+  metrics?: string;
 }
 
 interface ArtifactFlags extends RawOperatorFlags {
@@ -88,9 +89,9 @@ function grantFlags(flags: RunFlags | ArtifactFlags): string[] {
 const RUN_HELP = `
 This process becomes the operator (or, without --allow-ffi or with KOPF_LAUNCHER=spawn, starts it
 as a child): a \`deno run\` that may only reach the API server (from --kubeconfig, $KUBECONFIG,
-the in-cluster service account, or ~/.kube/config, in that order), listen on the liveness address,
-read the files of the handlers' module graph one by one (and the context's token file), and run the
-context's exec credential plugin. It gets the kubeconfig of its one context in memory, not the
+the in-cluster service account, or ~/.kube/config, in that order), listen on the liveness and
+metrics addresses, read the files of the handlers' module graph one by one (and the context's token
+file), and run the context's exec credential plugin. It gets the kubeconfig of its one context in memory, not the
 kubeconfig files. Anything else a handler tries (another host, another file, another user's
 credentials) fails with NotCapable. Grant more with
 --allow-net, --allow-read, --allow-write, --allow-env or --deno-flag.
@@ -98,6 +99,7 @@ credentials) fails with NotCapable. Grant more with
 Examples:
   kopf run handlers.ts -n default
   kopf run handlers.ts -A --liveness http://0.0.0.0:8080/healthz
+  kopf run handlers.ts -A --liveness http://0.0.0.0:8080/healthz --metrics http://0.0.0.0:8080/metrics
   kopf run handlers.ts -n 'team-*' -n '!team-x' --allow-net=api.example.com
   kopf run -m my-handlers -A --log-format json -v
 
@@ -106,8 +108,8 @@ Exit codes: 0 after a clean stop (SIGINT/SIGTERM), 1 when the operator fails, 2 
 const ARTIFACT_HELP = (verb: string) => `
 The ${verb} includes the handler files and the framework, and runs with the same scoped
 permissions as \`kopf run\`: the API server (from --server, the kubeconfig, or the in-cluster
-environment at build time), the kubeconfig files, the liveness address, and your --allow-*
-additions. For a pod, use --in-cluster: the API address is then read from
+environment at build time), the kubeconfig files, the liveness and metrics addresses, and your
+--allow-* additions. For a pod, use --in-cluster: the API address is then read from
 KUBERNETES_SERVICE_HOST/PORT when building (or given with --server 10.96.0.1:443), and the
 service-account directory is readable.`;
 
@@ -186,13 +188,18 @@ function program(result: { code?: number }, options: MainOptions): Command {
     .option("-A, --all-namespaces", "the operator will serve all namespaces (the default)")
     .option("--name <name>", "name of the ServiceAccount, roles and bindings", "kopf-operator")
     .option("--service-account-namespace <ns>", "namespace of the ServiceAccount")
+    .option(
+      "--metrics <url>",
+      "the operator's --metrics URL: add a Service for it with prometheus.io annotations",
+    )
     .option("--context <name>", "kubeconfig context for discovery")
     .option("--kubeconfig <path>", "kubeconfig file(s) for discovery");
   addLoggingOptions(rbac);
   addGrantOptions(rbac);
   rbac.addHelpText(
     "after",
-    "\nExample:\n  kopf rbac handlers.ts -n default | kubectl apply -f -",
+    "\nExamples:\n  kopf rbac handlers.ts -n default | kubectl apply -f -\n" +
+      "  kopf rbac handlers.ts -A --metrics http://0.0.0.0:9090/metrics | kubectl apply -f -",
   ).action(async (files: string[], flags: RunFlags & RbacFlags) => {
     const { launch } = await import("./run.ts");
     const operator = operatorOptionsOf({
@@ -200,6 +207,7 @@ function program(result: { code?: number }, options: MainOptions): Command {
       allNamespaces: flags.allNamespaces,
       context: flags.context,
       kubeconfig: flags.kubeconfig,
+      metrics: flags.metrics,
     });
     result.code = await launch({
       files,
@@ -207,7 +215,11 @@ function program(result: { code?: number }, options: MainOptions): Command {
       operator,
       logging: loggingOptionsOf(flags),
       denoFlags: grantFlags(flags),
-      rbac: { name: flags.name, serviceAccountNamespace: flags.serviceAccountNamespace },
+      rbac: {
+        name: flags.name,
+        serviceAccountNamespace: flags.serviceAccountNamespace,
+        metrics: operator.metrics,
+      },
       exec: options.exec,
     });
   });
@@ -253,6 +265,10 @@ function program(result: { code?: number }, options: MainOptions): Command {
       .option(
         "--webhook-server <url>",
         "allow listening for admission webhooks, e.g. https://0.0.0.0:9443",
+      )
+      .option(
+        "--metrics <url>",
+        "allow listening for Prometheus scrapes, e.g. http://0.0.0.0:9090/metrics",
       );
     if (verb === "compile") command.option("--target <triple>", "deno compile --target");
     addGrantOptions(command);
@@ -270,6 +286,7 @@ function program(result: { code?: number }, options: MainOptions): Command {
           context: flags.context,
           liveness: flags.liveness,
           webhookServer: flags.webhookServer,
+          metrics: flags.metrics,
           denoFlags: grantFlags(flags),
           target: flags.target,
         });

@@ -31,6 +31,8 @@ export interface OperatorOptions {
   webhookServer?: string;
   /** Manage the webhook configurations of this name (`--webhook-managed`). */
   webhookManaged?: string;
+  /** Prometheus metrics endpoint URL, e.g. `http://0.0.0.0:9090/metrics`. */
+  metrics?: string;
   /** Run without peering. */
   standalone?: boolean;
   /** Peering priority (`--dev` is 666). */
@@ -46,6 +48,7 @@ export interface RawOperatorFlags {
   liveness?: string;
   webhookServer?: string;
   webhookManaged?: string;
+  metrics?: string;
   standalone?: boolean;
   priority?: string;
   dev?: boolean;
@@ -82,7 +85,10 @@ export function addLoggingOptions(command: Command): Command {
     .option("--log-refkey <key>", "JSON key for the object reference", "object");
 }
 
-/** Adds the operator's own flags (namespaces, cluster access, peering, liveness) to a command. */
+/**
+ * Adds the operator's own flags (namespaces, cluster access, peering, liveness, metrics) to a
+ * command.
+ */
 export function addOperatorOptions(command: Command): Command {
   return command
     .optionsGroup("Scope and cluster:")
@@ -111,6 +117,12 @@ export function addOperatorOptions(command: Command): Command {
         "--webhook-managed <name>",
         "create and keep the webhook configurations of this name, e.g. auto.kopf.dev",
       ).env("KOPF_RUN_WEBHOOK_MANAGED"),
+    )
+    .addOption(
+      new Option(
+        "--metrics <url>",
+        "serve Prometheus metrics, e.g. http://0.0.0.0:9090/metrics (may share --liveness's port)",
+      ).env("KOPF_RUN_METRICS"),
     )
     .addOption(
       new Option("--standalone", "run without peering with other operators")
@@ -161,6 +173,10 @@ export function operatorOptionsOf(flags: RawOperatorFlags): OperatorOptions {
       throw new UsageError("--webhook-managed needs --webhook-server");
     }
     options.webhookManaged = flags.webhookManaged;
+  }
+  if (flags.metrics !== undefined) {
+    listenAddressOf(flags.metrics); // throws a UsageError for anything but http://host:port/…
+    options.metrics = flags.metrics;
   }
   if (flags.standalone) options.standalone = true;
   if (flags.priority !== undefined) {

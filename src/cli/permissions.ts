@@ -212,6 +212,25 @@ export function webhookListenAddressOf(url: string): string {
   }
 }
 
+/**
+ * The addresses to allow listening on for the given endpoint URLs (the liveness and the metrics
+ * URL), each once: the two may share a port.
+ *
+ * @example
+ * ```ts
+ * import { listenAddresses } from "./permissions.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(
+ *   listenAddresses("http://0.0.0.0:8080/healthz", "http://0.0.0.0:8080/metrics"),
+ *   ["0.0.0.0:8080"],
+ * );
+ * ```
+ */
+export function listenAddresses(...urls: (string | undefined)[]): string[] {
+  return [...new Set(urls.filter((u) => u !== undefined).map(listenAddressOf))];
+}
+
 /** Quotes a shell word when needed, for the commands the CLI prints. */
 export function shellQuote(word: string): string {
   return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'"'"'`)}'`;

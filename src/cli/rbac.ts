@@ -11,6 +11,11 @@
  * - `customresourcedefinitions`: `list` and `watch`, so that discovery follows CRD changes;
  * - `namespaces`: `list` and `watch` when a namespace pattern is a glob or a negation.
  *
+ * With the operator's metrics URL (`--metrics`), a Service for the metrics port is added next to
+ * the ServiceAccount, with the `prometheus.io/*` annotations that annotation-based scrape configs
+ * follow; it selects pods labelled `app.kubernetes.io/name: <name>` (label the operator's pods so).
+ * A Prometheus Operator's ServiceMonitor example is in docs/operating.md.
+ *
  * @module
  */
 import { dump } from "js-yaml";
@@ -42,6 +47,8 @@ export interface RbacOptions {
    * (`settings.admission.managed`), which it creates, patches and deletes at exit.
    */
   webhooks?: boolean;
+  /** The operator's metrics URL (`--metrics`): add a Service for its port. */
+  metrics?: string;
 }
 
 /** One RBAC policy rule. */
@@ -147,6 +154,7 @@ export function rbacManifests(resources: RbacResource[], options: RbacOptions = 
       subjects: [subject],
     },
   );
+  if (options.metrics) docs.push(metricsService(name, saNamespace, options.metrics));
   if (plain) {
     for (const namespace of patterns) {
       docs.push(
@@ -167,6 +175,31 @@ export function rbacManifests(resources: RbacResource[], options: RbacOptions = 
     }
   }
   return docs;
+}
+
+/** The Service in front of the operator's metrics port, with Prometheus's scrape annotations. */
+function metricsService(name: string, namespace: string, metrics: string): Manifest {
+  const url = new URL(metrics);
+  const port = Number(url.port || "80");
+  const path = url.pathname && url.pathname !== "/" ? url.pathname : "/metrics";
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: {
+      name: `${name}-metrics`,
+      namespace,
+      labels: { "app.kubernetes.io/name": name },
+      annotations: {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": String(port),
+        "prometheus.io/path": path,
+      },
+    },
+    spec: {
+      selector: { "app.kubernetes.io/name": name },
+      ports: [{ name: "metrics", port, targetPort: port, protocol: "TCP" }],
+    },
+  };
 }
 
 /** What `kopf rbac` says above the manifests: what they cover, and what they cannot know. */

@@ -24,7 +24,7 @@ import { resolveModules } from "./modules.ts";
 import type { OperatorOptions } from "./options.ts";
 import type { RbacOptions } from "./rbac.ts";
 import {
-  listenAddressOf,
+  listenAddresses,
   operatorPermissions,
   type Permissions,
   shellQuote,
@@ -174,7 +174,7 @@ export async function planLaunch(options: LaunchOptions): Promise<LaunchPlan> {
       cwd,
     })
     : NO_GRAPH;
-  const listen = options.operator.liveness ? [listenAddressOf(options.operator.liveness)] : [];
+  const listen = listenAddresses(options.operator.liveness, options.operator.metrics);
   if (options.operator.webhookServer) {
     listen.push(webhookListenAddressOf(options.operator.webhookServer));
   }

@@ -19,7 +19,7 @@ import type { Registry } from "../registry/registry.ts";
 import type { Settings } from "../settings/settings.ts";
 import { isDeletionOngoing } from "../storage/finalizers.ts";
 import { OperatorIndexes } from "./indexes.ts";
-import { SpawningEngine } from "./spawning.ts";
+import { SpawningEngine, type SpawningStats } from "./spawning.ts";
 
 /** What the engines need from the operator's options. */
 export interface BackgroundOptions {
@@ -111,6 +111,11 @@ export class DaemonsEngine implements BackgroundEngine {
     const stopping = isDeletionOngoing(input.body) &&
       spawning.isRunning(input.resource, input.body);
     return { excluded, delays: stopping ? [this.#polling] : [] };
+  }
+
+  /** The daemons' and timers' counters (for metrics); `undefined` before the start. */
+  get stats(): SpawningStats | undefined {
+    return this.#spawning?.stats;
   }
 
   async stop(): Promise<void> {

@@ -15,7 +15,9 @@ import type { Api } from "../kits/api.ts";
 import type { Logger } from "@logtape/logtape";
 import type { Informers } from "../cache/informer.ts";
 import type { KubeClient } from "../kube/client.ts";
+import type { EventPosterStats } from "../kube/events.ts";
 import type { KubeObject, ObjectKey, Resource } from "../kube/resource.ts";
+import type { QueueCounters, QueueObserver } from "../queue/object_queue.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { Settings } from "../settings/settings.ts";
 import type { Memories, ObjectMemory } from "./memories.ts";
@@ -62,6 +64,41 @@ export interface EngineVerdict {
   readonly excluded?: ReadonlySet<string>;
 }
 
+/** What engines may read of the operator's object queue (for metrics): numbers only. */
+export interface QueueView {
+  /** The queue's name (`workqueue_*{name}`). */
+  readonly name: string;
+  /** Keys ready to run and waiting for a worker. */
+  readonly size: number;
+  /** Keys with a pending delayed wake-up. */
+  readonly delayed: number;
+  /** Runs in progress. */
+  readonly inFlight: number;
+  /** How many runs may be in progress at once. */
+  readonly concurrency: number;
+  /** Monotonic counters (adds, runs, retries). */
+  readonly counters: QueueCounters;
+  /** Seconds each run in progress has been running (timed only for a queue observer). */
+  runningSeconds(): number[];
+}
+
+/** One handling cycle of one object, as it ended (controller-runtime's reconcile). */
+export interface CycleRecord {
+  /** The object's key. */
+  readonly key: ObjectKey;
+  /** The object's resource. */
+  readonly resource: Resource;
+  /** Seconds the cycle took. */
+  readonly seconds: number;
+  /**
+   * controller-runtime's result: `success` (nothing more to do), `requeue_after` (run again
+   * later: a retry, a timer, a daemon stopping), or `error` (the framework failed the cycle).
+   */
+  readonly result: "success" | "requeue_after" | "error";
+  /** Requests that changed the object in this cycle. */
+  readonly writes: number;
+}
+
 /** What engines can use of a running operator. */
 export interface OperatorHandle {
   /** The API client. */
@@ -85,6 +122,10 @@ export interface OperatorHandle {
    * operator, e.g. its webhook server); the run then fails with `error` once it has stopped.
    */
   fail(error: Error): void;
+  /** The object queue's numbers (for metrics). */
+  readonly queue: QueueView;
+  /** The Event poster's counters (for metrics). */
+  events(): EventPosterStats;
 }
 
 /**
@@ -105,6 +146,10 @@ export interface BackgroundEngine {
    * its resources, so no handler, timer or daemon ever sees a partial index).
    */
   whenReady?(): Promise<void>;
+  /** Told how long each queued key waited and worked (given to the queue when it is made). */
+  readonly queueObserver?: QueueObserver;
+  /** Every handling cycle of every object, as it ends. Must not throw. */
+  onCycle?(record: CycleRecord): void;
   /** This engine's indexes by id (merged into every handler's `indices`). */
   indices?(): Readonly<Record<string, unknown>>;
   /** Called when the operator stops, before the client is closed. */

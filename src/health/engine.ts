@@ -22,6 +22,8 @@ export interface HealthOptions {
   readonly memo: Memo;
   /** The liveness URL (`--liveness`). */
   readonly liveness: string;
+  /** More paths to answer on the same port (the metrics path). */
+  readonly routes?: Readonly<Record<string, (request: Request) => Response>>;
 }
 
 /** The health endpoint: probes at the liveness URL, readiness next to it. */
@@ -55,6 +57,7 @@ export class HealthEngine implements BackgroundEngine {
     );
     this.#server = await serveHealth({
       endpoint: this.#options.liveness,
+      routes: this.#options.routes,
       probes: () => cache.get(),
       readiness: () => {
         const watches = handle.informers.all().filter((i) => i.subscribers > 0);

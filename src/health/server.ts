@@ -178,6 +178,8 @@ export interface HealthOptions {
   probes: () => Promise<Record<string, unknown>>;
   /** The readiness verdict. */
   readiness: () => Readiness;
+  /** More paths this server answers (the metrics path, when it shares this address). */
+  routes?: Readonly<Record<string, (request: Request) => Response>>;
 }
 
 /** A running health endpoint. */
@@ -222,6 +224,10 @@ export async function serveHealth(options: HealthOptions): Promise<HealthServer>
   const address = parseLivenessUrl(options.endpoint);
   const handler = async (request: Request): Promise<Response> => {
     const { pathname } = new URL(request.url);
+    const route = options.routes && Object.hasOwn(options.routes, pathname)
+      ? options.routes[pathname]
+      : undefined;
+    if (route && pathname !== address.path && pathname !== address.readyPath) return route(request);
     if (pathname !== address.path && pathname !== address.readyPath) return plain(404);
     if (request.method !== "GET" && request.method !== "HEAD") return plain(405);
     if (pathname === address.path) {

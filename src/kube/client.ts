@@ -178,7 +178,7 @@ export interface ClientOptions {
 /** Options of {@linkcode KubeClient.connect}: where to connect, and how to behave. */
 export interface ConnectOptions extends LoadConfigOptions, ClientOptions {}
 
-/** Request counters, as plain numbers (for a `/metrics` endpoint later). */
+/** Request counters, as plain numbers (read at scrape time by `src/metrics/collectors.ts`). */
 export interface ClientMetrics {
   /** Attempts sent, by HTTP method (retries included). */
   requests: Record<string, number>;
@@ -210,6 +210,22 @@ export interface ClientMetrics {
   inFlight: number;
   /** Requests waiting for an in-flight slot right now. */
   waitingForSlot: number;
+}
+
+/** One attempt of a request, as the client saw it (metrics: client-go's `rest_client_*`). */
+export interface RequestAttempt {
+  /** The HTTP method. */
+  readonly method: string;
+  /** The response's status code; `undefined` when none came (connection error, timeout). */
+  readonly status: number | undefined;
+  /** Seconds from sending to the answer (a stream's: to its headers). */
+  readonly seconds: number;
+}
+
+/** Told of every attempt the client sends (retries included), as it ends. Must not throw. */
+export interface RequestObserver {
+  /** One attempt ended. */
+  requested?(attempt: RequestAttempt): void;
 }
 
 /** Options shared by the typed helpers. */
@@ -342,6 +358,7 @@ export class KubeClient {
   #clock: SleepingClock;
   #random: () => number;
   #closed = false;
+  #observers: RequestObserver[] = [];
   #metrics = {
     requests: {} as Record<string, number>,
     responses: {} as Record<string, number>,
@@ -429,6 +446,22 @@ export class KubeClient {
       inFlight: this.#slots.active,
       waitingForSlot: this.#slots.waiting,
     };
+  }
+
+  /**
+   * Tell `observer` of every attempt from now on (metrics); returns the function that stops it.
+   * Without observers, an attempt costs nothing more.
+   */
+  observe(observer: RequestObserver): () => void {
+    this.#observers = [...this.#observers, observer];
+    return () => {
+      this.#observers = this.#observers.filter((o) => o !== observer);
+    };
+  }
+
+  #observed(method: string, status: number | undefined, sentAt: number): void {
+    const attempt = { method, status, seconds: (performance.now() - sentAt) / 1000 };
+    for (const observer of this.#observers) observer.requested?.(attempt);
   }
 
   /**
@@ -680,6 +713,7 @@ export class KubeClient {
       }
       let response: Response;
       let text: string | undefined;
+      let sentAt: number | undefined;
       const timeout = new AbortController();
       const attemptMs = Math.max(1, Math.min(init.timeoutMs, deadline - this.#clock.now()));
       const timer = setTimeout(
@@ -695,6 +729,7 @@ export class KubeClient {
         if (contentType) headers.set("Content-Type", contentType);
         for (const [key, value] of auth.headers) headers.append(key, value);
         this.#metrics.requests[method] = (this.#metrics.requests[method] ?? 0) + 1;
+        sentAt = performance.now();
         // Deno may collect a signal made by AbortSignal.any() while the fetch still runs, and its
         // abort is then lost: hold it strongly for the attempt.
         liveSignals.add(attemptSignal);
@@ -719,6 +754,9 @@ export class KubeClient {
       } catch (error) {
         clearTimeout(timer);
         release();
+        if (sentAt !== undefined && this.#observers.length) {
+          this.#observed(method, undefined, sentAt);
+        }
         if (signal?.aborted) throw signal.reason;
         this.#metrics.transportErrors++;
         this.#bucket.observe("failed");
@@ -791,6 +829,7 @@ export class KubeClient {
       release();
       const status = response.status;
       this.#metrics.responses[status] = (this.#metrics.responses[status] ?? 0) + 1;
+      if (this.#observers.length) this.#observed(method, status, sentAt!);
       if (status >= 200 && status < 300) {
         this.#bucket.observe("ok");
         return { response, text };

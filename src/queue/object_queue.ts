@@ -60,6 +60,16 @@ export interface ObjectQueueOptions {
   name?: string;
   /** The time source; the real clock by default. */
   clock?: Clock;
+  /** Told how long each run waited and worked (metrics); nothing is timed without it. */
+  observer?: QueueObserver;
+}
+
+/** Timings of runs, for metrics (client-go's `workqueue_*_duration_seconds`). Must not throw. */
+export interface QueueObserver {
+  /** A run starts after its key waited `seconds` since it became ready. */
+  started?(key: string, seconds: number): void;
+  /** A run ended after `seconds` of work. */
+  finished?(key: string, seconds: number): void;
 }
 
 /** Options of {@linkcode ObjectQueue.shutdown}. */
@@ -127,6 +137,8 @@ interface KeyState {
   dueAt: number | undefined; // pending delayed wake-up (clock ms)
   failures: number;
   warned: boolean; // the current failure streak has been logged at warning level
+  readyAt: number; // clock ms when it became ready (with an observer only)
+  startedAt: number; // clock ms when its current run started (with an observer only)
 }
 
 interface HeapItem {
@@ -159,6 +171,7 @@ export class ObjectQueue {
   readonly #backoff: BackoffFn;
   readonly #clock: Clock;
   readonly #name: string;
+  readonly #observer: QueueObserver | undefined;
 
   readonly #states = new Map<string, KeyState>();
   #ready: string[] = [];
@@ -187,6 +200,7 @@ export class ObjectQueue {
     this.#clock = options.clock ?? SYSTEM_CLOCK;
     this.#alarm = new Alarm(() => this.#onTimer(), this.#clock);
     this.#name = options.name ?? "queue";
+    this.#observer = options.observer;
   }
 
   /** Keys ready to run and waiting for a free worker (client-go's `workqueue_depth`). */
@@ -207,6 +221,21 @@ export class ObjectQueue {
   /** A snapshot of the counters. */
   get counters(): QueueCounters {
     return { ...this.#counters };
+  }
+
+  /**
+   * Seconds each run in progress has been running (client-go's unfinished work); empty without
+   * an observer, which is what times runs.
+   */
+  runningSeconds(): number[] {
+    if (!this.#observer) return [];
+    const now = this.#clock.now();
+    const seconds: number[] = [];
+    for (const key of this.#controllers.keys()) {
+      const state = this.#states.get(key);
+      if (state?.running) seconds.push((now - state.startedAt) / 1000);
+    }
+    return seconds;
   }
 
   /** Whether {@linkcode ObjectQueue.shutdown} has been called. */
@@ -297,6 +326,8 @@ export class ObjectQueue {
         dueAt: undefined,
         failures: 0,
         warned: false,
+        readyAt: 0,
+        startedAt: 0,
       };
       this.#states.set(key, state);
     }
@@ -313,6 +344,7 @@ export class ObjectQueue {
     }
     if (state.ready) return false;
     state.ready = true;
+    if (this.#observer) state.readyAt = this.#clock.now();
     this.#ready.push(key);
     this.#schedulePump();
     return true;
@@ -376,6 +408,10 @@ export class ObjectQueue {
     state.running = true;
     this.#inFlight++;
     this.#counters.runs++;
+    if (this.#observer) {
+      state.startedAt = this.#clock.now();
+      this.#observer.started?.(key, (state.startedAt - state.readyAt) / 1000);
+    }
     const controller = new AbortController();
     this.#controllers.set(key, controller);
     const run = async (): Promise<ProcessResult | void> =>
@@ -394,6 +430,7 @@ export class ObjectQueue {
     state.running = false;
     this.#inFlight--;
     this.#controllers.delete(key);
+    this.#observer?.finished?.(key, (this.#clock.now() - state.startedAt) / 1000);
 
     if (!this.#stopping) {
       if (outcome.ok) {

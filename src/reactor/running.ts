@@ -80,6 +80,11 @@ export interface RunOptions {
   ready?: (operator: { readonly api: Api }) => void | Promise<void>;
   /** Serve the health endpoint (probes, readiness) at this URL, e.g. `http://0.0.0.0:8080/healthz`. */
   liveness?: string;
+  /**
+   * Serve Prometheus metrics at this URL, e.g. `http://0.0.0.0:9090/metrics` (default:
+   * `settings.metrics.endpoint`); the liveness URL's host and port share its server.
+   */
+  metrics?: string;
   /** Accepted for the CLI (peering is not implemented: every operator is standalone). */
   standalone?: boolean;
   /** Accepted for the CLI (peering priority). */
@@ -132,6 +137,7 @@ class Operator {
       registry: this.#registry,
       memo: this.#memo,
       liveness: options.liveness,
+      metrics: options.metrics ?? this.#settings.metrics.endpoint ?? undefined,
       logger: (resource, body) =>
         objectLogger(body, {
           resource,
@@ -289,7 +295,12 @@ class Operator {
     const target: PostingTarget = { poster, settings: posting };
     // The three stages refer to each other (events → queue → worker → the observed caches):
     // each calls the others only once the operator runs, after all three exist.
-    const queue = objectQueue({ env, posting: target, locate: (key) => observation.locate(key) });
+    const queue = objectQueue({
+      env,
+      posting: target,
+      locate: (key) => observation.locate(key),
+      engines: this.#engines,
+    });
     const dispatcher = new Dispatcher({
       env,
       client,
@@ -328,7 +339,8 @@ class Operator {
   }
 
   #handle(connected: Connected): OperatorHandle {
-    const { queue } = connected;
+    const { queue, poster } = connected;
+    const concurrency = this.#settings.queueing.workerLimit ?? Infinity;
     return {
       client: connected.client,
       settings: this.#settings,
@@ -343,6 +355,24 @@ class Operator {
         this.#failure ??= error;
         this.#stop.abort();
       },
+      queue: {
+        name: "objects",
+        get size() {
+          return queue.size;
+        },
+        get delayed() {
+          return queue.delayed;
+        },
+        get inFlight() {
+          return queue.inFlight;
+        },
+        concurrency,
+        get counters() {
+          return queue.counters;
+        },
+        runningSeconds: () => queue.runningSeconds(),
+      },
+      events: () => poster.stats,
     };
   }
 

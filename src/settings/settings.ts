@@ -313,6 +313,31 @@ export class ScanningSettings {
 }
 
 /**
+ * The Prometheus metrics endpoint (`kopf run --metrics URL`, `KOPF_RUN_METRICS`, or
+ * `metrics` in `kopf.run()`'s options, which win over this setting).
+ *
+ * @example
+ * ```ts
+ * import * as kopf from "@kopf/kopf";
+ *
+ * const settings = new kopf.Settings();
+ * settings.metrics.endpoint = "http://0.0.0.0:9090/metrics"; // served while the operator runs
+ * ```
+ */
+export class MetricsSettings {
+  /**
+   * Serve the metrics at this URL (`http://host:port/path`); `null`: no metrics are collected.
+   * The same host and port as the liveness URL share one server.
+   */
+  endpoint: string | null = null;
+
+  /** Refuses unknown names and mistyped values (see the module docs). */
+  constructor() {
+    return guarded(this, "metrics");
+  }
+}
+
+/**
  * Admission webhooks (`kopf.on.validate`, `kopf.on.mutate`; docs/admission.md).
  *
  * @example
@@ -568,6 +593,8 @@ export class Settings {
   networking: NetworkingSettings = new NetworkingSettings();
   /** Persistence. */
   persistence: PersistenceSettings = new PersistenceSettings();
+  /** The Prometheus metrics endpoint. */
+  metrics: MetricsSettings = new MetricsSettings();
 
   /** Refuses unknown groups and replacing a group (its fields are set one by one). */
   constructor() {

@@ -105,3 +105,31 @@ Deno.test("the YAML stream parses back to the same manifests", () => {
   assert.equal(isPlainNamespace("team-*"), false);
   assert.equal(isPlainNamespace("!x"), false);
 });
+
+Deno.test("with a metrics URL: a Service for its port with prometheus.io annotations", () => {
+  const docs = rbacManifests([examples], {
+    name: "my-op",
+    serviceAccountNamespace: "ops",
+    metrics: "http://0.0.0.0:9090/metrics",
+  });
+  assert.deepEqual(kinds(docs), [
+    "ServiceAccount@ops",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Service@ops",
+  ]);
+  const service = docs[3];
+  assert.equal(service.metadata.name, "my-op-metrics");
+  assert.deepEqual(service.metadata.annotations, {
+    "prometheus.io/scrape": "true",
+    "prometheus.io/port": "9090",
+    "prometheus.io/path": "/metrics",
+  });
+  assert.deepEqual(service.spec.selector, { "app.kubernetes.io/name": "my-op" });
+  assert.deepEqual(service.spec.ports, [{
+    name: "metrics",
+    port: 9090,
+    targetPort: 9090,
+    protocol: "TCP",
+  }]);
+});

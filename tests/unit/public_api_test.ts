@@ -125,6 +125,7 @@ const MOD = [
   "MetaFilter",
   "MetaFilterFn",
   "MetaPatch",
+  "MetricsSettings",
   "MultiDiffBaseStorage",
   "MultiProgressStorage",
   "NamespaceOptions",
