@@ -3,7 +3,9 @@
 # (garbage collector, namespace and service-account controllers), built from the Go module proxy
 # by build.sh. No containers, no downloads.
 #
-#   cluster.sh up                 start (or reuse) the plane; last line: KUBECONFIG=<path>
+#   cluster.sh up [--sharded]     start (or reuse) the plane; last line: KUBECONFIG=<path>
+#                                 --sharded: kube-apiserver with the ShardedListAndWatch feature
+#                                 gate (KEP-5866: `shardSelector` on LIST and WATCH)
 #   cluster.sh down               stop what `up` started and remove its data
 #   cluster.sh status             say whether the plane is running; exit 1 if not
 #   cluster.sh restart-apiserver  stop and start kube-apiserver only (for watch-survival tests)
@@ -15,7 +17,10 @@
 #   cluster.sh logs               print the tail of every component's log
 #
 # Environment: KOPF_CLUSTER_DIR (default /tmp/kopf-cluster) holds pki/, etcd data, logs/,
-# *.pid, ports, kubeconfig and env; KOPF_CLUSTER_TIMEOUT (default 120) bounds every wait.
+# *.pid, ports, kubeconfig and env; KOPF_CLUSTER_TIMEOUT (default 120) bounds every wait;
+# KOPF_CLUSTER_FEATURE_GATES (default empty) is kube-apiserver's --feature-gates, e.g.
+# ShardedListAndWatch=true (what --sharded sets). The gates are kept with the plane: restarts keep
+# them, and `up` refuses to reuse a running plane started with other gates.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")" && pwd)
@@ -132,7 +137,9 @@ start_etcd() {
 }
 
 start_apiserver() {
-  "$BIN/kube-apiserver" \
+  local gates=()
+  [ -z "${FEATURE_GATES:-}" ] || gates=("--feature-gates=$FEATURE_GATES")
+  "$BIN/kube-apiserver" "${gates[@]}" \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
     --bind-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
     --advertise-address=127.0.0.1 --endpoint-reconciler-type=none \
@@ -188,7 +195,18 @@ cmd_status() {
 }
 
 cmd_up() {
+  local wanted=${KOPF_CLUSTER_FEATURE_GATES:-}
+  if [ "${1:-}" = "--sharded" ]; then
+    wanted="${wanted:+$wanted,}ShardedListAndWatch=true"
+  elif [ -n "${1:-}" ]; then
+    echo "usage: cluster.sh up [--sharded]" >&2; exit 2
+  fi
   if cmd_status >/dev/null 2>&1; then
+    if [ "${FEATURE_GATES:-}" != "$wanted" ]; then
+      say "the plane in $RUN runs with feature gates '${FEATURE_GATES:-}', not '$wanted':"
+      say "bring it down first (KOPF_CLUSTER_DIR=$RUN bash $ROOT/cluster.sh down) or use another KOPF_CLUSTER_DIR"
+      exit 1
+    fi
     say "reusing the running plane in $RUN"
     echo "KUBECONFIG=$RUN/kubeconfig"
     return 0
@@ -211,6 +229,7 @@ ETCD_METRICS_PORT=$(free_port)
 APISERVER_PORT=$(free_port)
 KCM_PORT=$(free_port)
 BIN=$BIN
+FEATURE_GATES=$wanted
 EOF
   load_ports
   make_pki
@@ -219,7 +238,7 @@ EOF
   start_etcd
   start_apiserver
   start_kcm
-  say "ready in $(python3 -c "import time; print(round(time.time() - $started, 1))") s: https://127.0.0.1:$APISERVER_PORT (logs in $LOGS)"
+  say "ready in ${FEATURE_GATES:+(feature gates $FEATURE_GATES) }$(python3 -c "import time; print(round(time.time() - $started, 1))") s: https://127.0.0.1:$APISERVER_PORT (logs in $LOGS)"
   echo "KUBECONFIG=$RUN/kubeconfig"
 }
 
@@ -286,7 +305,7 @@ cmd_logs() {
 }
 
 case "${1:-}" in
-  up) cmd_up ;;
+  up) cmd_up "${2:-}" ;;
   down) cmd_down ;;
   status) cmd_status ;;
   restart-apiserver) cmd_restart_apiserver ;;
@@ -295,5 +314,5 @@ case "${1:-}" in
   stop-etcd) cmd_stop_etcd ;;
   start-etcd) cmd_start_etcd ;;
   logs) cmd_logs ;;
-  *) echo "usage: cluster.sh up|down|status|restart-apiserver|stop-apiserver|start-apiserver|stop-etcd|start-etcd|logs" >&2; exit 2 ;;
+  *) echo "usage: cluster.sh up [--sharded]|down|status|restart-apiserver|stop-apiserver|start-apiserver|stop-etcd|start-etcd|logs" >&2; exit 2 ;;
 esac
