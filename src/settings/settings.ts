@@ -6,7 +6,7 @@
  * Every setting is acted upon, or refused: the objects reject names they do not have (a typo, or
  * Kopf's snake_case name) and values of the wrong type with a {@linkcode SettingsError} naming
  * the setting and the line that assigned it, and Kopf's settings that do nothing here yet
- * (peering, admission) refuse any value but the one they hold. A setting accepted and ignored
+ * (admission) refuse any value but the one they hold. A setting accepted and ignored
  * would be a silent lie about what the operator does.
  *
  * @module
@@ -37,9 +37,27 @@ const ELSEWHERE: Readonly<Record<string, string>> = {
 
 /** Kopf's settings groups that are not implemented yet: only their current values are accepted. */
 const NOT_YET: Readonly<Record<string, string>> = {
-  peering: "peering between operators is not implemented: every operator runs standalone",
   admission: "admission webhooks are not implemented",
 };
+
+/** Kopf's peering objects are not implemented yet (docs/peering.md): only the current values. */
+const KOPF_PEERING = "Kopf's peering objects (KopfPeering) are not implemented yet; " +
+  "for several replicas use settings.peering.leaderElection";
+
+/** Single settings not implemented yet: only their current values are accepted. */
+const NOT_YET_KEYS: Readonly<Record<string, string>> = {
+  "peering.name": KOPF_PEERING,
+  "peering.priority": KOPF_PEERING,
+  "peering.lifetime": KOPF_PEERING,
+  "peering.mandatory": KOPF_PEERING,
+  "peering.clusterwide": KOPF_PEERING,
+  "peering.stealth": KOPF_PEERING,
+  "peering.shards": "sharding across replicas is not implemented yet; " +
+    "use settings.peering.leaderElection",
+};
+
+/** What may be said of the not-yet settings anyway: the truth (no Kopf peering runs). */
+const ALWAYS_TRUE = "peering.standalone";
 
 const camel = (name: string) => name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
 
@@ -48,15 +66,16 @@ function where(): string {
   return site ? ` (${site.file}:${site.line})` : "";
 }
 
-/** What peering settings mean today: every operator runs standalone, which may be said. */
-const STANDALONE = "peering.standalone";
-
 /** Why `value` cannot go to `group.key` that now holds `current`; `undefined` if it can. */
 function refusal(group: string, key: string, current: unknown, value: unknown): string | undefined {
   const kind = (v: unknown) => v === null ? "null" : Array.isArray(v) ? "array" : typeof v;
   const [was, is] = [kind(current), kind(value)];
-  const standalone = `${group}.${key}` === STANDALONE && value === true;
-  if (NOT_YET[group] && !Object.is(current, value) && !standalone) return NOT_YET[group];
+  if (NOT_YET[group] && !Object.is(current, value)) return NOT_YET[group];
+  const notYet = NOT_YET_KEYS[`${group}.${key}`];
+  if (notYet && !Object.is(current, value)) return notYet;
+  if (`${group}.${key}` === ALWAYS_TRUE && value !== true && !Object.is(current, value)) {
+    return "Kopf's peering objects are not implemented yet: every operator is standalone";
+  }
   // Numbers may be null (no limit) and arrays (a range); other primitives keep their type.
   if (was === "number" && !["number", "null", "array"].includes(is)) return `expects a number`;
   if (is === "number" && Number.isNaN(value)) return "expects a number, not NaN";
@@ -157,32 +176,80 @@ export class PostingSettings {
 }
 
 /**
- * Peering between operator instances (Kopf's peering objects). Not implemented yet: every
- * operator runs standalone, and any other value than the current one is refused.
+ * Peering between operator instances. Implemented: Lease leader election for several replicas
+ * of one operator (`leaderElection` and the `lease*`/timing settings; docs/peering.md). Not yet:
+ * Kopf's peering objects (`KopfPeering`: `name`, `priority`, `lifetime`, `mandatory`,
+ * `clusterwide`, `stealth`) and sharding (`shards`) — only their current values are accepted.
  *
  * @example
  * ```ts
  * import * as kopf from "@kopf/kopf";
  *
- * const settings = new kopf.Settings();
- * settings.peering.standalone = true; // peering is not implemented: every operator is standalone
+ * kopf.on.startup(function configure({ settings }) {
+ *   settings.peering.leaderElection = true; // one replica at a time handles objects
+ *   settings.peering.leaseName = "my-operator"; // the Lease's name (one per operator)
+ * });
  * ```
  */
 export class PeeringSettings {
-  /** The peering object's name. */
+  /** The peering object's name (Kopf's `KopfPeering`/`ClusterKopfPeering`). */
   name = "default";
   /** Do not log keep-alives. */
   stealth = false;
-  /** This instance's priority; the highest live one runs. */
+  /** This instance's priority; the highest live one runs, equal ones all pause. */
   priority = 0;
   /** Seconds our peering record lives without a keep-alive. */
   lifetime = 60;
-  /** Pause until the peering object exists. */
+  /** Pause until the peering object exists (`--peering NAME` sets it). */
   mandatory = false;
-  /** Disable peering. */
+  /** No Kopf peering at all, even if the peering CRD exists (Leases still work); always so now. */
   standalone = false;
   /** Cluster-wide (ClusterKopfPeering) rather than namespaced (KopfPeering) peering. */
   clusterwide = false;
+  /**
+   * One replica of the operator handles objects at a time, elected with a Lease (client-go's
+   * leader election); the others keep their caches warm and take over when it goes.
+   */
+  leaderElection = false;
+  /**
+   * `"auto"`, to come: every live replica handles a share of the objects, by a consistent hash
+   * ring over the replicas' Leases (not implemented yet: only `null` is accepted).
+   */
+  shards: "auto" | null = null;
+  /**
+   * The name of the leader election's Lease (`null`: `kopf-<name>`, from
+   * {@linkcode PeeringSettings.name}: `kopf-default`). Different operators in one namespace need
+   * different names.
+   */
+  leaseName: string | null = null;
+  /**
+   * The namespace of the Leases (`null`: the service account's in a pod, else the first
+   * namespace served, else `default`).
+   */
+  leaseNamespace: string | null = null;
+  /** Seconds a Lease is valid after its last renewal, as seen by the others (client-go: 15). */
+  leaseDuration = 15;
+  /** Seconds a holder keeps trying to renew before it gives up and stops (client-go: 10). */
+  renewDeadline = 10;
+  /** Seconds between attempts to acquire or renew, jittered by up to ×1.2 (client-go: 2). */
+  retryPeriod = 2;
+  /** Give the Lease up when stopping, so that another replica takes over at once. */
+  releaseOnCancel = true;
+  /**
+   * This operator's identity in the Lease (`null`: the pod name — `$POD_NAME`, else
+   * `$HOSTNAME`, else the host name — plus `_` and a random suffix).
+   */
+  identity: string | null = null;
+
+  /** Kopf's inverse of {@linkcode PeeringSettings.clusterwide}. */
+  get namespaced(): boolean {
+    return !this.clusterwide;
+  }
+
+  /** Kopf's inverse of {@linkcode PeeringSettings.clusterwide}. */
+  set namespaced(value: boolean) {
+    this.clusterwide = !value;
+  }
 
   /** Refuses unknown names and mistyped values (see the module docs). */
   constructor() {

@@ -84,7 +84,7 @@ Deno.test("settings refuse unknown names, naming the setting, the line and the r
   assert.equal(s.watching.idleTimeout, 70);
 });
 
-Deno.test("settings refuse values of the wrong type, and any change to peering and admission", () => {
+Deno.test("settings refuse values of the wrong type, and any change to admission", () => {
   const s = new Settings() as unknown as Record<string, Record<string, unknown>>;
   assert.throws(
     () => s.networking.qps = "50",
@@ -93,9 +93,25 @@ Deno.test("settings refuse values of the wrong type, and any change to peering a
   assert.throws(() => s.networking.qps = NaN, /not NaN/);
   assert.throws(() => s.posting.enabled = "no", /expects a boolean/);
   assert.throws(() => s.persistence.finalizer = 1, /expects a string/);
-  assert.throws(() => s.peering.priority = 100, /peering between operators is not implemented/);
   assert.throws(() => s.admission.managed = "my-op", /admission webhooks are not implemented/);
+});
+
+Deno.test("peering settings: leases implemented; Kopf's peering objects and shards refused", () => {
+  const s = new Settings();
   s.peering.standalone = true; // what every operator is today: may be said
   s.peering.priority = 0; // the value it holds
-  assert.equal(s.peering.standalone, true);
+  s.peering.leaderElection = true;
+  s.peering.leaseName = "my-operator";
+  s.peering.shards = null;
+  assert.deepEqual(
+    [s.peering.leaseDuration, s.peering.renewDeadline, s.peering.retryPeriod],
+    [15, 10, 2],
+  );
+  const raw = s as unknown as Record<string, Record<string, unknown>>;
+  assert.throws(() => raw.peering.priority = 100, /settings\.peering\.priority .*not implemented/);
+  assert.throws(() => raw.peering.namespaced = false, /peering\.clusterwide .*not implemented/);
+  assert.throws(() => raw.peering.shards = "auto", /sharding across replicas is not implemented/);
+  assert.throws(() => raw.peering.standalone = false, /every operator is standalone/);
+  assert.throws(() => raw.peering.leaderElection = "yes", /expects a boolean/);
+  assert.throws(() => raw.peering.leader_election = true, /use settings\.peering\.leaderElection/);
 });
