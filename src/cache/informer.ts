@@ -62,12 +62,11 @@ export interface InformerScope {
 }
 
 /** Settings shared by all informers of an {@linkcode Informers} registry. */
-export interface InformersOptions
-  extends
-    Omit<
-      ListAndWatchOptions,
-      "namespace" | "labelSelector" | "fieldSelector" | "shardSelector" | "signal"
-    > {
+export interface InformersOptions extends
+  Omit<
+    ListAndWatchOptions,
+    "namespace" | "labelSelector" | "fieldSelector" | "shardSelector" | "signal"
+  > {
   /**
    * Applied to every object before it is stored and announced; it may modify the object in
    * place. Default: {@linkcode stripManagedFields}.

@@ -186,6 +186,8 @@ function program(result: { code?: number }, options: MainOptions): Command {
     .option("-A, --all-namespaces", "the operator will serve all namespaces (the default)")
     .option("--name <name>", "name of the ServiceAccount, roles and bindings", "kopf-operator")
     .option("--service-account-namespace <ns>", "namespace of the ServiceAccount")
+    .option("--leader-election", "the operator runs with --leader-election: grant its Lease")
+    .option("--lease-namespace <ns>", "namespace of the Lease (default: the ServiceAccount's)")
     .option("--context <name>", "kubeconfig context for discovery")
     .option("--kubeconfig <path>", "kubeconfig file(s) for discovery");
   addLoggingOptions(rbac);
@@ -207,7 +209,13 @@ function program(result: { code?: number }, options: MainOptions): Command {
       operator,
       logging: loggingOptionsOf(flags),
       denoFlags: grantFlags(flags),
-      rbac: { name: flags.name, serviceAccountNamespace: flags.serviceAccountNamespace },
+      rbac: {
+        name: flags.name,
+        serviceAccountNamespace: flags.serviceAccountNamespace,
+        leases: flags.leaderElection || flags.leaseNamespace
+          ? { namespace: flags.leaseNamespace }
+          : undefined,
+      },
       exec: options.exec,
     });
   });

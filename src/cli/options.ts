@@ -31,6 +31,10 @@ export interface OperatorOptions {
   standalone?: boolean;
   /** Peering priority (`--dev` is 666). */
   priority?: number;
+  /** One replica handles objects at a time, elected with a Lease (`--leader-election`). */
+  leaderElection?: boolean;
+  /** The Lease's namespace (`--lease-namespace`). */
+  leaseNamespace?: string;
 }
 
 /** The raw values commander collects for the operator options. */
@@ -43,6 +47,8 @@ export interface RawOperatorFlags {
   standalone?: boolean;
   priority?: string;
   dev?: boolean;
+  leaderElection?: boolean;
+  leaseNamespace?: string;
   verbose?: boolean;
   debug?: boolean;
   quiet?: boolean;
@@ -100,7 +106,19 @@ export function addOperatorOptions(command: Command): Command {
     .addOption(
       new Option("-p, --priority <int>", "peering priority").env("KOPF_RUN_PRIORITY"),
     )
-    .option("--dev", "development mode: the same as --priority 666");
+    .option("--dev", "development mode: the same as --priority 666")
+    .addOption(
+      new Option(
+        "--leader-election",
+        "several replicas: one at a time handles objects, elected with a Lease",
+      ).env("KOPF_RUN_LEADER_ELECTION"),
+    )
+    .addOption(
+      new Option(
+        "--lease-namespace <ns>",
+        "namespace of the Lease (default: the pod's, else the first served, else default)",
+      ).env("KOPF_RUN_LEASE_NAMESPACE"),
+    );
 }
 
 /** Checks the operator flags and returns the options of the operator loop. */
@@ -140,6 +158,15 @@ export function operatorOptionsOf(flags: RawOperatorFlags): OperatorOptions {
       throw new UsageError("--dev and --priority cannot be used together");
     }
     options.priority = 666;
+  }
+  if (flags.leaderElection) options.leaderElection = true;
+  if (flags.leaseNamespace !== undefined) {
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(flags.leaseNamespace)) {
+      throw new UsageError(
+        `--lease-namespace must be a namespace name, not "${flags.leaseNamespace}"`,
+      );
+    }
+    options.leaseNamespace = flags.leaseNamespace;
   }
   return options;
 }

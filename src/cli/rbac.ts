@@ -37,7 +37,19 @@ export interface RbacOptions {
   serviceAccountNamespace?: string;
   /** Served namespace patterns (`-n`); none means cluster-wide. */
   namespaces?: string[];
+  /**
+   * Leader election is used (`--leader-election`): a Role for its Lease, in this namespace
+   * (default: the ServiceAccount's, which is where the operator in a pod keeps it).
+   */
+  leases?: { namespace?: string };
 }
+
+/** What leader election does with its Lease (client-go's verbs). */
+const LEASES_RULE: PolicyRule = {
+  apiGroups: ["coordination.k8s.io"],
+  resources: ["leases"],
+  verbs: ["get", "create", "update"],
+};
 
 /** One RBAC policy rule. */
 export interface PolicyRule {
@@ -91,7 +103,7 @@ const NAMESPACES_RULE: PolicyRule = {
 /**
  * The manifests: a ServiceAccount; for a cluster-wide operator (or namespace globs) one
  * ClusterRole with everything and its binding; for named namespaces a Role and RoleBinding in
- * each, plus a ClusterRole for what is cluster-scoped.
+ * each, plus a ClusterRole for what is cluster-scoped; with leader election, a Role for its Lease.
  *
  * @example
  * ```ts
@@ -154,6 +166,25 @@ export function rbacManifests(resources: RbacResource[], options: RbacOptions = 
         },
       );
     }
+  }
+  if (options.leases) {
+    const namespace = options.leases.namespace ?? saNamespace;
+    const leases = `${name}-leases`;
+    docs.push(
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "Role",
+        metadata: { name: leases, namespace },
+        rules: [LEASES_RULE],
+      },
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "RoleBinding",
+        metadata: { name: leases, namespace },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: leases },
+        subjects: [subject],
+      },
+    );
   }
   return docs;
 }

@@ -9,7 +9,7 @@
 import { type PostingTarget, withPostingTarget } from "../actions/posting.ts";
 import { processObject } from "../handling/cycle.ts";
 import type { CycleEnvironment } from "../handling/environment.ts";
-import type { ObjectKey } from "../kube/resource.ts";
+import type { KubeObject, ObjectKey } from "../kube/resource.ts";
 import { ObjectQueue, type ProcessResult, sequenceBackoff } from "../queue/object_queue.ts";
 import type { Location } from "./observation.ts";
 
@@ -21,34 +21,75 @@ export interface ProcessingOptions {
   readonly locate: (key: ObjectKey) => Location | undefined;
   /** Where Events of handlers go. */
   readonly posting: PostingTarget;
+  /** Whether this operator may handle the object now (absent: always; see `ProcessingGate`). */
+  readonly admits?: (key: ObjectKey, object: KubeObject | undefined) => boolean;
+}
+
+/** The operator's object queue, and how to signal the runs of objects it may no longer handle. */
+export interface Processing {
+  /** The queue. */
+  readonly queue: ObjectQueue;
+  /** Abort the signals of in-flight cycles of objects the gate no longer admits. */
+  revoke(): void;
 }
 
 /**
  * The operator's object queue: one cycle per key at a time, `queueing.workerLimit` at once,
  * `queueing.errorDelays` after a cycle fails for a framework reason.
  */
-export function objectQueue(options: ProcessingOptions): ObjectQueue {
+export function objectQueue(options: ProcessingOptions): Processing {
   const { queueing } = options.env.settings;
-  return new ObjectQueue({
+  // In-flight cycles, by key, with what revokes them (only with a gate).
+  const running = new Map<ObjectKey, { controller: AbortController; location: Location }>();
+  const queue = new ObjectQueue({
     name: "objects",
     concurrency: queueing.workerLimit ?? 1_000_000,
     backoff: sequenceBackoff(queueing.errorDelays),
     process: (key, signal) =>
-      withPostingTarget(options.posting, () => process(options, key, signal)),
+      withPostingTarget(options.posting, () => process(options, running, key, signal)),
   });
+  const revoke = () => {
+    for (const [key, { controller, location }] of running) {
+      if (options.admits?.(key, location.informer.store.get(key)) === false) {
+        controller.abort(new DOMException("This operator no longer handles it.", "AbortError"));
+      }
+    }
+  };
+  return { queue, revoke };
 }
 
 async function process(
   options: ProcessingOptions,
+  running: Map<ObjectKey, { controller: AbortController; location: Location }>,
   key: ObjectKey,
   signal: AbortSignal,
 ): Promise<ProcessResult | void> {
   const location = options.locate(key);
   if (!location) return;
+  const body = location.informer.store.get(key);
+  if (!options.admits) return cycle(options, key, location, body, signal);
+  // Queued while admitted, and no longer: another operator handles it now.
+  if (!options.admits(key, body)) return;
+  const controller = new AbortController();
+  running.set(key, { controller, location });
+  try {
+    return await cycle(options, key, location, body, AbortSignal.any([signal, controller.signal]));
+  } finally {
+    running.delete(key);
+  }
+}
+
+async function cycle(
+  options: ProcessingOptions,
+  key: ObjectKey,
+  location: Location,
+  body: KubeObject | undefined,
+  signal: AbortSignal,
+): Promise<ProcessResult | void> {
   const result = await processObject(options.env, {
     key,
     resource: location.resource,
-    body: location.informer.store.get(key),
+    body,
     signal,
   });
   return result.requeueAfter === undefined ? undefined : { requeueAfter: result.requeueAfter };

@@ -231,7 +231,7 @@ export class PeeringSettings {
   leaseDuration = 15;
   /** Seconds a holder keeps trying to renew before it gives up and stops (client-go: 10). */
   renewDeadline = 10;
-  /** Seconds between attempts to acquire or renew, jittered by up to ×1.2 (client-go: 2). */
+  /** Seconds between attempts to acquire or renew (client-go: 2; acquiring, +0–20 % jitter). */
   retryPeriod = 2;
   /** Give the Lease up when stopping, so that another replica takes over at once. */
   releaseOnCancel = true;
