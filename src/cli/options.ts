@@ -31,6 +31,8 @@ export interface OperatorOptions {
   standalone?: boolean;
   /** Peering priority (`--dev` is 666). */
   priority?: number;
+  /** Kopf's peering object name (`--peering`): peering is then mandatory. */
+  peering?: string;
   /** One replica handles objects at a time, elected with a Lease (`--leader-election`). */
   leaderElection?: boolean;
   /** The Lease's namespace (`--lease-namespace`). */
@@ -47,6 +49,7 @@ export interface RawOperatorFlags {
   standalone?: boolean;
   priority?: string;
   dev?: boolean;
+  peering?: string;
   leaderElection?: boolean;
   leaseNamespace?: string;
   verbose?: boolean;
@@ -104,6 +107,10 @@ export function addOperatorOptions(command: Command): Command {
         .env("KOPF_RUN_STANDALONE"),
     )
     .addOption(
+      new Option("-P, --peering <name>", "Kopf's peering object to use (then mandatory)")
+        .env("KOPF_RUN_PEERING"),
+    )
+    .addOption(
       new Option("-p, --priority <int>", "peering priority").env("KOPF_RUN_PRIORITY"),
     )
     .option("--dev", "development mode: the same as --priority 666")
@@ -158,6 +165,15 @@ export function operatorOptionsOf(flags: RawOperatorFlags): OperatorOptions {
       throw new UsageError("--dev and --priority cannot be used together");
     }
     options.priority = 666;
+  }
+  if (flags.peering !== undefined) {
+    if (!/^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/.test(flags.peering)) {
+      throw new UsageError(`--peering must be an object name, not "${flags.peering}"`);
+    }
+    if (flags.standalone) {
+      throw new UsageError("--peering and --standalone cannot be used together");
+    }
+    options.peering = flags.peering;
   }
   if (flags.leaderElection) options.leaderElection = true;
   if (flags.leaseNamespace !== undefined) {

@@ -1,7 +1,8 @@
 /**
- * The processing gates of peering (`handling/contracts.ts`'s `ProcessingGate`): which one an
- * operator runs for its settings, and the leader election's gate — open while this replica holds
- * the Lease, closed (caches warm, nothing handled) while another does.
+ * The processing gates of peering (`handling/contracts.ts`'s `ProcessingGate`): which ones an
+ * operator runs for its settings (Kopf's peering, `kopf.ts`; Lease leader election), and the
+ * leader election's gate — open while this replica holds the Lease, closed (caches warm, nothing
+ * handled) while another does.
  *
  * @module
  */
@@ -9,6 +10,8 @@
 import { getLogger } from "@logtape/logtape";
 import type { GateHooks, ProcessingGate } from "../handling/contracts.ts";
 import type { Settings } from "../settings/settings.ts";
+import type { KubeObject, ObjectKey } from "../kube/resource.ts";
+import { KopfPeeringGate } from "./kopf.ts";
 import { LeaderElector, timingProblem } from "./leases.ts";
 
 const logger = getLogger(["kopf", "peering"]);
@@ -22,8 +25,11 @@ export class PeeringError extends Error {
 }
 
 /**
- * The gate the settings ask for, or `undefined` (nothing configured: the reactor handles every
- * object, exactly as without peering). Throws a {@linkcode PeeringError} for impossible timings.
+ * The gate the settings ask for, or `undefined` (standalone and no leader election: the reactor
+ * handles every object, exactly as without peering). Kopf's peering is on unless
+ * `settings.peering.standalone` (`--standalone`); it then finds out at start whether the peering
+ * CRD and object exist (Kopf's auto-detection) and admits everything if not. Throws a
+ * {@linkcode PeeringError} for impossible Lease timings.
  *
  * @example
  * ```ts
@@ -31,17 +37,46 @@ export class PeeringError extends Error {
  * import { processingGate } from "./gates.ts";
  *
  * const settings = new Settings();
+ * settings.peering.standalone = true;
  * processingGate(settings); // undefined: every object is handled here
  * settings.peering.leaderElection = true;
- * processingGate(settings); // a LeaderGate: handled while this replica holds the Lease
+ * processingGate(settings); // handled while this replica holds the Lease
  * ```
  */
 export function processingGate(settings: Settings): ProcessingGate | undefined {
   const { peering } = settings;
-  if (!peering.leaderElection) return undefined;
-  const problem = timingProblem(peering);
-  if (problem) throw new PeeringError(problem);
-  return new LeaderGate();
+  const gates: ProcessingGate[] = [];
+  if (!peering.standalone) gates.push(new KopfPeeringGate(peering));
+  if (peering.leaderElection) {
+    const problem = timingProblem(peering);
+    if (problem) throw new PeeringError(problem);
+    gates.push(new LeaderGate());
+  }
+  return gates.length === 0 ? undefined : gates.length === 1 ? gates[0] : new AllGates(gates);
+}
+
+/** Several gates at once: an object is admitted when every gate admits it. */
+export class AllGates implements ProcessingGate {
+  readonly name: string;
+  readonly #gates: readonly ProcessingGate[];
+
+  /** All of `gates`. */
+  constructor(gates: readonly ProcessingGate[]) {
+    this.#gates = gates;
+    this.name = gates.map((g) => g.name).join("+");
+  }
+
+  async start(hooks: GateHooks): Promise<void> {
+    for (const gate of this.#gates) await gate.start(hooks);
+  }
+
+  admits(key: ObjectKey, object: KubeObject | undefined): boolean {
+    return this.#gates.every((gate) => gate.admits(key, object));
+  }
+
+  async stop(): Promise<void> {
+    for (const gate of this.#gates) await gate.stop();
+  }
 }
 
 /** This replica's identity in a Lease: the pod's name (or host name) and a random suffix. */

@@ -78,10 +78,15 @@ export interface RunOptions {
   ready?: () => void | Promise<void>;
   /** Serve the health endpoint (probes, readiness) at this URL, e.g. `http://0.0.0.0:8080/healthz`. */
   liveness?: string;
-  /** Accepted for the CLI (Kopf's peering objects are not implemented: always standalone). */
+  /** No Kopf peering (sets `settings.peering.standalone`; `--standalone`). */
   standalone?: boolean;
-  /** Accepted for the CLI (Kopf's peering priority; not implemented: only 0 is accepted). */
+  /** Kopf's peering priority (sets `settings.peering.priority`; `--priority`, `--dev`: 666). */
   priority?: number;
+  /**
+   * The Kopf peering object's name; peering is then mandatory: paused while it is absent (sets
+   * `settings.peering.name` and `.mandatory`; `--peering`).
+   */
+  peering?: string;
   /**
    * One replica handles objects at a time, elected with a Lease (sets
    * `settings.peering.leaderElection`; docs/peering.md).
@@ -322,6 +327,12 @@ class Operator {
     // The three stages refer to each other (events → queue → worker → the observed caches):
     // each calls the others only once the operator runs, after all three exist.
     // Peering, if configured, decides what this operator handles (caches stay warm regardless).
+    if (this.#options.standalone) settings.peering.standalone = true;
+    if (this.#options.priority !== undefined) settings.peering.priority = this.#options.priority;
+    if (this.#options.peering) {
+      settings.peering.name = this.#options.peering;
+      settings.peering.mandatory = true;
+    }
     if (this.#options.leaderElection) settings.peering.leaderElection = true;
     if (this.#options.leaseNamespace) {
       settings.peering.leaseNamespace = this.#options.leaseNamespace;

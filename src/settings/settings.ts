@@ -40,24 +40,11 @@ const NOT_YET: Readonly<Record<string, string>> = {
   admission: "admission webhooks are not implemented",
 };
 
-/** Kopf's peering objects are not implemented yet (docs/peering.md): only the current values. */
-const KOPF_PEERING = "Kopf's peering objects (KopfPeering) are not implemented yet; " +
-  "for several replicas use settings.peering.leaderElection";
-
 /** Single settings not implemented yet: only their current values are accepted. */
 const NOT_YET_KEYS: Readonly<Record<string, string>> = {
-  "peering.name": KOPF_PEERING,
-  "peering.priority": KOPF_PEERING,
-  "peering.lifetime": KOPF_PEERING,
-  "peering.mandatory": KOPF_PEERING,
-  "peering.clusterwide": KOPF_PEERING,
-  "peering.stealth": KOPF_PEERING,
   "peering.shards": "sharding across replicas is not implemented yet; " +
     "use settings.peering.leaderElection",
 };
-
-/** What may be said of the not-yet settings anyway: the truth (no Kopf peering runs). */
-const ALWAYS_TRUE = "peering.standalone";
 
 const camel = (name: string) => name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
 
@@ -73,9 +60,6 @@ function refusal(group: string, key: string, current: unknown, value: unknown): 
   if (NOT_YET[group] && !Object.is(current, value)) return NOT_YET[group];
   const notYet = NOT_YET_KEYS[`${group}.${key}`];
   if (notYet && !Object.is(current, value)) return notYet;
-  if (`${group}.${key}` === ALWAYS_TRUE && value !== true && !Object.is(current, value)) {
-    return "Kopf's peering objects are not implemented yet: every operator is standalone";
-  }
   // Numbers may be null (no limit) and arrays (a range); other primitives keep their type.
   if (was === "number" && !["number", "null", "array"].includes(is)) return `expects a number`;
   if (is === "number" && Number.isNaN(value)) return "expects a number, not NaN";
@@ -176,18 +160,18 @@ export class PostingSettings {
 }
 
 /**
- * Peering between operator instances. Implemented: Lease leader election for several replicas
- * of one operator (`leaderElection` and the `lease*`/timing settings; docs/peering.md). Not yet:
- * Kopf's peering objects (`KopfPeering`: `name`, `priority`, `lifetime`, `mandatory`,
- * `clusterwide`, `stealth`) and sharding (`shards`) — only their current values are accepted.
+ * Peering between operator instances: Kopf's peering objects (`KopfPeering`/`ClusterKopfPeering`:
+ * the highest priority runs, equal ones all pause; compatible with Python Kopf), and Lease leader
+ * election for several replicas of one operator (docs/peering.md). Sharding (`shards`) is not
+ * implemented yet: only `null` is accepted.
  *
  * @example
  * ```ts
  * import * as kopf from "@kopf/kopf";
  *
  * kopf.on.startup(function configure({ settings }) {
- *   settings.peering.leaderElection = true; // one replica at a time handles objects
- *   settings.peering.leaseName = "my-operator"; // the Lease's name (one per operator)
+ *   settings.peering.priority = 100; // Kopf's peering: operators with less pause for this one
+ *   settings.peering.leaderElection = true; // and one replica at a time handles objects
  * });
  * ```
  */
@@ -202,7 +186,7 @@ export class PeeringSettings {
   lifetime = 60;
   /** Pause until the peering object exists (`--peering NAME` sets it). */
   mandatory = false;
-  /** No Kopf peering at all, even if the peering CRD exists (Leases still work); always so now. */
+  /** No Kopf peering at all, even if the peering CRD exists (Leases still work). */
   standalone = false;
   /** Cluster-wide (ClusterKopfPeering) rather than namespaced (KopfPeering) peering. */
   clusterwide = false;
@@ -236,7 +220,8 @@ export class PeeringSettings {
   /** Give the Lease up when stopping, so that another replica takes over at once. */
   releaseOnCancel = true;
   /**
-   * This operator's identity in the Lease (`null`: the pod name — `$POD_NAME`, else
+   * This operator's identity in peering records and Leases (`null`: for peering Kopf's —
+   * `$POD_ID`, else `user@host/<time>/<random>`; for Leases the pod name — `$POD_NAME`, else
    * `$HOSTNAME`, else the host name — plus `_` and a random suffix).
    */
   identity: string | null = null;

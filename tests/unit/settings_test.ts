@@ -96,10 +96,13 @@ Deno.test("settings refuse values of the wrong type, and any change to admission
   assert.throws(() => s.admission.managed = "my-op", /admission webhooks are not implemented/);
 });
 
-Deno.test("peering settings: leases implemented; Kopf's peering objects and shards refused", () => {
+Deno.test("peering settings: Kopf's and the Lease's accepted; shards refused (not implemented)", () => {
   const s = new Settings();
-  s.peering.standalone = true; // what every operator is today: may be said
-  s.peering.priority = 0; // the value it holds
+  s.peering.priority = 100;
+  s.peering.name = "example";
+  s.peering.standalone = true;
+  s.peering.namespaced = false; // Kopf's inverse of clusterwide
+  assert.equal(s.peering.clusterwide, true);
   s.peering.leaderElection = true;
   s.peering.leaseName = "my-operator";
   s.peering.shards = null;
@@ -108,10 +111,8 @@ Deno.test("peering settings: leases implemented; Kopf's peering objects and shar
     [15, 10, 2],
   );
   const raw = s as unknown as Record<string, Record<string, unknown>>;
-  assert.throws(() => raw.peering.priority = 100, /settings\.peering\.priority .*not implemented/);
-  assert.throws(() => raw.peering.namespaced = false, /peering\.clusterwide .*not implemented/);
   assert.throws(() => raw.peering.shards = "auto", /sharding across replicas is not implemented/);
-  assert.throws(() => raw.peering.standalone = false, /every operator is standalone/);
+  assert.throws(() => raw.peering.priority = "high", /expects a number/);
   assert.throws(() => raw.peering.leaderElection = "yes", /expects a boolean/);
   assert.throws(() => raw.peering.leader_election = true, /use settings\.peering\.leaderElection/);
 });
