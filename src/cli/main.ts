@@ -201,6 +201,7 @@ function program(result: { code?: number }, options: MainOptions): Command {
     .option("--name <name>", "name of the ServiceAccount, roles and bindings", "kopf-operator")
     .option("--service-account-namespace <ns>", "namespace of the ServiceAccount")
     .option("--leader-election", "the operator runs with --leader-election: grant its Lease")
+    .option("--shards <mode>", "the operator runs with --shards: grant its shard Leases")
     .option("--lease-namespace <ns>", "namespace of the Lease (default: the ServiceAccount's)")
     .option("--context <name>", "kubeconfig context for discovery")
     .option("--kubeconfig <path>", "kubeconfig file(s) for discovery");
@@ -226,7 +227,7 @@ function program(result: { code?: number }, options: MainOptions): Command {
       rbac: {
         name: flags.name,
         serviceAccountNamespace: flags.serviceAccountNamespace,
-        leases: flags.leaderElection || flags.leaseNamespace
+        leases: flags.leaderElection || flags.shards || flags.leaseNamespace
           ? { namespace: flags.leaseNamespace }
           : undefined,
       },

@@ -37,6 +37,8 @@ export interface OperatorOptions {
   leaderElection?: boolean;
   /** The Lease's namespace (`--lease-namespace`). */
   leaseNamespace?: string;
+  /** Shard objects across the live replicas (`--shards auto`). */
+  shards?: "auto";
 }
 
 /** The raw values commander collects for the operator options. */
@@ -52,6 +54,7 @@ export interface RawOperatorFlags {
   peering?: string;
   leaderElection?: boolean;
   leaseNamespace?: string;
+  shards?: string;
   verbose?: boolean;
   debug?: boolean;
   quiet?: boolean;
@@ -125,6 +128,12 @@ export function addOperatorOptions(command: Command): Command {
         "--lease-namespace <ns>",
         "namespace of the Lease (default: the pod's, else the first served, else default)",
       ).env("KOPF_RUN_LEASE_NAMESPACE"),
+    )
+    .addOption(
+      new Option(
+        "--shards <mode>",
+        "several replicas: each handles a share of the objects (auto: by their shard Leases)",
+      ).env("KOPF_RUN_SHARDS"),
     );
 }
 
@@ -176,6 +185,15 @@ export function operatorOptionsOf(flags: RawOperatorFlags): OperatorOptions {
     options.peering = flags.peering;
   }
   if (flags.leaderElection) options.leaderElection = true;
+  if (flags.shards !== undefined) {
+    if (flags.shards !== "auto") {
+      throw new UsageError(`--shards must be "auto", not "${flags.shards}"`);
+    }
+    if (flags.leaderElection) {
+      throw new UsageError("--shards and --leader-election cannot be used together");
+    }
+    options.shards = "auto";
+  }
   if (flags.leaseNamespace !== undefined) {
     if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(flags.leaseNamespace)) {
       throw new UsageError(

@@ -38,17 +38,17 @@ export interface RbacOptions {
   /** Served namespace patterns (`-n`); none means cluster-wide. */
   namespaces?: string[];
   /**
-   * Leader election is used (`--leader-election`): a Role for its Lease, in this namespace
+   * Leader election or sharding is used: a Role for their Leases, in this namespace
    * (default: the ServiceAccount's, which is where the operator in a pod keeps it).
    */
   leases?: { namespace?: string };
 }
 
-/** What leader election does with its Lease (client-go's verbs). */
+/** What leader election (get, create, update) and sharding (also list, delete) do with Leases. */
 const LEASES_RULE: PolicyRule = {
   apiGroups: ["coordination.k8s.io"],
   resources: ["leases"],
-  verbs: ["get", "create", "update"],
+  verbs: ["get", "list", "create", "update", "delete"],
 };
 
 /** One RBAC policy rule. */

@@ -102,9 +102,9 @@ export class DaemonsEngine implements BackgroundEngine {
     });
   }
 
-  release(key: ObjectKey, resource: Resource): void {
+  release(key: ObjectKey, resource: Resource): Promise<unknown> | void {
     if (!this.#spawning?.serves(resource)) return;
-    void this.#spawning.release(key);
+    return this.#spawning.release(key);
   }
 
   cycle(input: EngineCycleInput): EngineVerdict {

@@ -104,7 +104,7 @@ export interface BackgroundEngine {
    */
   readonly handles?: boolean;
   /** This operator no longer handles the object (the gate closed): stop what runs for it. */
-  release?(key: ObjectKey, resource: Resource): void;
+  release?(key: ObjectKey, resource: Resource): void | Promise<unknown>;
   /** This engine's indexes by id (merged into every handler's `indices`). */
   indices?(): Readonly<Record<string, unknown>>;
   /** Called when the operator stops, before the client is closed. */
@@ -124,8 +124,10 @@ export interface GateHooks {
   /**
    * What the gate admits has changed: the reactor signals the in-flight handlers of objects no
    * longer admitted, stops their daemons and timers, and queues every admitted cached object.
+   * Resolves once the handling of the objects no longer admitted has ended (a hand-over may go
+   * on then).
    */
-  changed(): void;
+  changed(): Promise<void>;
 }
 
 /**

@@ -13,6 +13,7 @@ import type { Settings } from "../settings/settings.ts";
 import type { KubeObject, ObjectKey } from "../kube/resource.ts";
 import { KopfPeeringGate } from "./kopf.ts";
 import { LeaderElector, timingProblem } from "./leases.ts";
+import { ShardGate } from "./shards.ts";
 
 const logger = getLogger(["kopf", "peering"]);
 
@@ -47,11 +48,18 @@ export function processingGate(settings: Settings): ProcessingGate | undefined {
   const { peering } = settings;
   const gates: ProcessingGate[] = [];
   if (!peering.standalone) gates.push(new KopfPeeringGate(peering));
-  if (peering.leaderElection) {
+  if (peering.leaderElection || peering.shards) {
     const problem = timingProblem(peering);
     if (problem) throw new PeeringError(problem);
-    gates.push(new LeaderGate());
   }
+  if (peering.leaderElection && peering.shards) {
+    throw new PeeringError(
+      "settings.peering.leaderElection and .shards cannot be used together: one replica " +
+        "handles everything, or each handles a share",
+    );
+  }
+  if (peering.leaderElection) gates.push(new LeaderGate());
+  if (peering.shards === "auto") gates.push(new ShardGate(peering));
   return gates.length === 0 ? undefined : gates.length === 1 ? gates[0] : new AllGates(gates);
 }
 
@@ -144,7 +152,7 @@ export class LeaderGate implements ProcessingGate {
       leaseDuration: peering.leaseDuration,
       renewDeadline: peering.renewDeadline,
       retryPeriod: peering.retryPeriod,
-      onChange: () => hooks.changed(),
+      onChange: () => void hooks.changed(),
     });
     // Renewed until stop(), after handling has drained: the Lease covers the drain too.
     this.#campaign = this.#elector.run(this.#stop.signal).catch((error) => {

@@ -440,6 +440,6 @@ export class KopfPeeringGate implements ProcessingGate {
     this.#paused = paused;
     if (paused) this.#pausedForPeers = true;
     else if (this.#pausedForPeers) logger.info("Resuming operations after the pause.");
-    this.#hooks?.changed();
+    void this.#hooks?.changed();
   }
 }

@@ -29,8 +29,11 @@ export interface ProcessingOptions {
 export interface Processing {
   /** The queue. */
   readonly queue: ObjectQueue;
-  /** Abort the signals of in-flight cycles of objects the gate no longer admits. */
-  revoke(): void;
+  /**
+   * Abort the signals of in-flight cycles of objects the gate no longer admits; resolves when
+   * they have ended.
+   */
+  revoke(): Promise<void>;
 }
 
 /**
@@ -40,7 +43,7 @@ export interface Processing {
 export function objectQueue(options: ProcessingOptions): Processing {
   const { queueing } = options.env.settings;
   // In-flight cycles, by key, with what revokes them (only with a gate).
-  const running = new Map<ObjectKey, { controller: AbortController; location: Location }>();
+  const running = new Map<ObjectKey, Run>();
   const queue = new ObjectQueue({
     name: "objects",
     concurrency: queueing.workerLimit ?? 1_000_000,
@@ -48,19 +51,29 @@ export function objectQueue(options: ProcessingOptions): Processing {
     process: (key, signal) =>
       withPostingTarget(options.posting, () => process(options, running, key, signal)),
   });
-  const revoke = () => {
-    for (const [key, { controller, location }] of running) {
+  const revoke = async () => {
+    const ending: Promise<unknown>[] = [];
+    for (const [key, { controller, location, done }] of running) {
       if (options.admits?.(key, location.informer.store.get(key)) === false) {
         controller.abort(new DOMException("This operator no longer handles it.", "AbortError"));
+        ending.push(done);
       }
     }
+    await Promise.allSettled(ending);
   };
   return { queue, revoke };
 }
 
+/** An in-flight cycle (with a gate): what revokes it, and its end. */
+interface Run {
+  readonly controller: AbortController;
+  readonly location: Location;
+  readonly done: Promise<unknown>;
+}
+
 async function process(
   options: ProcessingOptions,
-  running: Map<ObjectKey, { controller: AbortController; location: Location }>,
+  running: Map<ObjectKey, Run>,
   key: ObjectKey,
   signal: AbortSignal,
 ): Promise<ProcessResult | void> {
@@ -71,9 +84,10 @@ async function process(
   // Queued while admitted, and no longer: another operator handles it now.
   if (!options.admits(key, body)) return;
   const controller = new AbortController();
-  running.set(key, { controller, location });
+  const done = cycle(options, key, location, body, AbortSignal.any([signal, controller.signal]));
+  running.set(key, { controller, location, done });
   try {
-    return await cycle(options, key, location, body, AbortSignal.any([signal, controller.signal]));
+    return await done;
   } finally {
     running.delete(key);
   }

@@ -94,6 +94,11 @@ export interface RunOptions {
   leaderElection?: boolean;
   /** The Lease's namespace (sets `settings.peering.leaseNamespace`). */
   leaseNamespace?: string;
+  /**
+   * `"auto"`: every live replica handles a share of the objects (sets
+   * `settings.peering.shards`; docs/peering.md).
+   */
+  shards?: "auto";
 }
 
 /** What the framework's own tests and benchmarks may pass besides {@linkcode RunOptions}. */
@@ -196,12 +201,13 @@ class Operator {
   /**
    * The gate opened or closed: in-flight cycles of objects no longer admitted are signalled and
    * their daemons and timers stopped; every admitted cached object is queued (its daemons and
-   * timers spawned), as if just listed.
+   * timers spawned), as if just listed. Resolves when the handling of those no longer admitted
+   * has ended.
    */
-  #regate(connected: Connected): void {
+  async #regate(connected: Connected): Promise<void> {
     const { gate, processing, queue, observation } = connected;
     if (!gate || this.#stop.signal.aborted) return;
-    processing.revoke();
+    const ending: Promise<unknown>[] = [processing.revoke()];
     const handling = this.#engines.filter((engine) => engine.handles);
     for (const { key, resource, object } of observation.cached()) {
       const admitted = gate.admits(key, object);
@@ -209,13 +215,14 @@ class Operator {
         try {
           if (admitted) {
             engine.onEvent?.({ key, resource, type: "MODIFIED", object, initial: true });
-          } else engine.release?.(key, resource);
+          } else ending.push(Promise.resolve(engine.release?.(key, resource)));
         } catch (error) {
           logger.error("A background engine failed on a hand-over: {error}", { error });
         }
       }
       if (admitted) queue.add(key);
     }
+    await Promise.allSettled(ending);
   }
 
   #indices(): Readonly<Record<string, unknown>> {
@@ -334,6 +341,7 @@ class Operator {
       settings.peering.mandatory = true;
     }
     if (this.#options.leaderElection) settings.peering.leaderElection = true;
+    if (this.#options.shards) settings.peering.shards = this.#options.shards;
     if (this.#options.leaseNamespace) {
       settings.peering.leaseNamespace = this.#options.leaseNamespace;
     }

@@ -40,10 +40,10 @@ const NOT_YET: Readonly<Record<string, string>> = {
   admission: "admission webhooks are not implemented",
 };
 
-/** Single settings not implemented yet: only their current values are accepted. */
-const NOT_YET_KEYS: Readonly<Record<string, string>> = {
-  "peering.shards": "sharding across replicas is not implemented yet; " +
-    "use settings.peering.leaderElection",
+/** Settings that take one of a few values, with the refusal for any other. */
+const CHOICES: Readonly<Record<string, (value: unknown) => string | undefined>> = {
+  "peering.shards": (value) =>
+    value === null || value === "auto" ? undefined : `expects "auto" or null`,
 };
 
 const camel = (name: string) => name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -58,8 +58,8 @@ function refusal(group: string, key: string, current: unknown, value: unknown): 
   const kind = (v: unknown) => v === null ? "null" : Array.isArray(v) ? "array" : typeof v;
   const [was, is] = [kind(current), kind(value)];
   if (NOT_YET[group] && !Object.is(current, value)) return NOT_YET[group];
-  const notYet = NOT_YET_KEYS[`${group}.${key}`];
-  if (notYet && !Object.is(current, value)) return notYet;
+  const choice = CHOICES[`${group}.${key}`];
+  if (choice) return choice(value);
   // Numbers may be null (no limit) and arrays (a range); other primitives keep their type.
   if (was === "number" && !["number", "null", "array"].includes(is)) return `expects a number`;
   if (is === "number" && Number.isNaN(value)) return "expects a number, not NaN";
@@ -162,8 +162,7 @@ export class PostingSettings {
 /**
  * Peering between operator instances: Kopf's peering objects (`KopfPeering`/`ClusterKopfPeering`:
  * the highest priority runs, equal ones all pause; compatible with Python Kopf), and Lease leader
- * election for several replicas of one operator (docs/peering.md). Sharding (`shards`) is not
- * implemented yet: only `null` is accepted.
+ * election or sharding for several replicas of one operator (docs/peering.md).
  *
  * @example
  * ```ts
@@ -196,14 +195,14 @@ export class PeeringSettings {
    */
   leaderElection = false;
   /**
-   * `"auto"`, to come: every live replica handles a share of the objects, by a consistent hash
-   * ring over the replicas' Leases (not implemented yet: only `null` is accepted).
+   * `"auto"`: every live replica handles a share of the objects, by a consistent hash ring over
+   * the replicas' shard Leases on the 64-bit FNV-1a hash of `metadata.uid` (`null`: no sharding).
    */
   shards: "auto" | null = null;
   /**
-   * The name of the leader election's Lease (`null`: `kopf-<name>`, from
-   * {@linkcode PeeringSettings.name}: `kopf-default`). Different operators in one namespace need
-   * different names.
+   * The name of the leader election's Lease, and the ring name (label value) of the shard Leases
+   * (`null`: `kopf-<name>`, from {@linkcode PeeringSettings.name}: `kopf-default`). Different
+   * operators in one namespace need different names.
    */
   leaseName: string | null = null;
   /**

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { peersOf, verdict } from "../../src/peering/kopf.ts";
 import { timingProblem } from "../../src/peering/leases.ts";
+import { admittedIntervals, fnv1a64, Ring } from "../../src/peering/shards.ts";
 import { processingGate } from "../../src/peering/gates.ts";
 import { Settings } from "../../src/settings/settings.ts";
 import { rbacManifests } from "../../src/cli/rbac.ts";
@@ -85,7 +86,7 @@ Deno.test("kopf rbac with leader election grants the Lease in its namespace", ()
     rules: [{
       apiGroups: ["coordination.k8s.io"],
       resources: ["leases"],
-      verbs: ["get", "create", "update"],
+      verbs: ["get", "list", "create", "update", "delete"],
     }],
   });
   const elsewhere = rbacManifests(resources, { namespaces: ["ops"], leases: { namespace: "x" } });
@@ -106,4 +107,57 @@ Deno.test("the CLI's peering flags: --peering, --leader-election, --lease-namesp
     /--peering and --standalone cannot be used together/,
   );
   assert.throws(() => operatorOptionsOf({ leaseNamespace: "a/b" }), /--lease-namespace must be/);
+});
+
+Deno.test("FNV-1a 64 over metadata.uid: the hash kube-apiserver's shardRange uses", () => {
+  // Checked against kube-apiserver v1.36.3 with ShardedListAndWatch: this uid was listed by
+  // shardRange(object.metadata.uid, '0x0000000000000000', '0x8000000000000000'), and
+  // a6b…'s hash is above the middle.
+  assert.equal(fnv1a64("d4077920-be17-49dc-9ce2-14900c8642a9"), 0x2a3be766c3793c51n);
+  assert.equal(fnv1a64(""), 0xcbf29ce484222325n);
+});
+
+Deno.test("the ring splits 600 uids over 3 members within ±20 %, and hand-overs never admit one hash twice", () => {
+  const uids = Array.from({ length: 600 }, () => crypto.randomUUID());
+  const members = ["pod-a_1", "pod-b_2", "pod-c_3"];
+  const ring = new Ring(members);
+  const counts = new Map<string, number>();
+  for (const uid of uids) {
+    const owner = ring.owner(fnv1a64(uid))!;
+    counts.set(owner, (counts.get(owner) ?? 0) + 1);
+  }
+  for (const m of members) {
+    const share = (counts.get(m) ?? 0) / 200;
+    assert.ok(share > 0.8 && share < 1.2, `${m}: ${counts.get(m)} of 600`);
+  }
+  // Stable: every member admits exactly its own under the shared view.
+  const views = new Map(members.map((m) => [m, ring]));
+  const admitted = (me: string, published: Map<string, Ring>) =>
+    admittedIntervals(me, published.get(me)!, new Map([...published].filter(([m]) => m !== me)));
+  const inside = (intervals: [bigint, bigint][], h: bigint) =>
+    intervals.some(([s, e]) => h >= s && h < e);
+  const check = (published: Map<string, Ring>) => {
+    const sets = [...published.keys()].map((m) => admitted(m, published));
+    for (const uid of uids) {
+      const h = fnv1a64(uid);
+      const n = sets.filter((set) => inside(set, h)).length;
+      assert.ok(n <= 1, `${uid} admitted by ${n} members`);
+    }
+    return sets;
+  };
+  const stable = check(views);
+  for (const uid of uids) {
+    assert.equal(stable.filter((set) => inside(set, fnv1a64(uid))).length, 1);
+  }
+  // A fourth joins with the new view while the others still publish the old one: it gets nothing
+  // of theirs; once they publish the new view too, every hash has exactly one owner again.
+  const four = new Ring([...members, "pod-d_4"]);
+  const joining = new Map([...views, ["pod-d_4", four]]);
+  const during = check(joining);
+  assert.equal(during.at(-1)!.length, 0, "the newcomer takes nothing still claimed");
+  const moved = new Map([...joining].map(([m]) => [m, four]));
+  const after = check(moved);
+  for (const uid of uids) {
+    assert.equal(after.filter((set) => inside(set, fnv1a64(uid))).length, 1);
+  }
 });

@@ -96,7 +96,7 @@ Deno.test("settings refuse values of the wrong type, and any change to admission
   assert.throws(() => s.admission.managed = "my-op", /admission webhooks are not implemented/);
 });
 
-Deno.test("peering settings: Kopf's and the Lease's accepted; shards refused (not implemented)", () => {
+Deno.test("peering settings: Kopf's, the Lease's and shards; shards only 'auto' or null", () => {
   const s = new Settings();
   s.peering.priority = 100;
   s.peering.name = "example";
@@ -111,7 +111,8 @@ Deno.test("peering settings: Kopf's and the Lease's accepted; shards refused (no
     [15, 10, 2],
   );
   const raw = s as unknown as Record<string, Record<string, unknown>>;
-  assert.throws(() => raw.peering.shards = "auto", /sharding across replicas is not implemented/);
+  s.peering.shards = "auto";
+  assert.throws(() => raw.peering.shards = 3, /settings\.peering\.shards .*expects "auto" or null/);
   assert.throws(() => raw.peering.priority = "high", /expects a number/);
   assert.throws(() => raw.peering.leaderElection = "yes", /expects a boolean/);
   assert.throws(() => raw.peering.leader_election = true, /use settings\.peering\.leaderElection/);
