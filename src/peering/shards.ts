@@ -171,6 +171,8 @@ export class ShardGate implements ProcessingGate {
   /** Other members' Leases as last seen, and when they were seen to change (this clock). */
   readonly #seen = new Map<string, { key: string; at: number; lease: Lease }>();
   readonly #hashes = new Map<string, bigint>();
+  /** Other members' last readable published views. */
+  readonly #views = new Map<string, string[]>();
   #task: Promise<void> | undefined;
 
   /** A gate for these settings; nothing happens until {@linkcode ShardGate.start}. */
@@ -280,23 +282,30 @@ export class ShardGate implements ProcessingGate {
       const at = this.#seen.get(holder)!.at;
       const duration = (lease.spec?.leaseDurationSeconds ?? s.leaseDuration) * 1000;
       if (at + duration <= now) continue; // expired by this clock: its claims are void
-      let view: string[] = [];
+      let view: string[];
       try {
         const raw = (lease.metadata as { annotations?: Record<string, string> }).annotations
           ?.[VIEW_ANNOTATION];
         view = raw ? JSON.parse(raw) : [];
         if (!Array.isArray(view)) throw new TypeError("not a list");
+        this.#views.set(holder, view.map(String));
       } catch {
+        // Its holder may still handle what its last readable view gave it (or, never seen, all).
+        view = this.#views.get(holder) ?? [holder];
         logger.warn(
           "Sharding: the Lease {lease} has an unreadable {annotation} (edited by hand?); " +
-            "treating it as claiming nothing new.",
+            "taking it to claim what it claimed before.",
           { lease: lease.metadata.name, annotation: VIEW_ANNOTATION },
         );
-        view = [];
       }
       live.set(holder, new Ring(view.map(String)));
     }
-    for (const holder of this.#seen.keys()) if (!present.has(holder)) this.#seen.delete(holder);
+    for (const holder of this.#seen.keys()) {
+      if (!present.has(holder)) {
+        this.#seen.delete(holder);
+        this.#views.delete(holder);
+      }
+    }
     const members = [this.#identity, ...live.keys()].sort();
     const target = new Ring(members);
     if (target.members.join("\n") !== this.#view.members.join("\n")) {
