@@ -35,9 +35,14 @@ export interface FreezeOptions {
  * exit 1).
  *
  * @example
- * ```ts ignore
- * await freezeCommand({ command: "freeze", lifetime: 60, namespaces: ["default"] });
- * await freezeCommand({ command: "resume", namespaces: ["default"] });
+ * ```ts
+ * import { freezeCommand } from "./freeze.ts";
+ *
+ * async function maintenance(work: () => Promise<void>): Promise<void> {
+ *   await freezeCommand({ command: "freeze", lifetime: 600, namespaces: ["default"] });
+ *   await work(); // the operators peering in "default" are paused meanwhile
+ *   await freezeCommand({ command: "resume", namespaces: ["default"] });
+ * }
  * ```
  */
 export async function freezeCommand(options: FreezeOptions): Promise<number> {

@@ -109,18 +109,15 @@ function microTime(ms: number): string {
  * import { KubeClient } from "../kube/client.ts";
  * import { LeaderElector } from "./leases.ts";
  *
- * const client = await KubeClient.connect();
- * const elector = new LeaderElector({
- *   client, namespace: "default", name: "my-operator", identity: "pod-1_x7k2",
- *   leaseDuration: 15, renewDeadline: 10, retryPeriod: 2,
- *   onChange: (leading) => console.log(leading ? "leading" : "standing by"),
- * });
- * const stop = new AbortController();
- * const campaign = elector.run(stop.signal);
- * // … later:
- * stop.abort();
- * await campaign;
- * await elector.release(); // the next replica takes over at once
+ * async function campaign(client: KubeClient, stop: AbortSignal): Promise<void> {
+ *   const elector = new LeaderElector({
+ *     client, namespace: "default", name: "my-operator", identity: "pod-1_x7k2",
+ *     leaseDuration: 15, renewDeadline: 10, retryPeriod: 2,
+ *     onChange: (leading) => console.log(leading ? "leading" : "standing by"),
+ *   });
+ *   await elector.run(stop); // until stopped
+ *   await elector.release(); // the next replica takes over at once
+ * }
  * ```
  */
 export class LeaderElector {
