@@ -271,6 +271,20 @@ export class KopfPeeringGate implements ProcessingGate {
           await hooks.client.request("GET", objectPath(target, namespace));
           exists = true;
         } catch (error) {
+          if (error instanceof ApiError && error.status === 403) {
+            // Auto-detection must not stop an operator that was never granted peering.
+            logger.warn(
+              "Kopf's peering: no permission to read {kind} {name}{where} ({message}); running " +
+                "standalone (grant get/list/watch/patch on it, or pass --standalone).",
+              {
+                kind,
+                name: s.name,
+                where: namespace ? ` in ${namespace}` : "",
+                message: error.serverMessage,
+              },
+            );
+            return false;
+          }
           if (!(error instanceof ApiError) || error.status !== 404) throw error;
         }
       }
