@@ -206,6 +206,9 @@ Deno.test("leader election: a Lease edited by hand or deleted — one clear line
     const other = first === "a" ? "b" : "a";
     await create(ns, "before");
     assert.equal(await handledBy(ns, "before"), first);
+    // A slow handler is running on the leader when it loses the Lease: it is signalled.
+    await create(ns, "slow", { ms: 20_000 });
+    await replicas.get(first)!.waitForOutput(/run-start slow /, { timeout: 30 });
 
     // An intruder takes the Lease by hand, with a renewTime an hour off (clock skew): the leader
     // steps down; the other sees the skew, and still waits a whole lease duration by its clock.
@@ -223,6 +226,9 @@ Deno.test("leader election: a Lease edited by hand or deleted — one clear line
       /Lease \S+ is held by intruder, not by this replica \(edited by hand\?\); stepping down/,
       { timeout: 15 },
     );
+    await replicas.get(first)!.waitForOutput(new RegExp(`signalled slow ${first} `), {
+      timeout: 10,
+    });
     await replicas.get(other)!.waitForOutput(
       /of intruder has renewTime .* off this replica's clock/,
       {
@@ -237,6 +243,8 @@ Deno.test("leader election: a Lease edited by hand or deleted — one clear line
     const next = await leader(replicas, 30);
     assert.ok(Date.now() - editAt >= 14_000, "taken over before the intruder's lease expired");
     assert.equal(await handledBy(ns, "during"), next);
+    // The slow object is finished by the next leader (after the first run was cut short).
+    assert.equal(await handledBy(ns, "slow", 60), next);
 
     // The Lease deleted by hand: the leader creates it again and keeps leading; the other, which
     // may see it absent meanwhile, does not take it (it would lead while the leader still does).
@@ -257,8 +265,8 @@ Deno.test("leader election: a Lease edited by hand or deleted — one clear line
     assertNoOverlaps(runs);
     assert.deepEqual(
       runs.map((r) => r.name).sort(),
-      ["after", "before", "during"],
-      "each object handled once",
+      ["after", "before", "during", "slow", "slow"],
+      "each object handled once (the slow one: cut short, then again by the next leader)",
     );
     for (const r of replicas.values()) {
       assert.doesNotMatch(r.output, /Traceback| {4}at /, "no stack trace in the log");
