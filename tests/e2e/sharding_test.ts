@@ -177,3 +177,87 @@ Deno.test("sharding: 3 replicas share 600 objects; a killed one's are taken over
     await c.deleteNamespace(ns);
   }
 });
+
+Deno.test("sharding: a cluster-scoped resource is shared too, each object handled once", async () => {
+  const leases = await c.namespace("e2e-shards-cluster");
+  await c.apply({
+    apiVersion: "apiextensions.k8s.io/v1",
+    kind: "CustomResourceDefinition",
+    metadata: { name: "shardexamples.peering.test" },
+    spec: {
+      scope: "Cluster",
+      group: "peering.test",
+      names: { kind: "ShardExample", plural: "shardexamples", singular: "shardexample" },
+      versions: [{
+        name: "v1",
+        served: true,
+        storage: true,
+        subresources: { status: {} },
+        schema: {
+          openAPIV3Schema: {
+            type: "object",
+            "x-kubernetes-preserve-unknown-fields": true,
+          },
+        },
+      }],
+    },
+  });
+  const path = "/apis/peering.test/v1/shardexamples";
+  await waitFor(async () => (await c.api("GET", path)).items !== undefined, {
+    message: "the cluster-scoped CRD served",
+  });
+  const fixture = `${ROOT}tests/e2e/fixtures/cluster_replica_operator.ts`;
+  const replicas = ["c1", "c2", "c3"].map((n) =>
+    new KopfRunner(
+      [
+        "run",
+        "--standalone",
+        "--shards",
+        "auto",
+        "-A",
+        "--lease-namespace",
+        leases,
+        "--allow-env=REPLICA",
+        fixture,
+      ],
+      { env: { KUBECONFIG: c.kubeconfig, REPLICA: n }, cwd: ROOT, timeout: 300 },
+    ).start()
+  );
+  const prefix = leases.slice(-8);
+  try {
+    for (const r of replicas) {
+      await r.waitForOutput(/Sharding: the ring \S+ has 3 member\(s\) now/, { timeout: 120 });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 3000)); // every view published
+    const COUNT = 90;
+    await Promise.all(Array.from({ length: COUNT }, (_, i) =>
+      c.api("POST", path, {
+        apiVersion: "peering.test/v1",
+        kind: "ShardExample",
+        metadata: { name: `${prefix}-${i}` },
+      })));
+    const items: Obj[] = await waitFor(async () => {
+      const all: Obj[] = (await c.api("GET", path)).items;
+      const ours = all.filter((i) => i.metadata.name.startsWith(`${prefix}-`));
+      return ours.every((i) => i.status?.create_fn?.replica) ? ours : undefined;
+    }, { timeout: 90, interval: 1000, message: "all handled" });
+    const by = Map.groupBy(items, (i) => i.status.create_fn.replica as string);
+    console.log(
+      `90 cluster-scoped objects by replica: ${
+        JSON.stringify(Object.fromEntries([...by].map(([k, v]) => [k, v.length])))
+      }`,
+    );
+    assert.equal(by.size, 3, "every replica handled a share");
+    const runs = replicas.flatMap((r) => runsIn(r.output));
+    assertNoOverlaps(runs, "handler runs");
+    const perName = Map.groupBy(runs, (r) => r.name);
+    assert.equal(perName.size, COUNT);
+    for (const [name, list] of perName) assert.equal(list.length, 1, `${name} ran ${list.length}×`);
+  } finally {
+    for (const r of replicas) await r.stop().catch(() => {});
+    for (let i = 0; i < 90; i++) {
+      await c.api("DELETE", `${path}/${prefix}-${i}`).catch(() => {});
+    }
+    await c.deleteNamespace(leases);
+  }
+});
