@@ -202,6 +202,7 @@ function program(result: { code?: number }, options: MainOptions): Command {
     .option("--service-account-namespace <ns>", "namespace of the ServiceAccount")
     .option("--leader-election", "the operator runs with --leader-election: grant its Lease")
     .option("--shards <mode>", "the operator runs with --shards: grant its shard Leases")
+    .option("--peering", "the operator peers (Kopf's KopfPeering objects): grant them")
     .option("--lease-namespace <ns>", "namespace of the Lease (default: the ServiceAccount's)")
     .option("--context <name>", "kubeconfig context for discovery")
     .option("--kubeconfig <path>", "kubeconfig file(s) for discovery");
@@ -227,6 +228,7 @@ function program(result: { code?: number }, options: MainOptions): Command {
       rbac: {
         name: flags.name,
         serviceAccountNamespace: flags.serviceAccountNamespace,
+        peering: flags.peering !== undefined,
         leases: flags.leaderElection || flags.shards || flags.leaseNamespace
           ? { namespace: flags.leaseNamespace }
           : undefined,

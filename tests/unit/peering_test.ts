@@ -93,6 +93,21 @@ Deno.test("kopf rbac with leader election grants the Lease in its namespace", ()
   assert.ok(elsewhere.some((d) => d.kind === "RoleBinding" && d.metadata.namespace === "x"));
 });
 
+Deno.test("kopf rbac --peering grants Kopf's peering objects of the operator's scope", () => {
+  const rule = (plural: string) => ({
+    apiGroups: ["kopf.dev", "zalando.org"],
+    resources: [plural],
+    verbs: ["get", "list", "watch", "patch"],
+  });
+  const namespaced = rbacManifests([], { namespaces: ["ops"], peering: true });
+  const role = namespaced.find((d) => d.kind === "Role" && d.metadata.namespace === "ops");
+  assert.deepEqual((role as { rules: unknown[] }).rules.at(-1), rule("kopfpeerings"));
+  const clusterwide = rbacManifests([], { peering: true });
+  const cluster = clusterwide.find((d) => d.kind === "ClusterRole");
+  assert.deepEqual((cluster as { rules: unknown[] }).rules.at(-1), rule("clusterkopfpeerings"));
+  assert.ok(!JSON.stringify(rbacManifests([], {})).includes("peering"));
+});
+
 Deno.test("the CLI's peering flags: --peering, --leader-election, --lease-namespace", () => {
   assert.deepEqual(
     operatorOptionsOf({ peering: "example", leaderElection: true, leaseNamespace: "ops" }),
