@@ -221,6 +221,7 @@ export class KopfPeeringGate implements ProcessingGate {
   #pausedForPeers = false;
   #timers = new Map<string, ReturnType<typeof setTimeout>>();
   #tasks: Promise<void>[] = [];
+  readonly #touching = new Set<string>();
 
   /** A gate for these settings; nothing happens until {@linkcode KopfPeeringGate.start}. */
   constructor(settings: PeeringSettings) {
@@ -383,7 +384,16 @@ export class KopfPeeringGate implements ProcessingGate {
         if (signal.aborted) break;
         if (event.type === "SYNCED") {
           // Listed: an absent object decides nothing yet (mandatory peering pauses meanwhile).
-          if (!this.#pauses.has(key)) this.#judge(key, undefined);
+          if (!this.#pauses.has(key)) {
+            if (this.#settings.mandatory) {
+              logger.warn(
+                "The peering object {name}{where} does not exist; pausing until it does " +
+                  "(--peering makes it mandatory).",
+                { name: target.name, where: namespace ? ` in ${namespace}` : "" },
+              );
+            }
+            this.#judge(key, undefined);
+          }
           continue;
         }
         if (event.type === "MISSING") {
@@ -418,7 +428,17 @@ export class KopfPeeringGate implements ProcessingGate {
       return this.#update();
     }
     const now = Date.now();
-    const peers = peersOf((object as { status?: unknown }).status, now);
+    const status = (object as { status?: Record<string, unknown> }).status;
+    if (!status?.[this.#identity] && this.#target && this.#hooks && !this.#touching.has(key)) {
+      // The object appeared (or our record was removed): say we are here now, not at the next
+      // keep-alive, so that the others can judge us.
+      this.#touching.add(key);
+      const target = { ...this.#target, namespaces: [key || undefined] };
+      void touch(this.#hooks.client, target, this.#identity, s).catch(() => {}).finally(() =>
+        this.#touching.delete(key)
+      );
+    }
+    const peers = peersOf(status, now);
     const { higher, same, dead } = verdict(peers, this.#identity, s.priority);
     if (dead.length && this.#target && this.#hooks) {
       const patch = Object.fromEntries(dead.map((p) => [p.identity, null]));
@@ -428,7 +448,7 @@ export class KopfPeeringGate implements ProcessingGate {
         contentType: "application/merge-patch+json",
       }).catch(() => {});
     }
-    const was = this.#paused;
+    const was = this.#pauses.get(key) === true; // this object's last verdict was a pause
     if (higher.length) {
       if (!was) logger.info(`Pausing operations in favour of ${show(higher)}.`);
     } else if (same.length) {
@@ -436,6 +456,7 @@ export class KopfPeeringGate implements ProcessingGate {
       if (!was) logger.warn(`Pausing all operators, including self: ${show(peers)}`);
     }
     this.#pauses.set(key, higher.length > 0 || same.length > 0);
+    if (higher.length || same.length) this.#pausedForPeers = true;
     // Re-judge when the earliest blocking peer is due to die (no event comes for that).
     const deadlines = [...higher, ...same].map((p) => p.deadline - now);
     if (deadlines.length) {
@@ -452,8 +473,10 @@ export class KopfPeeringGate implements ProcessingGate {
     const paused = !known || [...this.#pauses.values()].some(Boolean);
     if (paused === this.#paused) return;
     this.#paused = paused;
-    if (paused) this.#pausedForPeers = true;
-    else if (this.#pausedForPeers) logger.info("Resuming operations after the pause.");
+    if (!paused && this.#pausedForPeers) {
+      this.#pausedForPeers = false;
+      logger.info("Resuming operations after the pause.");
+    }
     void this.#hooks?.changed();
   }
 }

@@ -223,3 +223,34 @@ Deno.test("peering: kopf freeze and resume pause and resume a running operator; 
     await c.deleteNamespace(ns);
   }
 });
+
+Deno.test("peering: --peering NAME is mandatory: paused while the object is absent, resumed when it appears", async () => {
+  const ns = await c.namespace("e2e-peer-mandatory");
+  const deno = new KopfRunner(
+    ["run", "--verbose", "-n", ns, "--peering", "example", OURS],
+    { env: { KUBECONFIG: c.kubeconfig }, cwd: ROOT, timeout: 120 },
+  ).start();
+  try {
+    await deno.waitForOutput(
+      /The peering object example in \S+ does not exist; pausing until it does/,
+      { timeout: 60 },
+    );
+    await create(ns, "waiting");
+    await unhandledFor(ns, "waiting", 4);
+    await c.api("POST", `/apis/kopf.dev/v1/namespaces/${ns}/kopfpeerings`, {
+      apiVersion: "kopf.dev/v1",
+      kind: "KopfPeering",
+      metadata: { name: "example" },
+    });
+    assert.equal(await handledBy(ns, "waiting", 30), "deno");
+    // It says it is there at once, not at its next keep-alive (a minute later).
+    await waitFor(async () => {
+      const status = (await c.api("GET", `/apis/kopf.dev/v1/namespaces/${ns}/kopfpeerings/example`))
+        .status ?? {};
+      return Object.keys(status).length === 1 || undefined;
+    }, { timeout: 10, message: "our record in the new peering object" });
+  } finally {
+    await deno.stop().catch(() => {});
+    await c.deleteNamespace(ns);
+  }
+});
