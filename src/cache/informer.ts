@@ -57,11 +57,16 @@ export interface InformerScope {
   namespace?: string;
   /** A label selector, applied by the server. */
   labelSelector?: string;
+  /** A shard selector (KEP-5866), applied by the server if it can (see `kube/watch.ts`). */
+  shardSelector?: string;
 }
 
 /** Settings shared by all informers of an {@linkcode Informers} registry. */
-export interface InformersOptions
-  extends Omit<ListAndWatchOptions, "namespace" | "labelSelector" | "fieldSelector" | "signal"> {
+export interface InformersOptions extends
+  Omit<
+    ListAndWatchOptions,
+    "namespace" | "labelSelector" | "fieldSelector" | "shardSelector" | "signal"
+  > {
   /**
    * Applied to every object before it is stored and announced; it may modify the object in
    * place. Default: {@linkcode stripManagedFields}.
@@ -80,6 +85,8 @@ export class Informer<T extends KubeObject = KubeObject> {
   readonly namespace: string | undefined;
   /** The server-side label selector, if any. */
   readonly labelSelector: string | undefined;
+  /** The shard selector asked of the server, if any. */
+  readonly shardSelector: string | undefined;
   /** The latest state of every watched object. */
   readonly store: ObjectStore<T>;
 
@@ -109,6 +116,7 @@ export class Informer<T extends KubeObject = KubeObject> {
     this.store = new ObjectStore<T>(resource);
     this.namespace = scope.namespace;
     this.labelSelector = scope.labelSelector || undefined;
+    this.shardSelector = scope.shardSelector || undefined;
     this.#options = options;
     this.#onStop = onStop;
   }
@@ -212,7 +220,8 @@ export class Informer<T extends KubeObject = KubeObject> {
   #describe(): string {
     const where = this.namespace ? `namespace ${this.namespace}` : "all namespaces";
     const selector = this.labelSelector ? ` with labels ${this.labelSelector}` : "";
-    return `${resourceKey(this.resource)} in ${where}${selector}`;
+    const shard = this.shardSelector ? " (sharded)" : "";
+    return `${resourceKey(this.resource)} in ${where}${selector}${shard}`;
   }
 
   #start(): void {
@@ -223,6 +232,7 @@ export class Informer<T extends KubeObject = KubeObject> {
       ...watchOptions,
       namespace: this.namespace,
       labelSelector: this.labelSelector,
+      shardSelector: this.shardSelector,
       signal: abort.signal,
     });
     this.#stats = watch.stats;
@@ -339,6 +349,7 @@ export class Informers {
       resourceKey(resource),
       scope.namespace ?? "",
       scope.labelSelector ?? "",
+      scope.shardSelector ?? "",
     ].join("\u0000");
     let informer = this.#informers.get(key);
     if (!informer) {

@@ -1,5 +1,6 @@
 /**
- * The `kopf` command line: `kopf run`, `kopf rbac`, `kopf bundle`, `kopf compile`. Parses the arguments with
+ * The `kopf` command line: `kopf run`, `kopf rbac`, `kopf freeze`, `kopf resume`, `kopf bundle`,
+ * `kopf compile`. Parses the arguments with
  * commander, turns every bad input into one line on stderr and exit code 2, and returns the exit
  * code instead of exiting, so that it can be called from tests and other programs.
  *
@@ -7,7 +8,7 @@
  */
 import { Command } from "commander";
 import denoJson from "../../deno.json" with { type: "json" };
-import { usageExitCode } from "./errors.ts";
+import { UsageError, usageExitCode } from "./errors.ts";
 import {
   addLoggingOptions,
   addOperatorOptions,
@@ -36,6 +37,19 @@ interface RunFlags extends RawOperatorFlags {
   allowEnv?: string[];
   denoFlag?: string[];
   sandbox?: boolean;
+}
+
+interface FreezeFlags {
+  namespace?: string[];
+  allNamespaces?: boolean;
+  id?: string;
+  peering?: string;
+  lifetime?: string;
+  priority?: string;
+  dev?: boolean;
+  message?: string;
+  context?: string;
+  kubeconfig?: string;
 }
 
 interface RbacFlags {
@@ -192,6 +206,10 @@ function program(result: { code?: number }, options: MainOptions): Command {
       "--metrics <url>",
       "the operator's --metrics URL: add a Service for it with prometheus.io annotations",
     )
+    .option("--leader-election", "the operator runs with --leader-election: grant its Lease")
+    .option("--shards <mode>", "the operator runs with --shards: grant its shard Leases")
+    .option("--peering", "the operator peers (Kopf's KopfPeering objects): grant them")
+    .option("--lease-namespace <ns>", "namespace of the Lease (default: the ServiceAccount's)")
     .option("--context <name>", "kubeconfig context for discovery")
     .option("--kubeconfig <path>", "kubeconfig file(s) for discovery");
   addLoggingOptions(rbac);
@@ -219,10 +237,60 @@ function program(result: { code?: number }, options: MainOptions): Command {
         name: flags.name,
         serviceAccountNamespace: flags.serviceAccountNamespace,
         metrics: operator.metrics,
+        peering: flags.peering !== undefined,
+        leases: flags.leaderElection || flags.shards || flags.leaseNamespace
+          ? { namespace: flags.leaseNamespace }
+          : undefined,
       },
       exec: options.exec,
     });
   });
+
+  for (const verb of ["freeze", "resume"] as const) {
+    const command = root.command(verb)
+      .summary(
+        verb === "freeze"
+          ? "pause the operators of a Kopf peering object for a while"
+          : "resume the operators paused by `kopf freeze`",
+      )
+      .option("-n, --namespace <name>", "the KopfPeering in this namespace; repeatable", collect)
+      .option("-A, --all-namespaces", "the ClusterKopfPeering (the default)")
+      .option("-i, --id <id>", "the identity of the record (default: user@host)")
+      .option("-P, --peering <name>", "the peering object's name", "default")
+      .option("--context <name>", "kubeconfig context")
+      .option("--kubeconfig <path>", "kubeconfig file(s)");
+    if (verb === "freeze") {
+      command
+        .requiredOption("-t, --lifetime <seconds>", "how long the freeze lasts")
+        .option("-p, --priority <int>", "priority of the freeze", "100")
+        .option("--dev", "the same as --priority 666")
+        .option("-m, --message <text>", "a message kept in the record");
+    }
+    command.action(async (flags: FreezeFlags) => {
+      if (flags.namespace?.length && flags.allNamespaces) {
+        throw new UsageError("--namespace and --all-namespaces cannot be used together");
+      }
+      const integer = (flag: string, value: string | undefined) => {
+        if (value === undefined) return undefined;
+        if (!/^-?\d+$/.test(value.trim())) {
+          throw new UsageError(`${flag} must be an integer, not "${value}"`);
+        }
+        return Number(value);
+      };
+      const { freezeCommand } = await import("./freeze.ts");
+      result.code = await freezeCommand({
+        command: verb,
+        id: flags.id,
+        peering: flags.peering,
+        priority: flags.dev ? 666 : integer("--priority", flags.priority),
+        lifetime: integer("--lifetime", flags.lifetime),
+        message: flags.message,
+        namespaces: flags.namespace,
+        kubeconfig: flags.kubeconfig,
+        context: flags.context,
+      });
+    });
+  }
 
   for (const verb of ["bundle", "compile"] as const) {
     const command = root.command(verb)

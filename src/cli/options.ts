@@ -37,6 +37,14 @@ export interface OperatorOptions {
   standalone?: boolean;
   /** Peering priority (`--dev` is 666). */
   priority?: number;
+  /** Kopf's peering object name (`--peering`): peering is then mandatory. */
+  peering?: string;
+  /** One replica handles objects at a time, elected with a Lease (`--leader-election`). */
+  leaderElection?: boolean;
+  /** The Lease's namespace (`--lease-namespace`). */
+  leaseNamespace?: string;
+  /** Shard objects across the live replicas (`--shards auto`). */
+  shards?: "auto";
 }
 
 /** The raw values commander collects for the operator options. */
@@ -52,6 +60,10 @@ export interface RawOperatorFlags {
   standalone?: boolean;
   priority?: string;
   dev?: boolean;
+  peering?: string;
+  leaderElection?: boolean;
+  leaseNamespace?: string;
+  shards?: string;
   verbose?: boolean;
   debug?: boolean;
   quiet?: boolean;
@@ -129,9 +141,31 @@ export function addOperatorOptions(command: Command): Command {
         .env("KOPF_RUN_STANDALONE"),
     )
     .addOption(
+      new Option("-P, --peering <name>", "Kopf's peering object to use (then mandatory)")
+        .env("KOPF_RUN_PEERING"),
+    )
+    .addOption(
       new Option("-p, --priority <int>", "peering priority").env("KOPF_RUN_PRIORITY"),
     )
-    .option("--dev", "development mode: the same as --priority 666");
+    .option("--dev", "development mode: the same as --priority 666")
+    .addOption(
+      new Option(
+        "--leader-election",
+        "several replicas: one at a time handles objects, elected with a Lease",
+      ).env("KOPF_RUN_LEADER_ELECTION"),
+    )
+    .addOption(
+      new Option(
+        "--lease-namespace <ns>",
+        "namespace of the Lease (default: the pod's, else the first served, else default)",
+      ).env("KOPF_RUN_LEASE_NAMESPACE"),
+    )
+    .addOption(
+      new Option(
+        "--shards <mode>",
+        "several replicas: each handles a share of the objects (auto: by their shard Leases)",
+      ).env("KOPF_RUN_SHARDS"),
+    );
 }
 
 /** Checks the operator flags and returns the options of the operator loop. */
@@ -190,6 +224,33 @@ export function operatorOptionsOf(flags: RawOperatorFlags): OperatorOptions {
       throw new UsageError("--dev and --priority cannot be used together");
     }
     options.priority = 666;
+  }
+  if (flags.peering !== undefined) {
+    if (!/^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/.test(flags.peering)) {
+      throw new UsageError(`--peering must be an object name, not "${flags.peering}"`);
+    }
+    if (flags.standalone) {
+      throw new UsageError("--peering and --standalone cannot be used together");
+    }
+    options.peering = flags.peering;
+  }
+  if (flags.leaderElection) options.leaderElection = true;
+  if (flags.shards !== undefined) {
+    if (flags.shards !== "auto") {
+      throw new UsageError(`--shards must be "auto", not "${flags.shards}"`);
+    }
+    if (flags.leaderElection) {
+      throw new UsageError("--shards and --leader-election cannot be used together");
+    }
+    options.shards = "auto";
+  }
+  if (flags.leaseNamespace !== undefined) {
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(flags.leaseNamespace)) {
+      throw new UsageError(
+        `--lease-namespace must be a namespace name, not "${flags.leaseNamespace}"`,
+      );
+    }
+    options.leaseNamespace = flags.leaseNamespace;
   }
   return options;
 }

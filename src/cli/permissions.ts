@@ -145,8 +145,11 @@ export interface PermissionInputs {
   sysUid?: boolean;
 }
 
-/** Variables every operator may read: its identity for peering (Kopf's `POD_ID`). */
-export const OPERATOR_ENV: readonly string[] = ["POD_ID"];
+/**
+ * Variables every operator may read: its identity for Kopf's peering (`POD_ID`) and for Leases
+ * (`POD_NAME`, else `HOSTNAME`, which a pod's is).
+ */
+export const OPERATOR_ENV: readonly string[] = ["POD_ID", "POD_NAME", "HOSTNAME"];
 
 /**
  * Computes the grants of an operator.

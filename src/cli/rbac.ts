@@ -49,7 +49,33 @@ export interface RbacOptions {
   webhooks?: boolean;
   /** The operator's metrics URL (`--metrics`): add a Service for its port. */
   metrics?: string;
+  /**
+   * Leader election or sharding is used: a Role for their Leases, in this namespace
+   * (default: the ServiceAccount's, which is where the operator in a pod keeps it).
+   */
+  leases?: { namespace?: string };
+  /**
+   * Kopf's peering is used (`--peering`): what it does with its objects — `ClusterKopfPeering`
+   * for a cluster-wide operator, `KopfPeering` in each served namespace — in both groups.
+   */
+  peering?: boolean;
 }
+
+/** Kopf's peering objects of a scope: read, watched, and patched (the keep-alives). */
+function peeringRule(plural: string): PolicyRule {
+  return {
+    apiGroups: ["kopf.dev", "zalando.org"],
+    resources: [plural],
+    verbs: ["get", "list", "watch", "patch"],
+  };
+}
+
+/** What leader election (get, create, update) and sharding (also list, delete) do with Leases. */
+const LEASES_RULE: PolicyRule = {
+  apiGroups: ["coordination.k8s.io"],
+  resources: ["leases"],
+  verbs: ["get", "list", "create", "update", "delete"],
+};
 
 /** One RBAC policy rule. */
 export interface PolicyRule {
@@ -108,7 +134,8 @@ const NAMESPACES_RULE: PolicyRule = {
 /**
  * The manifests: a ServiceAccount; for a cluster-wide operator (or namespace globs) one
  * ClusterRole with everything and its binding; for named namespaces a Role and RoleBinding in
- * each, plus a ClusterRole for what is cluster-scoped.
+ * each, plus a ClusterRole for what is cluster-scoped; with leader election or shards, a Role
+ * for their Leases; with Kopf's peering, its objects.
  *
  * @example
  * ```ts
@@ -139,6 +166,9 @@ export function rbacManifests(resources: RbacResource[], options: RbacOptions = 
     // Cluster-wide, or namespaces that come and go by pattern: the grants cannot be per namespace.
     clusterRules.push(...resourceRules(namespaced), EVENTS_RULE);
   }
+  if (options.peering) {
+    clusterRules.push(peeringRule(patterns.length ? "kopfpeerings" : "clusterkopfpeerings"));
+  }
   docs.push(
     {
       apiVersion: "rbac.authorization.k8s.io/v1",
@@ -162,7 +192,11 @@ export function rbacManifests(resources: RbacResource[], options: RbacOptions = 
           apiVersion: "rbac.authorization.k8s.io/v1",
           kind: "Role",
           metadata: { name, namespace },
-          rules: [...resourceRules(namespaced), EVENTS_RULE],
+          rules: [
+            ...resourceRules(namespaced),
+            EVENTS_RULE,
+            ...(options.peering ? [peeringRule("kopfpeerings")] : []),
+          ],
         },
         {
           apiVersion: "rbac.authorization.k8s.io/v1",
@@ -173,6 +207,25 @@ export function rbacManifests(resources: RbacResource[], options: RbacOptions = 
         },
       );
     }
+  }
+  if (options.leases) {
+    const namespace = options.leases.namespace ?? saNamespace;
+    const leases = `${name}-leases`;
+    docs.push(
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "Role",
+        metadata: { name: leases, namespace },
+        rules: [LEASES_RULE],
+      },
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "RoleBinding",
+        metadata: { name: leases, namespace },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: leases },
+        subjects: [subject],
+      },
+    );
   }
   return docs;
 }

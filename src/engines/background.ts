@@ -13,7 +13,7 @@ import type {
   ObjectEvent,
   OperatorHandle,
 } from "../handling/contracts.ts";
-import { type KubeObject, objectKeyOf, type Resource } from "../kube/resource.ts";
+import { type KubeObject, type ObjectKey, objectKeyOf, type Resource } from "../kube/resource.ts";
 import type { Logger, Memo } from "../registry/context.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { Settings } from "../settings/settings.ts";
@@ -50,6 +50,7 @@ function memoOf(
  */
 export class DaemonsEngine implements BackgroundEngine {
   readonly name = "daemons";
+  readonly handles = true;
   readonly #options: BackgroundOptions;
   #spawning: SpawningEngine | undefined;
   #indices: () => Readonly<Record<string, unknown>>;
@@ -100,6 +101,11 @@ export class DaemonsEngine implements BackgroundEngine {
       object: event.object,
       initial: event.initial,
     });
+  }
+
+  release(key: ObjectKey, resource: Resource): Promise<unknown> | void {
+    if (!this.#spawning?.serves(resource)) return;
+    return this.#spawning.release(key);
   }
 
   cycle(input: EngineCycleInput): EngineVerdict {

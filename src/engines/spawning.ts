@@ -92,6 +92,8 @@ interface ObjectState {
   readonly running: Map<string, Task>;
   deleting: boolean;
   gone: boolean;
+  /** Released to another operator (the gate closed): stopping, not respawned until seen again. */
+  released: boolean;
 }
 
 /** Counters of the spawning engine. */
@@ -197,6 +199,8 @@ export class SpawningEngine {
       if (this.#exiting) return;
       state = this.#create(resource, key, body);
     }
+    // Handed back to this operator: those still stopping are respawned when they have stopped.
+    state.released = false;
     state.body = body;
     state.writer.observe(body);
     const essence = this.#settings.persistence.diffbaseStorage.build(
@@ -255,6 +259,20 @@ export class SpawningEngine {
     await Promise.all(stops);
   }
 
+  /**
+   * This operator no longer handles the object (its gate closed: another replica has it): its
+   * daemons and timers stop (reason `operator-pausing`) and are not respawned until the object is
+   * observed again.
+   */
+  release(key: string): Promise<unknown> {
+    const state = this.#objects.get(key);
+    if (!state) return Promise.resolve();
+    state.released = true;
+    const stopped = this.#stopObject(state, "operator-pausing");
+    this.#forgetIfIdle(state);
+    return stopped;
+  }
+
   #create(resource: Resource, key: string, body: KubeObject): ObjectState {
     const state: ObjectState = {
       resource,
@@ -271,6 +289,7 @@ export class SpawningEngine {
       running: new Map(),
       deleting: false,
       gone: false,
+      released: false,
     };
     this.#objects.set(key, state);
     return state;
@@ -291,7 +310,7 @@ export class SpawningEngine {
   }
 
   #reconcile(state: ObjectState): void {
-    if (this.#exiting || state.deleting || state.gone) return;
+    if (this.#exiting || state.deleting || state.gone || state.released) return;
     let filterContext: unknown;
     const matching = this.#registry.selectSpawning({
       resource: state.resource,
@@ -393,7 +412,7 @@ export class SpawningEngine {
       // It returned or failed for good: never respawned for this object in this process.
       state.foreverStopped.add(task.handler.id);
     }
-    if (state.deleting || state.gone || ownExit) {
+    if (state.deleting || state.gone || state.released || ownExit) {
       this.#settled(state);
     } else if (!this.#exiting) {
       // Stopped because the filters stopped matching: they may match again by now.
@@ -402,7 +421,7 @@ export class SpawningEngine {
   }
 
   #settled(state: ObjectState): void {
-    if (state.gone) {
+    if (state.gone || state.released) {
       this.#forgetIfIdle(state);
       return;
     }

@@ -150,8 +150,52 @@ export interface BackgroundEngine {
   readonly queueObserver?: QueueObserver;
   /** Every handling cycle of every object, as it ends. Must not throw. */
   onCycle?(record: CycleRecord): void;
+  /**
+   * Whether this engine runs handlers for objects (daemons, timers): if so, it sees the events
+   * of the objects the {@linkcode ProcessingGate} admits only, and {@linkcode release} for those
+   * it stops admitting. Engines that only observe (indexes, health) see every event.
+   */
+  readonly handles?: boolean;
+  /** This operator no longer handles the object (the gate closed): stop what runs for it. */
+  release?(key: ObjectKey, resource: Resource): void | Promise<unknown>;
   /** This engine's indexes by id (merged into every handler's `indices`). */
   indices?(): Readonly<Record<string, unknown>>;
   /** Called when the operator stops, before the client is closed. */
   stop?(): void | Promise<void>;
+}
+
+/** What the reactor gives a {@linkcode ProcessingGate} when the operator starts. */
+export interface GateHooks {
+  /** The API client. */
+  readonly client: KubeClient;
+  /** The settings. */
+  readonly settings: Settings;
+  /** The namespace patterns served (for where a Lease lives when nothing else says). */
+  readonly namespaces?: readonly (string | RegExp)[];
+  /** Aborted when the operator starts stopping. */
+  readonly signal: AbortSignal;
+  /**
+   * What the gate admits has changed: the reactor signals the in-flight handlers of objects no
+   * longer admitted, stops their daemons and timers, and queues every admitted cached object.
+   * Resolves once the handling of the objects no longer admitted has ended (a hand-over may go
+   * on then).
+   */
+  changed(): Promise<void>;
+}
+
+/**
+ * The one join of "may this operator handle objects now — this object?" (leader election; Kopf's
+ * peering and sharding to come). Caches stay warm (watching, indexes) whatever it says; what it
+ * closes is handling: no new cycle, `on.event` handler, daemon or timer starts for an object it
+ * does not admit, and those running are signalled when it stops admitting the object.
+ */
+export interface ProcessingGate {
+  /** A name for logs. */
+  readonly name: string;
+  /** Start (e.g. campaigning for a Lease); resolves once started, not once admitted. */
+  start(hooks: GateHooks): void | Promise<void>;
+  /** Whether this operator may handle this object now. Must be cheap: asked for every event. */
+  admits(key: ObjectKey, object: KubeObject | undefined): boolean;
+  /** Stop (e.g. give the Lease up) once handling has drained. */
+  stop(): void | Promise<void>;
 }

@@ -147,6 +147,13 @@ export interface ListAndWatchOptions {
   labelSelector?: string;
   /** A field selector, applied by the server. */
   fieldSelector?: string;
+  /**
+   * A shard selector (KEP-5866, kube-apiserver ≥ 1.36 with the `ShardedListAndWatch` feature
+   * gate), e.g. `shardRange(object.metadata.uid, '0x0000000000000000', '0x8000000000000000')`:
+   * the server sends only the objects whose 64-bit FNV-1a hash of the field falls in the ranges.
+   * A server without the feature ignores it (and does not echo it in `stats.shardInfo`).
+   */
+  shardSelector?: string;
   /** Ends the loop: the iteration finishes and the open request is dropped. */
   signal?: AbortSignal;
   /**
@@ -211,6 +218,12 @@ export interface WatchStats {
   bookmarks: number;
   /** Failures (each followed by a backoff). */
   errors: number;
+  /**
+   * The shard selector the server says it applied to the last LIST page (KEP-5866's
+   * `metadata.shardInfo.selector`), or `undefined` when it did not say (no selector asked for,
+   * or a server that ignores it).
+   */
+  shardInfo: string | undefined;
 }
 
 /** A running list/watch: iterate it for events; read `stats` at any time. */
@@ -279,7 +292,7 @@ class WatchErrorEvent extends Error {
 }
 
 interface ListPage {
-  metadata?: { resourceVersion?: string; continue?: string };
+  metadata?: { resourceVersion?: string; continue?: string; shardInfo?: { selector?: string } };
   items?: KubeObject[];
 }
 
@@ -357,6 +370,7 @@ class WatchLoop<T extends KubeObject> {
     events: 0,
     bookmarks: 0,
     errors: 0,
+    shardInfo: undefined,
   };
 
   #transport: WatchTransport;
@@ -367,6 +381,7 @@ class WatchLoop<T extends KubeObject> {
   #namespace: string | undefined;
   #labelSelector: string | undefined;
   #fieldSelector: string | undefined;
+  #shardSelector: string | undefined;
   #signal: AbortSignal;
   #initialSync: InitialSync;
   #pageSize: number;
@@ -392,6 +407,7 @@ class WatchLoop<T extends KubeObject> {
     this.#where = options.namespace ? `namespace ${options.namespace}` : "all namespaces";
     this.#labelSelector = options.labelSelector || undefined;
     this.#fieldSelector = options.fieldSelector || undefined;
+    this.#shardSelector = options.shardSelector || undefined;
     this.#signal = options.signal ?? new AbortController().signal;
     this.#initialSync = options.initialSync ?? "list";
     this.#pageSize = options.pageSize ?? 500;
@@ -556,6 +572,7 @@ class WatchLoop<T extends KubeObject> {
         continue: token,
         labelSelector: this.#labelSelector,
         fieldSelector: this.#fieldSelector,
+        shardSelector: this.#shardSelector,
       };
       const timeout = new AbortController();
       const timer = setTimeout(
@@ -589,6 +606,7 @@ class WatchLoop<T extends KubeObject> {
         unlink();
       }
       this.#healthy();
+      this.stats.shardInfo = page.metadata?.shardInfo?.selector;
       for (const item of page.items ?? []) {
         // Items of a list carry no apiVersion/kind; consumers expect whole objects.
         item.apiVersion ??= this.#apiVersion;
@@ -619,6 +637,7 @@ class WatchLoop<T extends KubeObject> {
       timeoutSeconds: Math.min(timeoutSeconds, max),
       labelSelector: this.#labelSelector,
       fieldSelector: this.#fieldSelector,
+      shardSelector: this.#shardSelector,
     };
     const openedAt = Date.now();
     const listing = streamingList ? this.#startListing() : undefined;

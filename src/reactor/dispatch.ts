@@ -43,6 +43,8 @@ export interface DispatchOptions {
   readonly missing: (served: Served) => void;
   /** Aborted when handlers must stop (the operator's drain timeout is over). */
   readonly handlersSignal: AbortSignal;
+  /** Whether this operator may handle the object now (absent: always; see `ProcessingGate`). */
+  readonly admits?: (key: ObjectKey, object: KubeObject) => boolean;
 }
 
 /** Routes informer events; keeps the work it starts outside the queue until it settles. */
@@ -80,18 +82,21 @@ export class Dispatcher {
       : env.memories.recall(key, object.metadata?.uid);
     memory?.see(object.metadata?.resourceVersion);
     if (memory && event.initial) memory.noticedByListing = true;
+    // Caches and indexes stay warm whatever the gate says; handling is only for what it admits.
+    const admitted = this.#options.admits?.(key, object) ?? true;
     for (const engine of engines) {
+      if (engine.handles && !admitted) continue;
       try {
         engine.onEvent?.({ key, resource, type: event.type, object, initial: event.initial });
       } catch (error) {
         logger.error("A background engine failed on an event: {error}", { error });
       }
     }
-    if (env.registry.hasHandlers(resource, "watching")) {
+    if (admitted && env.registry.hasHandlers(resource, "watching")) {
       this.#chainEvent(key, resource, informer, event);
     }
-    if (event.type === "DELETED") this.#gone(key, served, object);
-    else queue.add(key);
+    if (event.type === "DELETED") this.#gone(key, served, object, admitted);
+    else if (admitted) queue.add(key);
   }
 
   /** `on.event` handlers of one object run in the order of its events. */
@@ -118,12 +123,14 @@ export class Dispatcher {
     this.#track(memory ? memory.chain(task) : Promise.resolve().then(task));
   }
 
-  #gone(key: ObjectKey, served: Served, object: KubeObject): void {
+  #gone(key: ObjectKey, served: Served, object: KubeObject, admitted: boolean): void {
     const { env, queue } = this.#options;
     const resource = served.resource;
     const memory = env.memories.get(key);
     env.memories.forget(key);
     queue.forget(key);
+    // What a deletion still owes is the handling operator's to do.
+    if (!admitted) return;
     if (env.registry.hasHandlers(resource, "changing")) {
       loggerFor(env, object).debug("Deleted, really deleted, and we are notified.");
     }

@@ -166,6 +166,17 @@ export class Observation {
     return scope && { resource: served.resource, informer: scope.informer };
   }
 
+  /** Every cached object of every served resource (for a gate that opens or closes). */
+  *cached(): Generator<{ key: ObjectKey; resource: Resource; object: KubeObject }> {
+    for (const served of this.#served.values()) {
+      for (const { informer } of served.scopes.values()) {
+        for (const [key, object] of informer.store.entries()) {
+          yield { key, resource: served.resource, object };
+        }
+      }
+    }
+  }
+
   /**
    * A served resource is gone from the API (404; e.g. its CRD was deleted): stop watching it, and
    * watch CRDs so that it is served again when it returns.

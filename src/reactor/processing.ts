@@ -1,7 +1,9 @@
 /**
  * The queue's worker (Kopf's `processing`, controller-runtime's `processNextWorkItem`): for a key
  * taken off the queue, the latest cached state of the object goes through one handling cycle, and
- * what the cycle asks for (run again after so many seconds) goes back to the queue.
+ * what the cycle asks for (run again after so many seconds) goes back to the queue. With a
+ * processing gate (peering, leader election, shards), only the objects it admits are handled, and
+ * the in-flight cycles of those it stops admitting are signalled.
  *
  * @module
  */
@@ -10,7 +12,7 @@ import { type PostingTarget, withPostingTarget } from "../actions/posting.ts";
 import { type CycleResult, processObject } from "../handling/cycle.ts";
 import type { BackgroundEngine, CycleRecord } from "../handling/contracts.ts";
 import type { CycleEnvironment } from "../handling/environment.ts";
-import type { ObjectKey } from "../kube/resource.ts";
+import type { KubeObject, ObjectKey } from "../kube/resource.ts";
 import {
   ObjectQueue,
   type ProcessResult,
@@ -29,29 +31,68 @@ export interface ProcessingOptions {
   readonly posting: PostingTarget;
   /** The engines told of every cycle and of the queue's timings (metrics). */
   readonly engines?: readonly BackgroundEngine[];
+  /** Whether this operator may handle the object now (absent: always; see `ProcessingGate`). */
+  readonly admits?: (key: ObjectKey, object: KubeObject | undefined) => boolean;
+}
+
+/** The operator's object queue, and how to signal the runs of objects it may no longer handle. */
+export interface Processing {
+  /** The queue. */
+  readonly queue: ObjectQueue;
+  /**
+   * Abort the signals of in-flight cycles of objects the gate no longer admits; resolves when
+   * they have ended.
+   */
+  revoke(): Promise<void>;
+}
+
+/** An in-flight cycle (with a gate): what revokes it, and its end. */
+interface Run {
+  readonly controller: AbortController;
+  readonly location: Location;
+  readonly done: Promise<unknown>;
+}
+
+/** What one worker run shares: the options, the in-flight runs, the cycle listeners. */
+interface Worker {
+  readonly options: ProcessingOptions;
+  readonly running: Map<ObjectKey, Run>;
+  readonly listeners: readonly BackgroundEngine[];
 }
 
 /**
  * The operator's object queue: one cycle per key at a time, `queueing.workerLimit` at once,
  * `queueing.errorDelays` after a cycle fails for a framework reason.
  */
-export function objectQueue(options: ProcessingOptions): ObjectQueue {
+export function objectQueue(options: ProcessingOptions): Processing {
   const { queueing } = options.env.settings;
   const engines = options.engines ?? [];
-  const listeners = engines.filter((e) => typeof e.onCycle === "function");
   const observers = engines.map((e) => e.queueObserver).filter((o) => o !== undefined);
-  return new ObjectQueue({
+  const worker: Worker = {
+    options,
+    // In-flight cycles, by key, with what revokes them (only with a gate).
+    running: new Map(),
+    listeners: engines.filter((e) => typeof e.onCycle === "function"),
+  };
+  const queue = new ObjectQueue({
     name: "objects",
     concurrency: queueing.workerLimit ?? 1_000_000,
     backoff: sequenceBackoff(queueing.errorDelays),
     observer: observers.length ? joined(observers) : undefined,
     process: (key, signal) =>
-      withPostingTarget(
-        options.posting,
-        () =>
-          listeners.length ? timed(options, listeners, key, signal) : process(options, key, signal),
-      ),
+      withPostingTarget(options.posting, () => process(worker, key, signal)),
   });
+  const revoke = async () => {
+    const ending: Promise<unknown>[] = [];
+    for (const [key, { controller, location, done }] of worker.running) {
+      if (options.admits?.(key, location.informer.store.get(key)) === false) {
+        controller.abort(new DOMException("This operator no longer handles it.", "AbortError"));
+        ending.push(done);
+      }
+    }
+    await Promise.allSettled(ending);
+  };
+  return { queue, revoke };
 }
 
 function joined(observers: readonly QueueObserver[]): QueueObserver {
@@ -62,19 +103,43 @@ function joined(observers: readonly QueueObserver[]): QueueObserver {
   };
 }
 
-/** One cycle, told to the engines that listen (controller-runtime's reconcile metrics). */
-async function timed(
-  options: ProcessingOptions,
-  listeners: readonly BackgroundEngine[],
+async function process(
+  worker: Worker,
   key: ObjectKey,
   signal: AbortSignal,
 ): Promise<ProcessResult | void> {
+  const { options, running } = worker;
   const location = options.locate(key);
   if (!location) return;
+  const body = location.informer.store.get(key);
+  if (!options.admits) return await timed(worker, key, location, body, signal);
+  // Queued while admitted, and no longer: another operator handles it now.
+  if (!options.admits(key, body)) return;
+  const controller = new AbortController();
+  const done = timed(worker, key, location, body, AbortSignal.any([signal, controller.signal]));
+  running.set(key, { controller, location, done });
+  try {
+    return await done;
+  } finally {
+    running.delete(key);
+  }
+}
+
+/** One cycle, told to the engines that listen (controller-runtime's reconcile metrics). */
+async function timed(
+  worker: Worker,
+  key: ObjectKey,
+  location: Location,
+  body: KubeObject | undefined,
+  signal: AbortSignal,
+): Promise<ProcessResult | void> {
+  const run = () =>
+    processObject(worker.options.env, { key, resource: location.resource, body, signal });
+  if (!worker.listeners.length) return next(await run());
   const startedAt = performance.now();
   let outcome: CycleResult | undefined;
   try {
-    outcome = await cycle(options, key, signal);
+    outcome = await run();
     return next(outcome);
   } finally {
     const record: CycleRecord = {
@@ -84,7 +149,7 @@ async function timed(
       result: !outcome ? "error" : outcome.requeueAfter === undefined ? "success" : "requeue_after",
       writes: outcome?.writes ?? 0,
     };
-    for (const listener of listeners) {
+    for (const listener of worker.listeners) {
       try {
         listener.onCycle!(record);
       } catch {
@@ -94,31 +159,7 @@ async function timed(
   }
 }
 
-async function process(
-  options: ProcessingOptions,
-  key: ObjectKey,
-  signal: AbortSignal,
-): Promise<ProcessResult | void> {
-  return next(await cycle(options, key, signal));
-}
-
 /** What the queue is asked for after a cycle. */
 function next(result: CycleResult | undefined): ProcessResult | undefined {
   return result?.requeueAfter === undefined ? undefined : { requeueAfter: result.requeueAfter };
-}
-
-/** One handling cycle of the key's latest cached state (`{}` when it is not served any more). */
-async function cycle(
-  options: ProcessingOptions,
-  key: ObjectKey,
-  signal: AbortSignal,
-): Promise<CycleResult> {
-  const location = options.locate(key);
-  if (!location) return {};
-  return await processObject(options.env, {
-    key,
-    resource: location.resource,
-    body: location.informer.store.get(key),
-    signal,
-  });
 }

@@ -15,7 +15,7 @@ import { type PostingTarget, registerPostingTarget } from "../actions/posting.ts
 import { Informers } from "../cache/informer.ts";
 import { ActivityError, runActivity } from "../engines/activities.ts";
 import { loginConfig } from "../engines/login.ts";
-import type { BackgroundEngine, OperatorHandle } from "../handling/contracts.ts";
+import type { BackgroundEngine, OperatorHandle, ProcessingGate } from "../handling/contracts.ts";
 import type { CycleEnvironment } from "../handling/environment.ts";
 import { Memories } from "../handling/memories.ts";
 import { REQUEST_BACKOFF } from "../kube/backoff.ts";
@@ -25,13 +25,15 @@ import { Api } from "../kits/api.ts";
 import { EventPoster } from "../kube/events.ts";
 import { sleepUnless } from "../kube/time.ts";
 import type { ObjectQueue } from "../queue/object_queue.ts";
+import type { KubeObject, ObjectKey } from "../kube/resource.ts";
 import type { Memo } from "../registry/context.ts";
 import { defaultRegistry, type Registry } from "../registry/registry.ts";
 import { Settings } from "../settings/settings.ts";
 import { Dispatcher } from "./dispatch.ts";
 import { backgroundEngines } from "./engines.ts";
 import { Observation } from "./observation.ts";
-import { objectQueue } from "./processing.ts";
+import { objectQueue, type Processing } from "./processing.ts";
+import { processingGate } from "../peering/gates.ts";
 import { armUltimateExit, handleSignals } from "./shutdown.ts";
 
 const logger = getLogger(["kopf", "operator"]);
@@ -85,10 +87,27 @@ export interface RunOptions {
    * `settings.metrics.endpoint`); the liveness URL's host and port share its server.
    */
   metrics?: string;
-  /** Accepted for the CLI (peering is not implemented: every operator is standalone). */
+  /** No Kopf peering (sets `settings.peering.standalone`; `--standalone`). */
   standalone?: boolean;
-  /** Accepted for the CLI (peering priority). */
+  /** Kopf's peering priority (sets `settings.peering.priority`; `--priority`, `--dev`: 666). */
   priority?: number;
+  /**
+   * The Kopf peering object's name; peering is then mandatory: paused while it is absent (sets
+   * `settings.peering.name` and `.mandatory`; `--peering`).
+   */
+  peering?: string;
+  /**
+   * One replica handles objects at a time, elected with a Lease (sets
+   * `settings.peering.leaderElection`; docs/peering.md).
+   */
+  leaderElection?: boolean;
+  /** The Lease's namespace (sets `settings.peering.leaseNamespace`). */
+  leaseNamespace?: string;
+  /**
+   * `"auto"`: every live replica handles a share of the objects (sets
+   * `settings.peering.shards`; docs/peering.md).
+   */
+  shards?: "auto";
 }
 
 /** What the framework's own tests and benchmarks may pass besides {@linkcode RunOptions}. */
@@ -106,8 +125,10 @@ interface Connected {
   readonly env: CycleEnvironment;
   readonly posting: PostingTarget;
   readonly queue: ObjectQueue;
+  readonly processing: Processing;
   readonly observation: Observation;
   readonly dispatcher: Dispatcher;
+  readonly gate: ProcessingGate | undefined;
 }
 
 /** One running operator. */
@@ -159,6 +180,13 @@ class Operator {
       const connected = this.#connected = await this.#connect();
       unregister = registerPostingTarget(connected.posting);
       for (const engine of this.#engines) await engine.start?.(this.#handle(connected));
+      await connected.gate?.start({
+        client: connected.client,
+        settings: this.#settings,
+        namespaces: this.#options.namespaces,
+        signal: this.#stop.signal,
+        changed: () => this.#regate(connected),
+      });
       await connected.observation.start();
       if (!this.#stop.signal.aborted) await connected.observation.synced();
       if (!this.#stop.signal.aborted) await this.#options.ready?.({ api: connected.api });
@@ -182,6 +210,33 @@ class Operator {
       }
     }
     if (this.#failure) throw this.#failure;
+  }
+
+  /**
+   * The gate opened or closed: in-flight cycles of objects no longer admitted are signalled and
+   * their daemons and timers stopped; every admitted cached object is queued (its daemons and
+   * timers spawned), as if just listed. Resolves when the handling of those no longer admitted
+   * has ended.
+   */
+  async #regate(connected: Connected): Promise<void> {
+    const { gate, processing, queue, observation } = connected;
+    if (!gate || this.#stop.signal.aborted) return;
+    const ending: Promise<unknown>[] = [processing.revoke()];
+    const handling = this.#engines.filter((engine) => engine.handles);
+    for (const { key, resource, object } of observation.cached()) {
+      const admitted = gate.admits(key, object);
+      for (const engine of handling) {
+        try {
+          if (admitted) {
+            engine.onEvent?.({ key, resource, type: "MODIFIED", object, initial: true });
+          } else ending.push(Promise.resolve(engine.release?.(key, resource)));
+        } catch (error) {
+          logger.error("A background engine failed on a hand-over: {error}", { error });
+        }
+      }
+      if (admitted) queue.add(key);
+    }
+    await Promise.allSettled(ending);
   }
 
   #indices(): Readonly<Record<string, unknown>> {
@@ -295,12 +350,29 @@ class Operator {
     const target: PostingTarget = { poster, settings: posting };
     // The three stages refer to each other (events → queue → worker → the observed caches):
     // each calls the others only once the operator runs, after all three exist.
-    const queue = objectQueue({
+    // Peering, if configured, decides what this operator handles (caches stay warm regardless).
+    if (this.#options.standalone) settings.peering.standalone = true;
+    if (this.#options.priority !== undefined) settings.peering.priority = this.#options.priority;
+    if (this.#options.peering) {
+      settings.peering.name = this.#options.peering;
+      settings.peering.mandatory = true;
+    }
+    if (this.#options.leaderElection) settings.peering.leaderElection = true;
+    if (this.#options.shards) settings.peering.shards = this.#options.shards;
+    if (this.#options.leaseNamespace) {
+      settings.peering.leaseNamespace = this.#options.leaseNamespace;
+    }
+    const gate = processingGate(settings);
+    const admits = gate &&
+      ((key: ObjectKey, object: KubeObject | undefined) => gate.admits(key, object));
+    const processing = objectQueue({
       env,
       posting: target,
       locate: (key) => observation.locate(key),
+      admits,
       engines: this.#engines,
     });
+    const queue = processing.queue;
     const dispatcher = new Dispatcher({
       env,
       client,
@@ -309,6 +381,7 @@ class Operator {
       posting: target,
       missing: (served) => observation.missing(served),
       handlersSignal: this.#handlersStop.signal,
+      admits,
     });
     const observation = new Observation({
       registry: this.#registry,
@@ -333,8 +406,10 @@ class Operator {
       env,
       posting: target,
       queue,
+      processing,
       observation,
       dispatcher,
+      gate,
     };
   }
 
@@ -403,6 +478,10 @@ class Operator {
     } finally {
       clearTimeout(abortHandlers);
       this.#handlersStop.abort();
+      // Handling has drained: the Lease may go to the next replica now.
+      await Promise.resolve(connected?.gate?.stop()).catch((error) =>
+        logger.error("Peering failed to stop: {error}", { error })
+      );
       await connected?.informers.stop();
       if (connected && connected.client !== this.#internals.client) connected.client.close();
     }

@@ -5,8 +5,7 @@
  *
  * Every setting is acted upon, or refused: the objects reject names they do not have (a typo, or
  * Kopf's snake_case name) and values of the wrong type with a {@linkcode SettingsError} naming
- * the setting and the line that assigned it, and Kopf's settings that do nothing here yet
- * (peering) refuse any value but the one they hold. A setting accepted and ignored
+ * the setting and the line that assigned it. A setting accepted and ignored
  * would be a silent lie about what the operator does.
  *
  * @module
@@ -36,12 +35,7 @@ const ELSEWHERE: Readonly<Record<string, string>> = {
     "nothing: Deno's fetch follows HTTP_PROXY, HTTPS_PROXY and NO_PROXY from the environment always",
 };
 
-/** Kopf's settings groups that are not implemented yet: only their current values are accepted. */
-const NOT_YET: Readonly<Record<string, string>> = {
-  peering: "peering between operators is not implemented: every operator runs standalone",
-};
-
-/** Settings whose values the generic type check cannot judge (their default is `null`). */
+/** Settings whose values the generic type check cannot judge, with the refusal for others. */
 const CHECKS: Readonly<Record<string, (value: unknown) => string | undefined>> = {
   "admission.server": (value) =>
     value === null || typeof value === "function" ||
@@ -53,6 +47,8 @@ const CHECKS: Readonly<Record<string, (value: unknown) => string | undefined>> =
       ? undefined
       : "expects the name of the webhook configurations (a DNS subdomain, e.g. " +
         '"auto.kopf.dev") or null',
+  "peering.shards": (value) =>
+    value === null || value === "auto" ? undefined : `expects "auto" or null`,
 };
 
 const camel = (name: string) => name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -62,15 +58,10 @@ function where(): string {
   return site ? ` (${site.file}:${site.line})` : "";
 }
 
-/** What peering settings mean today: every operator runs standalone, which may be said. */
-const STANDALONE = "peering.standalone";
-
 /** Why `value` cannot go to `group.key` that now holds `current`; `undefined` if it can. */
 function refusal(group: string, key: string, current: unknown, value: unknown): string | undefined {
   const kind = (v: unknown) => v === null ? "null" : Array.isArray(v) ? "array" : typeof v;
   const [was, is] = [kind(current), kind(value)];
-  const standalone = `${group}.${key}` === STANDALONE && value === true;
-  if (NOT_YET[group] && !Object.is(current, value) && !standalone) return NOT_YET[group];
   const check = CHECKS[`${group}.${key}`];
   if (check) return check(value);
   // Numbers may be null (no limit) and arrays (a range); other primitives keep their type.
@@ -173,32 +164,80 @@ export class PostingSettings {
 }
 
 /**
- * Peering between operator instances (Kopf's peering objects). Not implemented yet: every
- * operator runs standalone, and any other value than the current one is refused.
+ * Peering between operator instances: Kopf's peering objects (`KopfPeering`/`ClusterKopfPeering`:
+ * the highest priority runs, equal ones all pause; compatible with Python Kopf), and Lease leader
+ * election or sharding for several replicas of one operator (docs/peering.md).
  *
  * @example
  * ```ts
  * import * as kopf from "@kopf/kopf";
  *
- * const settings = new kopf.Settings();
- * settings.peering.standalone = true; // peering is not implemented: every operator is standalone
+ * kopf.on.startup(function configure({ settings }) {
+ *   settings.peering.priority = 100; // Kopf's peering: operators with less pause for this one
+ *   settings.peering.leaderElection = true; // and one replica at a time handles objects
+ * });
  * ```
  */
 export class PeeringSettings {
-  /** The peering object's name. */
+  /** The peering object's name (Kopf's `KopfPeering`/`ClusterKopfPeering`). */
   name = "default";
   /** Do not log keep-alives. */
   stealth = false;
-  /** This instance's priority; the highest live one runs. */
+  /** This instance's priority; the highest live one runs, equal ones all pause. */
   priority = 0;
   /** Seconds our peering record lives without a keep-alive. */
   lifetime = 60;
-  /** Pause until the peering object exists. */
+  /** Pause until the peering object exists (`--peering NAME` sets it). */
   mandatory = false;
-  /** Disable peering. */
+  /** No Kopf peering at all, even if the peering CRD exists (Leases still work). */
   standalone = false;
   /** Cluster-wide (ClusterKopfPeering) rather than namespaced (KopfPeering) peering. */
   clusterwide = false;
+  /**
+   * One replica of the operator handles objects at a time, elected with a Lease (client-go's
+   * leader election); the others keep their caches warm and take over when it goes.
+   */
+  leaderElection = false;
+  /**
+   * `"auto"`: every live replica handles a share of the objects, by a consistent hash ring over
+   * the replicas' shard Leases on the 64-bit FNV-1a hash of `metadata.uid` (`null`: no sharding).
+   */
+  shards: "auto" | null = null;
+  /**
+   * The name of the leader election's Lease, and the ring name (label value) of the shard Leases
+   * (`null`: `kopf-<name>`, from {@linkcode PeeringSettings.name}: `kopf-default`). Different
+   * operators in one namespace need different names.
+   */
+  leaseName: string | null = null;
+  /**
+   * The namespace of the Leases (`null`: the service account's in a pod, else the first
+   * namespace served, else `default`).
+   */
+  leaseNamespace: string | null = null;
+  /** Seconds a Lease is valid after its last renewal, as seen by the others (client-go: 15). */
+  leaseDuration = 15;
+  /** Seconds a holder keeps trying to renew before it gives up and stops (client-go: 10). */
+  renewDeadline = 10;
+  /** Seconds between attempts to acquire or renew (client-go: 2; acquiring, +0–20 % jitter). */
+  retryPeriod = 2;
+  /** Give the Lease up when stopping, so that another replica takes over at once. */
+  releaseOnCancel = true;
+  /**
+   * This operator's identity in peering records and Leases (`null`: for peering Kopf's —
+   * `$POD_ID`, else `user@host/<time>/<random>`; for Leases the pod name — `$POD_NAME`, else
+   * `$HOSTNAME`, else the host name — plus `_` and a random suffix).
+   */
+  identity: string | null = null;
+
+  /** Kopf's inverse of {@linkcode PeeringSettings.clusterwide}. */
+  get namespaced(): boolean {
+    return !this.clusterwide;
+  }
+
+  /** Kopf's inverse of {@linkcode PeeringSettings.clusterwide}. */
+  set namespaced(value: boolean) {
+    this.clusterwide = !value;
+  }
 
   /** Refuses unknown names and mistyped values (see the module docs). */
   constructor() {

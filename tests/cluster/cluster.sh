@@ -3,7 +3,9 @@
 # (garbage collector, namespace and service-account controllers), built from the Go module proxy
 # by build.sh. No containers, no downloads.
 #
-#   cluster.sh up                 start (or reuse) the plane; last line: KUBECONFIG=<path>
+#   cluster.sh up [--sharded]     start (or reuse) the plane; last line: KUBECONFIG=<path>
+#                                 --sharded: kube-apiserver with the ShardedListAndWatch feature
+#                                 gate (KEP-5866: `shardSelector` on LIST and WATCH)
 #   cluster.sh down               stop what `up` started and remove its data
 #   cluster.sh status             say whether the plane is running; exit 1 if not
 #   cluster.sh restart-apiserver  stop and start kube-apiserver only (for watch-survival tests)
@@ -20,6 +22,9 @@
 # certificate (pki/webhook-client.crt, CN=kube-apiserver-webhook-client, signed by pki/ca.crt) to
 # every admission webhook it calls: --admission-control-config-file with a kubeconfig for webhooks
 # (user "*"). Kept for the plane's life (restart-apiserver too), recorded in $RUN/options.
+# KOPF_CLUSTER_FEATURE_GATES (default empty) is kube-apiserver's --feature-gates, e.g.
+# ShardedListAndWatch=true (what --sharded sets). The gates are kept with the plane: restarts keep
+# them, and `up` refuses to reuse a running plane started with other gates.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")" && pwd)
@@ -179,6 +184,7 @@ start_apiserver() {
   if [ -f "$RUN/options" ] && grep -q '^WEBHOOK_CLIENT_CERT=1$' "$RUN/options"; then
     extra+=(--admission-control-config-file="$RUN/admission-config.yaml")
   fi
+  [ -z "${FEATURE_GATES:-}" ] || extra+=("--feature-gates=$FEATURE_GATES")
   "$BIN/kube-apiserver" "${extra[@]}" \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
     --bind-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
@@ -235,7 +241,18 @@ cmd_status() {
 }
 
 cmd_up() {
+  local wanted=${KOPF_CLUSTER_FEATURE_GATES:-}
+  if [ "${1:-}" = "--sharded" ]; then
+    wanted="${wanted:+$wanted,}ShardedListAndWatch=true"
+  elif [ -n "${1:-}" ]; then
+    echo "usage: cluster.sh up [--sharded]" >&2; exit 2
+  fi
   if cmd_status >/dev/null 2>&1; then
+    if [ "${FEATURE_GATES:-}" != "$wanted" ]; then
+      say "the plane in $RUN runs with feature gates '${FEATURE_GATES:-}', not '$wanted':"
+      say "bring it down first (KOPF_CLUSTER_DIR=$RUN bash $ROOT/cluster.sh down) or use another KOPF_CLUSTER_DIR"
+      exit 1
+    fi
     say "reusing the running plane in $RUN"
     echo "KUBECONFIG=$RUN/kubeconfig"
     return 0
@@ -258,6 +275,7 @@ ETCD_METRICS_PORT=$(free_port)
 APISERVER_PORT=$(free_port)
 KCM_PORT=$(free_port)
 BIN=$BIN
+FEATURE_GATES=$wanted
 EOF
   load_ports
   make_pki
@@ -267,7 +285,7 @@ EOF
   start_etcd
   start_apiserver
   start_kcm
-  say "ready in $(python3 -c "import time; print(round(time.time() - $started, 1))") s: https://127.0.0.1:$APISERVER_PORT (logs in $LOGS)"
+  say "ready in ${FEATURE_GATES:+(feature gates $FEATURE_GATES) }$(python3 -c "import time; print(round(time.time() - $started, 1))") s: https://127.0.0.1:$APISERVER_PORT (logs in $LOGS)"
   echo "KUBECONFIG=$RUN/kubeconfig"
 }
 
@@ -334,7 +352,7 @@ cmd_logs() {
 }
 
 case "${1:-}" in
-  up) cmd_up ;;
+  up) cmd_up "${2:-}" ;;
   down) cmd_down ;;
   status) cmd_status ;;
   restart-apiserver) cmd_restart_apiserver ;;
@@ -343,5 +361,5 @@ case "${1:-}" in
   stop-etcd) cmd_stop_etcd ;;
   start-etcd) cmd_start_etcd ;;
   logs) cmd_logs ;;
-  *) echo "usage: cluster.sh up|down|status|restart-apiserver|stop-apiserver|start-apiserver|stop-etcd|start-etcd|logs" >&2; exit 2 ;;
+  *) echo "usage: cluster.sh up [--sharded]|down|status|restart-apiserver|stop-apiserver|start-apiserver|stop-etcd|start-etcd|logs" >&2; exit 2 ;;
 esac

@@ -554,7 +554,7 @@ exec "$@"
       assert.ok(
         launched.includes(` --allow-read=${sa},${dir}/handlers.ts `) &&
           launched.includes(
-            ` --allow-env=KUBERNETES_SERVICE_HOST,KUBERNETES_SERVICE_PORT,POD_ID --ignore-env `,
+            ` --allow-env=KUBERNETES_SERVICE_HOST,KUBERNETES_SERVICE_PORT,POD_ID,POD_NAME,HOSTNAME --ignore-env `,
           ) && launched.includes(` --allow-net=${url.host} `),
         launched,
       );

@@ -34,7 +34,7 @@ Deno.test("the operator gets the API server, its listeners, its files and nothin
     // Module files one by one: never their directories.
     "--allow-read=/home/me/.kube/config,/home/me/.kube/ca.crt,/app/handlers.ts,/app/more.ts," +
     "/lib/x.ts",
-    "--allow-env=KUBECONFIG,POD_ID",
+    "--allow-env=KUBECONFIG,POD_ID,POD_NAME,HOSTNAME",
     "--ignore-env",
   ]);
 });
@@ -49,7 +49,7 @@ Deno.test("a handed-over kubeconfig replaces the kubeconfig files and the variab
     "--no-prompt",
     "--allow-net=127.0.0.1:6443",
     "--allow-read=/var/run/token,/app/handlers.ts",
-    "--allow-env=KOPF_SANDBOX_KUBECONFIG,POD_ID",
+    "--allow-env=KOPF_SANDBOX_KUBECONFIG,POD_ID,POD_NAME,HOSTNAME",
     "--allow-run=/usr/local/bin/aws",
     "--ignore-env",
   ]);
@@ -60,7 +60,7 @@ Deno.test("a handed-over kubeconfig replaces the kubeconfig files and the variab
   assert.deepEqual(bare, [
     "--no-prompt",
     "--allow-net=127.0.0.1:6443",
-    "--allow-env=KOPF_SANDBOX_KUBECONFIG,POD_ID",
+    "--allow-env=KOPF_SANDBOX_KUBECONFIG,POD_ID,POD_NAME,HOSTNAME",
     "--ignore-env",
   ]);
 });
@@ -93,7 +93,7 @@ Deno.test("user flags merge into the grants; other deno flags pass through", () 
     "--allow-net=127.0.0.1:6443,127.0.0.1:9999,example.test,other.test",
     "--allow-read=/home/me/.kube/config,/home/me/.kube/ca.crt",
     "--allow-write=/tmp/out",
-    "--allow-env=KUBECONFIG,POD_ID,MY_VAR",
+    "--allow-env=KUBECONFIG,POD_ID,POD_NAME,HOSTNAME,MY_VAR",
     "--ignore-env",
     "--config=/app/deno.json",
     "--check",

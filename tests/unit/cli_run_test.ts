@@ -94,7 +94,7 @@ Deno.test("the launch plan: the child's grants, its spec and its one-context kub
     "--allow-net=127.0.0.1:6443,127.0.0.1:8080,127.0.0.1:9000",
     // The handler file itself; neither its directory, nor the kubeconfig, nor the CA file.
     `--allow-read=${dir}/app/handlers.ts`,
-    "--allow-env=KOPF_SANDBOX_KUBECONFIG,POD_ID",
+    "--allow-env=KOPF_SANDBOX_KUBECONFIG,POD_ID,POD_NAME,HOSTNAME",
     "--ignore-env",
     "--v8-flags=--optimize-for-size",
     new URL("../../src/cli/child.ts", import.meta.url).href,
@@ -193,7 +193,7 @@ Deno.test("artifacts: a static entry, no handler-directory grant, the config to 
     "--no-prompt",
     "--allow-net=127.0.0.1:6443,0.0.0.0:8080",
     `--allow-read=${kubeconfig},${dir}/ca.crt`,
-    "--allow-env=POD_ID",
+    "--allow-env=POD_ID,POD_NAME,HOSTNAME",
     "--ignore-env",
     "--v8-flags=--optimize-for-size",
     `${dir}/out/operator.js`,
@@ -239,7 +239,7 @@ Deno.test("in-cluster artifacts: the service address from the build environment 
     "--no-prompt",
     "--allow-net=10.96.0.1:443",
     "--allow-read=/var/run/secrets/kubernetes.io/serviceaccount",
-    "--allow-env=KUBERNETES_SERVICE_HOST,KUBERNETES_SERVICE_PORT,POD_ID",
+    "--allow-env=KUBERNETES_SERVICE_HOST,KUBERNETES_SERVICE_PORT,POD_ID,POD_NAME,HOSTNAME",
     "--ignore-env",
   ]);
   assert.ok(args.includes("--target=x86_64-unknown-linux-gnu"));

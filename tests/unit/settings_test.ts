@@ -84,7 +84,7 @@ Deno.test("settings refuse unknown names, naming the setting, the line and the r
   assert.equal(s.watching.idleTimeout, 70);
 });
 
-Deno.test("settings refuse values of the wrong type, and any change to peering", () => {
+Deno.test("settings refuse values of the wrong type; webhook servers and names checked", () => {
   const s = new Settings() as unknown as Record<string, Record<string, unknown>>;
   assert.throws(
     () => s.networking.qps = "50",
@@ -93,14 +93,32 @@ Deno.test("settings refuse values of the wrong type, and any change to peering",
   assert.throws(() => s.networking.qps = NaN, /not NaN/);
   assert.throws(() => s.posting.enabled = "no", /expects a boolean/);
   assert.throws(() => s.persistence.finalizer = 1, /expects a string/);
-  assert.throws(() => s.peering.priority = 100, /peering between operators is not implemented/);
   assert.throws(() => s.admission.managed = 1, /settings\.admission\.managed .*expects the name/);
   assert.throws(() => s.admission.managed = "Not A Name", /a DNS subdomain/);
   assert.throws(() => s.admission.server = "https://x", /expects a webhook server/);
   s.admission.managed = "auto.kopf.dev";
   s.admission.server = { serve: async function* () {} };
   s.admission.server = null;
-  s.peering.standalone = true; // what every operator is today: may be said
-  s.peering.priority = 0; // the value it holds
-  assert.equal(s.peering.standalone, true);
+});
+
+Deno.test("peering settings: Kopf's, the Lease's and shards; shards only 'auto' or null", () => {
+  const s = new Settings();
+  s.peering.priority = 100;
+  s.peering.name = "example";
+  s.peering.standalone = true;
+  s.peering.namespaced = false; // Kopf's inverse of clusterwide
+  assert.equal(s.peering.clusterwide, true);
+  s.peering.leaderElection = true;
+  s.peering.leaseName = "my-operator";
+  s.peering.shards = null;
+  assert.deepEqual(
+    [s.peering.leaseDuration, s.peering.renewDeadline, s.peering.retryPeriod],
+    [15, 10, 2],
+  );
+  const raw = s as unknown as Record<string, Record<string, unknown>>;
+  s.peering.shards = "auto";
+  assert.throws(() => raw.peering.shards = 3, /settings\.peering\.shards .*expects "auto" or null/);
+  assert.throws(() => raw.peering.priority = "high", /expects a number/);
+  assert.throws(() => raw.peering.leaderElection = "yes", /expects a boolean/);
+  assert.throws(() => raw.peering.leader_election = true, /use settings\.peering\.leaderElection/);
 });

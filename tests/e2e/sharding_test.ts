@@ -1,0 +1,263 @@
+/**
+ * Sharding across active replicas through the real command line (`kopf run --shards auto`),
+ * replicas as separate processes against the control plane: 600 objects are each handled exactly
+ * once, split within ±20 % per replica; a SIGKILLed replica's objects (new ones, and the timers
+ * of old ones) are taken over after its lease expires; a replica that joins takes its ranges over
+ * — and no object is ever handled by two replicas at once (every handler run records its start
+ * and end; timers' ticks per object come from one replica at a time).
+ */
+import assert from "node:assert/strict";
+import { KopfRunner } from "../../testing.ts";
+import { cluster, type Obj } from "../support/cluster.ts";
+import { waitFor } from "../support/wait.ts";
+
+const ROOT = new URL("../..", import.meta.url).pathname;
+const FIXTURE = `${ROOT}tests/e2e/fixtures/replica_operator.ts`;
+
+const c = await cluster();
+await c.applyCrd(c.kopfExampleCrd);
+
+const kexes = (ns: string) => `/apis/kopf.dev/v1/namespaces/${ns}/kopfexamples`;
+
+function replica(ns: string, name: string): KopfRunner {
+  return new KopfRunner(
+    [
+      "run",
+      "--standalone",
+      "--shards",
+      "auto",
+      "-n",
+      ns,
+      "--allow-env=REPLICA,POD_NAME",
+      FIXTURE,
+    ],
+    { env: { KUBECONFIG: c.kubeconfig, REPLICA: name, POD_NAME: name }, cwd: ROOT, timeout: 300 },
+  ).start();
+}
+
+interface Span {
+  name: string;
+  replica: string;
+  start: number;
+  end: number;
+}
+
+/** Handler runs (`run-start`/`run-end`) of a replica's output. */
+function runsIn(output: string): Span[] {
+  const open = new Map<string, Span>();
+  const spans: Span[] = [];
+  for (const m of output.matchAll(/run-(start|end) (\S+) (\S+) (\d+)$/gm)) {
+    const [, what, name, rep, ms] = m;
+    if (what === "start") {
+      const span = { name, replica: rep, start: Number(ms), end: Infinity };
+      open.set(name, span);
+      spans.push(span);
+    } else {
+      const span = open.get(name);
+      if (span) span.end = Number(ms);
+    }
+  }
+  return spans;
+}
+
+/** Per object, the span of each replica's ticks. */
+function tickSpansIn(output: string): Span[] {
+  const spans = new Map<string, Span>();
+  for (const m of output.matchAll(/tick (\S+) (\S+) (\d+)$/gm)) {
+    const [, name, rep, ms] = m;
+    const key = `${name}/${rep}`;
+    const span = spans.get(key);
+    if (span) span.end = Number(ms);
+    else spans.set(key, { name, replica: rep, start: Number(ms), end: Number(ms) });
+  }
+  return [...spans.values()];
+}
+
+function assertNoOverlaps(spans: Span[], what: string): void {
+  for (const [name, list] of Map.groupBy(spans, (s) => s.name)) {
+    list.sort((a, b) => a.start - b.start);
+    for (let i = 1; i < list.length; i++) {
+      assert.ok(
+        list[i].start > list[i - 1].end,
+        `${what} of ${name}: ${list[i - 1].replica} and ${list[i].replica} at once`,
+      );
+    }
+  }
+}
+
+async function createMany(ns: string, prefix: string, count: number, ticking = 0): Promise<void> {
+  for (let i = 0; i < count; i += 50) {
+    await Promise.all(
+      Array.from({ length: Math.min(50, count - i) }, (_, j) =>
+        c.api("POST", kexes(ns), {
+          apiVersion: "kopf.dev/v1",
+          kind: "KopfExample",
+          metadata: { name: `${prefix}-${i + j}` },
+          spec: { ms: 100, ...(i + j < ticking ? { tick: true } : {}) },
+        })),
+    );
+  }
+}
+
+async function allHandled(ns: string, count: number, timeout: number): Promise<Obj[]> {
+  return await waitFor(async () => {
+    const items: Obj[] = (await c.api("GET", kexes(ns))).items;
+    const done = items.filter((i) => i.status?.create_fn?.replica);
+    return done.length === count ? items : undefined;
+  }, { timeout, interval: 1000, message: `${count} objects handled` });
+}
+
+Deno.test("sharding: 3 replicas share 600 objects; a killed one's are taken over, a new one takes its share, never two at once", async () => {
+  const ns = await c.namespace("e2e-shards");
+  const replicas = new Map(["r1", "r2", "r3"].map((n) => [n, replica(ns, n)]));
+  const outputs = new Map<string, () => string>();
+  for (const [n, r] of replicas) outputs.set(n, () => r.output);
+  try {
+    for (const r of replicas.values()) {
+      await r.waitForOutput(/Sharding: the ring \S+ has 3 member\(s\) now/, { timeout: 120 });
+    }
+    const COUNT = 600;
+    await createMany(ns, "obj", COUNT, 30);
+    const items = await allHandled(ns, COUNT, 180);
+    const perReplica = new Map<string, number>();
+    for (const item of items) {
+      const by = item.status.create_fn.replica;
+      perReplica.set(by, (perReplica.get(by) ?? 0) + 1);
+    }
+    console.log(`600 objects by replica: ${JSON.stringify(Object.fromEntries(perReplica))}`);
+    for (const n of replicas.keys()) {
+      const share = (perReplica.get(n) ?? 0) / (COUNT / 3);
+      assert.ok(share >= 0.8 && share <= 1.2, `${n} handled ${perReplica.get(n)} of ${COUNT}`);
+    }
+
+    // SIGKILL r3: its objects wait for its lease to expire, then r1/r2 take them.
+    const r3 = replicas.get("r3")!;
+    const r3Ticking = items.filter((i) => i.spec.tick && i.status.create_fn.replica === "r3")
+      .map((i) => i.metadata.name as string);
+    const killAt = Date.now();
+    Deno.kill(r3.pid!, "SIGKILL");
+    await r3.wait().catch(() => {});
+    const r3Output = r3.output;
+    outputs.set("r3", () => r3Output);
+    replicas.delete("r3");
+    await createMany(ns, "late", 60);
+    await allHandled(ns, COUNT + 60, 90);
+    const takeover = (Date.now() - killAt) / 1000;
+    console.log(`after SIGKILL of r3: all 60 new objects handled ${takeover.toFixed(1)} s later`);
+    for (const name of r3Ticking) {
+      await waitFor(
+        () => [...replicas.values()].some((r) => new RegExp(`tick ${name} r[12] `).test(r.output)),
+        { timeout: 60, message: `${name}'s timer taken over` },
+      );
+    }
+
+    // r4 joins: ranges move from r1/r2 to it; new objects are shared by all three.
+    const r4 = replica(ns, "r4");
+    replicas.set("r4", r4);
+    outputs.set("r4", () => r4.output);
+    await r4.waitForOutput(/Sharding: the ring \S+ has 3 member\(s\) now/, { timeout: 120 });
+    await new Promise((resolve) => setTimeout(resolve, 6000)); // the others publish the view
+    await createMany(ns, "joined", 90);
+    const all = await allHandled(ns, COUNT + 150, 90);
+    const joinedBy = all.filter((i) => i.metadata.name.startsWith("joined-"))
+      .map((i) => i.status.create_fn.replica);
+    assert.ok(joinedBy.includes("r4"), "the new replica handles a share");
+    await new Promise((resolve) => setTimeout(resolve, 3000)); // a few more ticks
+
+    // Never two at once, every object exactly once.
+    const texts = [...outputs.values()].map((f) => f());
+    const runs = texts.flatMap(runsIn);
+    assertNoOverlaps(runs, "handler runs");
+    assertNoOverlaps(texts.flatMap(tickSpansIn), "timer ticks");
+    const perName = Map.groupBy(runs, (r) => r.name);
+    assert.equal(perName.size, COUNT + 150);
+    for (const [name, list] of perName) assert.equal(list.length, 1, `${name} ran ${list.length}×`);
+  } finally {
+    for (const r of replicas.values()) await r.stop().catch(() => {});
+    await c.deleteNamespace(ns);
+  }
+});
+
+Deno.test("sharding: a cluster-scoped resource is shared too, each object handled once", async () => {
+  const leases = await c.namespace("e2e-shards-cluster");
+  await c.apply({
+    apiVersion: "apiextensions.k8s.io/v1",
+    kind: "CustomResourceDefinition",
+    metadata: { name: "shardexamples.peering.test" },
+    spec: {
+      scope: "Cluster",
+      group: "peering.test",
+      names: { kind: "ShardExample", plural: "shardexamples", singular: "shardexample" },
+      versions: [{
+        name: "v1",
+        served: true,
+        storage: true,
+        subresources: { status: {} },
+        schema: {
+          openAPIV3Schema: {
+            type: "object",
+            "x-kubernetes-preserve-unknown-fields": true,
+          },
+        },
+      }],
+    },
+  });
+  const path = "/apis/peering.test/v1/shardexamples";
+  await waitFor(async () => (await c.api("GET", path)).items !== undefined, {
+    message: "the cluster-scoped CRD served",
+  });
+  const fixture = `${ROOT}tests/e2e/fixtures/cluster_replica_operator.ts`;
+  const replicas = ["c1", "c2", "c3"].map((n) =>
+    new KopfRunner(
+      [
+        "run",
+        "--standalone",
+        "--shards",
+        "auto",
+        "-A",
+        "--lease-namespace",
+        leases,
+        "--allow-env=REPLICA",
+        fixture,
+      ],
+      { env: { KUBECONFIG: c.kubeconfig, REPLICA: n }, cwd: ROOT, timeout: 300 },
+    ).start()
+  );
+  const prefix = leases.slice(-8);
+  try {
+    for (const r of replicas) {
+      await r.waitForOutput(/Sharding: the ring \S+ has 3 member\(s\) now/, { timeout: 120 });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 3000)); // every view published
+    const COUNT = 90;
+    await Promise.all(Array.from({ length: COUNT }, (_, i) =>
+      c.api("POST", path, {
+        apiVersion: "peering.test/v1",
+        kind: "ShardExample",
+        metadata: { name: `${prefix}-${i}` },
+      })));
+    const items: Obj[] = await waitFor(async () => {
+      const all: Obj[] = (await c.api("GET", path)).items;
+      const ours = all.filter((i) => i.metadata.name.startsWith(`${prefix}-`));
+      return ours.every((i) => i.status?.create_fn?.replica) ? ours : undefined;
+    }, { timeout: 90, interval: 1000, message: "all handled" });
+    const by = Map.groupBy(items, (i) => i.status.create_fn.replica as string);
+    console.log(
+      `90 cluster-scoped objects by replica: ${
+        JSON.stringify(Object.fromEntries([...by].map(([k, v]) => [k, v.length])))
+      }`,
+    );
+    assert.equal(by.size, 3, "every replica handled a share");
+    const runs = replicas.flatMap((r) => runsIn(r.output));
+    assertNoOverlaps(runs, "handler runs");
+    const perName = Map.groupBy(runs, (r) => r.name);
+    assert.equal(perName.size, COUNT);
+    for (const [name, list] of perName) assert.equal(list.length, 1, `${name} ran ${list.length}×`);
+  } finally {
+    for (const r of replicas) await r.stop().catch(() => {});
+    for (let i = 0; i < 90; i++) {
+      await c.api("DELETE", `${path}/${prefix}-${i}`).catch(() => {});
+    }
+    await c.deleteNamespace(leases);
+  }
+});
