@@ -281,7 +281,16 @@ export async function runOperator(
       return 0;
     }
     if (controller.signal.aborted) return 0;
-    await api.run({ ...spec.operator, signal: controller.signal });
+    let operator = spec.operator;
+    if (!operator.namespaces?.length && !operator.clusterwide) {
+      // The library's own warning names kopf.run()'s options; a command line user types flags.
+      logger.warn(
+        "No --namespace or --all-namespaces is given: serving the whole cluster. " +
+          "Pass -A/--all-namespaces to make it explicit, or -n NAMESPACE to serve one.",
+      );
+      operator = { ...operator, clusterwide: true };
+    }
+    await api.run({ ...operator, signal: controller.signal });
     return 0;
   } catch (error) {
     if (error instanceof UsageError) {
