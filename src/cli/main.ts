@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { Command } from "commander";
+import { Command, Option } from "commander";
 import denoJson from "../../deno.json" with { type: "json" };
 import { usageExitCode } from "./errors.ts";
 import {
@@ -36,6 +36,7 @@ interface RunFlags extends RawOperatorFlags {
   allowEnv?: string[];
   denoFlag?: string[];
   sandbox?: boolean;
+  check?: boolean;
 }
 
 interface RbacFlags {
@@ -54,6 +55,7 @@ interface ArtifactFlags extends RawOperatorFlags {
   server?: string;
   inCluster?: boolean;
   target?: string;
+  sourcemap?: true | "inline" | "linked" | "external";
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -149,6 +151,10 @@ function program(result: { code?: number }, options: MainOptions): Command {
   addOperatorOptions(run);
   addLoggingOptions(run);
   addGrantOptions(run);
+  run.option(
+    "--no-check",
+    "do not type-check the handler files with `deno check` before starting (as deno test)",
+  );
   run.optionsGroup("Debugging:")
     .option("--no-sandbox", "run in this process with its permissions, not in a scoped child")
     .addHelpText("after", RUN_HELP)
@@ -162,6 +168,7 @@ function program(result: { code?: number }, options: MainOptions): Command {
         logging,
         denoFlags: grantFlags(flags),
         sandbox: flags.sandbox !== false,
+        check: flags.check !== false,
         printCommand: logging.verbosity === "verbose" || logging.verbosity === "debug",
         exec: options.exec,
       });
@@ -251,6 +258,14 @@ function program(result: { code?: number }, options: MainOptions): Command {
         "allow listening for a liveness probe, e.g. http://0.0.0.0:8080/healthz",
       );
     if (verb === "compile") command.option("--target <triple>", "deno compile --target");
+    if (verb === "bundle") {
+      command.addOption(
+        new Option(
+          "--sourcemap [kind]",
+          "add a source map for stack traces: inline (the default kind), linked or external",
+        ).choices(["inline", "linked", "external"]),
+      );
+    }
     addGrantOptions(command);
     command.addHelpText("after", ARTIFACT_HELP(verb === "bundle" ? "bundle" : "executable"))
       .action(async (files: string[], flags: ArtifactFlags) => {
@@ -267,6 +282,7 @@ function program(result: { code?: number }, options: MainOptions): Command {
           liveness: flags.liveness,
           denoFlags: grantFlags(flags),
           target: flags.target,
+          sourcemap: flags.sourcemap === true ? "inline" : flags.sourcemap,
         });
       });
   }

@@ -96,6 +96,17 @@ Deno.test({
         { KUBECONFIG: c.kubeconfig },
       );
       assert.equal(out.code, 0, out.stderr);
+      // Only what the operator imports: client-node stays out (a run-time import from Deno's
+      // cache for the few who need it), and no source map unless --sourcemap asks for one.
+      const code = await Deno.readTextFile(`${dir}/dist/operator.js`);
+      assert.ok(code.length <= 3_000_000, `the bundle is ${code.length} bytes`);
+      assert.doesNotMatch(code, /sourceMappingURL/);
+      assert.equal(
+        code.match(/import\("npm:@kubernetes\/client-node@[^"]*"\)/g)?.length,
+        1,
+        "client-node is left out, imported at run time",
+      );
+      assert.doesNotMatch(code, /class KubeConfig\b/);
       const printed = out.stdout.trim();
       assert.match(printed, /^deno run --no-prompt --allow-net=127\.0\.0\.1:\d+ /);
       assert.ok(printed.endsWith(`${dir}/dist/operator.js [-n NAMESPACE | -A]`), printed);

@@ -202,11 +202,15 @@ Deno.test("artifacts: a static entry, no handler-directory grant, the config to 
     "bundle",
     "--platform=deno",
     "--keep-names",
-    "--sourcemap=inline",
+    "--external=npm:@kubernetes/client-node*",
     `--config=${ROOT}/deno.json`,
     `--output=${dir}/out/operator.js`,
     "/tmp/entry.ts",
   ]);
+  assert.ok(
+    buildArgs(plan, "bundle", "/tmp/entry.ts", undefined, "linked").includes("--sourcemap=linked"),
+    "a source map only when asked for",
+  );
 
   Deno.writeTextFileSync(`${dir}/deno.json`, "{}");
   const own = planArtifact({
