@@ -1,5 +1,5 @@
 /**
- * The `kopf` command line: `kopf run`, `kopf rbac`, `kopf bundle`, `kopf compile`. Parses the arguments with
+ * The `kopf` command line: `kopf run`, `kopf rbac`, `kopf bundle`, `kopf compile`, `kopf init`. Parses the arguments with
  * commander, turns every bad input into one line on stderr and exit code 2, and returns the exit
  * code instead of exiting, so that it can be called from tests and other programs.
  *
@@ -37,6 +37,13 @@ interface RunFlags extends RawOperatorFlags {
   denoFlag?: string[];
   sandbox?: boolean;
   check?: boolean;
+}
+
+interface InitFlags {
+  framework?: string;
+  name?: string;
+  group?: string;
+  force?: boolean;
 }
 
 interface RbacFlags {
@@ -218,6 +225,31 @@ function program(result: { code?: number }, options: MainOptions): Command {
       exec: options.exec,
     });
   });
+
+  root.command("init")
+    .summary("scaffold an operator project of your own")
+    .description(
+      "Write an operator project to DIR (default: here): deno.json with an import map naming " +
+        "the framework, typed handlers.ts, a CRD and an object, a test with KopfRunner, a " +
+        "Dockerfile built from the project's own lockfile, a Deployment, and a README.",
+    )
+    .argument("[dir]", "the project's directory, created if missing", ".")
+    .option(
+      "--framework <path|url>",
+      "the framework: a checkout of Kopf for Deno, a URL of a mirror, or a jsr: specifier " +
+        `(default: jsr:@kopf/kopf@^${VERSION})`,
+    )
+    .option("--name <name>", "the project's name: image, ServiceAccount, Deployment (default: DIR)")
+    .option("--group <group>", "the API group of the generated resource", "example.com")
+    .option("--force", "overwrite files that exist")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  kopf init my-operator\n  kopf init my-operator --framework ../kopf-deno",
+    )
+    .action(async (dir: string, flags: InitFlags) => {
+      const { init } = await import("./init.ts");
+      result.code = await init({ dir, ...flags, version: VERSION });
+    });
 
   for (const verb of ["bundle", "compile"] as const) {
     const command = root.command(verb)
