@@ -156,7 +156,7 @@ Deno.test("help and version are complete and exit 0", async () => {
   assert.equal(version.stdout.trim(), denoJson.version);
   const top = await kopf(["--help"]);
   assert.equal(top.code, 0);
-  for (const command of ["run", "bundle", "compile"]) {
+  for (const command of ["run", "bundle", "compile", "init"]) {
     assert.match(top.stdout, new RegExp(`\\n  ${command} `));
   }
   const run = await kopf(["run", "--help"]);
@@ -179,8 +179,16 @@ Deno.test("help and version are complete and exit 0", async () => {
       "--allow-net",
       "--deno-flag",
       "--no-sandbox",
+      "--no-check",
     ]
   ) assert.match(run.stdout, new RegExp(`${flag}\\b`), flag);
+  const init = await kopf(["init", "--help"]);
+  assert.equal(init.code, 0);
+  for (const flag of ["--framework", "--name", "--group", "--force"]) {
+    assert.match(init.stdout, new RegExp(`${flag}\\b`), `init ${flag}`);
+  }
+  const bundleHelp = await kopf(["bundle", "--help"]);
+  assert.match(bundleHelp.stdout, /--sourcemap \[kind\]/);
   for (const command of ["bundle", "compile"]) {
     const help = await kopf([command, "--help"]);
     assert.equal(help.code, 0);
