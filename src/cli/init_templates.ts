@@ -35,6 +35,8 @@ export function denoJson(params: ProjectParams): string {
   const json = {
     imports: params.frameworkImports,
     tasks: {
+      // The lockfile covers the command line too: the image caches both --frozen.
+      lock: `deno install --entrypoint handlers.ts ${params.cli}`,
       run: `${kopf} run ${config} handlers.ts`,
       test: "deno test -A handlers_test.ts",
       check: "deno fmt --check && deno lint && deno check handlers.ts handlers_test.ts",
@@ -236,7 +238,7 @@ export function dockerfile(params: ProjectParams): string {
 `;
   return `# The operator's image, built from this project: its deno.json, its lockfile and its files.
 #
-#   deno install --entrypoint handlers.ts   # once, then after each dependency change: deno.lock
+#   deno task lock                          # once, and after each dependency change: deno.lock
 #   docker build -t ${params.name} .
 #   deno task rbac | kubectl apply -f -     # the ServiceAccount and the roles (kopf rbac)
 #   kubectl apply -f crd.yaml -f deploy/deployment.yaml
@@ -359,7 +361,7 @@ lists them). The framework's API: \`deno doc jsr:@kopf/kopf\`.
 ## Deploying
 
 \`\`\`sh
-deno install --entrypoint handlers.ts          # writes deno.lock: commit it
+deno task lock                                 # writes deno.lock: commit it
 docker build -t ${params.name} .
 deno task rbac | kubectl apply -f -            # ServiceAccount ${params.name} and its roles
 kubectl apply -f crd.yaml -f deploy/deployment.yaml

@@ -141,6 +141,18 @@ Deno.test({
       const check = await run(["task", "check"], { cwd: dir });
       assert.equal(check.code, 0, check.stderr + check.stdout);
 
+      // The Dockerfile's dependency step, without Docker: the lockfile the project's task writes
+      // covers everything the image caches --frozen (the handlers and the command line).
+      const lock = await run(["task", "lock"], { cwd: dir });
+      assert.equal(lock.code, 0, lock.stderr);
+      const dockerfile = await Deno.readTextFile(`${dir}/Dockerfile`);
+      const cache = dockerfile.match(/^RUN (deno cache --frozen [^&]+) && (deno check .+)$/m);
+      assert.ok(cache, dockerfile);
+      for (const step of [cache[1], cache[2]]) {
+        const frozen = await run(step.trim().split(" ").slice(1), { cwd: dir });
+        assert.equal(frozen.code, 0, `${step}: ${frozen.stderr}`);
+      }
+
       // 3. kopf run against the local plane (the project's task, with its import map).
       await c.applyCrd(`${dir}/crd.yaml`);
       await exercise(
