@@ -102,7 +102,9 @@ read the files of the handlers' module graph one by one (and the context's token
 context's exec credential plugin. It gets the kubeconfig of its one context in memory, not the
 kubeconfig files. Anything else a handler tries (another host, another file, another user's
 credentials) fails with NotCapable. Grant more with
---allow-net, --allow-read, --allow-write, --allow-env or --deno-flag.
+--allow-net, --allow-read, --allow-write, --allow-env or --deno-flag. Before starting, the handler
+files are type-checked with \`deno check\` (each error one line with file:line:column, exit 2);
+--no-check skips it.
 
 Examples:
   kopf run handlers.ts -n default
