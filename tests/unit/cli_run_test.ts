@@ -299,3 +299,20 @@ Deno.test("--unstable-worker-options among the Deno flags tells the operator Wor
   assert.equal(await specWith([]), undefined);
   assert.equal(await specWith(["--unstable-worker-options"]), true);
 });
+
+Deno.test("the client-node import a bundle leaves out is deno.json's, and matches the external", async () => {
+  // A literal npm: specifier (see auth_provider.ts): it must stay the version deno.json locks.
+  const source = await Deno.readTextFile(
+    new URL("../../src/kube/config/auth_provider.ts", import.meta.url),
+  );
+  const specifiers = [...source.matchAll(/import\("(npm:@kubernetes\/client-node[^"]*)"\)/g)]
+    .map((m) => m[1]);
+  const { default: denoJson } = await import("../../deno.json", { with: { type: "json" } });
+  assert.deepEqual(specifiers, [denoJson.imports["@kubernetes/client-node"]]);
+  const { BUNDLE_EXTERNALS } = await import("../../src/cli/artifact.ts");
+  const pattern = new RegExp(`^${
+    BUNDLE_EXTERNALS[0].replace(/[.^$+?()[\]{}|\\/]/g, "\\$&")
+      .replace("*", ".*")
+  }$`);
+  assert.match(specifiers[0], pattern);
+});
