@@ -310,9 +310,12 @@ spec:
           securityContext:
             allowPrivilegeEscalation: false
             runAsNonRoot: true
-# Optional: a Service, for admission webhooks or metrics served by the operator. Uncomment it and
-# the port above that it targets when the operator listens for them (see the docs of kopf run for
-# their flags); the liveness probe above needs no Service.
+# Optional: a Service, for admission webhooks (kopf.on.validate/mutate) or metrics served by the
+# operator; the liveness probe above needs none. For webhooks: add "--webhook-server=https://0.0.0.0:9443"
+# and "--webhook-managed=<name>" as the container's args (appended to the image's kopf run), a port
+# { name: webhooks, containerPort: 9443 } above, point settings.admission.service at this Service
+# in a startup handler so that the webhook configurations name it, and uncomment it (the
+# framework's docs/admission.md). For metrics: likewise with the flag and port that serve them.
 # ---
 # apiVersion: v1
 # kind: Service
