@@ -69,3 +69,29 @@ Deno.test("bad input: a framework that is not one, a name that is no DNS label",
   assert.equal(nameOf("/home/me/My_Operator/"), "my-operator");
   assert.equal(nameOf("/"), "operator");
 });
+
+Deno.test("the default (JSR) project is formatted and lint-clean as written", async () => {
+  // deno check needs the published package, which is unreachable here; fmt and lint do not.
+  const dir = await Deno.makeTempDir({ prefix: "kopf-init-jsr-" });
+  try {
+    assert.equal(await init({ dir, version: "1.2.3", log: () => {} }), 0);
+    for (const args of [["fmt", "--check"], ["lint"]]) {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args,
+        cwd: dir,
+        env: { NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout);
+      assert.ok(out.success, `deno ${args.join(" ")}: ${text}`);
+    }
+    const json = JSON.parse(await Deno.readTextFile(`${dir}/deno.json`));
+    assert.equal(
+      json.tasks.lock,
+      "deno install --entrypoint handlers.ts jsr:@kopf/kopf@^1.2.3/cli",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
