@@ -1,5 +1,10 @@
-# An operator image: Kopf for Deno and one handler file, started by `kopf run`, which runs the
-# operator in a child `deno run` that may only reach the API server and read the files it needs.
+# An image of this repository's examples: Kopf for Deno and one handler file, started by
+# `kopf run`, which runs the operator in a `deno run` that may only reach the API server and read
+# the files it needs. Its build context is this checkout and its lockfile is the framework's.
+#
+# For an operator of your own, use the Dockerfile that `kopf init` writes into your project: it is
+# built from your project's deno.json and deno.lock (your dependencies too), with a Deployment
+# and the RBAC of `kopf rbac` beside it (docs/project.md).
 #
 #   docker build -t my-operator --build-arg HANDLERS=examples/01-minimal/example.ts .
 #   deno run -A cli.ts rbac examples/01-minimal/example.ts -A | kubectl apply -f -
@@ -18,7 +23,9 @@ COPY ${HANDLERS} ./handlers/operator.ts
 
 # The image's non-root `deno` user owns DENO_DIR: cache the dependencies as that user, run as it.
 USER deno
-RUN deno cache --frozen cli.ts src/cli/child.ts handlers/operator.ts
+# Type-checked here, once: the container's `kopf run` skips the check (--no-check).
+RUN deno cache --frozen cli.ts src/cli/child.ts handlers/operator.ts && \
+  deno check handlers/operator.ts
 
 # The launcher reads the handler files (and lists their module graph with `deno info`: /bin/deno
 # is what it runs) and the service account (or a kubeconfig: add its path and the files it names to
@@ -33,4 +40,4 @@ ENTRYPOINT ["deno", "run", "--no-prompt", \
   "--allow-run=/bin/deno", \
   "--allow-ffi", \
   "/app/cli.ts", "run"]
-CMD ["--all-namespaces", "--log-format=json", "/app/handlers/operator.ts"]
+CMD ["--no-check", "--all-namespaces", "--log-format=json", "/app/handlers/operator.ts"]

@@ -6,15 +6,15 @@
  *    kube-apiserver and etcd from the Go module proxy, which takes a while).
  * 2. Applies the examples' CRD (`examples/crd.yaml`).
  * 3. Runs an example operator through `kopf run`, in the background (default:
- *    `examples/01-minimal/example.ts` if present, else `examples/99-all-at-once/example.ts`; or
- *    the file given as the first argument).
+ *    `examples/99-all-at-once/example.ts`, which has every kind of handler; or the file given as
+ *    the first argument, e.g. `examples/01-minimal/example.ts`).
  * 4. Creates, updates and deletes `examples/obj.yaml` in the namespace `kopf-demo`, and shows
  *    what the handlers did: the operator's log lines and the object's status.
  * 5. Stops the operator.
  *
  * ```sh
  * deno task demo
- * deno task demo examples/02-children/example.ts
+ * deno task demo examples/01-minimal/example.ts
  * ```
  *
  * @module
@@ -164,10 +164,9 @@ async function handled(client: KubeClient, path: string, spec: Obj): Promise<Obj
 }
 
 async function main(): Promise<number> {
-  const example = Deno.args[0] ??
-    (exists(`${ROOT}examples/01-minimal/example.ts`)
-      ? "examples/01-minimal/example.ts"
-      : "examples/99-all-at-once/example.ts");
+  // Every kind of handler (startup, create, update, field, delete, event, cleanup) by default:
+  // the minimal example has a creation handler only, so the update and delete steps showed nothing.
+  const example = Deno.args[0] ?? "examples/99-all-at-once/example.ts";
   const { kubeconfig, local } = await findCluster();
   const client = await KubeClient.connect({ kubeconfig });
   const obj = load(await Deno.readTextFile(`${ROOT}examples/obj.yaml`)) as Obj;

@@ -160,6 +160,27 @@ function firstLine(error: unknown): string {
   return text.split("\n").find((line) => line.trim())?.trim() ?? String(error);
 }
 
+/**
+ * Where in the user's files a compile error is, as `file:line:column` (the handler file as the
+ * user typed it): Deno puts it on an `at` line of the message, which the one-line reason would
+ * otherwise drop. Frames of the framework itself are skipped.
+ */
+function sourceLocation(error: unknown, label: string, url: string): string | undefined {
+  const text = error instanceof Error ? `${error.message}\n${error.stack ?? ""}` : String(error);
+  const framework = new URL("../../", import.meta.url).href;
+  for (const match of text.matchAll(/^\s*at (?:.*\()?(\S+?):(\d+):(\d+)\)?$/gm)) {
+    const [, file, line, column] = match;
+    if (file.startsWith(framework) || file.startsWith("ext:")) continue;
+    const shown = file === url
+      ? label
+      : file.startsWith("file://")
+      ? decodeURIComponent(new URL(file).pathname)
+      : file;
+    return `${shown}:${line}:${column}`;
+  }
+  return undefined;
+}
+
 /** Turns a failure to import a handler file into a one-line reason. */
 function importFailure(label: string, url: string, error: unknown): UsageError {
   const message = firstLine(error);
@@ -178,7 +199,8 @@ function importFailure(label: string, url: string, error: unknown): UsageError {
     );
   }
   if (error instanceof SyntaxError || /SyntaxError|Expected|Unexpected/.test(message)) {
-    return new UsageError(`${label} failed to compile: ${message}`);
+    const where = sourceLocation(error, label, url);
+    return new UsageError(`${where ?? label} failed to compile: ${message}`);
   }
   return new UsageError(`${label} failed while being imported: ${message}`);
 }
@@ -297,7 +319,16 @@ export async function runOperator(
       return 0;
     }
     if (controller.signal.aborted) return 0;
-    await api.run({ ...spec.operator, signal: controller.signal });
+    let operator = spec.operator;
+    if (!operator.namespaces?.length && !operator.clusterwide) {
+      // The library's own warning names kopf.run()'s options; a command line user types flags.
+      logger.warn(
+        "No --namespace or --all-namespaces is given: serving the whole cluster. " +
+          "Pass -A/--all-namespaces to make it explicit, or -n NAMESPACE to serve one.",
+      );
+      operator = { ...operator, clusterwide: true };
+    }
+    await api.run({ ...operator, signal: controller.signal });
     return 0;
   } catch (error) {
     if (error instanceof UsageError) {

@@ -1,12 +1,12 @@
 /**
  * The `kopf` command line: `kopf run`, `kopf rbac`, `kopf freeze`, `kopf resume`, `kopf bundle`,
- * `kopf compile`. Parses the arguments with
+ * `kopf compile`, `kopf init`. Parses the arguments with
  * commander, turns every bad input into one line on stderr and exit code 2, and returns the exit
  * code instead of exiting, so that it can be called from tests and other programs.
  *
  * @module
  */
-import { Command } from "commander";
+import { Command, Option } from "commander";
 import denoJson from "../../deno.json" with { type: "json" };
 import { UsageError, usageExitCode } from "./errors.ts";
 import {
@@ -37,6 +37,14 @@ interface RunFlags extends RawOperatorFlags {
   allowEnv?: string[];
   denoFlag?: string[];
   sandbox?: boolean;
+  check?: boolean;
+}
+
+interface InitFlags {
+  framework?: string;
+  name?: string;
+  group?: string;
+  force?: boolean;
 }
 
 interface FreezeFlags {
@@ -69,6 +77,7 @@ interface ArtifactFlags extends RawOperatorFlags {
   server?: string;
   inCluster?: boolean;
   target?: string;
+  sourcemap?: true | "inline" | "linked" | "external";
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -108,7 +117,9 @@ metrics addresses, read the files of the handlers' module graph one by one (and 
 file), and run the context's exec credential plugin. It gets the kubeconfig of its one context in memory, not the
 kubeconfig files. Anything else a handler tries (another host, another file, another user's
 credentials) fails with NotCapable. Grant more with
---allow-net, --allow-read, --allow-write, --allow-env or --deno-flag.
+--allow-net, --allow-read, --allow-write, --allow-env or --deno-flag. Before starting, the handler
+files are type-checked with \`deno check\` (each error one line with file:line:column, exit 2);
+--no-check skips it.
 
 Examples:
   kopf run handlers.ts -n default
@@ -165,6 +176,10 @@ function program(result: { code?: number }, options: MainOptions): Command {
   addOperatorOptions(run);
   addLoggingOptions(run);
   addGrantOptions(run);
+  run.option(
+    "--no-check",
+    "do not type-check the handler files with `deno check` before starting (as deno test)",
+  );
   run.optionsGroup("Debugging:")
     .option("--no-sandbox", "run in this process with its permissions, not in a scoped child")
     .addHelpText("after", RUN_HELP)
@@ -178,6 +193,7 @@ function program(result: { code?: number }, options: MainOptions): Command {
         logging,
         denoFlags: grantFlags(flags),
         sandbox: flags.sandbox !== false,
+        check: flags.check !== false,
         printCommand: logging.verbosity === "verbose" || logging.verbosity === "debug",
         exec: options.exec,
       });
@@ -291,6 +307,30 @@ function program(result: { code?: number }, options: MainOptions): Command {
       });
     });
   }
+  root.command("init")
+    .summary("scaffold an operator project of your own")
+    .description(
+      "Write an operator project to DIR (default: here): deno.json with an import map naming " +
+        "the framework, typed handlers.ts, a CRD and an object, a test with KopfRunner, a " +
+        "Dockerfile built from the project's own lockfile, a Deployment, and a README.",
+    )
+    .argument("[dir]", "the project's directory, created if missing", ".")
+    .option(
+      "--framework <path|url>",
+      "the framework: a checkout of Kopf for Deno, a URL of a mirror, or a jsr: specifier " +
+        `(default: jsr:@kopf/kopf@^${VERSION})`,
+    )
+    .option("--name <name>", "the project's name: image, ServiceAccount, Deployment (default: DIR)")
+    .option("--group <group>", "the API group of the generated resource", "example.com")
+    .option("--force", "overwrite files that exist")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  kopf init my-operator\n  kopf init my-operator --framework ../kopf-deno",
+    )
+    .action(async (dir: string, flags: InitFlags) => {
+      const { init } = await import("./init.ts");
+      result.code = await init({ dir, ...flags, version: VERSION });
+    });
 
   for (const verb of ["bundle", "compile"] as const) {
     const command = root.command(verb)
@@ -339,6 +379,14 @@ function program(result: { code?: number }, options: MainOptions): Command {
         "allow listening for Prometheus scrapes, e.g. http://0.0.0.0:9090/metrics",
       );
     if (verb === "compile") command.option("--target <triple>", "deno compile --target");
+    if (verb === "bundle") {
+      command.addOption(
+        new Option(
+          "--sourcemap [kind]",
+          "add a source map for stack traces: inline (the default kind), linked or external",
+        ).choices(["inline", "linked", "external"]),
+      );
+    }
     addGrantOptions(command);
     command.addHelpText("after", ARTIFACT_HELP(verb === "bundle" ? "bundle" : "executable"))
       .action(async (files: string[], flags: ArtifactFlags) => {
@@ -357,6 +405,7 @@ function program(result: { code?: number }, options: MainOptions): Command {
           metrics: flags.metrics,
           denoFlags: grantFlags(flags),
           target: flags.target,
+          sourcemap: flags.sourcemap === true ? "inline" : flags.sourcemap,
         });
       });
   }

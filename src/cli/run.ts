@@ -16,7 +16,7 @@ import {
   contextKubeconfig,
   KUBECONFIG_VARIABLE,
 } from "./context_kubeconfig.ts";
-import { reportRequested, UsageError } from "./errors.ts";
+import { EXIT_USAGE, reportException, reportRequested, UsageError } from "./errors.ts";
 import { replaceProcess } from "./exec.ts";
 import type { LoggingOptions } from "../actions/log_options.ts";
 import { type ModuleGraph, moduleGraph } from "./module_graph.ts";
@@ -30,6 +30,7 @@ import {
   shellQuote,
   webhookListenAddressOf,
 } from "./permissions.ts";
+import { typeCheck, TypeCheckError } from "./type_check.ts";
 
 /** Everything `kopf run` was asked to do. */
 export interface LaunchOptions {
@@ -48,6 +49,11 @@ export interface LaunchOptions {
   denoFlags?: string[];
   /** Run in this process with its permissions (`--no-sandbox`). */
   sandbox?: boolean;
+  /**
+   * Type-check the handler files with `deno check` before starting (default `true`; `--no-check`
+   * turns it off). Not for `kopf rbac`, which only reads what the handlers register.
+   */
+  check?: boolean;
   /** Print the child command before starting it. */
   printCommand?: boolean;
   /**
@@ -309,6 +315,24 @@ function say(line: string): void {
 export async function launch(options: LaunchOptions): Promise<number> {
   const plan = await planLaunch(options);
   for (const warning of plan.target.warnings) say(`warning: ${warning}`);
+  if (options.check !== false && !options.rbac) {
+    try {
+      const millis = await typeCheck({
+        roots: [...plan.handlers.localFiles, ...plan.handlers.remote],
+        entry: childEntry(),
+        denoFlags: options.denoFlags,
+        cwd: options.cwd,
+      });
+      if (options.logging.verbosity === "debug") say(`type-checked in ${millis} ms (deno check)`);
+    } catch (error) {
+      if (!(error instanceof TypeCheckError)) throw error;
+      // One line per problem, each with its file:line:column, as an editor would list them.
+      say(`error: ${error.message.split("\n")[0]}`);
+      for (const line of error.lines) say(`error: ${line}`);
+      if (reportRequested(options.env)) reportException(error);
+      return EXIT_USAGE;
+    }
+  }
   if (options.sandbox === false) {
     const { runOperator } = await import("./child.ts");
     return await runOperator({ ...plan.spec, expectedServer: undefined, watchStdin: false });

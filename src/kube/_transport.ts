@@ -69,7 +69,12 @@ export type FailurePhase =
   /** The server's certificate did not verify: retrying cannot help. */
   | "tls"
   /** After the request may have been sent: only idempotent requests may be retried. */
-  | "transfer";
+  | "transfer"
+  /**
+   * Deno refused the operation (`NotCapable`: a permission the process was not granted): nothing
+   * was sent, and retrying cannot help, so the request fails at once with the reason.
+   */
+  | "denied";
 
 /** Picks the transport a cluster's TLS settings need, for the API server at `server`. */
 export function createTransport(
@@ -85,6 +90,7 @@ export function createTransport(
 
 /** Classifies a transport error (anything but an abort) by where it happened. */
 export function failurePhase(error: unknown): FailurePhase {
+  if (isNotCapable(error)) return "denied";
   const code = errorCode(error);
   if (code && CONNECT_CODES.has(code)) return "connect";
   if (code && (TLS_CODES.has(code) || code.startsWith("ERR_TLS") || code.startsWith("CERT_"))) {
@@ -117,6 +123,13 @@ const TLS_CODES = new Set([
   "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
   "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
 ]);
+
+function isNotCapable(error: unknown): boolean {
+  for (let e: unknown = error, i = 0; e && i < 5; e = (e as { cause?: unknown }).cause, i++) {
+    if (e instanceof Deno.errors.NotCapable) return true;
+  }
+  return false;
+}
 
 function errorCode(error: unknown): string | undefined {
   for (let e: unknown = error, i = 0; e && i < 5; e = (e as { cause?: unknown }).cause, i++) {
@@ -516,7 +529,10 @@ class NodeHttpsTransport implements Transport {
         secure
           ? new https.Agent({
             keepAlive: true,
-            ca: this.#tls.caPem,
+            // Without a `ca`, Deno's node:https reads the system's CA store, which needs
+            // `--allow-sys` (and "ca" is no valid descriptor of it): the sandbox would refuse
+            // every request. A cluster that skips verification needs no CA at all.
+            ca: this.#tls.caPem ?? (this.#tls.insecureSkipTlsVerify ? [] : undefined),
             cert: certPem,
             key: keyPem,
             rejectUnauthorized: !this.#tls.insecureSkipTlsVerify,

@@ -801,7 +801,23 @@ export class KubeClient {
             dead,
           });
         }
-        if (write) {
+        if (phase === "connect") {
+          // Nothing reached the server: say so at once, with where and why, for every attempt
+          // (as Kopf does), rather than only when the retries run out a minute later.
+          logger.warn(
+            "{verb} {what}: cannot connect to {host}: {cause}; retry {attempt}/{retries} in " +
+              "{delay} ms.",
+            {
+              verb: method,
+              what,
+              host: new URL(url).host,
+              cause,
+              attempt: attempt + 1,
+              retries: init.retries,
+              delay: Math.round(delay),
+            },
+          );
+        } else if (write) {
           logger.warn("{verb} {what}: {cause}; retry {attempt}/{retries} in {delay} ms.", {
             verb: method,
             what,

@@ -141,6 +141,36 @@ export class Observation {
     const { resources, observe } = await this.#resolve();
     for (const resource of resources) this.#serveResource(resource);
     if (observe && !settings.scanning.disabled) this.#observeCrds();
+    this.#announce(resources);
+  }
+
+  /**
+   * Says at INFO, once, what the operator watches and where: the first line a user sees that the
+   * operator is at work, and the place to spot a wrong namespace or resource.
+   */
+  #announce(resources: readonly Resource[]): void {
+    const { namespaces, registry } = this.#options;
+    if (registry.selectors().length === 0) return;
+    if (resources.length === 0) {
+      logger.info("Watching nothing yet: no resource of the handlers is served (their CRDs?).");
+      return;
+    }
+    const names = namespaces?.length ? specificNamespaces(namespaces) : null;
+    const namespaced = !namespaces?.length
+      ? "in all namespaces"
+      : names?.length === 1
+      ? `in namespace ${names[0]}`
+      : names
+      ? `in namespaces ${names.join(", ")}`
+      : `in namespaces matching ${namespaces.map(String).join(", ")}`;
+    const where = (resource: Resource) => resource.namespaced ? namespaced : "cluster-wide";
+    const groups = new Map<string, string[]>();
+    for (const resource of resources) {
+      const scope = where(resource);
+      groups.set(scope, [...(groups.get(scope) ?? []), resourceKey(resource)]);
+    }
+    const text = [...groups].map(([scope, keys]) => `${keys.join(", ")} ${scope}`).join("; ");
+    logger.info("Watching {watched}.", { watched: text });
   }
 
   /** Resolves once every served informer has listed (or the operator stops). */
@@ -263,8 +293,11 @@ export class Observation {
       } catch (error) {
         if (!(error instanceof ResolveError)) throw error;
         observe = true;
+        const close = error.kind === "unknown" && error.candidates.length
+          ? ` (did you mean: ${error.candidates.join(", ")}?)`
+          : "";
         const text = error.kind === "unknown"
-          ? `Unresolved resources cannot be served (try creating their CRDs): ${selector}`
+          ? `Unresolved resources cannot be served (try creating their CRDs): ${selector}${close}`
           : `Ambiguous resources will not be served (try specifying API groups): ${error.message}`;
         // Re-scans say what changed as they serve or stop serving (at INFO), not this again.
         if (warn && !this.#warned.has(text)) {

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # A real Kubernetes control plane on 127.0.0.1: etcd + kube-apiserver + kube-controller-manager
-# (garbage collector, namespace and service-account controllers), built from the Go module proxy
-# by build.sh. No containers, no downloads.
+# (garbage collector, namespace, service-account and PV/PVC binder and protection controllers),
+# built from the Go module proxy by build.sh. No containers, no downloads. There is no kubelet and
+# no storage provisioner: a PVC stays Pending unless a PV is created for it by hand, but it is
+# deleted cleanly (the protection controller removes its finalizer), so garbage collection of a
+# PVC child completes as on a real cluster.
 #
 #   cluster.sh up [--sharded]     start (or reuse) the plane; last line: KUBECONFIG=<path>
 #                                 --sharded: kube-apiserver with the ShardedListAndWatch feature
@@ -207,7 +210,7 @@ start_kcm() {
   "$BIN/kube-controller-manager" \
     --kubeconfig="$RUN/kubeconfig" \
     --authentication-kubeconfig="$RUN/kubeconfig" --authorization-kubeconfig="$RUN/kubeconfig" \
-    --controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller \
+    --controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,persistentvolume-binder-controller,persistentvolumeclaim-protection-controller,persistentvolume-protection-controller \
     --service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
     --leader-elect=false --use-service-account-credentials=false \
     --bind-address=127.0.0.1 --secure-port="$KCM_PORT" --v=1 \

@@ -96,6 +96,17 @@ Deno.test({
         { KUBECONFIG: c.kubeconfig },
       );
       assert.equal(out.code, 0, out.stderr);
+      // Only what the operator imports: client-node stays out (a run-time import from Deno's
+      // cache for the few who need it), and no source map unless --sourcemap asks for one.
+      const code = await Deno.readTextFile(`${dir}/dist/operator.js`);
+      assert.ok(code.length <= 3_000_000, `the bundle is ${code.length} bytes`);
+      assert.doesNotMatch(code, /sourceMappingURL/);
+      assert.equal(
+        code.match(/import\("npm:@kubernetes\/client-node@[^"]*"\)/g)?.length,
+        1,
+        "client-node is left out, imported at run time",
+      );
+      assert.doesNotMatch(code, /class KubeConfig\b/);
       const printed = out.stdout.trim();
       assert.match(printed, /^deno run --no-prompt --allow-net=127\.0\.0\.1:\d+ /);
       assert.ok(printed.endsWith(`${dir}/dist/operator.js [-n NAMESPACE | -A]`), printed);
@@ -187,6 +198,51 @@ Deno.test({
       );
       assert.equal(out.code, 0, out.stderr);
       await exercise(`${dir}/my-operator`, [], { KUBECONFIG: c.kubeconfig }, ns);
+    } finally {
+      await c.deleteNamespace(ns);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "kopf bundle: client-node, left out of the bundle, loads at run time for those who use it",
+  async fn() {
+    // kopf.loginViaClient is one of the two users of client-node (auth providers are the other):
+    // the bundle imports it from Deno's cache, in the same scoped sandbox.
+    const c = await cluster();
+    await c.applyCrd(c.kopfExampleCrd);
+    const ns = await c.namespace("cli-bundle-login");
+    const dir = await Deno.makeTempDir({ prefix: "kopf-cli-bundle-login-" });
+    try {
+      await Deno.writeTextFile(
+        `${dir}/handlers.ts`,
+        `import * as kopf from ${JSON.stringify(MOD)};\n` +
+          "kopf.on.login(kopf.loginViaClient);\n" +
+          `kopf.on.create("kopfexamples", function created({ logger }) {\n` +
+          `  logger.info("created");\n});\n`,
+      );
+      const out = await kopf(
+        ["bundle", `${dir}/handlers.ts`, "-o", `${dir}/operator.js`],
+        { KUBECONFIG: c.kubeconfig },
+      );
+      assert.equal(out.code, 0, out.stderr);
+      const code = await Deno.readTextFile(`${dir}/operator.js`);
+      assert.doesNotMatch(code, /class KubeConfig\b/, "client-node is not in the bundle");
+      const words = out.stdout.trim().replace(/ \[-n NAMESPACE \| -A\]$/, "").split(" ");
+      const op = OperatorProcess.start({
+        command: Deno.execPath(),
+        args: [...words.slice(1), "-n", ns],
+        env: { KUBECONFIG: c.kubeconfig },
+      });
+      try {
+        await op.waitForLog(/Activity 'loginViaClient' succeeded/, 60);
+        await op.waitForLog(/Watching kopfexamples\.v1\.kopf\.dev in namespace /, 60);
+        assert.equal((await op.stop()).code, 0, op.output());
+        assert.doesNotMatch(op.output(), /NotCapable|ERROR/, op.output());
+      } finally {
+        await op.stop();
+      }
     } finally {
       await c.deleteNamespace(ns);
       await Deno.remove(dir, { recursive: true });

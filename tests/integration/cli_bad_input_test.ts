@@ -61,11 +61,41 @@ Deno.test("a handler file that does not exist", async () => {
   );
 });
 
-Deno.test("a handler file that fails to compile", async () => {
+Deno.test("a handler file that fails to compile: its place, with and without the type check", async () => {
   assertOneLineError(
     await kopf(["run", "broken.ts", "-A"], { env, cwd: dir }),
-    /^kopf: error: broken\.ts failed to compile: /,
+    /^kopf: error: broken\.ts:1:\d+: SyntaxError: .* \(deno check; --no-check skips it\)$/,
   );
+  assertOneLineError(
+    await kopf(["run", "--no-check", "broken.ts", "-A"], { env, cwd: dir }),
+    /^kopf: error: broken\.ts:1:\d+ failed to compile: SyntaxError: /,
+  );
+});
+
+Deno.test("handlers that do not type-check: one line per error, with file:line:column", async () => {
+  // The mistake of the issue: a misspelt field of the handler context, which runs as undefined.
+  const framework = new URL("../../mod.ts", import.meta.url).href;
+  Deno.writeTextFileSync(
+    `${dir}/typo.ts`,
+    `import * as kopf from ${JSON.stringify(framework)};\n\n` +
+      `kopf.on.create("kopfexamples.kopf.dev", function created({ nmae, logger }) {\n` +
+      "  logger.info(`created ${nmae}`);\n});\n" +
+      `export const count: number = "one";\n`,
+  );
+  const out = await kopf(["run", "typo.ts", "-A"], { env, cwd: dir });
+  assert.equal(out.code, 2, out.stderr);
+  assert.deepEqual(out.stderr.trimEnd().split("\n"), [
+    "kopf: error: deno check found 2 errors in the handler files (--no-check skips it):",
+    "kopf: error: typo.ts:3:60: TS2339 Property 'nmae' does not exist on type " +
+    "'ChangingContext<JsonObject, JsonObject, unknown>'.",
+    "kopf: error: typo.ts:6:14: TS2322 Type 'string' is not assignable to type 'number'.",
+  ]);
+  // Unchecked, it starts (and here fails to reach the unreachable cluster, not to compile).
+  const unchecked = await kopf(["run", "--no-check", "typo.ts", "-A", "--standalone"], {
+    env,
+    cwd: dir,
+  });
+  assert.doesNotMatch(unchecked.stderr, /TS2339|deno check/, unchecked.stderr);
 });
 
 Deno.test("a handler file that registers nothing", async () => {
@@ -126,7 +156,7 @@ Deno.test("help and version are complete and exit 0", async () => {
   assert.equal(version.stdout.trim(), denoJson.version);
   const top = await kopf(["--help"]);
   assert.equal(top.code, 0);
-  for (const command of ["run", "bundle", "compile"]) {
+  for (const command of ["run", "bundle", "compile", "init"]) {
     assert.match(top.stdout, new RegExp(`\\n  ${command} `));
   }
   const run = await kopf(["run", "--help"]);
@@ -149,8 +179,16 @@ Deno.test("help and version are complete and exit 0", async () => {
       "--allow-net",
       "--deno-flag",
       "--no-sandbox",
+      "--no-check",
     ]
   ) assert.match(run.stdout, new RegExp(`${flag}\\b`), flag);
+  const init = await kopf(["init", "--help"]);
+  assert.equal(init.code, 0);
+  for (const flag of ["--framework", "--name", "--group", "--force"]) {
+    assert.match(init.stdout, new RegExp(`${flag}\\b`), `init ${flag}`);
+  }
+  const bundleHelp = await kopf(["bundle", "--help"]);
+  assert.match(bundleHelp.stdout, /--sourcemap \[kind\]/);
   for (const command of ["bundle", "compile"]) {
     const help = await kopf([command, "--help"]);
     assert.equal(help.code, 0);

@@ -94,6 +94,9 @@ Deno.test("a crash inside the operator: exit 1, the cause on one line, no trace"
   });
   assert.equal(out.code, 1, out.stderr);
   assert.deepEqual(out.stderr.trim().split("\n"), [
+    // Neither -n nor -A: said in the command line's words, not kopf.run()'s options.
+    "No --namespace or --all-namespaces is given: serving the whole cluster. " +
+    "Pass -A/--all-namespaces to make it explicit, or -n NAMESPACE to serve one.",
     "kopf: error: the operator failed: the watch exploded",
   ]);
 });
@@ -201,7 +204,11 @@ Deno.test("handler files: syntax errors, runtime errors, and reads outside the s
     flags: ["--no-prompt", "--allow-net=127.0.0.1:6443", "--allow-read"],
   });
   assert.equal(granted.code, 2);
-  assert.match(granted.stderr, /^kopf: error: broken\.ts failed to compile: .*\n$/);
+  // With its place, at the default level: the file as typed, the line and the column.
+  assert.match(
+    granted.stderr,
+    /^kopf: error: broken\.ts:1:18 failed to compile: SyntaxError: .*\n$/,
+  );
 
   const throwing = await runChild({
     spec: { imports: ["file://__DIR__/throws.ts"], labels: ["throws.ts"] },

@@ -202,11 +202,15 @@ Deno.test("artifacts: a static entry, no handler-directory grant, the config to 
     "bundle",
     "--platform=deno",
     "--keep-names",
-    "--sourcemap=inline",
+    "--external=npm:@kubernetes/client-node*",
     `--config=${ROOT}/deno.json`,
     `--output=${dir}/out/operator.js`,
     "/tmp/entry.ts",
   ]);
+  assert.ok(
+    buildArgs(plan, "bundle", "/tmp/entry.ts", undefined, "linked").includes("--sourcemap=linked"),
+    "a source map only when asked for",
+  );
 
   Deno.writeTextFileSync(`${dir}/deno.json`, "{}");
   const own = planArtifact({
@@ -294,4 +298,21 @@ Deno.test("--unstable-worker-options among the Deno flags tells the operator Wor
     })).spec.workerOptions;
   assert.equal(await specWith([]), undefined);
   assert.equal(await specWith(["--unstable-worker-options"]), true);
+});
+
+Deno.test("the client-node import a bundle leaves out is deno.json's, and matches the external", async () => {
+  // A literal npm: specifier (see auth_provider.ts): it must stay the version deno.json locks.
+  const source = await Deno.readTextFile(
+    new URL("../../src/kube/config/auth_provider.ts", import.meta.url),
+  );
+  const specifiers = [...source.matchAll(/import\("(npm:@kubernetes\/client-node[^"]*)"\)/g)]
+    .map((m) => m[1]);
+  const { default: denoJson } = await import("../../deno.json", { with: { type: "json" } });
+  assert.deepEqual(specifiers, [denoJson.imports["@kubernetes/client-node"]]);
+  const { BUNDLE_EXTERNALS } = await import("../../src/cli/artifact.ts");
+  const pattern = new RegExp(`^${
+    BUNDLE_EXTERNALS[0].replace(/[.^$+?()[\]{}|\\/]/g, "\\$&")
+      .replace("*", ".*")
+  }$`);
+  assert.match(specifiers[0], pattern);
 });

@@ -17,9 +17,18 @@ export type KubeConfigClass = typeof KubeConfig;
 
 let kubeConfigClass: Promise<KubeConfigClass> | undefined;
 
-/** The `KubeConfig` class, imported on first use only. */
+/**
+ * The `KubeConfig` class, imported on first use only.
+ *
+ * By its full `npm:` specifier rather than the import map's name: `kopf bundle` keeps this one
+ * import out of a bundle (`deno bundle --external`), which then loads client-node from Deno's
+ * npm cache only for the users who need it, instead of carrying 18 MB of it in every bundle;
+ * the map's bare name would not resolve in a bundle at run time. A literal, so that Deno still
+ * locks and caches it with the rest of the module graph. Keep the version in step with
+ * `deno.json`.
+ */
 export function importKubeConfig(): Promise<KubeConfigClass> {
-  kubeConfigClass ??= import("@kubernetes/client-node").then(
+  kubeConfigClass ??= import("npm:@kubernetes/client-node@^2.0.1").then(
     (m) => m.KubeConfig,
     (error) => {
       kubeConfigClass = undefined;
