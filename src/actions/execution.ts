@@ -111,6 +111,15 @@ export function listenToExecutions(listener: ExecutionListener): () => void {
   };
 }
 
+/**
+ * Tell the listeners of an attempt that did not go through {@linkcode execute}: admission
+ * handlers, which answer a request instead of retrying (their verdict: success = allowed,
+ * a final error = denied or failed, `HandlerTimeoutError` = timed out).
+ */
+export function reportExecution(record: ExecutionRecord): void {
+  if (listeners.length) told(record);
+}
+
 function told(record: ExecutionRecord): void {
   for (const listener of listeners) {
     try {

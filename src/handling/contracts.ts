@@ -113,6 +113,8 @@ export interface OperatorHandle {
   readonly informers: Informers;
   /** The API for handlers (`api` in their contexts). */
   readonly api: Api;
+  /** What decides which objects this operator handles (peering), if anything does. */
+  readonly gate?: ProcessingGate;
   /** Aborted when the operator starts stopping. */
   readonly signal: AbortSignal;
   /** Run an object's handling cycle again (e.g. when its daemons have stopped). */
@@ -196,6 +198,11 @@ export interface ProcessingGate {
   start(hooks: GateHooks): void | Promise<void>;
   /** Whether this operator may handle this object now. Must be cheap: asked for every event. */
   admits(key: ObjectKey, object: KubeObject | undefined): boolean;
+  /**
+   * The leader elections this gate campaigns in, by Lease name, and whether this replica leads
+   * each now (client-go's `leader_election_master_status`, read at scrape time).
+   */
+  leadership?(): readonly { readonly name: string; readonly leading: boolean }[];
   /** Stop (e.g. give the Lease up) once handling has drained. */
   stop(): void | Promise<void>;
 }

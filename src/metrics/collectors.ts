@@ -25,6 +25,7 @@
  * | `kopf_index_size` | index | indexes |
  * | `kopf_daemons_running`, `kopf_daemon_objects` | — | daemons and timers |
  * | `kopf_patch_loop_suspects`, `kopf_patch_loop_suspects_total` | (controller) | cycles |
+ * | `leader_election_master_status` | name | the peering gate (Lease leader election) |
  *
  * The operator has one object queue for all its resources: the `workqueue_*` families and the
  * worker gauges carry its name (`objects`) where controller-runtime has one queue per controller;
@@ -328,6 +329,17 @@ export class OperatorMetrics {
       const h = handle();
       return h ? [[[h.queue.name], read(h.queue)] as const] : [];
     };
+    r.pulled(
+      "gauge",
+      {
+        name: "leader_election_master_status",
+        help: "Gauge of if the reporting system is master of the relevant lease, 0 indicates " +
+          "backup, 1 indicates master. 'name' is the string used to identify the lease.",
+        labelNames: ["name"],
+      },
+      () =>
+        (handle()?.gate?.leadership?.() ?? []).map((l) => [[l.name], l.leading ? 1 : 0] as const),
+    );
     r.pulled("gauge", {
       name: "controller_runtime_max_concurrent_reconciles",
       help: "Maximum number of concurrent reconciles per controller",

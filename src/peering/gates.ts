@@ -82,6 +82,10 @@ export class AllGates implements ProcessingGate {
     return this.#gates.every((gate) => gate.admits(key, object));
   }
 
+  leadership(): { name: string; leading: boolean }[] {
+    return this.#gates.flatMap((gate) => gate.leadership?.() ?? []);
+  }
+
   async stop(): Promise<void> {
     for (const gate of this.#gates) await gate.stop();
   }
@@ -129,6 +133,7 @@ export function leaseNamespace(
 export class LeaderGate implements ProcessingGate {
   readonly name = "leader-election";
   #elector: LeaderElector | undefined;
+  #leaseName = "";
   #campaign: Promise<void> | undefined;
   readonly #stop = new AbortController();
   #release = true;
@@ -138,6 +143,7 @@ export class LeaderGate implements ProcessingGate {
     const namespace = leaseNamespace(peering.leaseNamespace, hooks.namespaces);
     const name = peering.leaseName ?? `kopf-${peering.name}`;
     const identity = peering.identity ?? leaseIdentity();
+    this.#leaseName = name;
     this.#release = peering.releaseOnCancel;
     logger.info(
       "Leader election: campaigning for the Lease {namespace}/{name} as {identity}; " +
@@ -162,6 +168,10 @@ export class LeaderGate implements ProcessingGate {
 
   admits(): boolean {
     return this.#elector?.leading ?? false;
+  }
+
+  leadership(): { name: string; leading: boolean }[] {
+    return this.#elector ? [{ name: this.#leaseName, leading: this.#elector.leading }] : [];
   }
 
   async stop(): Promise<void> {

@@ -423,6 +423,7 @@ class Operator {
       memories: this.#memories,
       informers: connected.informers,
       api: connected.api,
+      gate: connected.gate,
       signal: this.#stop.signal,
       requeue: (key, delaySeconds) =>
         delaySeconds ? queue.addAfter(key, delaySeconds) : queue.add(key),

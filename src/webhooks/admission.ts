@@ -13,6 +13,7 @@
 
 import type { Logger } from "@logtape/logtape";
 import { resourceContext } from "../actions/contexts.ts";
+import { reportExecution } from "../actions/execution.ts";
 import type { Api } from "../kits/api.ts";
 import { AdmissionError, errorMessage, HandlerTimeoutError } from "../actions/errors.ts";
 import { invoke } from "../actions/invocation.ts";
@@ -174,6 +175,21 @@ async function callHandler(
   signal: AbortSignal,
 ): Promise<Failure | undefined> {
   const controller = new AbortController();
+  const startedAt = performance.now();
+  const report = (error?: Error) =>
+    reportExecution({
+      handler,
+      retry: 0,
+      seconds: (performance.now() - startedAt) / 1000,
+      outcome: {
+        final: true,
+        delay: null,
+        error,
+        subrefs: [],
+        log: { level: "debug", message: "", withStack: false },
+        cancelled: signal.aborted || undefined,
+      },
+    });
   try {
     await invoke(handler.fn, build(AbortSignal.any([signal, controller.signal])) as never, {
       title: handler.title,
@@ -184,8 +200,10 @@ async function callHandler(
       controller,
       execution: options.execution,
     });
+    report();
     return undefined;
   } catch (error) {
+    report(error instanceof Error ? error : new Error(errorMessage(error)));
     if (error instanceof AdmissionError) {
       logger.info("{title} rejected the {what}: {message}", {
         title: handler.title,

@@ -578,3 +578,48 @@ Deno.test("Kubernetes Events posted by handlers are counted", async () => {
     await c.deleteNamespace(ns);
   }
 });
+
+Deno.test("admission calls by handler and verdict, and the leader election's status", async () => {
+  const ns = await c.namespace("metrics-adm");
+  const registry = new kopf.Registry();
+  registry.on.validate(res.plural, { id: "positive" }, ({ spec }) => {
+    if (typeof spec.size === "number" && spec.size < 1) {
+      throw new kopf.AdmissionError("spec.size must be positive.", { code: 422 });
+    }
+  });
+  const settings = quietSettings();
+  settings.admission.server = new kopf.WebhookServer();
+  settings.admission.managed = `metrics-${ns}.kopf.dev`;
+  settings.peering.standalone = true;
+  settings.peering.leaderElection = true;
+  settings.peering.leaseName = `metrics-${ns}`;
+  settings.peering.leaseNamespace = ns;
+  const url = `http://127.0.0.1:${freePort()}/metrics`;
+  const operator = await startOperator(c, { registry, namespaces: [ns], metrics: url, settings });
+  try {
+    const leading = await waitFor(async () => {
+      const s = await scrape(url);
+      return s.sum("leader_election_master_status", { name: `metrics-${ns}` }) === 1 && s;
+    }, { message: "the replica to lead" });
+    assert.ok(leading);
+    await createObject(c, res, ns, "good", { size: 2 });
+    await createObject(c, res, ns, "good-too", { size: 3 });
+    await assert.rejects(
+      createObject(c, res, ns, "bad", { size: 0 }),
+      /spec\.size must be positive/,
+    );
+    const s = await scrape(url);
+    const runs = (outcome: string) =>
+      s.sum("kopf_handler_runs_total", { handler: "positive", kind: "webhook", outcome });
+    assert.equal(runs("success"), 2, "two admitted");
+    assert.equal(runs("permanent"), 1, "one denied");
+  } finally {
+    await operator.stop();
+    await c.api(
+      "DELETE",
+      `/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/metrics-${ns}.kopf.dev`,
+    ).catch(() => {});
+    await stripFinalizers(c, res, ns);
+    await c.deleteNamespace(ns);
+  }
+});
