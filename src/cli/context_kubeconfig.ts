@@ -16,6 +16,7 @@
  */
 import { type ApiTarget, dirname, type KubeconfigEntry, resolvePath } from "./api_target.ts";
 import { UsageError } from "./errors.ts";
+import { base64 } from "../kube/base64.ts";
 
 /** The variable that carries the kubeconfig from the launcher to the operator process. */
 export const KUBECONFIG_VARIABLE = "KOPF_SANDBOX_KUBECONFIG";
@@ -45,14 +46,6 @@ const INLINED: Record<string, Record<string, string>> = {
   cluster: { "certificate-authority": "certificate-authority-data" },
   user: { "client-certificate": "client-certificate-data", "client-key": "client-key-data" },
 };
-
-function base64(bytes: Uint8Array): string {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(binary);
-}
 
 /** A copy of an entry's body with its file fields inlined; notes the files read. */
 function inline(

@@ -38,6 +38,7 @@ import {
   type WebhookFn,
   type WebhookFnOptions,
 } from "../storage/reviews.ts";
+import { base64 } from "../kube/base64.ts";
 
 const OPERATIONS: readonly string[] = ["CREATE", "UPDATE", "DELETE", "CONNECT"];
 
@@ -131,15 +132,6 @@ function rank(error: unknown): number {
   return error instanceof AdmissionError ? 0 : error instanceof HandlerTimeoutError ? 1 : 9;
 }
 
-function toBase64(text: string): string {
-  const bytes = new TextEncoder().encode(text);
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(binary);
-}
-
 /** The response (Kopf's `build_response`): the first error by kind rejects; else allowed. */
 function buildResponse(
   request: AdmissionRequest,
@@ -160,7 +152,7 @@ function buildResponse(
     const message = errorMessage(error).split("\n")[0];
     response.status = { code, message };
   } else if (jsonPatch.length) {
-    response.patch = toBase64(JSON.stringify(jsonPatch));
+    response.patch = base64(JSON.stringify(jsonPatch));
     response.patchType = "JSONPatch";
   }
   return response;

@@ -25,6 +25,7 @@ import {
 import { DOCKER_DESKTOP_HOST, guessHost, K3D_HOST, MINIKUBE_HOST } from "./detection.ts";
 import { listen, type ListenerTls, type VerifyMode } from "./listening.ts";
 import { normalizedPath, parseServerUrl } from "./urls.ts";
+import { base64 } from "../kube/base64.ts";
 
 const logger = getLogger(["kopf", "webhooks"]);
 
@@ -112,15 +113,6 @@ export function buildUrl(scheme: "http" | "https", host: string, port: number, p
     : host;
   const isDefault = (scheme === "http" && port === 80) || (scheme === "https" && port === 443);
   return `${scheme}://${bracketed}${isDefault ? "" : `:${port}`}${path}`;
-}
-
-function toBase64(text: string): string {
-  const bytes = new TextEncoder().encode(text);
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(binary);
 }
 
 async function readText(path: string, what: string): Promise<string> {
@@ -335,7 +327,7 @@ export class WebhookServer {
     } else {
       config.url = buildUrl(built.tls ? "https" : "http", this.host, port, path);
     }
-    if (built.caPem) config.caBundle = toBase64(built.caPem);
+    if (built.caPem) config.caBundle = base64(built.caPem);
     return config;
   }
 

@@ -23,6 +23,7 @@ import {
 } from "./credentials.ts";
 import { absolute, checkServer, fileError, pemFrom } from "./inputs.ts";
 import type { ClusterConfig, LoadConfigOptions } from "./mod.ts";
+import { base64 } from "../base64.ts";
 
 // The kubeconfig data model, field for field as client-node's Cluster/User/Context (so that an
 // auth-provider user can be handed to its KubeConfig as is).
@@ -419,10 +420,4 @@ function impersonationHeaders(user: User): [string, string][] {
     }
   }
   return headers;
-}
-
-function base64(text: string): string {
-  let binary = "";
-  for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte);
-  return btoa(binary);
 }
