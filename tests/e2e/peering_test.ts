@@ -176,8 +176,14 @@ Deno.test("peering: equal priorities pause both with Kopf's warning", async () =
     });
     await deno.waitForOutput(/Pausing all operators, including self/, { timeout: 10 });
     await py.waitForLog(/Possibly conflicting operators with the same priority/, 60);
+    await py.waitForLog(/Pausing all operators, including self/, 10);
     await create(ns, "nobody");
     await unhandledFor(ns, "nobody", 8);
+  } catch (error) {
+    // Which side resumed, and after what peering state: both logs, for the failure report.
+    console.error(`Python Kopf's log:\n${py.output().slice(-5000)}`);
+    console.error(`Our log:\n${deno.output.slice(-5000)}`);
+    throw error;
   } finally {
     await deno.stop().catch(() => {});
     await py.stop();
