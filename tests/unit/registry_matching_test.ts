@@ -3,33 +3,12 @@
 
 import assert from "node:assert/strict";
 import * as kopf from "../../mod.ts";
-import type { KubeObject, Resource } from "../../mod.ts";
+import type { KubeObject } from "../../mod.ts";
+import { kex, pods } from "../support/engines.ts";
 import type { ChangingHandler } from "../../src/registry/records.ts";
 import { type ChangingMatchCause, selectChangingHandlers } from "../../src/registry/registry.ts";
 import type { MatchCause } from "../../src/registry/matching.ts";
 import { Subhandlers, withSubhandlers } from "../../src/registry/subhandlers.ts";
-
-const kex: Resource = {
-  group: "kopf.dev",
-  version: "v1",
-  plural: "kopfexamples",
-  kind: "KopfExample",
-  singular: "kopfexample",
-  shortcuts: ["kex"],
-  categories: [],
-  namespaced: true,
-  preferred: true,
-  verbs: ["list", "watch", "patch"],
-  subresources: ["status"],
-};
-const pods: Resource = {
-  ...kex,
-  group: "",
-  plural: "pods",
-  kind: "Pod",
-  singular: "pod",
-  shortcuts: ["po"],
-};
 
 function cause(
   body: KubeObject,

@@ -8,7 +8,7 @@ import { operatorOptionsOf } from "../../src/cli/options.ts";
 import { operatorPermissions, webhookListenAddressOf } from "../../src/cli/permissions.ts";
 import { rbacManifests } from "../../src/cli/rbac.ts";
 import type { ApiTarget } from "../../src/cli/api_target.ts";
-import type { Resource } from "../../src/kube/resource.ts";
+import { kex } from "../support/engines.ts";
 import { admissionFn, checkReview, cutAfter } from "../../src/webhooks/admission.ts";
 import {
   certificateNames,
@@ -20,20 +20,6 @@ import { hostFromCertificate } from "../../src/webhooks/detection.ts";
 import { sslPeerOf } from "../../src/webhooks/listening.ts";
 import { accessibleHost, buildUrl, serverFromUrl } from "../../src/webhooks/servers.ts";
 import { parseServerUrl } from "../../src/webhooks/urls.ts";
-
-const KEX: Resource = {
-  group: "kopf.dev",
-  version: "v1",
-  plural: "kopfexamples",
-  kind: "KopfExample",
-  singular: "kopfexample",
-  shortcuts: ["kex"],
-  categories: [],
-  namespaced: true,
-  preferred: true,
-  verbs: ["list", "watch", "patch"],
-  subresources: ["status"],
-};
 
 Deno.test("registration refuses bad admission options with one line naming them", () => {
   const registry = new kopf.Registry();
@@ -81,7 +67,7 @@ Deno.test("webhook configurations: one webhook per handler, as Kopf builds them"
   registry.on.validate("pods", { id: "pods_fn" }, () => {});
   const handlers = registry.webhookHandlers("validating");
   const webhooks = buildWebhooks(handlers, {
-    resources: [KEX],
+    resources: [kex],
     suffix: "auto.kopf.dev",
     clientConfig: { url: "https://127.0.0.1:9443/hooks/", caBundle: "Q0E=" },
   });
@@ -119,7 +105,7 @@ Deno.test("webhook configurations: one webhook per handler, as Kopf builds them"
   assert.equal("objectSelector" in webhooks[1], false);
   assert.deepEqual(webhooks[2].rules, [], "pods are not among the resources given");
   const persistent = buildWebhooks(handlers, {
-    resources: [KEX],
+    resources: [kex],
     suffix: "x",
     clientConfig: {},
     persistentOnly: true,
@@ -175,7 +161,7 @@ Deno.test("answers: first AdmissionError wins, other errors 500, warnings, JSON 
   });
   const fn = admissionFn({
     registry,
-    resources: () => [KEX],
+    resources: () => [kex],
     execution: new kopf.Settings().execution,
   });
   const created = await fn(review({ dryRun: true }), { webhook: "m" });
@@ -215,7 +201,7 @@ Deno.test("answers: first AdmissionError wins, other errors 500, warnings, JSON 
 Deno.test("reviews the operator cannot answer are WebhookErrors with their HTTP codes", async () => {
   const registry = new kopf.Registry();
   registry.on.validate("kex", { id: "v" }, () => {});
-  const fn = admissionFn({ registry, resources: () => [KEX] });
+  const fn = admissionFn({ registry, resources: () => [kex] });
   const code = async (r: unknown, webhook?: string) => {
     try {
       await fn(r as kopf.AdmissionReview, { webhook });
