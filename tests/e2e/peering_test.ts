@@ -177,6 +177,9 @@ Deno.test("peering: equal priorities pause both with Kopf's warning", async () =
     await deno.waitForOutput(/Pausing all operators, including self/, { timeout: 10 });
     await py.waitForLog(/Possibly conflicting operators with the same priority/, 60);
     await py.waitForLog(/Pausing all operators, including self/, 10);
+    // Kopf closes its open watch streams a moment after it decides to pause (~0.1 s in CI): an
+    // object created in between still reaches its handlers. Create once the stream is paused.
+    await py.waitForLog(/Pausing the watch-stream for kopfexamples/, 10);
     await create(ns, "nobody");
     await unhandledFor(ns, "nobody", 8);
   } catch (error) {
