@@ -24,6 +24,7 @@ import { cluster, type Obj } from "../tests/support/cluster.ts";
 import { KubeClient } from "../src/kube/client.ts";
 import type { Resource } from "../src/kube/resource.ts";
 import { listAndWatch } from "../src/kube/watch.ts";
+import { shardSelector } from "../src/peering/shards.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const FIXTURE = `${ROOT}tests/e2e/fixtures/replica_operator.ts`;
@@ -156,14 +157,11 @@ async function watch(): Promise<void> {
   const objects = Number(values.objects ?? 600);
   const ns = await c.namespace("bench-watch");
   const client = await KubeClient.connect({ kubeconfig: c.kubeconfig });
-  const hex = (n: bigint) => `'0x${n.toString(16).padStart(16, "0")}'`;
   const third = (1n << 64n) / 3n;
-  const bounds = [0n, third, 2n * third, (1n << 64n) - 1n];
+  const bounds = [0n, third, 2n * third, 1n << 64n];
   const selectors: (string | undefined)[] = [
     undefined,
-    ...[0, 1, 2].map((i) =>
-      `shardRange(object.metadata.uid, ${hex(bounds[i])}, ${hex(bounds[i + 1])})`
-    ),
+    ...[0, 1, 2].map((i) => shardSelector([[bounds[i], bounds[i + 1]]])),
   ];
   const stop = new AbortController();
   const counts = selectors.map(() => ({ events: 0, bytes: 0 }));

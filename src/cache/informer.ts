@@ -13,6 +13,7 @@ import { type KubeObject, type Resource, resourceKey } from "../kube/resource.ts
 import {
   listAndWatch,
   type ListAndWatchOptions,
+  type ListWatch,
   type WatchStats,
   type WatchTransport,
 } from "../kube/watch.ts";
@@ -57,8 +58,6 @@ export interface InformerScope {
   namespace?: string;
   /** A label selector, applied by the server. */
   labelSelector?: string;
-  /** A shard selector (KEP-5866), applied by the server if it can (see `kube/watch.ts`). */
-  shardSelector?: string;
 }
 
 /** Settings shared by all informers of an {@linkcode Informers} registry. */
@@ -85,8 +84,6 @@ export class Informer<T extends KubeObject = KubeObject> {
   readonly namespace: string | undefined;
   /** The server-side label selector, if any. */
   readonly labelSelector: string | undefined;
-  /** The shard selector asked of the server, if any. */
-  readonly shardSelector: string | undefined;
   /** The latest state of every watched object. */
   readonly store: ObjectStore<T>;
 
@@ -96,6 +93,8 @@ export class Informer<T extends KubeObject = KubeObject> {
   #onStop: () => void;
   #listeners = new Set<InformerListener<T>>();
   #abort: AbortController | undefined;
+  #watch: ListWatch<T> | undefined;
+  #shardSelector: string | undefined;
   #done: Promise<void> | undefined;
   #stats: Readonly<WatchStats> | undefined;
   #stopped = false;
@@ -116,12 +115,30 @@ export class Informer<T extends KubeObject = KubeObject> {
     this.store = new ObjectStore<T>(resource);
     this.namespace = scope.namespace;
     this.labelSelector = scope.labelSelector || undefined;
-    this.shardSelector = scope.shardSelector || undefined;
     this.#options = options;
     this.#onStop = onStop;
   }
 
-  /** The first listing is complete: the store holds the whole state. */
+  /**
+   * The shard selector (KEP-5866) the server is asked to apply, if any: then the store holds
+   * only that share of the objects. `undefined` also once the server has shown it ignores it.
+   */
+  get shardSelector(): string | undefined {
+    return this.#watch ? this.#watch.shardSelector : this.#shardSelector;
+  }
+
+  /**
+   * Watch only the objects of `shardSelector` (`undefined`: all): before the informer starts, its
+   * first listing is that share; while it runs, it lists again — objects that come into the share
+   * are announced as `ADDED` with `initial: true`, those that leave it as `DELETED` (their last
+   * known state), the others only if they changed.
+   */
+  rescope(shardSelector: string | undefined): void {
+    this.#shardSelector = shardSelector || undefined;
+    this.#watch?.rescope(this.#shardSelector);
+  }
+
+  /** The first listing is complete: the store holds the whole state (of its share). */
   get synced(): boolean {
     return this.#stats?.synced ?? false;
   }
@@ -232,9 +249,10 @@ export class Informer<T extends KubeObject = KubeObject> {
       ...watchOptions,
       namespace: this.namespace,
       labelSelector: this.labelSelector,
-      shardSelector: this.shardSelector,
+      shardSelector: this.#shardSelector,
       signal: abort.signal,
     });
+    this.#watch = watch;
     this.#stats = watch.stats;
     logger.debug("Starting the informer of {what}.", { what: this.#describe() });
     this.#done = (async () => {
@@ -345,12 +363,9 @@ export class Informers {
     resource: Resource,
     scope: InformerScope = {},
   ): Informer<T> {
-    const key = [
-      resourceKey(resource),
-      scope.namespace ?? "",
-      scope.labelSelector ?? "",
-      scope.shardSelector ?? "",
-    ].join("\u0000");
+    const key = [resourceKey(resource), scope.namespace ?? "", scope.labelSelector ?? ""].join(
+      "\u0000",
+    );
     let informer = this.#informers.get(key);
     if (!informer) {
       const created: Informer<KubeObject> = new Informer<KubeObject>(

@@ -178,7 +178,8 @@ export interface GateHooks {
   readonly signal: AbortSignal;
   /**
    * What the gate admits has changed: the reactor signals the in-flight handlers of objects no
-   * longer admitted, stops their daemons and timers, and queues every admitted cached object.
+   * longer admitted, stops their daemons and timers, and queues every admitted cached object;
+   * then it re-scopes its informers to the gate's `watchSelector()`.
    * Resolves once the handling of the objects no longer admitted has ended (a hand-over may go
    * on then).
    */
@@ -203,6 +204,12 @@ export interface ProcessingGate {
    * each now (client-go's `leader_election_master_status`, read at scrape time).
    */
   leadership?(): readonly { readonly name: string; readonly leading: boolean }[];
+  /**
+   * The KEP-5866 shard selector of the objects this gate may come to admit, for the informers'
+   * LISTs and WATCHes (sharding), or `undefined` for any object. Asked after each `changed()`;
+   * it must cover whatever `admits()` may say yes to before the next `changed()`.
+   */
+  watchSelector?(): string | undefined;
   /** Stop (e.g. give the Lease up) once handling has drained. */
   stop(): void | Promise<void>;
 }

@@ -540,12 +540,16 @@ export class Api {
     return { resource, object, namespace, name };
   }
 
-  /** A synced informer of the operator holding every object of this resource and namespace. */
+  /**
+   * A synced informer of the operator holding every object of this resource and namespace (not
+   * a label-selected or sharded one: a miss there says nothing of the others).
+   */
   #coveringInformer(resource: Resource, namespace: string | undefined): Informer | undefined {
     const wanted = resourceKey(resource);
     for (const informer of this.#connection.informers?.all() ?? []) {
       if (
         informer.synced && informer.labelSelector === undefined &&
+        informer.shardSelector === undefined &&
         resourceKey(informer.resource) === wanted &&
         (informer.namespace === undefined || informer.namespace === namespace)
       ) {

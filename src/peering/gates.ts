@@ -86,6 +86,15 @@ export class AllGates implements ProcessingGate {
     return this.#gates.flatMap((gate) => gate.leadership?.() ?? []);
   }
 
+  watchSelector(): string | undefined {
+    // Only sharding narrows what is watched (and it cannot be combined with leader election).
+    for (const gate of this.#gates) {
+      const selector = gate.watchSelector?.();
+      if (selector) return selector;
+    }
+    return undefined;
+  }
+
   async stop(): Promise<void> {
     for (const gate of this.#gates) await gate.stop();
   }

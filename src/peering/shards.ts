@@ -1,8 +1,9 @@
 /**
  * Sharding objects across active replicas (`--shards auto`): every replica keeps a shard Lease
  * labelled with the ring's name; the live Leases are the members; the 64-bit FNV-1a hash of an
- * object's `metadata.uid` (the hash of KEP-5866's `shardRange`) places it on a consistent hash
- * ring over the members, and its owner handles it.
+ * object's `metadata.uid` (the hash of KEP-5866's `shardRange`) places it in one of the ring's
+ * slots (`Ring`: equal slices of the hash space shared out by rendezvous hashing), and the slot's
+ * owner handles it.
  *
  * Hand-overs never let two replicas handle one object at once: each replica publishes on its
  * Lease the member list (its *view*) its ranges come from, and handles only what it owns under
@@ -12,8 +13,13 @@
  * see it. A dead replica's claims count until its Lease expires (by this replica's clock since it
  * last saw the Lease change).
  *
- * Every replica watches every object (client-side filtering): the server-side `shardSelector`
- * (`kube/watch.ts`) is not driven by the ring yet.
+ * What a replica watches: the ranges it owns under its published view, as a `shardSelector` on
+ * its LISTs and WATCHes (`watchSelector()`; the reactor re-scopes its informers when it changes).
+ * A kube-apiserver with the `ShardedListAndWatch` feature gate (v1.36+) then sends each replica
+ * only its share; one without it ignores the selector (it does not echo it back), and the watch
+ * falls back to every object, filtered here on the same hash (`kube/watch.ts` says which in the
+ * log). The check here is made in both cases: what is watched can be wider than what is admitted
+ * during a hand-over.
  *
  * @module
  */
@@ -38,10 +44,14 @@ const PRIME = 0x100000001b3n;
 export const RING_LABEL = "kopf.dev/shard-ring";
 /** The annotation of shard Leases: the member list the holder's ranges come from. */
 export const VIEW_ANNOTATION = "kopf.dev/shard-view";
-/** Points per member on the ring (more: a more even split; 1024 keeps shares within ~3 %). */
-const VNODES = 1024;
+/** Slots of the hash space when members are few: shares within ±1/64 of even, ≤ 64 ranges. */
+const MIN_SLOTS = 64;
+/** The golden ratio's 64-bit fraction: spreads slot numbers before mixing. */
+const GOLDEN = 0x9e3779b97f4a7c15n;
+/** The size of the hash space (hashes are below it). */
+const SPACE = 1n << 64n;
 
-/** splitmix64's finalizer: spreads the ring's points (FNV-1a alone clusters similar names). */
+/** splitmix64's finalizer: spreads scores (FNV-1a alone clusters similar names). */
 function mix(x: bigint): bigint {
   x = ((x ^ (x >> 30n)) * 0xbf58476d1ce4e5b9n) & MASK;
   x = ((x ^ (x >> 27n)) * 0x94d049bb133111ebn) & MASK;
@@ -67,37 +77,72 @@ export function fnv1a64(text: string): bigint {
   return hash;
 }
 
-/** A consistent hash ring over members: who owns a hash. */
+/**
+ * Who owns which hashes: the 64-bit space cut into equal slots (64, or 4 per member beyond 16
+ * members), each given to one member by rendezvous hashing with bounded loads — every member
+ * holds ⌊slots/members⌋ or one more, and a join or a leave moves few slots besides the ones it
+ * must. Equal slots keep each member's share a few contiguous ranges, so that one KEP-5866
+ * `shardSelector` of ≤ 64 `shardRange`s tells the API server what a replica watches (a ring of
+ * random points would need hundreds of ranges per member to split as evenly).
+ */
 export class Ring {
   /** The sorted members it was built from. */
   readonly members: readonly string[];
-  readonly #points: { at: bigint; member: string }[];
+  /** The owner of each slot, by slot number. */
+  readonly #owners: string[];
+  /** log2 of the slot count. */
+  readonly #bits: bigint;
 
   /** A ring of `members` (order does not matter). */
   constructor(members: readonly string[]) {
     this.members = [...new Set(members)].sort();
-    this.#points = this.members.flatMap((member) =>
-      Array.from({ length: VNODES }, (_, i) => ({ at: mix(fnv1a64(`${member}#${i}`)), member }))
-    ).sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
-  }
-
-  /** The positions where ownership changes. */
-  get boundaries(): bigint[] {
-    return this.#points.map((p) => p.at);
-  }
-
-  /** The member that owns `hash`: the first point at or after it, clockwise. */
-  owner(hash: bigint): string | undefined {
-    const points = this.#points;
-    if (!points.length) return undefined;
-    let lo = 0;
-    let hi = points.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (points[mid].at < hash) lo = mid + 1;
-      else hi = mid;
+    const count = this.members.length;
+    let slots = MIN_SLOTS;
+    while (slots < count * 4) slots *= 2;
+    this.#bits = BigInt(Math.log2(slots));
+    this.#owners = new Array(slots);
+    if (!count) return;
+    const base = Math.floor(slots / count);
+    const room = this.members.map((_, i) => base + (i < slots % count ? 1 : 0));
+    const seeds = this.members.map((member) => fnv1a64(member));
+    const bids: { score: bigint; slot: number; member: number }[] = [];
+    for (let slot = 0; slot < slots; slot++) {
+      const salt = (BigInt(slot) * GOLDEN) & MASK;
+      seeds.forEach((seed, member) => bids.push({ score: mix(seed ^ salt), slot, member }));
     }
-    return points[lo === points.length ? 0 : lo].member;
+    bids.sort((a, b) => (a.score > b.score ? -1 : a.score < b.score ? 1 : 0));
+    let left = slots;
+    for (const { slot, member } of bids) {
+      if (this.#owners[slot] !== undefined || room[member] === 0) continue;
+      this.#owners[slot] = this.members[member];
+      room[member]--;
+      if (--left === 0) break;
+    }
+  }
+
+  /** Where each slot starts: the only places where ownership can change. */
+  get cuts(): bigint[] {
+    const width = SPACE >> this.#bits;
+    return Array.from({ length: this.#owners.length }, (_, i) => BigInt(i) * width);
+  }
+
+  /** The member that owns `hash`. */
+  owner(hash: bigint): string | undefined {
+    return this.#owners[Number(hash >> (64n - this.#bits))];
+  }
+
+  /** The sorted, merged hash intervals `[start, end)` that `member` owns. */
+  ranges(member: string): [bigint, bigint][] {
+    const width = SPACE >> this.#bits;
+    const result: [bigint, bigint][] = [];
+    this.#owners.forEach((owner, i) => {
+      if (owner !== member) return;
+      const start = BigInt(i) * width;
+      const last = result.at(-1);
+      if (last && last[1] === start) last[1] = start + width;
+      else result.push([start, start + width]);
+    });
+    return result;
   }
 }
 
@@ -110,15 +155,15 @@ export function admittedIntervals(
   view: Ring,
   others: ReadonlyMap<string, Ring>,
 ): [bigint, bigint][] {
-  const cuts = new Set<bigint>([0n, ...view.boundaries.map((b) => (b + 1n) & MASK)]);
+  const cuts = new Set<bigint>(view.cuts);
   for (const ring of others.values()) {
-    for (const b of ring.boundaries) cuts.add((b + 1n) & MASK);
+    for (const cut of ring.cuts) cuts.add(cut);
   }
   const sorted = [...cuts].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const result: [bigint, bigint][] = [];
   for (let i = 0; i < sorted.length; i++) {
     const start = sorted[i];
-    const end = i + 1 < sorted.length ? sorted[i + 1] : MASK + 1n;
+    const end = i + 1 < sorted.length ? sorted[i + 1] : SPACE;
     if (view.owner(start) !== identity) continue;
     let claimed = false;
     for (const [member, ring] of others) {
@@ -133,6 +178,32 @@ export function admittedIntervals(
     else result.push([start, end]);
   }
   return result;
+}
+
+/**
+ * The KEP-5866 shard selector of hash intervals over `metadata.uid`: `shardRange(...)` clauses
+ * joined by `||` (the grammar has no other operator); `undefined` for the whole space.
+ *
+ * @example
+ * ```ts
+ * import { shardSelector } from "./shards.ts";
+ *
+ * shardSelector([[0n, 1n << 63n]]);
+ * // "shardRange(object.metadata.uid, '0x0000000000000000', '0x8000000000000000')"
+ * ```
+ */
+export function shardSelector(intervals: readonly [bigint, bigint][]): string | undefined {
+  if (intervals.length === 1 && intervals[0][0] === 0n && intervals[0][1] === SPACE) {
+    return undefined;
+  }
+  // The server wants 16 hex digits (17 for the end of the space, 2^64, which it accepts).
+  const hex = (n: bigint) => `'0x${n.toString(16).padStart(16, "0")}'`;
+  const clauses = intervals.map(([start, end]) =>
+    `shardRange(object.metadata.uid, ${hex(start)}, ${hex(end)})`
+  );
+  // Owning nothing: the server refuses empty ranges; the narrowest one matches (almost) nothing,
+  // and the gate's own check filters the rest.
+  return clauses.join(" || ") || `shardRange(object.metadata.uid, ${hex(0n)}, ${hex(1n)})`;
 }
 
 /** Whether `hash` is in the sorted disjoint `intervals`. */
@@ -167,6 +238,8 @@ export class ShardGate implements ProcessingGate {
   /** The view this replica has published (what it may handle comes from it). */
   #view = new Ring([]);
   #intervals: [bigint, bigint][] = [];
+  /** The shard selector of what this replica watches: its ranges under its published view. */
+  #scope: string | undefined;
   #lastRenew = 0;
   /** Other members' Leases as last seen, and when they were seen to change (this clock). */
   readonly #seen = new Map<string, { key: string; at: number; lease: Lease }>();
@@ -180,7 +253,7 @@ export class ShardGate implements ProcessingGate {
     this.#settings = settings;
   }
 
-  start(hooks: GateHooks): void {
+  async start(hooks: GateHooks): Promise<void> {
     const s = this.#settings;
     this.#hooks = hooks;
     this.#identity = s.identity ?? leaseIdentity();
@@ -189,7 +262,8 @@ export class ShardGate implements ProcessingGate {
     this.#leaseName = `${this.#ring}-${fnv1a64(this.#identity).toString(16)}`;
     logger.info(
       "Sharding: joining the ring {ring} in {namespace} as {identity} (Lease {lease}); " +
-        "client-side filtering on the FNV-1a hash of metadata.uid.",
+        "watching its share by shardSelector where the API server applies it, else " +
+        "filtering on the FNV-1a hash of metadata.uid here.",
       {
         ring: this.#ring,
         namespace: this.#namespace,
@@ -197,9 +271,22 @@ export class ShardGate implements ProcessingGate {
         lease: this.#leaseName,
       },
     );
+    // Joined before the informers start, so that their first listing is already this share.
+    try {
+      await this.#tick(hooks.client);
+    } catch (error) {
+      logger.warn("Sharding: could not join the ring {ring} yet: {error}", {
+        ring: this.#ring,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
     this.#task = this.#run(hooks.client).catch((error) => {
       logger.error("Sharding failed: {error}", { error });
     });
+  }
+
+  watchSelector(): string | undefined {
+    return this.#scope;
   }
 
   admits(_key: ObjectKey, object: KubeObject | undefined): boolean {
@@ -241,6 +328,8 @@ export class ShardGate implements ProcessingGate {
     const s = this.#settings;
     const signal = this.#stop.signal;
     while (!signal.aborted) {
+      await sleepUnless(s.retryPeriod, signal);
+      if (signal.aborted) break;
       try {
         await this.#tick(client);
       } catch (error) {
@@ -259,7 +348,6 @@ export class ShardGate implements ProcessingGate {
           await this.#hooks?.changed();
         }
       }
-      await sleepUnless(s.retryPeriod, signal);
     }
   }
 
@@ -317,11 +405,14 @@ export class ShardGate implements ProcessingGate {
       await this.#hooks?.changed();
       this.#view = target;
       await this.#renew(client, Date.now());
+      // Watched from now on: what this view gives, before any of it is admitted.
+      this.#scope = shardSelector(target.ranges(this.#identity));
       logger.info("Sharding: the ring {ring} has {count} member(s) now: {members}.", {
         ring: this.#ring,
         count: members.length,
         members: members.join(", "),
       });
+      await this.#hooks?.changed();
     }
     const intervals = admittedIntervals(this.#identity, this.#view, live);
     if (!sameIntervals(intervals, this.#intervals)) {

@@ -9,6 +9,9 @@
  * - **CRDs** are watched only when some selector is unresolved or not specific (`EVERYTHING`,
  *   categories, predicates), or once a served resource went missing (its CRD deleted): a CRD event
  *   then re-resolves every selector and starts or stops serving resources.
+ * - **Shards**: with sharding, the informers ask the server for this replica's share only (a
+ *   KEP-5866 shard selector, `rescope()`), except for resources with indexes: an index covers
+ *   every object, so those are watched whole on every replica.
  *
  * @module
  */
@@ -115,6 +118,9 @@ export class Observation {
   #rescanTimer: ReturnType<typeof setTimeout> | undefined;
   #observingCrds = false;
   #rescanning: Promise<void> = Promise.resolve();
+  /** The share of objects to watch (sharding), or undefined for all. */
+  #shardSelector: string | undefined;
+  #saidIndexed = new Set<string>();
 
   /** Nothing is served until {@linkcode Observation.start}. */
   constructor(options: ObservationOptions) {
@@ -224,6 +230,35 @@ export class Observation {
     this.#observeCrds();
     // It may be back already (a 404 that passed): look now, not only on the next CRD event.
     this.#scheduleRescan(0);
+  }
+
+  /**
+   * Watch only the objects of a KEP-5866 shard selector from now on (`undefined`: all), in every
+   * informer that serves handlers (not those of resources with indexes), and in those to come.
+   */
+  rescope(shardSelector: string | undefined): void {
+    if (shardSelector === this.#shardSelector) return;
+    this.#shardSelector = shardSelector;
+    for (const served of this.#served.values()) {
+      const scoped = this.#scopedFor(served.resource);
+      for (const { informer } of served.scopes.values()) informer.rescope(scoped);
+    }
+  }
+
+  /** The shard selector for a resource's informers. */
+  #scopedFor(resource: Resource): string | undefined {
+    if (!this.#shardSelector) return undefined;
+    if (!this.#options.registry.hasHandlers(resource, "indexing")) return this.#shardSelector;
+    const key = resourceKey(resource);
+    if (!this.#saidIndexed.has(key)) {
+      this.#saidIndexed.add(key);
+      logger.info(
+        "Sharding: {resource} has indexes, which cover every object: watched whole on every " +
+          "replica (handled by share).",
+        { resource: key },
+      );
+    }
+    return undefined;
   }
 
   /** Stop serving: no more events; resolves when a re-scan under way has finished. */
@@ -373,6 +408,7 @@ export class Observation {
       namespace,
       labelSelector: served.labelSelector,
     });
+    informer.rescope(this.#scopedFor(served.resource));
     const subscription = informer.subscribe((event) =>
       this.#options.onEvent(served, informer, event)
     );

@@ -216,7 +216,7 @@ class Operator {
    * The gate opened or closed: in-flight cycles of objects no longer admitted are signalled and
    * their daemons and timers stopped; every admitted cached object is queued (its daemons and
    * timers spawned), as if just listed. Resolves when the handling of those no longer admitted
-   * has ended.
+   * has ended; then the informers watch what the gate may admit next (sharding).
    */
   async #regate(connected: Connected): Promise<void> {
     const { gate, processing, queue, observation } = connected;
@@ -237,6 +237,7 @@ class Operator {
       if (admitted) queue.add(key);
     }
     await Promise.allSettled(ending);
+    observation.rescope(gate.watchSelector?.());
   }
 
   #indices(): Readonly<Record<string, unknown>> {

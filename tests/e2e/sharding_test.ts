@@ -1,26 +1,62 @@
 /**
  * Sharding across active replicas through the real command line (`kopf run --shards auto`),
- * replicas as separate processes against the control plane: 600 objects are each handled exactly
- * once, split within ±20 % per replica; a SIGKILLed replica's objects (new ones, and the timers
- * of old ones) are taken over after its lease expires; a replica that joins takes its ranges over
- * — and no object is ever handled by two replicas at once (every handler run records its start
- * and end; timers' ticks per object come from one replica at a time).
+ * replicas as separate processes against two control planes — the shared one, whose API server
+ * ignores shard selectors (each replica watches everything and filters), and a private one with
+ * the `ShardedListAndWatch` feature gate (each replica's watch carries only its share, counted by
+ * its own `kopf_watch_events_total` and `kopf_cached_objects`). On both: 600 objects are each
+ * handled exactly once, split within ±20 % per replica; a SIGKILLed replica's objects (new ones,
+ * and the timers of old ones) are taken over after its lease expires; a replica that joins takes
+ * its ranges over — and no object is ever handled by two replicas at once (every handler run
+ * records its start and end; timers' ticks per object come from one replica at a time).
  */
 import assert from "node:assert/strict";
 import { KopfRunner } from "../../testing.ts";
-import { cluster, type Obj } from "../support/cluster.ts";
+import {
+  cluster,
+  type Obj,
+  privateCluster,
+  shardedPlaneDir,
+  type TestCluster,
+} from "../support/cluster.ts";
+import { KubeClient } from "../../src/kube/client.ts";
+import type { Resource } from "../../src/kube/resource.ts";
+import { listAndWatch } from "../../src/kube/watch.ts";
+import { kex as KEX } from "../support/engines.ts";
+import { freePort, scrape } from "../support/prometheus.ts";
 import { waitFor } from "../support/wait.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const FIXTURE = `${ROOT}tests/e2e/fixtures/replica_operator.ts`;
 
-const c = await cluster();
-await c.applyCrd(c.kopfExampleCrd);
-
 const kexes = (ns: string) => `/apis/kopf.dev/v1/namespaces/${ns}/kopfexamples`;
 
-function replica(ns: string, name: string): KopfRunner {
-  return new KopfRunner(
+/** The planes: `sharded` — the API server applies shard selectors. */
+const planes: { sharded: boolean; open: () => Promise<TestCluster & { done(): Promise<void> }> }[] =
+  [
+    {
+      sharded: false,
+      open: async () => ({ ...await cluster(), done: async () => {} }),
+    },
+    {
+      sharded: true,
+      open: async () => {
+        const p = await privateCluster(shardedPlaneDir(), {
+          featureGates: "ShardedListAndWatch=true",
+        });
+        return { ...p, done: () => p.down() };
+      },
+    },
+  ];
+
+interface Replica {
+  runner: KopfRunner;
+  /** Its /metrics. */
+  metrics: string;
+}
+
+function replica(c: TestCluster, ns: string, name: string): Replica {
+  const metrics = `http://127.0.0.1:${freePort()}/metrics`;
+  const runner = new KopfRunner(
     [
       "run",
       "--standalone",
@@ -28,11 +64,99 @@ function replica(ns: string, name: string): KopfRunner {
       "auto",
       "-n",
       ns,
+      "--metrics",
+      metrics,
       "--allow-env=REPLICA,POD_NAME",
       FIXTURE,
     ],
     { env: { KUBECONFIG: c.kubeconfig, REPLICA: name, POD_NAME: name }, cwd: ROOT, timeout: 300 },
   ).start();
+  return { runner, metrics };
+}
+
+/** A replica's watch of a resource: events received and objects cached. */
+async function watched(r: Replica, plural: string): Promise<{ events: number; cached: number }> {
+  const samples = await scrape(r.metrics);
+  const sum = (name: string) =>
+    samples.series.filter((s) => s.name === name && s.labels.resource?.startsWith(plural))
+      .reduce((total, s) => total + s.value, 0);
+  return { events: sum("kopf_watch_events_total"), cached: sum("kopf_cached_objects") };
+}
+
+/**
+ * An unsharded watch of the test's own beside the replicas: what one replica would receive
+ * without server-side sharding (events, and bytes of the objects).
+ */
+class Baseline {
+  events = 0;
+  bytes = 0;
+  readonly #stop = new AbortController();
+  readonly #done: Promise<void>;
+
+  constructor(c: TestCluster, resource: Resource, namespace?: string) {
+    this.#done = this.#run(c, resource, namespace);
+  }
+
+  async #run(c: TestCluster, resource: Resource, namespace?: string): Promise<void> {
+    const client = await KubeClient.connect({ kubeconfig: c.kubeconfig });
+    try {
+      const watch = listAndWatch(client, resource, { namespace, signal: this.#stop.signal });
+      for await (const event of watch) {
+        if (event.type === "SYNCED" || event.type === "MISSING") continue;
+        this.events++;
+        this.bytes += JSON.stringify(event.object).length;
+      }
+    } finally {
+      client.close();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stop.abort();
+    await this.#done;
+  }
+}
+
+/**
+ * Each replica's watch: on a sharded plane its share only (the server's doing: said in its log),
+ * else every object. With a baseline, the events each received are compared with an unsharded
+ * watch's.
+ */
+async function assertWatchedShares(
+  replicas: Map<string, Replica>,
+  plural: string,
+  count: number,
+  sharded: boolean,
+  baseline?: Baseline,
+): Promise<void> {
+  const shares = new Map<string, { events: number; cached: number }>();
+  for (const [name, r] of replicas) shares.set(name, await watched(r, plural));
+  console.log(
+    `${sharded ? "server-side" : "client-side"} sharding, ${count} objects, per replica ` +
+      `(events received / objects cached): ${
+        [...shares].map(([n, s]) => `${n} ${s.events}/${s.cached}`).join(", ")
+      }${
+        baseline
+          ? `; an unsharded watch: ${baseline.events} events, ${baseline.bytes} bytes of objects`
+          : ""
+      }`,
+  );
+  for (const [name, { events, cached }] of shares) {
+    const output = replicas.get(name)!.runner.output;
+    if (sharded) {
+      assert.match(output, /The API server applies shardSelector/);
+      assert.ok(cached <= count * 0.6, `${name} caches ${cached} of ${count}`);
+      if (baseline) {
+        assert.ok(events <= baseline.events * 0.6, `${name}: ${events} of ${baseline.events}`);
+      }
+    } else {
+      assert.match(output, /The API server ignores shardSelector/);
+      assert.equal(cached, count, `${name} caches every object`);
+      if (baseline) {
+        assert.ok(events >= baseline.events * 0.9, `${name}: ${events} of ${baseline.events}`);
+      }
+    }
+  }
 }
 
 interface Span {
@@ -85,7 +209,13 @@ function assertNoOverlaps(spans: Span[], what: string): void {
   }
 }
 
-async function createMany(ns: string, prefix: string, count: number, ticking = 0): Promise<void> {
+async function createMany(
+  c: TestCluster,
+  ns: string,
+  prefix: string,
+  count: number,
+  ticking = 0,
+): Promise<void> {
   for (let i = 0; i < count; i += 50) {
     await Promise.all(
       Array.from({ length: Math.min(50, count - i) }, (_, j) =>
@@ -99,7 +229,12 @@ async function createMany(ns: string, prefix: string, count: number, ticking = 0
   }
 }
 
-async function allHandled(ns: string, count: number, timeout: number): Promise<Obj[]> {
+async function allHandled(
+  c: TestCluster,
+  ns: string,
+  count: number,
+  timeout: number,
+): Promise<Obj[]> {
   return await waitFor(async () => {
     const items: Obj[] = (await c.api("GET", kexes(ns))).items;
     const done = items.filter((i) => i.status?.create_fn?.replica);
@@ -107,78 +242,108 @@ async function allHandled(ns: string, count: number, timeout: number): Promise<O
   }, { timeout, interval: 1000, message: `${count} objects handled` });
 }
 
-Deno.test("sharding: 3 replicas share 600 objects; a killed one's are taken over, a new one takes its share, never two at once", async () => {
-  const ns = await c.namespace("e2e-shards");
-  const replicas = new Map(["r1", "r2", "r3"].map((n) => [n, replica(ns, n)]));
-  const outputs = new Map<string, () => string>();
-  for (const [n, r] of replicas) outputs.set(n, () => r.output);
-  try {
-    for (const r of replicas.values()) {
-      await r.waitForOutput(/Sharding: the ring \S+ has 3 member\(s\) now/, { timeout: 120 });
-    }
-    const COUNT = 600;
-    await createMany(ns, "obj", COUNT, 30);
-    const items = await allHandled(ns, COUNT, 180);
-    const perReplica = new Map<string, number>();
-    for (const item of items) {
-      const by = item.status.create_fn.replica;
-      perReplica.set(by, (perReplica.get(by) ?? 0) + 1);
-    }
-    console.log(`600 objects by replica: ${JSON.stringify(Object.fromEntries(perReplica))}`);
-    for (const n of replicas.keys()) {
-      const share = (perReplica.get(n) ?? 0) / (COUNT / 3);
-      assert.ok(share >= 0.8 && share <= 1.2, `${n} handled ${perReplica.get(n)} of ${COUNT}`);
-    }
+for (const { sharded, open } of planes) {
+  const side = sharded ? "server-side" : "client-side";
+  Deno.test(`sharding (${side}): 3 replicas share 600 objects; a killed one's are taken over, a new one takes its share, never two at once`, async () => {
+    const c = await open();
+    await c.applyCrd(c.kopfExampleCrd);
+    const ns = await c.namespace("e2e-shards");
+    const replicas = new Map(["r1", "r2", "r3"].map((n) => [n, replica(c, ns, n)]));
+    const outputs = new Map<string, () => string>();
+    for (const [n, r] of replicas) outputs.set(n, () => r.runner.output);
+    try {
+      for (const r of replicas.values()) {
+        await r.runner.waitForOutput(/Sharding: the ring \S+ has 3 member\(s\) now/, {
+          timeout: 120,
+        });
+      }
+      const COUNT = 600;
+      const baseline = new Baseline(c, KEX, ns);
+      await createMany(c, ns, "obj", COUNT, 30);
+      const items = await allHandled(c, ns, COUNT, 180);
+      await new Promise((resolve) => setTimeout(resolve, 1000)); // the last writes' events
+      await baseline.stop();
+      const perReplica = new Map<string, number>();
+      for (const item of items) {
+        const by = item.status.create_fn.replica;
+        perReplica.set(by, (perReplica.get(by) ?? 0) + 1);
+      }
+      console.log(`600 objects by replica: ${JSON.stringify(Object.fromEntries(perReplica))}`);
+      for (const n of replicas.keys()) {
+        const share = (perReplica.get(n) ?? 0) / (COUNT / 3);
+        assert.ok(share >= 0.8 && share <= 1.2, `${n} handled ${perReplica.get(n)} of ${COUNT}`);
+      }
+      await assertWatchedShares(replicas, "kopfexamples", COUNT, sharded, baseline);
 
-    // SIGKILL r3: its objects wait for its lease to expire, then r1/r2 take them.
-    const r3 = replicas.get("r3")!;
-    const r3Ticking = items.filter((i) => i.spec.tick && i.status.create_fn.replica === "r3")
-      .map((i) => i.metadata.name as string);
-    const killAt = Date.now();
-    Deno.kill(r3.pid!, "SIGKILL");
-    await r3.wait().catch(() => {});
-    const r3Output = r3.output;
-    outputs.set("r3", () => r3Output);
-    replicas.delete("r3");
-    await createMany(ns, "late", 60);
-    await allHandled(ns, COUNT + 60, 90);
-    const takeover = (Date.now() - killAt) / 1000;
-    console.log(`after SIGKILL of r3: all 60 new objects handled ${takeover.toFixed(1)} s later`);
-    for (const name of r3Ticking) {
-      await waitFor(
-        () => [...replicas.values()].some((r) => new RegExp(`tick ${name} r[12] `).test(r.output)),
-        { timeout: 60, message: `${name}'s timer taken over` },
-      );
+      // SIGKILL r3: its objects wait for its lease to expire, then r1/r2 take them.
+      const r3 = replicas.get("r3")!.runner;
+      const r3Ticking = items.filter((i) => i.spec.tick && i.status.create_fn.replica === "r3")
+        .map((i) => i.metadata.name as string);
+      const killAt = Date.now();
+      Deno.kill(r3.pid!, "SIGKILL");
+      await r3.wait().catch(() => {});
+      const r3Output = r3.output;
+      outputs.set("r3", () => r3Output);
+      replicas.delete("r3");
+      await createMany(c, ns, "late", 60);
+      await allHandled(c, ns, COUNT + 60, 90);
+      const takeover = (Date.now() - killAt) / 1000;
+      console.log(`after SIGKILL of r3: all 60 new objects handled ${takeover.toFixed(1)} s later`);
+      for (const name of r3Ticking) {
+        await waitFor(
+          () =>
+            [...replicas.values()].some((r) =>
+              new RegExp(`tick ${name} r[12] `).test(r.runner.output)
+            ),
+          { timeout: 60, message: `${name}'s timer taken over` },
+        );
+      }
+
+      // r4 joins: ranges move from r1/r2 to it; new objects are shared by all three.
+      const r4 = replica(c, ns, "r4");
+      replicas.set("r4", r4);
+      outputs.set("r4", () => r4.runner.output);
+      await r4.runner.waitForOutput(/Sharding: the ring \S+ has 3 member\(s\) now/, {
+        timeout: 120,
+      });
+      await new Promise((resolve) => setTimeout(resolve, 6000)); // the others publish the view
+      await createMany(c, ns, "joined", 90);
+      const all = await allHandled(c, ns, COUNT + 150, 90);
+      const joinedBy = all.filter((i) => i.metadata.name.startsWith("joined-"))
+        .map((i) => i.status.create_fn.replica);
+      assert.ok(joinedBy.includes("r4"), "the new replica handles a share");
+      await new Promise((resolve) => setTimeout(resolve, 3000)); // a few more ticks
+
+      // Never two at once, every object exactly once.
+      const texts = [...outputs.values()].map((f) => f());
+      const runs = texts.flatMap(runsIn);
+      assertNoOverlaps(runs, "handler runs");
+      assertNoOverlaps(texts.flatMap(tickSpansIn), "timer ticks");
+      const perName = Map.groupBy(runs, (r) => r.name);
+      assert.equal(perName.size, COUNT + 150);
+      for (const [name, list] of perName) {
+        assert.equal(list.length, 1, `${name} ran ${list.length}×`);
+      }
+      // After the moves, still each its share (what left a replica's share left its cache).
+      await assertWatchedShares(replicas, "kopfexamples", COUNT + 150, sharded);
+    } finally {
+      for (const r of replicas.values()) await r.runner.stop().catch(() => {});
+      await c.deleteNamespace(ns);
+      await c.done();
     }
+  });
 
-    // r4 joins: ranges move from r1/r2 to it; new objects are shared by all three.
-    const r4 = replica(ns, "r4");
-    replicas.set("r4", r4);
-    outputs.set("r4", () => r4.output);
-    await r4.waitForOutput(/Sharding: the ring \S+ has 3 member\(s\) now/, { timeout: 120 });
-    await new Promise((resolve) => setTimeout(resolve, 6000)); // the others publish the view
-    await createMany(ns, "joined", 90);
-    const all = await allHandled(ns, COUNT + 150, 90);
-    const joinedBy = all.filter((i) => i.metadata.name.startsWith("joined-"))
-      .map((i) => i.status.create_fn.replica);
-    assert.ok(joinedBy.includes("r4"), "the new replica handles a share");
-    await new Promise((resolve) => setTimeout(resolve, 3000)); // a few more ticks
+  Deno.test(`sharding (${side}): a cluster-scoped resource is shared too, each object handled once`, async () => {
+    const c = await open();
+    try {
+      await clusterScoped(c, sharded);
+    } finally {
+      await c.done();
+    }
+  });
+}
 
-    // Never two at once, every object exactly once.
-    const texts = [...outputs.values()].map((f) => f());
-    const runs = texts.flatMap(runsIn);
-    assertNoOverlaps(runs, "handler runs");
-    assertNoOverlaps(texts.flatMap(tickSpansIn), "timer ticks");
-    const perName = Map.groupBy(runs, (r) => r.name);
-    assert.equal(perName.size, COUNT + 150);
-    for (const [name, list] of perName) assert.equal(list.length, 1, `${name} ran ${list.length}×`);
-  } finally {
-    for (const r of replicas.values()) await r.stop().catch(() => {});
-    await c.deleteNamespace(ns);
-  }
-});
-
-Deno.test("sharding: a cluster-scoped resource is shared too, each object handled once", async () => {
+async function clusterScoped(c: TestCluster, sharded: boolean): Promise<void> {
   const leases = await c.namespace("e2e-shards-cluster");
   await c.apply({
     apiVersion: "apiextensions.k8s.io/v1",
@@ -207,6 +372,9 @@ Deno.test("sharding: a cluster-scoped resource is shared too, each object handle
     message: "the cluster-scoped CRD served",
   });
   const fixture = `${ROOT}tests/e2e/fixtures/cluster_replica_operator.ts`;
+  const metrics = new Map(
+    ["c1", "c2", "c3"].map((n) => [n, `http://127.0.0.1:${freePort()}/metrics`]),
+  );
   const replicas = ["c1", "c2", "c3"].map((n) =>
     new KopfRunner(
       [
@@ -217,6 +385,8 @@ Deno.test("sharding: a cluster-scoped resource is shared too, each object handle
         "-A",
         "--lease-namespace",
         leases,
+        "--metrics",
+        metrics.get(n)!,
         "--allow-env=REPLICA",
         fixture,
       ],
@@ -253,6 +423,15 @@ Deno.test("sharding: a cluster-scoped resource is shared too, each object handle
     const perName = Map.groupBy(runs, (r) => r.name);
     assert.equal(perName.size, COUNT);
     for (const [name, list] of perName) assert.equal(list.length, 1, `${name} ran ${list.length}×`);
+    const all: Obj[] = (await c.api("GET", path)).items;
+    await assertWatchedShares(
+      new Map(
+        replicas.map((runner, i) => [`c${i + 1}`, { runner, metrics: metrics.get(`c${i + 1}`)! }]),
+      ),
+      "shardexamples",
+      all.length,
+      sharded,
+    );
   } finally {
     for (const r of replicas) await r.stop().catch(() => {});
     for (let i = 0; i < 90; i++) {
@@ -260,4 +439,4 @@ Deno.test("sharding: a cluster-scoped resource is shared too, each object handle
     }
     await c.deleteNamespace(leases);
   }
-});
+}

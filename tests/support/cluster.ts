@@ -163,21 +163,38 @@ export function cluster(): Promise<TestCluster> {
  * A control plane in `dir` (`KOPF_CLUSTER_DIR` of `cluster.sh`), started or reused, never the
  * shared one: for tests that restart or stop its components.
  */
-export async function privateCluster(dir: string): Promise<PrivateCluster> {
-  const base = await start(dir);
+export async function privateCluster(
+  dir: string,
+  options: { featureGates?: string } = {},
+): Promise<PrivateCluster> {
+  const base = await start(dir, options.featureGates);
   return {
     ...base,
-    stopApiserver: async () => void await runScript(dir, "stop-apiserver"),
-    startApiserver: async () => void await runScript(dir, "start-apiserver"),
-    stopEtcd: async () => void await runScript(dir, "stop-etcd"),
-    startEtcd: async () => void await runScript(dir, "start-etcd"),
-    down: async () => void await runScript(dir, "down"),
+    stopApiserver: async () => void await runScript(dir, ["stop-apiserver"]),
+    startApiserver: async () => void await runScript(dir, ["start-apiserver"]),
+    stopEtcd: async () => void await runScript(dir, ["stop-etcd"]),
+    startEtcd: async () => void await runScript(dir, ["start-etcd"]),
+    down: async () => void await runScript(dir, ["down"]),
   };
 }
 
+/**
+ * Where the tests' plane with the `ShardedListAndWatch` feature gate lives (a private plane: the
+ * shared one runs without it, so that both sides of sharding are tested for real).
+ */
+export function shardedPlaneDir(): string {
+  return `${Deno.env.get("KOPF_CLUSTER_DIR") ?? "/tmp/kopf-cluster"}-sharded`;
+}
+
 /** Runs `cluster.sh` on the plane in `dir` (default: `KOPF_CLUSTER_DIR` or the script's own). */
-async function runScript(dir: string | undefined, ...args: string[]): Promise<string> {
-  const env = dir === undefined ? undefined : { KOPF_CLUSTER_DIR: dir };
+async function runScript(
+  dir: string | undefined,
+  args: string[],
+  extra: Record<string, string> = {},
+): Promise<string> {
+  const env: Record<string, string> = dir === undefined
+    ? extra
+    : { KOPF_CLUSTER_DIR: dir, ...extra };
   const out = await new Deno.Command("bash", { args: [SCRIPT, ...args], env, stderr: "piped" })
     .output();
   const stdout = new TextDecoder().decode(out.stdout);
@@ -188,8 +205,11 @@ async function runScript(dir: string | undefined, ...args: string[]): Promise<st
   return stdout;
 }
 
-async function start(dir?: string): Promise<TestCluster> {
-  const stdout = await runScript(dir, "up");
+async function start(dir?: string, featureGates = ""): Promise<TestCluster> {
+  const gates: Record<string, string> = featureGates
+    ? { KOPF_CLUSTER_FEATURE_GATES: featureGates }
+    : {};
+  const stdout = await runScript(dir, ["up"], gates);
   const last = stdout.trim().split("\n").at(-1) ?? "";
   if (!last.startsWith("KUBECONFIG=")) throw new Error(`cluster.sh up printed no KUBECONFIG line`);
   const kubeconfig = last.slice("KUBECONFIG=".length);
@@ -317,10 +337,10 @@ async function start(dir?: string): Promise<TestCluster> {
       return parseRequestTotals(text);
     },
     async restartApiserver() {
-      await runScript(dir, "restart-apiserver");
+      await runScript(dir, ["restart-apiserver"]);
     },
     async logs() {
-      return await runScript(dir, "logs").catch((e) => String(e));
+      return await runScript(dir, ["logs"]).catch((e) => String(e));
     },
     async cleanup() {
       await Promise.all([...created].map((name) => self.deleteNamespace(name)));

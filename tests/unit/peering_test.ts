@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { peersOf, verdict } from "../../src/peering/kopf.ts";
 import { timingProblem } from "../../src/peering/leases.ts";
-import { admittedIntervals, fnv1a64, Ring } from "../../src/peering/shards.ts";
+import { admittedIntervals, fnv1a64, Ring, shardSelector } from "../../src/peering/shards.ts";
 import { processingGate } from "../../src/peering/gates.ts";
 import { Settings } from "../../src/settings/settings.ts";
 import { rbacManifests } from "../../src/cli/rbac.ts";
@@ -175,4 +175,44 @@ Deno.test("the ring splits 600 uids over 3 members within ±20 %, and hand-overs
   for (const uid of uids) {
     assert.equal(after.filter((set) => inside(set, fnv1a64(uid))).length, 1);
   }
+});
+
+Deno.test("the ring's slots: even shares, few ranges for a shardSelector, few moves on a join", () => {
+  const space = 1n << 64n;
+  const width = (ranges: [bigint, bigint][]) => ranges.reduce((sum, [s, e]) => sum + e - s, 0n);
+  for (const count of [1, 2, 3, 5, 16, 17, 40]) {
+    const members = Array.from({ length: count }, (_, i) => `replica-${i}_${i * 7919}`);
+    const ring = new Ring(members);
+    const slots = ring.cuts.length;
+    assert.ok(slots >= 64 && slots >= 4 * count, `${count} members: ${slots} slots`);
+    let total = 0n;
+    for (const m of members) {
+      const ranges = ring.ranges(m);
+      const owned = width(ranges);
+      total += owned;
+      // ⌊slots/members⌋ or one more slot each.
+      const least = BigInt(Math.floor(slots / count)) * (space / BigInt(slots));
+      assert.ok(owned >= least && owned <= least + space / BigInt(slots), `${m}: ${owned}`);
+      assert.ok(ranges.length <= Math.ceil(slots / count), `${m}: ${ranges.length} ranges`);
+      for (const [s, e] of ranges) {
+        assert.equal(ring.owner(s), m);
+        assert.equal(ring.owner(e - 1n), m);
+      }
+    }
+    assert.equal(total, space, "every hash has an owner");
+  }
+  // A fourth member takes about a quarter; the others keep most of what they had.
+  const three = new Ring(["a_1", "b_2", "c_3"]);
+  const four = new Ring(["a_1", "b_2", "c_3", "d_4"]);
+  const moved = three.cuts.filter((cut) => three.owner(cut) !== four.owner(cut)).length;
+  assert.ok(moved <= 64 / 4 + 6, `${moved} of 64 slots moved`);
+  assert.equal(
+    shardSelector(three.ranges("a_1"))!.split(" || ").length,
+    three.ranges("a_1").length,
+  );
+  assert.equal(shardSelector([[0n, space]]), undefined);
+  assert.equal(
+    shardSelector([[1n << 63n, space]]),
+    "shardRange(object.metadata.uid, '0x8000000000000000', '0x10000000000000000')",
+  );
 });
