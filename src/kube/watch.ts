@@ -77,7 +77,7 @@ export interface WatchTransport {
   request<T>(
     method: string,
     path: string,
-    options?: { query?: WatchQuery; signal?: AbortSignal },
+    options?: { query?: WatchQuery; signal?: AbortSignal; retries?: number },
   ): Promise<T>;
   /** A long-lived GET whose response body streams newline-delimited JSON watch events. */
   stream(path: string, options?: { query?: WatchQuery; signal?: AbortSignal }): Promise<Response>;
@@ -624,7 +624,8 @@ class WatchLoop<T extends KubeObject> {
   async #probeSharding(signal: AbortSignal): Promise<boolean | undefined> {
     const query: WatchQuery = { limit: 1, shardSelector: IMPOSSIBLE_SHARD };
     try {
-      await this.#transport.request("GET", this.#path, { query, signal });
+      // Not retried: the refusal is the answer (and it is a 500 for custom resources).
+      await this.#transport.request("GET", this.#path, { query, signal, retries: 0 });
       return false;
     } catch (error) {
       // 400 for built-in resources, 500 for custom ones (v1.36.3): the message is what tells.

@@ -246,6 +246,8 @@ export class ShardGate implements ProcessingGate {
   readonly #hashes = new Map<string, bigint>();
   /** Other members' last readable published views. */
   readonly #views = new Map<string, string[]>();
+  /** What was said once (per holder and cause), so that a broken Lease is one line. */
+  readonly #said = new Set<string>();
   #task: Promise<void> | undefined;
 
   /** A gate for these settings; nothing happens until {@linkcode ShardGate.start}. */
@@ -305,13 +307,42 @@ export class ShardGate implements ProcessingGate {
   async stop(): Promise<void> {
     this.#stop.abort();
     await this.#task;
-    // Handling has drained: leave the ring at once, so that the others take over now.
+    // Handling has drained: release the Lease (no holder, no claims), so that the others take
+    // over at their next look, and leave its deletion to them. A Lease that vanishes instead
+    // would keep its ranges claimed until it expired: the others cannot tell a graceful leave
+    // from a deletion by hand while this replica still handles.
     try {
-      await this.#hooks?.client.request("DELETE", this.#path(this.#leaseName), { timeoutMs: 5000 });
+      await this.#hooks?.client.request("PATCH", this.#path(this.#leaseName), {
+        body: {
+          metadata: { annotations: { [VIEW_ANNOTATION]: "[]" } },
+          spec: { holderIdentity: null },
+        },
+        contentType: "application/merge-patch+json",
+        timeoutMs: 5000,
+      });
       logger.info("Sharding: left the ring {ring}.", { ring: this.#ring });
     } catch (error) {
-      logger.warn("Sharding: could not delete the Lease {lease}: {error}", {
+      logger.warn("Sharding: could not release the Lease {lease}: {error}", {
         lease: this.#leaseName,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+
+  /** Deletes another replica's released or long-expired Lease (best effort: any may do it). */
+  async #forget(client: KubeClient, lease: Lease, why: string): Promise<void> {
+    try {
+      // Only in the state seen: one renewed meanwhile is not deleted (409).
+      await client.request("DELETE", this.#path(lease.metadata.name), {
+        body: { preconditions: { resourceVersion: lease.metadata.resourceVersion } },
+        timeoutMs: 5000,
+      });
+      logger.debug("Sharding: deleted the {why} Lease {lease}.", { why, lease: lease.metadata.name });
+    } catch (error) {
+      // Gone already, renewed since, or not ours to delete: the ring works without it.
+      logger.debug("Sharding: could not delete the {why} Lease {lease}: {error}", {
+        why,
+        lease: lease.metadata.name,
         error: error instanceof Error ? error.message : String(error),
       });
     }
@@ -362,34 +393,65 @@ export class ShardGate implements ProcessingGate {
     const present = new Set<string>();
     for (const lease of list.items ?? []) {
       const holder = lease.spec?.holderIdentity;
-      if (!holder || holder === this.#identity) continue;
+      if (holder === this.#identity || lease.metadata.name === this.#leaseName) continue;
+      if (!holder) {
+        // Released by a replica that left: it claims nothing now; not a member; cleaned up.
+        for (const [left, seen] of this.#seen) {
+          if (seen.lease.metadata.name !== lease.metadata.name) continue;
+          this.#seen.delete(left);
+          this.#views.delete(left);
+        }
+        await this.#forget(client, lease, "released");
+        continue;
+      }
       present.add(holder);
       const key = `${lease.metadata.resourceVersion}`;
       const seen = this.#seen.get(holder);
       if (seen?.key !== key) this.#seen.set(holder, { key, at: now, lease });
       const at = this.#seen.get(holder)!.at;
       const duration = (lease.spec?.leaseDurationSeconds ?? s.leaseDuration) * 1000;
-      if (at + duration <= now) continue; // expired by this clock: its claims are void
+      if (at + duration <= now) {
+        // Expired by this clock: its claims are void; long expired, it is cleaned up.
+        if (at + 2 * duration <= now) await this.#forget(client, lease, "expired");
+        continue;
+      }
+      const raw = (lease.metadata as { annotations?: Record<string, string> }).annotations
+        ?.[VIEW_ANNOTATION];
       let view: string[];
       try {
-        const raw = (lease.metadata as { annotations?: Record<string, string> }).annotations
-          ?.[VIEW_ANNOTATION];
         view = raw ? JSON.parse(raw) : [];
         if (!Array.isArray(view)) throw new TypeError("not a list");
         this.#views.set(holder, view.map(String));
       } catch {
         // Its holder may still handle what its last readable view gave it (or, never seen, all).
         view = this.#views.get(holder) ?? [holder];
-        logger.warn(
-          "Sharding: the Lease {lease} has an unreadable {annotation} (edited by hand?); " +
-            "taking it to claim what it claimed before.",
-          { lease: lease.metadata.name, annotation: VIEW_ANNOTATION },
-        );
+        if (!this.#said.has(`${holder}\u0000${raw}`)) {
+          this.#said.add(`${holder}\u0000${raw}`);
+          logger.warn(
+            "Sharding: the Lease {lease} has an unreadable {annotation} (edited by hand?); " +
+              "taking it to claim what it claimed before.",
+            { lease: lease.metadata.name, annotation: VIEW_ANNOTATION },
+          );
+        }
       }
       live.set(holder, new Ring(view.map(String)));
     }
-    for (const holder of this.#seen.keys()) {
-      if (!present.has(holder)) {
+    for (const [holder, seen] of this.#seen) {
+      if (present.has(holder)) continue;
+      // Gone without being released (deleted by hand?): its holder may still be handling its
+      // ranges, so they stay claimed until the Lease would have expired.
+      const duration = (seen.lease.spec?.leaseDurationSeconds ?? s.leaseDuration) * 1000;
+      if (seen.at + duration > now) {
+        if (!this.#said.has(`${holder}\u0000gone`)) {
+          this.#said.add(`${holder}\u0000gone`);
+          logger.warn(
+            "Sharding: the Lease {lease} of {holder} is gone without being released (deleted " +
+              "by hand?); its ranges are taken once it would have expired.",
+            { lease: seen.lease.metadata.name, holder },
+          );
+        }
+        live.set(holder, new Ring(this.#views.get(holder) ?? [holder]));
+      } else {
         this.#seen.delete(holder);
         this.#views.delete(holder);
       }

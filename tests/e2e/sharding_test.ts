@@ -440,3 +440,87 @@ async function clusterScoped(c: TestCluster, sharded: boolean): Promise<void> {
     await c.deleteNamespace(leases);
   }
 }
+
+Deno.test("sharding: shard Leases edited or deleted by hand — one line each, no double handling; a graceful stop hands over at once", async () => {
+  const c = await cluster();
+  await c.applyCrd(c.kopfExampleCrd);
+  const ns = await c.namespace("e2e-shards-edit");
+  const leases = `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`;
+  const leaseOf = async (replicaName: string): Promise<Obj> => {
+    const items: Obj[] = (await c.api("GET", leases)).items;
+    const found = items.find((l) => l.spec?.holderIdentity?.startsWith(`${replicaName}_`));
+    if (!found) throw new Error(`no Lease held by ${replicaName}`);
+    return found;
+  };
+  const replicas = new Map(["s1", "s2"].map((n) => [n, replica(c, ns, n)]));
+  const texts = () => [...replicas.values()].map((r) => r.runner.output);
+  try {
+    for (const r of replicas.values()) {
+      await r.runner.waitForOutput(/Sharding: the ring \S+ has 2 member\(s\) now/, {
+        timeout: 120,
+      });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5000)); // both views published
+    await createMany(c, ns, "before", 40);
+    await allHandled(c, ns, 40, 60);
+
+    // s2 frozen (SIGSTOP, shorter than its lease), its view annotation made unreadable and its
+    // renewTime an hour off (clock skew): s1 says so once and keeps to s2's last readable claims.
+    const s2Pid = replicas.get("s2")!.runner.pid!;
+    Deno.kill(s2Pid, "SIGSTOP");
+    const s2Lease = await leaseOf("s2");
+    await c.api("PATCH", `${leases}/${s2Lease.metadata.name}`, {
+      metadata: { annotations: { "kopf.dev/shard-view": "{not json" } },
+      spec: { renewTime: new Date(Date.now() - 3_600_000).toISOString().replace("Z", "000Z") },
+    }, { contentType: "application/merge-patch+json" });
+    try {
+      await replicas.get("s1")!.runner.waitForOutput(/unreadable kopf\.dev\/shard-view/, {
+        timeout: 8,
+      });
+    } finally {
+      Deno.kill(s2Pid, "SIGCONT");
+    }
+    // s1's Lease deleted by hand: s1 creates it again; s2 keeps s1's ranges claimed meanwhile.
+    const s1Lease = await leaseOf("s1");
+    await c.api("DELETE", `${leases}/${s1Lease.metadata.name}`);
+    await createMany(c, ns, "during", 40);
+    await waitFor(() => leaseOf("s1").then(() => true, () => false), {
+      timeout: 15,
+      message: "s1's Lease created again",
+    });
+    await allHandled(c, ns, 80, 60);
+    await new Promise((resolve) => setTimeout(resolve, 5000)); // a few more ticks
+    const s1Text = replicas.get("s1")!.runner.output;
+    const s2Text = replicas.get("s2")!.runner.output;
+    assert.equal(s1Text.match(/unreadable kopf\.dev\/shard-view/g)?.length, 1, "one line");
+    assert.ok((s2Text.match(/is gone without being released/g)?.length ?? 0) <= 1, "one line");
+
+    // A graceful stop: s2 releases its Lease; s1 takes over at its next look, not after expiry.
+    const s2 = replicas.get("s2")!.runner;
+    const s2Output = s2.output;
+    await s2.stop();
+    const stoppedAt = Date.now();
+    replicas.delete("s2");
+    await createMany(c, ns, "after", 30);
+    await allHandled(c, ns, 110, 60);
+    const takeover = (Date.now() - stoppedAt) / 1000;
+    console.log(`after SIGTERM of s2: all 30 new objects handled ${takeover.toFixed(1)} s later`);
+    assert.ok(takeover < 12, `taken over in ${takeover.toFixed(1)} s: before the lease expired`);
+    await waitFor(async () => {
+      const items: Obj[] = (await c.api("GET", leases)).items;
+      return items.length === 1 && items[0].spec.holderIdentity.startsWith("s1_");
+    }, { timeout: 15, message: "the released Lease deleted by s1" });
+
+    const runs = [...texts(), s2Output].flatMap(runsIn);
+    assertNoOverlaps(runs, "handler runs");
+    const perName = Map.groupBy(runs, (r) => r.name);
+    assert.equal(perName.size, 110);
+    for (const [name, list] of perName) assert.equal(list.length, 1, `${name} ran ${list.length}×`);
+    for (const text of [...texts(), s2Output]) {
+      assert.doesNotMatch(text, /Traceback| {4}at /, "no stack trace in the log");
+    }
+  } finally {
+    for (const r of replicas.values()) await r.runner.stop().catch(() => {});
+    await c.deleteNamespace(ns);
+  }
+});

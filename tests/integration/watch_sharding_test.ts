@@ -12,7 +12,7 @@ import type { KubeObject, Resource } from "../../src/kube/resource.ts";
 import { fnv1a64, shardSelector } from "../../src/peering/shards.ts";
 import { cluster, privateCluster, shardedPlaneDir, type TestCluster } from "../support/cluster.ts";
 import { waitFor } from "../support/wait.ts";
-import { connect, probeResource } from "../support/watch_fixtures.ts";
+import { connect, countRequests, probeResource } from "../support/watch_fixtures.ts";
 
 const CONFIGMAPS: Resource = {
   group: "",
@@ -113,10 +113,16 @@ Deno.test("sharded watch: the server sends the share; a re-scope lists once and 
       });
       crHashes.set(created.metadata.name, fnv1a64(created.metadata.uid));
     }));
+    const m0 = await c.metrics();
     const crs = informers.get(probe, { namespace: ns });
     crs.rescope(LOWER);
     using _crs = crs.subscribe(() => {});
     await crs.waitForSync();
+    assert.equal(
+      countRequests((await c.metrics()).since(m0), probe, { verb: "LIST" }),
+      2,
+      "one LIST page and one probe, not retried",
+    );
     assert.equal(crs.stats?.shardInfo, undefined, "no echo for a custom resource");
     assert.equal(crs.stats?.shardsApplied, true, "the probe said so");
     assert.equal(crs.shardSelector, LOWER);
