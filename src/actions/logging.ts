@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { queueLine } from "./stderr.ts";
 import { configureSync, type LogLevel, type LogRecord, type Sink } from "@logtape/logtape";
 
 export { LOG_FORMATS, type LogFormat, type LoggingOptions, type Verbosity } from "./log_options.ts";
@@ -168,19 +169,10 @@ function jsonValue(value: unknown): unknown {
   return value;
 }
 
-const encoder = new TextEncoder();
-
-function writeStderr(line: string): void {
-  const bytes = encoder.encode(line + "\n");
-  let written = 0;
-  // A pipe may take a partial write; loop so a long JSON line is never cut.
-  while (written < bytes.length) written += Deno.stderr.writeSync(bytes.subarray(written));
-}
-
 /** A LogTape sink that writes every record as one line in the given format. */
 export function getLineSink(options: LoggingOptions = {}): Sink {
   const format = options.format ?? "full";
-  const write = options.write ?? writeStderr;
+  const write = options.write ?? queueLine;
   const prefix = options.prefix ?? format !== "json";
   return (record) => write(formatRecord(record, format, { prefix, refKey: options.refKey }));
 }

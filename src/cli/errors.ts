@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { writeLine } from "../actions/stderr.ts";
 import { exceptionLine, REPORT_VARIABLE } from "../testing/reporting.ts";
 
 /** Exit code for bad input: wrong flags, missing files, unusable configuration. */
@@ -28,7 +29,7 @@ export class UsageError extends Error {
 /** Writes `kopf: error: <message>` as one line on stderr. */
 export function printError(message: string): void {
   const line = message.replace(/\s*\n\s*/g, " ").trim();
-  Deno.stderr.writeSync(new TextEncoder().encode(`kopf: error: ${line}\n`));
+  writeLine(`kopf: error: ${line}`);
 }
 
 /** Whether `KopfRunner` asked this `kopf` process to report its exception (see `testing/`). */
@@ -44,7 +45,7 @@ export function reportRequested(
 
 /** Writes the line that gives `KopfRunner` the exception this process fails with. */
 export function reportException(error: unknown): void {
-  Deno.stderr.writeSync(new TextEncoder().encode(exceptionLine(error) + "\n"));
+  writeLine(exceptionLine(error));
 }
 
 /**

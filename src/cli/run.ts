@@ -17,6 +17,7 @@ import {
   KUBECONFIG_VARIABLE,
 } from "./context_kubeconfig.ts";
 import { EXIT_USAGE, reportException, reportRequested, UsageError } from "./errors.ts";
+import { writeLine } from "../actions/stderr.ts";
 import { replaceProcess } from "./exec.ts";
 import type { LoggingOptions } from "../actions/log_options.ts";
 import { type ModuleGraph, moduleGraph } from "./module_graph.ts";
@@ -296,7 +297,7 @@ export function launcherMode(env: (name: string) => string | undefined): Launche
 }
 
 function say(line: string): void {
-  Deno.stderr.writeSync(new TextEncoder().encode(`kopf: ${line}\n`));
+  writeLine(`kopf: ${line}`);
 }
 
 /**

@@ -337,7 +337,10 @@ export class ShardGate implements ProcessingGate {
         body: { preconditions: { resourceVersion: lease.metadata.resourceVersion } },
         timeoutMs: 5000,
       });
-      logger.debug("Sharding: deleted the {why} Lease {lease}.", { why, lease: lease.metadata.name });
+      logger.debug("Sharding: deleted the {why} Lease {lease}.", {
+        why,
+        lease: lease.metadata.name,
+      });
     } catch (error) {
       // Gone already, renewed since, or not ours to delete: the ring works without it.
       logger.debug("Sharding: could not delete the {why} Lease {lease}: {error}", {
