@@ -22,7 +22,8 @@
 //
 // Metrics and health probes are off, leader election is off, logging is at error level. The
 // client's rate limiter is controller-runtime's default (off: it relies on API Priority and
-// Fairness).
+// Fairness). Reads come from the informer cache (for unstructured objects controller-runtime
+// would otherwise GET from the API server on every reconcile).
 package main
 
 import (
@@ -187,7 +188,10 @@ func main() {
 		os.Exit(1)
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{*namespace: {}}},
+		Cache: cache.Options{DefaultNamespaces: map[string]cache.Config{*namespace: {}}},
+		// controller-runtime reads unstructured objects from the API server unless told to use
+		// the informer cache it already keeps for the watch: one GET per reconcile otherwise.
+		Client:                 client.Options{Cache: &client.CacheOptions{Unstructured: true}},
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		LeaderElection:         false,
