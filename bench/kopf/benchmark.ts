@@ -21,11 +21,32 @@ import {
   type TargetResult,
 } from "./scenario.ts";
 import { floorTarget, kopfTarget, type Variant } from "./targets.ts";
+import { buildCtrlrt, ctrlrtTarget } from "./ctrlrt.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 
 /** Which operators the benchmark can measure. */
-export type TargetId = "kopf" | "kopf-best" | "ours" | "ours-best" | "ours-metrics" | "floor";
+export type TargetId =
+  | "kopf"
+  | "kopf-best"
+  | "ours"
+  | "ours-best"
+  | "ours-metrics"
+  | "floor"
+  | "ctrlrt"
+  | "ctrlrt-10";
+
+/** Every target id, in the order the usage lists them. */
+export const TARGET_IDS: TargetId[] = [
+  "kopf",
+  "kopf-best",
+  "ours",
+  "ours-best",
+  "ours-metrics",
+  "floor",
+  "ctrlrt",
+  "ctrlrt-10",
+];
 
 /** Benchmark options. */
 export interface BenchOptions extends ScenarioOptions {
@@ -146,6 +167,11 @@ export async function runBenchmark(
   const kopfBest = options.targets.includes("kopf-best")
     ? await pythonKopf({ uvloop: true })
     : undefined;
+  // The Go operator is built once, before any target runs (so a build never lands in a phase);
+  // a failed build skips both of its columns with the one line that says why.
+  const ctrlrt = options.targets.some((t) => t.startsWith("ctrlrt"))
+    ? await buildCtrlrt(log).then((binary) => ({ binary }), (error: Error) => error.message)
+    : "not asked for";
   const api = new DriverApi(plane.endpoint);
   const machine = await machineInfo(api, kopf ?? kopfBest);
   api.close();
@@ -163,7 +189,11 @@ export async function runBenchmark(
           ? kopfTarget(kopfBest!, variant, true)
           : "run for the single variant only";
       } else if (id === "floor") target = floorTarget(variant);
-      else if (!ours) target = "no factory for ours was given";
+      else if (id === "ctrlrt" || id === "ctrlrt-10") {
+        target = typeof ctrlrt === "string"
+          ? ctrlrt
+          : ctrlrtTarget(ctrlrt.binary, variant, id === "ctrlrt" ? 1 : 10);
+      } else if (!ours) target = "no factory for ours was given";
       else target = await ours(variant, id === "ours-best", id === "ours-metrics");
       if (typeof target === "string") {
         skipped.push({ id, variant, reason: target });
@@ -197,7 +227,9 @@ export async function runBenchmark(
 export function reportMarkdown(result: BenchResult): string {
   const { machine, options } = result;
   const out = [
-    `# Kopf for Deno vs Python Kopf — ${result.startedAt}`,
+    `# Kopf for Deno vs Python Kopf${
+      result.results.some((r) => r.id.startsWith("ctrlrt")) ? " and controller-runtime" : ""
+    } — ${result.startedAt}`,
     "",
     `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Linux ${machine.kernel}; ` +
     `Deno ${machine.deno}; ${machine.python ?? "no Python"}; Kopf ${machine.kopf ?? "—"}; ` +

@@ -14,7 +14,7 @@
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { cluster } from "../../tests/support/cluster.ts";
-import { reportMarkdown, runBenchmark, type TargetId } from "./benchmark.ts";
+import { reportMarkdown, runBenchmark, TARGET_IDS, type TargetId } from "./benchmark.ts";
 import { oursFactory } from "./ours.ts";
 import type { Variant } from "./targets.ts";
 
@@ -22,9 +22,13 @@ const ROOT = new URL("../..", import.meta.url).pathname;
 const USAGE = `usage: deno task bench:kopf [options]
   --n N                  objects per burst (default 1000)
   --idle SECONDS         idle window after the deletions (default 300)
-  --targets LIST         of kopf,kopf-best,ours,ours-best,ours-metrics,floor (default: all
-                         but ours-metrics, which is ours with --metrics on and scraped every 5 s;
-                         *-best are the labelled non-default settings, single variant only)
+  --targets LIST         of kopf,kopf-best,ours,ours-best,ours-metrics,floor,ctrlrt,ctrlrt-10
+                         (default: kopf,kopf-best,ours,ours-best,floor; ours-metrics is ours
+                         with --metrics on and scraped every 5 s; *-best are the labelled
+                         non-default settings; ctrlrt and ctrlrt-10 are the controller-runtime
+                         operator in bench/controller-runtime/ with 1 (its default) and 10
+                         workers, built with \`go build\` on first use; *-best and ctrlrt* run
+                         for the single variant only)
   --variants LIST        of single,three (default: both; the idle window runs with the first)
   --plane private|shared own control plane in /tmp/kopf-bench-plane (default) or the tests' one
   --keep-plane           leave the private plane running afterwards
@@ -58,7 +62,7 @@ const n = Number(values.n);
 const targets = values.targets!.split(",") as TargetId[];
 const variants = values.variants!.split(",") as Variant[];
 for (const t of targets) {
-  if (!["kopf", "kopf-best", "ours", "ours-best", "ours-metrics", "floor"].includes(t)) {
+  if (!TARGET_IDS.includes(t)) {
     throw new Error(`unknown target ${t}\n${USAGE}`);
   }
 }

@@ -1,6 +1,7 @@
 /**
- * The benchmark's report: one markdown table per variant (rows: metrics; columns: Kopf, Kopf with
- * its best settings when run, ours, floor, ours/Kopf, ours/floor).
+ * The benchmark's report: one markdown table per variant (rows: metrics; columns: every target
+ * that ran — Kopf, Kopf with its best settings, ours, floor, controller-runtime with 1 and 10
+ * workers — then ours/Kopf, ours/floor and, when they ran, ours/ctrlrt and ours/ctrlrt-10).
  *
  * @module
  */
@@ -225,12 +226,24 @@ function ratio(a: Cell, b: Cell): string {
   return `${(a.value / b.value).toFixed(2)}×`;
 }
 
+/**
+ * The ratio columns: ours against Kopf and the floor always (a dash when absent), and against
+ * each controller-runtime configuration when it ran.
+ */
+const RATIOS: { id: string; header: string; always: boolean }[] = [
+  { id: "kopf", header: "ours/Kopf", always: true },
+  { id: "floor", header: "ours/floor", always: true },
+  { id: "ctrlrt", header: "ours/ctrlrt", always: false },
+  { id: "ctrlrt-10", header: "ours/ctrlrt-10", always: false },
+];
+
 /** The markdown table of one variant's targets (in the order given). */
 export function markdownTable(targets: TargetResult[], idleSeconds: number): string {
   const byId = (id: string) => targets.find((t) => t.id === id);
-  const kopf = byId("kopf"), ours = byId("ours"), floor = byId("floor");
+  const ours = byId("ours");
+  const ratios = RATIOS.filter((r) => r.always || byId(r.id));
   const columns = targets.map((t) => t.label);
-  const header = ["metric", ...columns, "ours/Kopf", "ours/floor"];
+  const header = ["metric", ...columns, ...ratios.map((r) => r.header)];
   const lines = [
     `| ${header.join(" | ")} |`,
     `| ${header.map((_, i) => i === 0 ? "---" : "---:").join(" | ")} |`,
@@ -239,16 +252,11 @@ export function markdownTable(targets: TargetResult[], idleSeconds: number): str
     const cells = targets.map((t) => format(row.cell(t), row.digits));
     const none: Cell = { value: null };
     const o = ours ? row.cell(ours) : none;
-    lines.push(
-      `| ${
-        [
-          row.label,
-          ...cells,
-          kopf ? ratio(o, row.cell(kopf)) : "—",
-          floor ? ratio(o, row.cell(floor)) : "—",
-        ].join(" | ")
-      } |`,
-    );
+    const versus = ratios.map((r) => {
+      const other = byId(r.id);
+      return other ? ratio(o, row.cell(other)) : "—";
+    });
+    lines.push(`| ${[row.label, ...cells, ...versus].join(" | ")} |`);
   }
   return lines.join("\n");
 }

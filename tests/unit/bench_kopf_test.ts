@@ -2,6 +2,7 @@
 // the floor's decisions, "handled" criteria, the table and the chart.
 import assert from "node:assert/strict";
 import { cumulative, handledChart, ticks } from "../../bench/kopf/chart.ts";
+import { ctrlrtTarget } from "../../bench/kopf/ctrlrt.ts";
 import { FINALIZER, type FloorMemory, floorWrites } from "../../bench/kopf/floor.ts";
 import { createHandled, updateHandled } from "../../bench/kopf/observer.ts";
 import { parseStat, parseStatusKb } from "../../bench/kopf/proc_stats.ts";
@@ -250,6 +251,38 @@ Deno.test("the table has a column per target and ratios of ours to Kopf and to t
     table,
     /\| idle: LIST requests per hour \| not run \| not run \| not run \| — \| — \|/,
   );
+});
+
+Deno.test("with controller-runtime in the run, ratios of ours to each configuration follow", () => {
+  const table = markdownTable(
+    [
+      fakeTarget("ours", "ours", 0.5),
+      fakeTarget("kopf", "Kopf", 4),
+      fakeTarget("ctrlrt", "cr", 2),
+      fakeTarget("ctrlrt-10", "cr10", 0.25),
+    ],
+    300,
+  );
+  const lines = table.split("\n");
+  assert.equal(
+    lines[0],
+    "| metric | ours | Kopf | cr | cr10 | ours/Kopf | ours/floor | ours/ctrlrt | ours/ctrlrt-10 |",
+  );
+  const wall = lines.find((l) => l.startsWith("| create: wall time"))!;
+  assert.equal(
+    wall,
+    "| create: wall time until all handled (s) | 0.50 | 4.00 | 2.00 | 0.25 | 0.13× | — | 0.25× | 2.00× |",
+  );
+});
+
+Deno.test("the controller-runtime targets run the single variant only", () => {
+  const one = ctrlrtTarget("/bin/true", "single", 1);
+  const ten = ctrlrtTarget("/bin/true", "single", 10);
+  assert.ok(typeof one !== "string" && typeof ten !== "string");
+  assert.equal(one.id, "ctrlrt");
+  assert.equal(ten.id, "ctrlrt-10");
+  assert.deepEqual(ten.command.slice(-2), ["--workers", "10"]);
+  assert.match(String(ctrlrtTarget("/bin/true", "three", 1)), /single variant only/);
 });
 
 Deno.test("an incomplete phase shows how far it got, not a number", () => {
