@@ -22,9 +22,9 @@ import { parseArgs } from "node:util";
 import { KopfRunner } from "../testing.ts";
 import { cluster, type Obj } from "../tests/support/cluster.ts";
 import { KubeClient } from "../src/kube/client.ts";
-import type { Resource } from "../src/kube/resource.ts";
 import { listAndWatch } from "../src/kube/watch.ts";
 import { shardSelector } from "../src/peering/shards.ts";
+import { configMaps as CONFIGMAPS } from "../tests/support/engines.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const FIXTURE = `${ROOT}tests/e2e/fixtures/replica_operator.ts`;
@@ -138,20 +138,6 @@ async function throughput(): Promise<void> {
     }
   }
 }
-
-const CONFIGMAPS: Resource = {
-  group: "",
-  version: "v1",
-  plural: "configmaps",
-  kind: "ConfigMap",
-  singular: "configmap",
-  shortcuts: [],
-  categories: [],
-  namespaced: true,
-  preferred: true,
-  verbs: ["list", "watch", "create"],
-  subresources: [],
-};
 
 async function watch(): Promise<void> {
   const objects = Number(values.objects ?? 600);

@@ -20,24 +20,11 @@
 import { Informers } from "../src/cache/informer.ts";
 import { ObjectStore, stripManagedFields } from "../src/cache/store.ts";
 import { KubeClient } from "../src/kube/client.ts";
-import type { KubeObject, Resource } from "../src/kube/resource.ts";
+import type { KubeObject } from "../src/kube/resource.ts";
 import type { InitialSync } from "../src/kube/watch.ts";
 import { objectKeyOf } from "../src/kube/resource.ts";
 import { watchLines } from "../src/kube/_watch_lines.ts";
-
-const CONFIGMAPS: Resource = {
-  group: "",
-  version: "v1",
-  plural: "configmaps",
-  kind: "ConfigMap",
-  singular: "configmap",
-  shortcuts: ["cm"],
-  categories: [],
-  namespaced: true,
-  preferred: true,
-  verbs: ["create", "delete", "get", "list", "patch", "update", "watch"],
-  subresources: [],
-};
+import { configMaps as CONFIGMAPS } from "../tests/support/engines.ts";
 
 const POOL = 32;
 

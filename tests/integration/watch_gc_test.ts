@@ -8,27 +8,14 @@
 // silent stream comes from the fault proxy (tests/support/fault_proxy.ts).
 import assert from "node:assert/strict";
 import { Informers } from "../../src/cache/informer.ts";
-import type { Resource } from "../../src/kube/resource.ts";
 import { cluster } from "../support/cluster.ts";
 import { FaultProxy } from "../support/fault_proxy.ts";
 import { waitFor } from "../support/wait.ts";
 import { connect } from "../support/watch_fixtures.ts";
+import { configMaps as CONFIGMAPS } from "../support/engines.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const OBJECTS = 3000;
-const CONFIGMAPS: Resource = {
-  group: "",
-  version: "v1",
-  plural: "configmaps",
-  kind: "ConfigMap",
-  singular: "configmap",
-  shortcuts: [],
-  categories: [],
-  namespaced: true,
-  preferred: true,
-  verbs: ["create", "list", "watch"],
-  subresources: [],
-};
 
 async function child(): Promise<void> {
   const gc = (globalThis as { gc?: () => void }).gc;

@@ -8,25 +8,12 @@
 import assert from "node:assert/strict";
 import { Informers, isChange } from "../../src/cache/informer.ts";
 import type { StoreChange } from "../../src/cache/store.ts";
-import type { KubeObject, Resource } from "../../src/kube/resource.ts";
+import type { KubeObject } from "../../src/kube/resource.ts";
 import { fnv1a64, shardSelector } from "../../src/peering/shards.ts";
 import { cluster, privateCluster, shardedPlaneDir, type TestCluster } from "../support/cluster.ts";
 import { waitFor } from "../support/wait.ts";
+import { configMaps as CONFIGMAPS } from "../support/engines.ts";
 import { connect, countRequests, probeResource } from "../support/watch_fixtures.ts";
-
-const CONFIGMAPS: Resource = {
-  group: "",
-  version: "v1",
-  plural: "configmaps",
-  kind: "ConfigMap",
-  singular: "configmap",
-  shortcuts: ["cm"],
-  categories: [],
-  namespaced: true,
-  preferred: true,
-  verbs: ["list", "watch", "create", "delete"],
-  subresources: [],
-};
 
 const HALF = 1n << 63n;
 const QUARTER = 1n << 62n;

@@ -33,6 +33,21 @@ export const pods: Resource = {
   subresources: ["status"],
 };
 
+/** ConfigMaps (`v1`): a built-in namespaced resource every plane serves. */
+export const configMaps: Resource = {
+  group: "",
+  version: "v1",
+  plural: "configmaps",
+  kind: "ConfigMap",
+  singular: "configmap",
+  shortcuts: ["cm"],
+  categories: [],
+  namespaced: true,
+  preferred: true,
+  verbs: ["create", "delete", "get", "list", "patch", "update", "watch"],
+  subresources: [],
+};
+
 /** Lets pending promise callbacks and zero-delay timers run. */
 export async function flush(rounds = 5): Promise<void> {
   for (let i = 0; i < rounds; i++) await new Promise((resolve) => setTimeout(resolve, 0));
