@@ -436,8 +436,6 @@ class WatchLoop<T extends KubeObject> {
   #running = false;
   /** In a streak of 404s (the resource is not served): said once. */
   #missing = false;
-  /** A LIST came back without the shard selector's echo: the server applies none. */
-
   /** Bumped by each re-scope: a listing of an older scope is no listing of this one. */
   #scope = 0;
   /** The scope of the last completed listing. */
@@ -593,13 +591,14 @@ class WatchLoop<T extends KubeObject> {
    * that asks: a server that applies one echoes it in the list's `metadata.shardInfo` — but
    * kube-apiserver 1.36 does not echo it for custom resources, which it filters all the same. So
    * without an echo, one probe with an impossible range tells: a server that applies selectors
-   * refuses it ("invalid shard selector"), one that ignores them lists. If it ignores them, it sent every object, and
-   * asking again would only cost listings on each re-scope: every object is watched from then on.
+   * refuses it ("invalid shard selector"), one that ignores them lists. If it ignores them, it
+   * sent every object, and asking again would only cost listings on each re-scope: every object
+   * is watched from then on.
    */
-  async #learnSharding(echo: string | undefined, signal: AbortSignal): Promise<void> {
+  async #learnSharding(echo: string | undefined): Promise<void> {
     let applied: boolean | undefined = echo !== undefined;
     if (!applied) {
-      applied = await this.#probeSharding(signal);
+      applied = await this.#probeSharding();
       if (applied === undefined) return; // unknown (the probe failed): asked again next time
     }
     this.stats.shardsApplied = applied;
@@ -621,8 +620,9 @@ class WatchLoop<T extends KubeObject> {
     }
   }
 
-  async #probeSharding(signal: AbortSignal): Promise<boolean | undefined> {
+  async #probeSharding(): Promise<boolean | undefined> {
     const query: WatchQuery = { limit: 1, shardSelector: IMPOSSIBLE_SHARD };
+    const signal = this.#signal;
     try {
       // Not retried: the refusal is the answer (and it is a 500 for custom resources).
       await this.#transport.request("GET", this.#path, { query, signal, retries: 0 });
@@ -730,7 +730,7 @@ class WatchLoop<T extends KubeObject> {
       this.#healthy();
       this.stats.shardInfo = page.metadata?.shardInfo?.selector;
       if (this.#shardSelector && this.stats.shardsApplied === undefined) {
-        await this.#learnSharding(this.stats.shardInfo, this.#signal);
+        await this.#learnSharding(this.stats.shardInfo);
       }
       for (const item of page.items ?? []) {
         // Items of a list carry no apiVersion/kind; consumers expect whole objects.

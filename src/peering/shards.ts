@@ -92,6 +92,8 @@ export class Ring {
   readonly #owners: string[];
   /** log2 of the slot count. */
   readonly #bits: bigint;
+  /** The width of a slot. */
+  readonly #width: bigint;
 
   /** A ring of `members` (order does not matter). */
   constructor(members: readonly string[]) {
@@ -100,6 +102,7 @@ export class Ring {
     let slots = MIN_SLOTS;
     while (slots < count * 4) slots *= 2;
     this.#bits = BigInt(Math.log2(slots));
+    this.#width = SPACE >> this.#bits;
     this.#owners = new Array(slots);
     if (!count) return;
     const base = Math.floor(slots / count);
@@ -122,8 +125,7 @@ export class Ring {
 
   /** Where each slot starts: the only places where ownership can change. */
   get cuts(): bigint[] {
-    const width = SPACE >> this.#bits;
-    return Array.from({ length: this.#owners.length }, (_, i) => BigInt(i) * width);
+    return Array.from({ length: this.#owners.length }, (_, i) => BigInt(i) * this.#width);
   }
 
   /** The member that owns `hash`. */
@@ -133,7 +135,7 @@ export class Ring {
 
   /** The sorted, merged hash intervals `[start, end)` that `member` owns. */
   ranges(member: string): [bigint, bigint][] {
-    const width = SPACE >> this.#bits;
+    const width = this.#width;
     const result: [bigint, bigint][] = [];
     this.#owners.forEach((owner, i) => {
       if (owner !== member) return;
@@ -329,6 +331,11 @@ export class ShardGate implements ProcessingGate {
     }
   }
 
+  /** How long a member's Lease is valid after it was seen to change, ms. */
+  #durationMs(lease: Lease): number {
+    return (lease.spec?.leaseDurationSeconds ?? this.#settings.leaseDuration) * 1000;
+  }
+
   /** Deletes another replica's released or long-expired Lease (best effort: any may do it). */
   async #forget(client: KubeClient, lease: Lease, why: string): Promise<void> {
     try {
@@ -387,7 +394,6 @@ export class ShardGate implements ProcessingGate {
 
   async #tick(client: KubeClient): Promise<void> {
     const now = Date.now();
-    const s = this.#settings;
     await this.#renew(client, now);
     const list = await client.request<{ items?: Lease[] }>("GET", this.#path(), {
       query: { labelSelector: `${RING_LABEL}=${this.#ring}` },
@@ -412,7 +418,7 @@ export class ShardGate implements ProcessingGate {
       const seen = this.#seen.get(holder);
       if (seen?.key !== key) this.#seen.set(holder, { key, at: now, lease });
       const at = this.#seen.get(holder)!.at;
-      const duration = (lease.spec?.leaseDurationSeconds ?? s.leaseDuration) * 1000;
+      const duration = this.#durationMs(lease);
       if (at + duration <= now) {
         // Expired by this clock: its claims are void; long expired, it is cleaned up.
         if (at + 2 * duration <= now) await this.#forget(client, lease, "expired");
@@ -443,8 +449,7 @@ export class ShardGate implements ProcessingGate {
       if (present.has(holder)) continue;
       // Gone without being released (deleted by hand?): its holder may still be handling its
       // ranges, so they stay claimed until the Lease would have expired.
-      const duration = (seen.lease.spec?.leaseDurationSeconds ?? s.leaseDuration) * 1000;
-      if (seen.at + duration > now) {
+      if (seen.at + this.#durationMs(seen.lease) > now) {
         if (!this.#said.has(`${holder}\u0000gone`)) {
           this.#said.add(`${holder}\u0000gone`);
           logger.warn(

@@ -199,8 +199,10 @@ export class PeeringSettings {
    */
   leaderElection = false;
   /**
-   * `"auto"`: every live replica handles a share of the objects, by a consistent hash ring over
-   * the replicas' shard Leases on the 64-bit FNV-1a hash of `metadata.uid` (`null`: no sharding).
+   * `"auto"`: every live replica handles a share of the objects: the 64-bit FNV-1a hash space of
+   * `metadata.uid` is cut into equal slots shared out among the replicas' shard Leases, and each
+   * replica watches its share with a KEP-5866 shard selector where the API server applies one
+   * (`null`: no sharding; docs/peering.md).
    */
   shards: "auto" | null = null;
   /**
