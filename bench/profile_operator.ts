@@ -5,11 +5,15 @@
  * grouped by the file they live in and by what they do) — a table, not the profile.
  *
  *     deno run -A bench/profile_operator.ts [--n 1000] [--top 25] [--keep DIR]
- *       [--v8-flags FLAGS] [--no-profile]
+ *       [--v8-flags FLAGS] [--no-profile] [--allocations]
  *
  * `--v8-flags` replaces the operator's default V8 flags (`--optimize-for-size`), and
  * `--no-profile` leaves the profiler off: together, an A/B of V8 flags by the operator's CPU
  * seconds and peak RSS over the burst (read from /proc at its end).
+ *
+ * `--allocations` profiles memory instead of time: V8's sampling heap profiler, reached through
+ * the operator's inspector, counts every allocation made during the burst (also of objects the
+ * garbage collector has freed since), so the table says which functions feed the collector.
  *
  * Uses the tests' plane (`tests/cluster/cluster.sh up`; `KOPF_CLUSTER_DIR` picks another). The
  * raw `.cpuprofile` is written to a temporary folder, removed afterwards unless `--keep DIR`
@@ -33,9 +37,11 @@ const { values } = parseArgs({
     keep: { type: "string" },
     "v8-flags": { type: "string" },
     "no-profile": { type: "boolean", default: false },
+    allocations: { type: "boolean", default: false },
   },
 });
-const PROFILE = !values["no-profile"];
+const ALLOCATIONS = values.allocations;
+const PROFILE = !values["no-profile"] && !ALLOCATIONS;
 const N = Number(values.n);
 const TOP = Number(values.top);
 
@@ -65,6 +71,78 @@ function category(name: string, url: string): string {
   if (/\/storage\/|\/handling\/|\/actions\/|\/registry\//.test(url)) return "engine bookkeeping";
   if (/^ext:/.test(url) || url === "") return `runtime (${url.split("/")[0] || "builtin"})`;
   return "other";
+}
+
+interface HeapNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: HeapNode[];
+}
+
+/** Where a sampled heap profile's allocations come from: by cost centre and by function. */
+function summariseAllocations(root: HeapNode): void {
+  const byFunction = new Map<string, number>();
+  const byCategory = new Map<string, number>();
+  let total = 0;
+  const visit = (node: HeapNode, caller: string) => {
+    const { functionName, url, lineNumber } = node.callFrame;
+    const where = url.replace(`file://${ROOT}`, "").replace(/^.*node_modules\//, "npm:");
+    const key = `${functionName || "(anonymous)"} ${where}:${lineNumber + 1}`;
+    if (node.selfSize > 0) {
+      total += node.selfSize;
+      // Builtins allocate on behalf of their caller: name both.
+      const shown = /^ext:|^$/.test(url) ? `${key} ← ${caller}` : key;
+      byFunction.set(shown, (byFunction.get(shown) ?? 0) + node.selfSize);
+      const cat = /^ext:|^$/.test(url) ? category("", caller.split(" ")[1] ?? "") : category(
+        functionName,
+        url,
+      );
+      byCategory.set(cat, (byCategory.get(cat) ?? 0) + node.selfSize);
+    }
+    const next = /^ext:|^$/.test(url) ? caller : key;
+    for (const child of node.children) visit(child, next);
+  };
+  visit(root, "(root) :0");
+  const pct = (bytes: number) => `${(100 * bytes / total).toFixed(1)} %`;
+  console.log(`\nallocated during the burst (sampled): ${(total / 2 ** 20).toFixed(0)} MiB\n`);
+  console.log("| what | share of bytes allocated |\n| --- | ---: |");
+  for (const [cat, bytes] of [...byCategory].sort((a, b) => b[1] - a[1])) {
+    console.log(`| ${cat} | ${pct(bytes)} |`);
+  }
+  console.log(`\n| top ${TOP} allocating functions | share |\n| --- | ---: |`);
+  for (const [key, bytes] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, TOP)) {
+    console.log(`| \`${key}\` | ${pct(bytes)} |`);
+  }
+}
+
+/** A minimal Chrome DevTools protocol session with the operator's inspector. */
+// deno-lint-ignore no-explicit-any
+async function inspector(port: number): Promise<(method: string, params?: object) => Promise<any>> {
+  let targets: { webSocketDebuggerUrl: string }[] = [];
+  for (let i = 0; i < 100 && !targets.length; i++) {
+    try {
+      targets = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json();
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  if (!targets.length) throw new Error(`no inspector on port ${port}`);
+  const socket = new WebSocket(targets[0].webSocketDebuggerUrl);
+  await new Promise((resolve, reject) => {
+    socket.onopen = resolve;
+    socket.onerror = reject;
+  });
+  const pending = new Map<number, (result: unknown) => void>();
+  socket.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    if (message.id !== undefined) pending.get(message.id)?.(message.result ?? message.error);
+  };
+  let id = 0;
+  return (method, params = {}) =>
+    new Promise((resolve) => {
+      pending.set(++id, resolve);
+      socket.send(JSON.stringify({ id, method, params }));
+    });
 }
 
 function summarise(profile: Profile): void {
@@ -103,7 +181,9 @@ const c = await cluster();
 await c.applyCrd(`${ROOT}bench/kopf/crd.yaml`);
 const ns = await c.namespace("profile");
 const dir = values.keep ?? await Deno.makeTempDir({ prefix: "kopf-profile-" });
+await Deno.mkdir(dir, { recursive: true });
 const path = `/apis/bench.kopf.dev/v1/namespaces/${ns}/benchobjects`;
+const INSPECTOR_PORT = 9239;
 const operator = OperatorProcess.start({
   command: Deno.execPath(),
   args: [
@@ -117,6 +197,7 @@ const operator = OperatorProcess.start({
     ns,
     ...(PROFILE ? ["--deno-flag=--cpu-prof", `--deno-flag=--cpu-prof-dir=${dir}`] : []),
     ...(values["v8-flags"] ? [`--deno-flag=--v8-flags=${values["v8-flags"]}`] : []),
+    ...(ALLOCATIONS ? [`--deno-flag=--inspect=127.0.0.1:${INSPECTOR_PORT}`] : []),
     `${ROOT}bench/kopf/operators/ours_single.ts`,
   ],
   cwd: ROOT,
@@ -139,6 +220,12 @@ async function until(done: () => Promise<boolean>): Promise<void> {
 
 try {
   await new Promise((resolve) => setTimeout(resolve, 3000)); // started and listed
+  const session = ALLOCATIONS ? await inspector(INSPECTOR_PORT) : undefined;
+  await session?.("HeapProfiler.startSampling", {
+    samplingInterval: 4096,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
   const t0 = Date.now();
   await inBatches(N, (i) =>
     c.api("POST", path, {
@@ -164,6 +251,11 @@ try {
   await inBatches(N, (i) => c.api("DELETE", `${path}/o-${i}`));
   await until(async () => (await c.api("GET", path)).items.length === 0);
   console.log(`${N} objects created, updated, deleted in ${(Date.now() - t0) / 1000} s`);
+  if (session) {
+    const { profile } = await session("HeapProfiler.stopSampling");
+    if (values.keep) await Deno.writeTextFile(`${dir}/burst.heapprofile`, JSON.stringify(profile));
+    summariseAllocations(profile.head);
+  }
   const sample = await sampleTree(operator.pid);
   if (sample) {
     console.log(

@@ -333,9 +333,6 @@ const READ_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
  * }
  * ```
  */
-const liveSignals = new Set<AbortSignal>();
-const streamSignals = new WeakMap<Response, AbortSignal>();
-
 export class KubeClient {
   /** The resolved configuration this client talks with. */
   readonly config: ClusterConfig;
@@ -693,7 +690,8 @@ export class KubeClient {
     let reauthenticated = false;
     // The whole request, retries and their pauses included, ends by this time.
     const deadline = this.#clock.now() + this.#timeoutMs;
-    const what = describeTarget(path, init.body);
+    // For log lines of failures only: not built for the requests that succeed.
+    const what = () => describeTarget(path, init.body);
 
     while (true) {
       signal?.throwIfAborted();
@@ -714,13 +712,18 @@ export class KubeClient {
       let response: Response;
       let text: string | undefined;
       let sentAt: number | undefined;
-      const timeout = new AbortController();
+      // One controller per attempt, aborted by the caller's signal or by the deadline (an
+      // AbortSignal.any() of the two cost more per request, and Deno could collect it while the
+      // fetch ran, losing its abort).
       const attemptMs = Math.max(1, Math.min(init.timeoutMs, deadline - this.#clock.now()));
-      const timer = setTimeout(
-        () => timeout.abort(new DOMException("request timed out", "TimeoutError")),
-        attemptMs,
-      );
-      const attemptSignal = signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal;
+      const attemptAbort = new AbortController();
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        attemptAbort.abort(new DOMException("request timed out", "TimeoutError"));
+      }, attemptMs);
+      const forward = () => attemptAbort.abort(signal!.reason);
+      signal?.addEventListener("abort", forward, { once: true });
       try {
         const headers = new Headers({
           Accept: init.accept ?? "application/json",
@@ -730,29 +733,22 @@ export class KubeClient {
         for (const [key, value] of auth.headers) headers.append(key, value);
         this.#metrics.requests[method] = (this.#metrics.requests[method] ?? 0) + 1;
         sentAt = performance.now();
-        // Deno may collect a signal made by AbortSignal.any() while the fetch still runs, and its
-        // abort is then lost: hold it strongly for the attempt.
-        liveSignals.add(attemptSignal);
-        try {
-          response = await this.#transport.send({
-            method,
-            url,
-            headers,
-            body,
-            signal: attemptSignal,
-            certPem: auth.certPem,
-            keyPem: auth.keyPem,
-          });
-          // A plain request's body is read under the same timeout; a stream's body is not, nor
-          // is an error body of a stream (small, read below).
-          if (!init.stream || !response.ok) text = await response.text();
-          // A stream's body outlives this attempt: its signal lives as long as the response.
-          else streamSignals.set(response, attemptSignal);
-        } finally {
-          liveSignals.delete(attemptSignal);
-        }
+        ({ response, text } = await this.#transport.send({
+          method,
+          url,
+          headers,
+          body,
+          signal: attemptAbort.signal,
+          stream: init.stream,
+          certPem: auth.certPem,
+          keyPem: auth.keyPem,
+        }));
+        // An error body of a stream is small: read under the same timeout. A stream's own body
+        // outlives this attempt, and the caller's signal still ends it.
+        if (init.stream && !response.ok) text = await response.text();
       } catch (error) {
         clearTimeout(timer);
+        signal?.removeEventListener("abort", forward);
         release();
         if (sentAt !== undefined && this.#observers.length) {
           this.#observed(method, undefined, sentAt);
@@ -760,7 +756,6 @@ export class KubeClient {
         if (signal?.aborted) throw signal.reason;
         this.#metrics.transportErrors++;
         this.#bucket.observe("failed");
-        const timedOut = timeout.signal.aborted;
         const dead = error instanceof ConnectionError && error.dead;
         const phase = timedOut || dead ? "transfer" : failurePhase(error);
         const retryable = phase === "connect" || (phase === "transfer" && init.idempotent);
@@ -781,7 +776,7 @@ export class KubeClient {
             logger.warn(
               "{verb} {what}: {cause}; not retried: a {verb} is not idempotent and may have " +
                 "been applied.",
-              { verb: method, what, cause },
+              { verb: method, what: what(), cause },
             );
           }
           if (timedOut) {
@@ -809,7 +804,7 @@ export class KubeClient {
               "{delay} ms.",
             {
               verb: method,
-              what,
+              what: what(),
               host: new URL(url).host,
               cause,
               attempt: attempt + 1,
@@ -820,7 +815,7 @@ export class KubeClient {
         } else if (write) {
           logger.warn("{verb} {what}: {cause}; retry {attempt}/{retries} in {delay} ms.", {
             verb: method,
-            what,
+            what: what(),
             cause,
             attempt: attempt + 1,
             retries: init.retries,
@@ -829,7 +824,7 @@ export class KubeClient {
         } else {
           logger.debug("{verb} {what}: {cause}; retry {attempt}/{retries} in {delay} ms", {
             verb: method,
-            what,
+            what: what(),
             cause,
             attempt: attempt + 1,
             retries: init.retries,
@@ -843,6 +838,8 @@ export class KubeClient {
       }
       clearTimeout(timer);
       release();
+      // A stream's body stays bound to the caller's signal (one per stream: the watch's own).
+      if (!init.stream || !response.ok) signal?.removeEventListener("abort", forward);
       const status = response.status;
       this.#metrics.responses[status] = (this.#metrics.responses[status] ?? 0) + 1;
       if (this.#observers.length) this.#observed(method, status, sentAt!);
