@@ -14,7 +14,7 @@
  * @module
  */
 
-import { getLogger, type Logger } from "@logtape/logtape";
+import { getLogger, type Logger, type LogLevel } from "@logtape/logtape";
 import type { EventPoster } from "../kube/events.ts";
 import { type KubeObject, objectReference, type Resource } from "../kube/resource.ts";
 import type { PostingSettings } from "../settings/settings.ts";
@@ -31,6 +31,17 @@ const SEVERITY: Readonly<Record<string, number>> = {
 };
 
 const LEVEL_METHODS = new Set(Object.keys(SEVERITY));
+
+/** LogTape's level of each log method. */
+const METHOD_LEVELS: Readonly<Record<string, LogLevel>> = {
+  trace: "trace",
+  debug: "debug",
+  info: "info",
+  warn: "warning",
+  warning: "warning",
+  error: "error",
+  fatal: "fatal",
+};
 
 /** The levels an object logger posts at, from `debug` to `fatal`. */
 export type PostedLevel = "debug" | "info" | "warning" | "error" | "fatal";
@@ -131,6 +142,8 @@ function postedLevel(method: string): PostedLevel {
 
 function wrap(logger: Logger, options: ObjectLoggerOptions): Logger {
   const minimal = SEVERITY[options.level ?? "info"] ?? SEVERITY.info;
+  // One function per log method and logger, made on first use.
+  const methods = new Map<string, (...args: unknown[]) => unknown>();
   return new Proxy(logger, {
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver);
@@ -139,21 +152,30 @@ function wrap(logger: Logger, options: ObjectLoggerOptions): Logger {
           wrap((value as Logger["with"]).call(target, properties), options);
       }
       if (typeof property !== "string" || !LEVEL_METHODS.has(property)) return value;
+      let bound = methods.get(property);
+      if (bound) return bound;
       const method = value as (...args: unknown[]) => unknown;
-      return (...args: unknown[]) => {
+      const level = METHOD_LEVELS[property];
+      const posts = options.post !== undefined && SEVERITY[property] >= minimal;
+      bound = (...args: unknown[]) => {
+        // A line neither printed nor posted is not built: the engine's debug lines, at the
+        // default level, cost one check each.
+        if (!posts && !target.isEnabledFor(level)) return undefined;
         // A lone string is a finished message (Kopf style): its braces are not placeholders.
         const literalOnly = typeof args[0] === "string" &&
           (args.length === 1 || args[1] instanceof Error);
         const call = literalOnly ? [literal(args[0] as string), ...args.slice(1)] : args;
         const result = method.apply(target, call);
-        if (options.post && SEVERITY[property] >= minimal) {
+        if (posts) {
           const text = literalOnly ? render([args[0], args[1]]) : render(args);
           if (text !== null) {
-            options.post(postedLevel(property), withStack(text, attachedError(args)));
+            options.post!(postedLevel(property), withStack(text, attachedError(args)));
           }
         }
         return result;
       };
+      methods.set(property, bound);
+      return bound;
     },
   });
 }
