@@ -33,7 +33,11 @@ const logger = getLogger(["kopf", "kube"]);
 export interface TransportRequest {
   method: string;
   url: string;
-  headers: Headers;
+  /**
+   * Header name and value pairs: a name may repeat (`Impersonate-Group`). Plain pairs cost
+   * `fetch` a third of what a `Headers` does (no sorted iteration, fewer conversions).
+   */
+  headers: readonly (readonly [string, string])[];
   body?: string | Uint8Array<ArrayBuffer>;
   signal: AbortSignal;
   /**
@@ -197,7 +201,7 @@ class Connection<H> {
   readonly attempts = new Set<Attempt>();
   readonly health: ConnectionHealth;
   /** Headers of the latest request: the probe carries the same credentials. */
-  lastHeaders?: Headers;
+  lastHeaders?: TransportRequest["headers"];
 
   constructor(
     readonly handle: H,
@@ -320,9 +324,9 @@ class Connections<H> {
 
   async #sendProbe(connection: Connection<H>, signal: AbortSignal): Promise<void> {
     const headers = new Headers({ Accept: "application/json" });
-    for (const name of ["authorization", "user-agent"]) {
-      const value = connection.lastHeaders?.get(name);
-      if (value) headers.set(name, value);
+    for (const [name, value] of connection.lastHeaders ?? []) {
+      const lower = name.toLowerCase();
+      if (lower === "authorization" || lower === "user-agent") headers.set(lower, value);
     }
     await this.#probe(connection.handle, headers, signal);
   }
@@ -459,7 +463,7 @@ class FetchTransport implements Transport {
     return this.#connections.track(connection, request, (signal) =>
       fetch(request.url, {
         method: request.method,
-        headers: request.headers,
+        headers: request.headers as [string, string][],
         body: request.body,
         signal,
         client: connection.handle,
@@ -522,7 +526,7 @@ class NodeHttpsTransport implements Transport {
         const response = await this.#request(agent, {
           method: "GET",
           url: server + PROBE_PATH,
-          headers,
+          headers: [...headers],
           signal,
           stream: false,
         });
@@ -576,8 +580,12 @@ class NodeHttpsTransport implements Transport {
     const { https, http, Readable } = await this.#modules;
     const url = new URL(request.url);
     const secure = url.protocol === "https:";
-    const headers: Record<string, string> = {};
-    request.headers.forEach((value, key) => headers[key] = value);
+    const headers: Record<string, string | string[]> = {};
+    for (const [name, value] of request.headers) {
+      const key = name.toLowerCase();
+      const had = headers[key];
+      headers[key] = had === undefined ? value : [had, value].flat();
+    }
     return await new Promise<Response>((resolve, reject) => {
       const req = (secure ? https : http).request(url, {
         method: request.method,

@@ -725,12 +725,12 @@ export class KubeClient {
       const forward = () => attemptAbort.abort(signal!.reason);
       signal?.addEventListener("abort", forward, { once: true });
       try {
-        const headers = new Headers({
-          Accept: init.accept ?? "application/json",
-          "User-Agent": this.#userAgent,
-        });
-        if (contentType) headers.set("Content-Type", contentType);
-        for (const [key, value] of auth.headers) headers.append(key, value);
+        const headers: [string, string][] = [
+          ["accept", init.accept ?? "application/json"],
+          ["user-agent", this.#userAgent],
+        ];
+        if (contentType) headers.push(["content-type", contentType]);
+        for (const [key, value] of auth.headers) headers.push([key, value]);
         this.#metrics.requests[method] = (this.#metrics.requests[method] ?? 0) + 1;
         sentAt = performance.now();
         ({ response, text } = await this.#transport.send({

@@ -76,6 +76,17 @@ const LABEL_KEY =
   /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
 
+function isResourceHandler(h: HandlerRecord): h is ResourceHandler {
+  return h.kind !== "activity" && h.kind !== "webhook";
+}
+
+/** A resource's handler lists, derived once per registry change (every cycle asks for them). */
+interface ResourceLists {
+  readonly all: readonly ResourceHandler[];
+  readonly changing: readonly ChangingHandler[];
+  readonly extraFields: readonly FieldPath[];
+}
+
 /**
  * A registry of handlers. The global one is used by `kopf.on.*`; create your own to embed
  * several operators in one process and register into it with `registry.on.*` or the
@@ -96,6 +107,8 @@ const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/;
 export class Registry {
   readonly #handlers: HandlerRecord[] = [];
   readonly #registrars: Registrars;
+  /** Per resource object (discovery hands out one per resource); emptied by `append()`. */
+  #lists = new WeakMap<Resource, ResourceLists>();
 
   /** Create an empty registry. */
   constructor() {
@@ -132,6 +145,7 @@ export class Registry {
       throw new TypeError("Registry.append() takes handler records built by kopf.on.*");
     }
     this.#handlers.push(handler);
+    this.#lists = new WeakMap();
   }
 
   /**
@@ -161,11 +175,30 @@ export class Registry {
    *
    * @internal
    */
-  resourceHandlers(resource?: Resource): ResourceHandler[] {
-    return this.#handlers.filter((h): h is ResourceHandler =>
-      h.kind !== "activity" && h.kind !== "webhook" &&
-      (resource === undefined || matchesResource(h, resource))
-    );
+  resourceHandlers(resource?: Resource): readonly ResourceHandler[] {
+    if (resource === undefined) return this.#handlers.filter(isResourceHandler);
+    return this.#listsOf(resource).all;
+  }
+
+  #listsOf(resource: Resource): ResourceLists {
+    let lists = this.#lists.get(resource);
+    if (!lists) {
+      const all = this.#handlers.filter((h): h is ResourceHandler =>
+        isResourceHandler(h) && matchesResource(h, resource)
+      );
+      const fields = new Map<string, FieldPath>();
+      for (const handler of all) {
+        if (handler.kind === "indexing" || !handler.field) continue;
+        fields.set(handler.field.join("\u0000"), handler.field);
+      }
+      lists = {
+        all,
+        changing: deduplicated(all.filter((h): h is ChangingHandler => h.kind === "changing")),
+        extraFields: [...fields.values()],
+      };
+      this.#lists.set(resource, lists);
+    }
+    return lists;
   }
 
   /**
@@ -240,10 +273,8 @@ export class Registry {
    *
    * @internal
    */
-  changingHandlers(resource: Resource): ChangingHandler[] {
-    return deduplicated(
-      this.resourceHandlers(resource).filter((h): h is ChangingHandler => h.kind === "changing"),
-    );
+  changingHandlers(resource: Resource): readonly ChangingHandler[] {
+    return this.#listsOf(resource).changing;
   }
 
   /**
@@ -332,13 +363,8 @@ export class Registry {
    *
    * @internal
    */
-  extraFields(resource: Resource): FieldPath[] {
-    const seen = new Map<string, FieldPath>();
-    for (const handler of this.resourceHandlers(resource)) {
-      if (handler.kind === "indexing" || !handler.field) continue;
-      seen.set(handler.field.join("\u0000"), handler.field);
-    }
-    return [...seen.values()];
+  extraFields(resource: Resource): readonly FieldPath[] {
+    return this.#listsOf(resource).extraFields;
   }
 
   /**

@@ -90,12 +90,20 @@ export class KeyFormer {
   }
 
   /** All keys for a record key: the V2 key first, then the V1 key if it differs. */
-  makeKeys(key: string, body?: RawBody | null): string[] {
+  makeKeys(key: string, body?: RawBody | null): readonly string[] {
     const marked = markKey(key, body);
-    const v2 = this.makeV2Key(marked);
-    const v1 = this.v1 ? this.makeV1Key(marked) : v2;
-    return v1 === v2 ? [v2] : [v2, v1];
+    let keys = this.#keys.get(marked);
+    if (!keys) {
+      const v2 = this.makeV2Key(marked);
+      const v1 = this.v1 ? this.makeV1Key(marked) : v2;
+      keys = v1 === v2 ? [v2] : [v2, v1];
+      // Record keys are the handlers' ids: few, and asked for on every cycle of every object.
+      if (this.#keys.size < 10_000) this.#keys.set(marked, keys);
+    }
+    return keys;
   }
+
+  #keys = new Map<string, readonly string[]>();
 
   /** The legacy key: the 63-char limit applies to prefix + name. */
   makeV1Key(key: string, maxLength: number = MAX_NAME_LENGTH): string {

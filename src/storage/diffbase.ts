@@ -167,11 +167,11 @@ export abstract class DiffBaseStorage {
    * are pruned; ignored fields are removed.
    */
   build(body: RawBody, extraFields: Iterable<FieldSpec> = []): BodyEssence {
-    const essence: JsonObject = deepCopy({ ...body });
-    delete essence.apiVersion;
-    delete essence.kind;
-    delete essence.metadata;
-    delete essence.status;
+    // Copied key by key: the stanzas left out (metadata, status) are never copied at all.
+    const essence: JsonObject = {};
+    for (const key of Object.keys(body)) {
+      if (!NOT_ESSENCE.has(key)) essence[key] = deepCopy(body[key]);
+    }
 
     cherrypick(body, essence, [["metadata", "labels"], ["metadata", "annotations"]]);
 
@@ -198,6 +198,9 @@ export abstract class DiffBaseStorage {
   /** Write the essence into the patch. */
   abstract store(body: RawBody, patch: JsonObject, essence: BodyEssence): void;
 }
+
+/** Top-level keys that are not in an essence (metadata's labels and annotations come back). */
+const NOT_ESSENCE = new Set(["apiVersion", "kind", "metadata", "status"]);
 
 /** Parse a stored essence; corrupt or non-object JSON is treated as absent, with a warning. */
 function decodeEssence(where: string, encoded: unknown, body: RawBody): BodyEssence | null {

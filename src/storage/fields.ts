@@ -175,7 +175,7 @@ export function deepCopy<T>(value: T): T {
   if (Array.isArray(value)) return value.map(deepCopy) as T;
   if (isObject(value)) {
     const copy: JsonObject = {};
-    for (const [key, val] of Object.entries(value)) copy[key] = deepCopy(val);
+    for (const key of Object.keys(value)) copy[key] = deepCopy(value[key]);
     return copy as T;
   }
   return value;
@@ -189,10 +189,15 @@ export function deepEqual(a: unknown, b: unknown): boolean {
     return a.every((item, i) => deepEqual(item, b[i]));
   }
   if (isObject(a) && isObject(b)) {
-    const aKeys = Object.keys(a).filter((k) => a[k] !== undefined);
-    const bKeys = Object.keys(b).filter((k) => b[k] !== undefined);
-    if (aKeys.length !== bKeys.length) return false;
-    return aKeys.every((k) => Object.hasOwn(b, k) && deepEqual(a[k], b[k]));
+    let aCount = 0;
+    for (const key of Object.keys(a)) {
+      if (a[key] === undefined) continue;
+      if (!Object.hasOwn(b, key) || !deepEqual(a[key], b[key])) return false;
+      aCount++;
+    }
+    let bCount = 0;
+    for (const key of Object.keys(b)) if (b[key] !== undefined) bCount++;
+    return aCount === bCount;
   }
   return false;
 }
