@@ -106,6 +106,17 @@ export class ConnectionHealth {
     this.#lastReceived = this.#timers.now();
   }
 
+  /**
+   * Probes at once, busy or idle: another connection to the same server was found dead, and this
+   * one may be too (a frozen network path freezes every connection on it). Nothing while a probe
+   * runs, or once dead or closed.
+   */
+  probeNow(): void {
+    if (this.#probing || this.#dead || this.#closed) return;
+    this.#disarm();
+    void this.#probe();
+  }
+
   /** Stops the timers and any probe; the connection is being closed. */
   close(): void {
     this.#closed = true;

@@ -26,6 +26,7 @@ import type { Agent as HttpsAgent } from "node:https";
 import type { TlsSettings } from "./config/mod.ts";
 import { ConnectionError } from "./errors.ts";
 import { ConnectionHealth, type ConnectionHealthOptions, type HealthTimers } from "./_health.ts";
+import { type ReaderConnectionOptions, StreamReader } from "./_stream_reader.ts";
 
 const logger = getLogger(["kopf", "kube"]);
 
@@ -231,13 +232,17 @@ class Connections<H> {
   #probe: (handle: H, headers: Headers, signal: AbortSignal) => Promise<void>;
   #retiredProbes = 0;
   #dead = 0;
+  #onDeadHook?: () => void;
 
   constructor(init: {
     server: string;
     options: TransportOptions;
     destroy: (handle: H) => void;
     probe: (handle: H, headers: Headers, signal: AbortSignal) => Promise<void>;
+    /** Called after a connection was found dead and replaced. */
+    onDead?: () => void;
   }) {
+    this.#onDeadHook = init.onDead;
     this.#server = init.server;
     this.#options = {
       readIdleTimeoutMs: init.options.readIdleTimeoutMs ?? 30_000,
@@ -312,6 +317,24 @@ class Connections<H> {
     return { response: instrumented(response, connection.health, controller.signal, finish) };
   }
 
+  /**
+   * Another connection to the same server was found dead, and these may be too (a frozen network
+   * path freezes every connection on it): an idle one is dropped (the next request makes a new
+   * one, which costs a handshake, not a probe), a busy one is probed at once.
+   */
+  suspect(): void {
+    for (const [key, connection] of this.#map) {
+      if (connection.health.inFlight > 0) {
+        connection.health.probeNow();
+        continue;
+      }
+      this.#map.delete(key);
+      this.#retiredProbes += connection.health.probes;
+      connection.health.close();
+      this.#destroy(connection.handle);
+    }
+  }
+
   /** Closes every connection (requests under way end as the handles' close makes them). */
   close(): void {
     for (const connection of this.#map.values()) {
@@ -355,6 +378,7 @@ class Connections<H> {
     }
     connection.health.close();
     this.#destroy(connection.handle);
+    this.#onDeadHook?.();
   }
 }
 
@@ -421,18 +445,22 @@ function instrumented(
 }
 
 /**
- * Deno's `fetch` with one `Deno.HttpClient` for the cluster. The API server speaks HTTP/2, so a
- * client is one TCP connection that every request and watch shares (a relay in front of the
- * server counts one connection for a client with many requests and watches in flight): the
- * health check of the client is the health check of that connection. A new client is made when
- * the client certificate changes (exec plugins can rotate it) and when the connection is found
- * dead.
+ * Deno's `fetch` with one `Deno.HttpClient` for the cluster's requests. The API server speaks
+ * HTTP/2, so a client is one TCP connection that every request shares: the health check of the
+ * client is the health check of that connection. Watches go over a second connection, read on a
+ * thread of their own (`_stream_reader.ts`: a busy main thread must not stall them), with the
+ * same health check. A new connection is made when the client certificate changes (exec plugins
+ * can rotate it) and when one is found dead. Where Workers cannot run, watches share the
+ * requests' connection on the main thread.
  */
 class FetchTransport implements Transport {
   readonly kind = "fetch";
   readonly checksConnections: boolean;
   #tls: TlsSettings;
   #connections: Connections<Deno.HttpClient>;
+  /** The watches' connections: ids of the reader's. */
+  #streams: Connections<number>;
+  #reader = new StreamReader();
   #closed = false;
 
   constructor(tls: TlsSettings, server: string, options: TransportOptions) {
@@ -446,20 +474,53 @@ class FetchTransport implements Transport {
         const response = await fetch(server + PROBE_PATH, { headers, signal, client });
         await response.arrayBuffer();
       },
+      // The same network path: the watches' connection is suspect too (and vice versa).
+      onDead: () => this.#streams.suspect(),
+    });
+    this.#streams = new Connections<number>({
+      onDead: () => this.#connections.suspect(),
+      server,
+      options,
+      destroy: (conn) => this.#reader.disconnect(conn),
+      probe: async (conn, headers, signal) => {
+        const url = server + PROBE_PATH;
+        const response = await this.#reader.open(conn, { url, headers: [...headers], signal });
+        await response.arrayBuffer();
+      },
     });
     this.#connection(tls.certPem, tls.keyPem); // fail early on a bad CA or key
   }
 
   get stats(): TransportStats {
-    return this.#connections.stats;
+    const requests = this.#connections.stats;
+    const streams = this.#streams.stats;
+    return {
+      probes: requests.probes + streams.probes,
+      deadConnections: requests.deadConnections + streams.deadConnections,
+    };
   }
 
   send(request: TransportRequest): Promise<TransportResponse> {
     if (this.#closed) return Promise.reject(new Error("the client is closed"));
-    const connection = this.#connection(
-      request.certPem ?? this.#tls.certPem,
-      request.keyPem ?? this.#tls.keyPem,
-    );
+    const certPem = request.certPem ?? this.#tls.certPem;
+    const keyPem = request.keyPem ?? this.#tls.keyPem;
+    if (request.stream && request.method === "GET" && this.#reader.usable) {
+      const connection = this.#streams.get(
+        connectionKey(certPem, keyPem),
+        () => this.#reader.connect(this.#clientOptions(certPem, keyPem)),
+      );
+      return this.#streams.track(
+        connection,
+        request,
+        (signal) =>
+          this.#reader.open(connection.handle, {
+            url: request.url,
+            headers: request.headers,
+            signal,
+          }),
+      );
+    }
+    const connection = this.#connection(certPem, keyPem);
     return this.#connections.track(connection, request, (signal) =>
       fetch(request.url, {
         method: request.method,
@@ -474,21 +535,32 @@ class FetchTransport implements Transport {
   close(): void {
     this.#closed = true;
     this.#connections.close();
+    this.#streams.close();
+    this.#reader.close();
   }
 
   #connection(certPem?: string, keyPem?: string): Connection<Deno.HttpClient> {
-    const key = certPem && keyPem ? `${certPem}\0${keyPem}` : "";
-    return this.#connections.get(key, () => {
-      const options: Deno.CreateHttpClientOptions & Partial<Deno.TlsCertifiedKeyPem> = {};
-      if (this.#tls.caPem) options.caCerts = [this.#tls.caPem];
-      if (this.#tls.proxyUrl) options.proxy = { url: this.#tls.proxyUrl };
-      if (certPem && keyPem) {
-        options.cert = certPem;
-        options.key = keyPem;
-      }
-      return Deno.createHttpClient(options);
-    });
+    return this.#connections.get(
+      connectionKey(certPem, keyPem),
+      () => Deno.createHttpClient(this.#clientOptions(certPem, keyPem)),
+    );
   }
+
+  #clientOptions(certPem?: string, keyPem?: string): ReaderConnectionOptions {
+    const options: ReaderConnectionOptions = {};
+    if (this.#tls.caPem) options.caCerts = [this.#tls.caPem];
+    if (this.#tls.proxyUrl) options.proxy = { url: this.#tls.proxyUrl };
+    if (certPem && keyPem) {
+      options.cert = certPem;
+      options.key = keyPem;
+    }
+    return options;
+  }
+}
+
+/** Connections are per client certificate. */
+function connectionKey(certPem?: string, keyPem?: string): string {
+  return certPem && keyPem ? `${certPem}\0${keyPem}` : "";
 }
 
 /**
