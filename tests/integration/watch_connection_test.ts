@@ -5,6 +5,8 @@
 //   tests/support/tcp_relay.ts: no bytes either way, no FIN/RST; new connections pass) handles an
 //   object created after the freeze within 45 s and a margin, with every watch re-opened on a new
 //   connection from its resourceVersion (no LIST), the handler called once and the usual writes.
+//   Requests and watches have a connection each (watches are read on a thread of their own): the
+//   watches' one is found dead, and the requests' one, idle, is dropped with it.
 // - An informer on a resource without objects, through the fault proxy (which records every
 //   request, probes included), stays silent-but-healthy for longer than the old 90 s idle timer:
 //   no WARNING, no LIST, no re-opened watch, and the probes it made are counted on the wire.
@@ -153,7 +155,6 @@ Deno.test("watch (fault proxy, default 30+15 s): an idle informer on an empty re
     const requests = proxy.requests.slice(requestIndex);
     const probesOnWire = requests.filter((r) => r.method === "GET" && r.path === "/version");
     const others = requests.filter((r) => r.path !== "/version");
-    if (others.length) console.error("DEBUG", JSON.stringify(logs.slice(logIndex).map((l) => [l.level, l.message])), JSON.stringify(others.map((r) => `${r.method} ${r.path}`)), JSON.stringify(informer.stats));
     assert.deepEqual(others.map((r) => `${r.method} ${r.path}`), [], "no request but probes");
     const counts = (await c.metrics()).since(m0);
     assert.equal(countRequests(counts, resource, { verb: "LIST" }), 0, "no LIST");
