@@ -509,7 +509,8 @@ export class KubeClient {
    * Same credentials and token bucket as every request, but no in-flight slot and a deadline
    * only for the response headers (`watchTimeoutMs`). Throws {@linkcode ApiError} for
    * non-2xx answers (after reading the `Status` body) and {@linkcode ConnectionError} when the
-   * server cannot be reached.
+   * server cannot be reached. The body stays bound to `options.signal` until it aborts: give
+   * each stream a signal of its own, not a long-lived one.
    */
   async stream(path: string, options: StreamOptions = {}): Promise<Response> {
     const { response } = await this.#send("GET", path, {

@@ -76,6 +76,8 @@ export class KeyFormer {
   readonly prefix: string;
   /** Whether the legacy V1 keys are also formed. */
   readonly v1: boolean;
+  /** Keys formed so far, by marked record key. */
+  #keys = new Map<string, readonly string[]>();
 
   /** Validate the prefix; warn (like Kopf) if keys under it may exceed 253 chars. */
   constructor(options: KeyFormingOptions) {
@@ -102,8 +104,6 @@ export class KeyFormer {
     }
     return keys;
   }
-
-  #keys = new Map<string, readonly string[]>();
 
   /** The legacy key: the 63-char limit applies to prefix + name. */
   makeV1Key(key: string, maxLength: number = MAX_NAME_LENGTH): string {
