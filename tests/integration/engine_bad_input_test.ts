@@ -90,8 +90,11 @@ Deno.test("a handler throwing a string retries by its backoff and does not stall
       ),
       messages.join("\n"),
     );
-    const bad = await getObject(c, res, ns, "bad");
-    assert.ok(bad!.metadata.annotations[DIFF_BASE], "a failed creation is still handled");
+    // The outcome's line is logged before the cycle's patch is sent: wait for the patch.
+    await waitFor(
+      async () => (await getObject(c, res, ns, "bad"))?.metadata.annotations?.[DIFF_BASE],
+      { message: "a failed creation to be still handled (its diff-base stored)" },
+    );
   } finally {
     await operator.stop();
     await c.deleteNamespace(ns);
