@@ -1,11 +1,22 @@
 /**
  * What one request costs the operator's process: N merge patches of a ConfigMap's labels, sent
- * 16 at a time, by the engine's client (`KubeClient.patch`) and by bare `fetch` on one
- * `Deno.HttpClient` (the floor: the same bytes on the wire, nothing of ours), in alternating
- * rounds. Prints CPU µs and bytes allocated per request (V8's heap statistics are not exposed:
- * the allocation column is the process's RSS growth, so read the CPU column).
+ * 16 at a time, in alternating rounds, by
+ *
+ * - the engine's client (`KubeClient.patch`);
+ * - bare `fetch` on one `Deno.HttpClient` (HTTP/2: the same bytes on the wire, nothing of ours);
+ * - HTTP/1.1 written by hand on 16 `Deno.connectTls` sockets (no `fetch` at all: what the
+ *   request costs below Deno's HTTP client, so what a transport of our own could save).
+ *
+ * Prints the process's CPU µs per request for each round.
  *
  *     deno run -A bench/http_bench.ts [--n 2000] [--rounds 3]
+ *
+ * On the 2-core VM of the README (2026-12-03, three rounds): the client 495–630 µs, bare `fetch`
+ * 495–640 µs, HTTP/1.1 by hand 220–260 µs. Why the engine still uses `fetch`: its requests share
+ * one HTTP/2 connection whose health check probes that very connection (docs/settings.md, "Dead
+ * connections"); an HTTP/1.1 socket busy with a request cannot carry a probe, so a frozen socket
+ * would be found out only by the request's deadline (60–75 s), not within 45 s. client-go makes
+ * the same choice (HTTP/2 with pings by default).
  *
  * Uses the tests' plane (`tests/cluster/cluster.sh up`).
  *
@@ -44,6 +55,116 @@ const bare = Deno.createHttpClient({
 } as Deno.CreateHttpClientOptions);
 const url = `${config.server}/api/v1/namespaces/${ns}/configmaps/target`;
 
+/**
+ * One HTTP/1.1 keep-alive socket, as little as a merge patch needs: a `Content-Length` or chunked
+ * body, no redirects, no `Connection: close`. A measuring tool, not a client.
+ */
+class Http1Socket {
+  #buffer = new Uint8Array(64 * 1024);
+  #length = 0;
+  #chunk = new Uint8Array(64 * 1024);
+
+  private constructor(readonly conn: Deno.TlsConn) {}
+
+  static async open(): Promise<Http1Socket> {
+    const target = new URL(config.server);
+    const conn = await Deno.connectTls({
+      hostname: target.hostname,
+      port: Number(target.port || 443),
+      caCerts: config.tls.caPem ? [config.tls.caPem] : undefined,
+      cert: auth.certPem ?? config.tls.certPem,
+      key: auth.keyPem ?? config.tls.keyPem,
+    } as Deno.ConnectTlsOptions);
+    return new Http1Socket(conn);
+  }
+
+  async request(method: string, path: string, body: string, type: string): Promise<string> {
+    const payload = encoder.encode(body);
+    let head = `${method} ${path} HTTP/1.1\r\nHost: ${new URL(config.server).host}\r\n` +
+      `Accept: application/json\r\nContent-Type: ${type}\r\nContent-Length: ${payload.length}\r\n`;
+    for (const [name, value] of auth.headers) head += `${name}: ${value}\r\n`;
+    const bytes = encoder.encode(head + "\r\n");
+    const message = new Uint8Array(bytes.length + payload.length);
+    message.set(bytes);
+    message.set(payload, bytes.length);
+    for (let sent = 0; sent < message.length;) {
+      sent += await this.conn.write(message.subarray(sent));
+    }
+    const headEnd = await this.#until(() => find(this.#view(), CRLF2));
+    const lines = decoder.decode(this.#view().subarray(0, headEnd)).split("\r\n");
+    const status = Number(lines[0].split(" ")[1]);
+    let length = -1;
+    for (const line of lines) {
+      const [name, value] = [line.slice(0, line.indexOf(":")), line.slice(line.indexOf(":") + 1)];
+      if (/^content-length$/i.test(name)) length = Number(value);
+    }
+    this.#consume(headEnd + 4);
+    let text: string;
+    if (length >= 0) {
+      await this.#until(() => this.#length >= length ? length : -1);
+      text = decoder.decode(this.#view().subarray(0, length));
+      this.#consume(length);
+    } else {
+      const parts: string[] = []; // chunked: size line, data, CRLF; a size of 0 ends it
+      for (;;) {
+        const sizeEnd = await this.#until(() => find(this.#view(), CRLF));
+        const size = parseInt(decoder.decode(this.#view().subarray(0, sizeEnd)), 16);
+        this.#consume(sizeEnd + 2);
+        await this.#until(() => this.#length >= size + 2 ? size : -1);
+        if (size === 0) {
+          this.#consume(2);
+          break;
+        }
+        parts.push(decoder.decode(this.#view().subarray(0, size)));
+        this.#consume(size + 2);
+      }
+      text = parts.join("");
+    }
+    if (status >= 300) throw new Error(`HTTP ${status}: ${text}`);
+    return text;
+  }
+
+  #view(): Uint8Array {
+    return this.#buffer.subarray(0, this.#length);
+  }
+
+  #consume(count: number): void {
+    this.#buffer.copyWithin(0, count, this.#length);
+    this.#length -= count;
+  }
+
+  /** Reads until `found()` is not -1, and returns what it found. */
+  async #until(found: () => number): Promise<number> {
+    for (let at = found();; at = found()) {
+      if (at >= 0) return at;
+      const read = await this.conn.read(this.#chunk);
+      if (read === null) throw new Error("the server closed the connection");
+      if (this.#length + read > this.#buffer.length) {
+        const grown = new Uint8Array(Math.max(this.#buffer.length * 2, this.#length + read));
+        grown.set(this.#view());
+        this.#buffer = grown;
+      }
+      this.#buffer.set(this.#chunk.subarray(0, read), this.#length);
+      this.#length += read;
+    }
+  }
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const CRLF = encoder.encode("\r\n");
+const CRLF2 = encoder.encode("\r\n\r\n");
+
+function find(haystack: Uint8Array, needle: Uint8Array): number {
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+const sockets = await Promise.all(Array.from({ length: 16 }, () => Http1Socket.open()));
+
 async function inFlight(each: (i: number) => Promise<unknown>): Promise<void> {
   let next = 0;
   await Promise.all(Array.from({ length: 16 }, async () => {
@@ -56,6 +177,16 @@ const senders: Record<string, (i: number) => Promise<unknown>> = {
     client.patch(configMaps as never, "target", { metadata: { labels: { i: String(i) } } }, {
       namespace: ns,
     }),
+  "HTTP/1.1 by hand": async (i) => {
+    const socket = sockets.pop()!;
+    try {
+      const path = new URL(url).pathname;
+      const patch = JSON.stringify({ metadata: { labels: { i: String(i) } } });
+      JSON.parse(await socket.request("PATCH", path, patch, "application/merge-patch+json"));
+    } finally {
+      sockets.push(socket);
+    }
+  },
   "bare fetch": async (i) => {
     const response = await fetch(url, {
       method: "PATCH",
@@ -97,4 +228,5 @@ for (const [name, us] of Object.entries(rows)) {
 }
 client.close();
 bare.close();
+for (const socket of sockets) socket.conn.close();
 await c.deleteNamespace(ns);

@@ -12,7 +12,9 @@ import type { Outcome } from "../actions/errors.ts";
 
 /** Format a time as Kopf does: ISO-8601, microseconds, explicit UTC offset. */
 export function formatIso8601(date: Date): string {
-  return date.toISOString().replace(/\.(\d{3})Z$/, ".$1000+00:00");
+  // toISOString() always ends in ".sssZ" (years 0–9999): cut, not a regex, on the hot path.
+  const iso = date.toISOString();
+  return `${iso.slice(0, -1)}000+00:00`;
 }
 
 /**
