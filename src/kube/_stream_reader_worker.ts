@@ -53,6 +53,7 @@ export function readerThread(): void {
     const { id, conn } = request;
     const client = clients.get(conn);
     const abort = new AbortController();
+    const batch = chunkBatch(id);
     inFlight.set(id, { abort, conn });
     try {
       if (!client) throw new Error("the connection was closed");
@@ -74,13 +75,14 @@ export function readerThread(): void {
         return;
       }
       const reader = response.body.getReader();
-      while (true) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        // A chunk with a buffer of its own is handed over; a view into a larger one is copied.
-        const own = value.byteOffset === 0 && value.byteLength === value.buffer.byteLength;
-        const bytes = own ? value : value.slice();
-        scope.postMessage({ id, kind: "chunk", bytes }, [bytes.buffer]);
+      try {
+        while (true) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          batch.add(value);
+        }
+      } finally {
+        batch.flush(); // what arrived before the end or the failure goes first
       }
       scope.postMessage({ id, kind: "end" });
     } catch (error) {
@@ -88,6 +90,48 @@ export function readerThread(): void {
     } finally {
       inFlight.delete(id);
     }
+  }
+
+  /**
+   * The chunks of one stream read since the last message: sent as one message at the end of the
+   * event loop's turn (or at 1 MiB), so a burst that arrives faster than the loop turns costs the
+   * main thread one message per turn, not one per watch event.
+   */
+  function chunkBatch(id: number) {
+    let parts: Uint8Array[] = [];
+    let size = 0;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const flush = () => {
+      clearTimeout(timer);
+      timer = undefined;
+      if (size === 0) return;
+      let bytes: Uint8Array<ArrayBuffer>;
+      const [first] = parts;
+      if (
+        parts.length === 1 && first.byteOffset === 0 && first.byteLength === first.buffer.byteLength
+      ) {
+        bytes = first as Uint8Array<ArrayBuffer>; // a buffer of its own is handed over as it is
+      } else {
+        bytes = new Uint8Array(size);
+        let at = 0;
+        for (const part of parts) {
+          bytes.set(part, at);
+          at += part.byteLength;
+        }
+      }
+      parts = [];
+      size = 0;
+      scope.postMessage({ id, kind: "chunk", bytes }, [bytes.buffer]);
+    };
+    return {
+      add(chunk: Uint8Array): void {
+        parts.push(chunk);
+        size += chunk.byteLength;
+        if (size >= 1 << 20) flush();
+        else timer ??= setTimeout(flush, 0);
+      },
+      flush,
+    };
   }
 
   scope.onmessage = ({ data: request }) => {
