@@ -1,7 +1,8 @@
 /**
  * The watch reader's thread (a Web Worker; `_stream_reader.ts` starts it and talks to it). It
- * opens the streams it is told to on connections of its own and forwards every chunk of their
- * bodies to the main thread as it arrives, transferred, not copied.
+ * opens the streams it is told to on connections of its own and forwards their bodies to the
+ * main thread as they arrive: the chunks of one stream read in one turn of its event loop go as
+ * one message, transferred, not copied.
  *
  * Why a thread: Deno's HTTP client runs on the event loop of the thread that made the request.
  * While an operator's main thread is busy (a burst of handlers, a long garbage collection), it
