@@ -71,6 +71,16 @@ export function rows(idleSeconds: number): Row[] {
       digits: 2,
       cell: (t) => ({ value: t.startToFirstHandledSeconds }),
     },
+    {
+      label: "startup: operator CPU to the first object handled (s)",
+      digits: 2,
+      cell: (t) => ({ value: t.startupCpuSeconds ?? null }),
+    },
+    {
+      label: "RSS started and idle, before the bursts (MiB)",
+      digits: 1,
+      cell: (t) => ({ value: t.startedRssBytes == null ? null : t.startedRssBytes / MIB }),
+    },
   ];
   for (const phase of BURSTS) {
     out.push(

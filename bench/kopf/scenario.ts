@@ -119,6 +119,13 @@ export interface TargetResult {
   namespace: string;
   /** Operator spawn → the warm-up object's create result seen in its status. */
   startToFirstHandledSeconds: number | null;
+  /**
+   * The operator's CPU seconds from spawn to the warm-up object handled (its launcher included):
+   * what starting costs, with one object's handling.
+   */
+  startupCpuSeconds: number | null;
+  /** RSS once started and idle: after the warm-up object was handled, deleted, and settled. */
+  startedRssBytes: number | null;
   /** The highest RSS of the operator's process tree over the run. */
   peakRssBytes: number | null;
   /** RSS at the end of the idle window (or of the last phase run). */
@@ -199,6 +206,8 @@ export async function runScenario(
     n: options.n,
     namespace,
     startToFirstHandledSeconds: null,
+    startupCpuSeconds: null,
+    startedRssBytes: null,
     peakRssBytes: null,
     steadyRssBytes: null,
     cpuSeconds: null,
@@ -352,11 +361,13 @@ export async function runScenario(
     );
     if (warmed) {
       result.startToFirstHandledSeconds = (observer.createdAt.get("warmup")! - startedAt) / 1000;
+      result.startupCpuSeconds = (await sampler.sampleNow())?.cpuSeconds ?? null;
       await api.request("DELETE", `${collection}/warmup`);
       await waitUntil("the warm-up object to go", () => observer.goneAt.has("warmup"), 60);
     }
     await settle();
     const s1 = await boundary();
+    result.startedRssBytes = s1.proc?.rssBytes ?? null;
     close("startup", s0, s1, {
       expected: 1,
       startedAt,

@@ -54,6 +54,7 @@ Deno.test({
           where,
         );
         assert.ok(r.startToFirstHandledSeconds! > 0, where);
+        assert.ok(r.startupCpuSeconds! > 0 && r.startedRssBytes! > 0, where);
         assert.ok(r.peakRssBytes! > 0 && r.cpuSeconds! > 0, where);
         for (const p of r.phases.filter((p) => ["create", "update", "delete"].includes(p.phase))) {
           assert.ok(p.complete, `${p.phase} incomplete: ${where}`);

@@ -215,6 +215,8 @@ function fakeTarget(id: string, label: string, createWall: number | null): Targe
     n: 10,
     namespace: "ns",
     startToFirstHandledSeconds: 1,
+    startupCpuSeconds: id === "ours" ? 0.3 : 0.03,
+    startedRssBytes: (id === "ours" ? 60 : 30) * 1024 * 1024,
     peakRssBytes: 50 * 1024 * 1024,
     steadyRssBytes: null,
     cpuSeconds: 2,
@@ -247,6 +249,16 @@ Deno.test("the table has a column per target and ratios of ours to Kopf and to t
   );
   const writes = lines.find((l) => l.startsWith("| writes per object, create→delete"))!;
   assert.equal(writes, "| writes per object, create→delete | 6.00 | 6.00 | 6.00 | 1.00× | 1.00× |");
+  const startup = lines.find((l) => l.startsWith("| startup: operator CPU"))!;
+  assert.equal(
+    startup,
+    "| startup: operator CPU to the first object handled (s) | 0.03 | 0.30 | 0.03 | 10.00× | 10.00× |",
+  );
+  const started = lines.find((l) => l.startsWith("| RSS started and idle"))!;
+  assert.equal(
+    started,
+    "| RSS started and idle, before the bursts (MiB) | 30.0 | 60.0 | 30.0 | 2.00× | 2.00× |",
+  );
   assert.match(
     table,
     /\| idle: LIST requests per hour \| not run \| not run \| not run \| — \| — \|/,
