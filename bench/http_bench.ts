@@ -169,6 +169,21 @@ function find(haystack: Uint8Array, needle: Uint8Array): number {
 
 const sockets = await Promise.all(Array.from({ length: 16 }, () => Http1Socket.open()));
 
+/** One merge patch of the label `i` by bare `fetch`. */
+async function bareFetchPatch(label: string): Promise<void> {
+  const response = await fetch(url, {
+    method: "PATCH",
+    headers: {
+      "Content-Type": "application/merge-patch+json",
+      Accept: "application/json",
+      ...Object.fromEntries(auth.headers),
+    },
+    body: JSON.stringify({ metadata: { labels: { i: label } } }),
+    client: bare,
+  });
+  JSON.parse(await response.text());
+}
+
 async function inFlight(each: (i: number) => Promise<unknown>): Promise<void> {
   let next = 0;
   await Promise.all(Array.from({ length: 16 }, async () => {
@@ -191,34 +206,10 @@ const senders: Record<string, (i: number) => Promise<unknown>> = {
       sockets.push(socket);
     }
   },
-  "bare fetch": async (i) => {
-    const response = await fetch(url, {
-      method: "PATCH",
-      headers: {
-        "Content-Type": "application/merge-patch+json",
-        Accept: "application/json",
-        ...Object.fromEntries(auth.headers),
-      },
-      body: JSON.stringify({ metadata: { labels: { i: String(i) } } }),
-      client: bare,
-    });
-    JSON.parse(await response.text());
-  },
+  "bare fetch": (i) => bareFetchPatch(String(i)),
   // The same request and bytes, but the server writes nothing (the label is already there) and
   // answers at once: what the client side of a request costs when the server is fast.
-  "bare fetch, nothing to change": async () => {
-    const response = await fetch(url, {
-      method: "PATCH",
-      headers: {
-        "Content-Type": "application/merge-patch+json",
-        Accept: "application/json",
-        ...Object.fromEntries(auth.headers),
-      },
-      body: JSON.stringify({ metadata: { labels: { i: "0" } } }),
-      client: bare,
-    });
-    JSON.parse(await response.text());
-  },
+  "bare fetch, nothing to change": () => bareFetchPatch("0"),
 };
 
 function cpuUs(): number {
