@@ -5,7 +5,7 @@
  * grouped by the file they live in and by what they do) — a table, not the profile.
  *
  *     deno run -A bench/profile_operator.ts [--n 1000] [--top 25] [--keep DIR]
- *       [--v8-flags FLAGS] [--no-profile] [--allocations]
+ *       [--v8-flags FLAGS] [--no-profile] [--allocations] [--idle SECONDS]
  *
  * `--v8-flags` replaces the operator's default V8 flags (`--optimize-for-size`), and
  * `--no-profile` leaves the profiler off: together, an A/B of V8 flags by the operator's CPU
@@ -14,6 +14,10 @@
  * `--allocations` profiles memory instead of time: V8's sampling heap profiler, reached through
  * the operator's inspector, counts every allocation made during the burst (also of objects the
  * garbage collector has freed since), so the table says which functions feed the collector.
+ *
+ * `--idle SECONDS` watches the operator go quiet after the burst: its CPU per thread (main, the
+ * stream reader's worker, V8's garbage-collector helpers) and its RSS, every 10 s for SECONDS —
+ * what the benchmark's "idle: operator CPU" row is made of.
  *
  * Uses the tests' plane (`tests/cluster/cluster.sh up`; `KOPF_CLUSTER_DIR` picks another). The
  * raw `.cpuprofile` is written to a temporary folder, removed afterwards unless `--keep DIR`
@@ -26,7 +30,7 @@
 import { parseArgs } from "node:util";
 import { cluster } from "../tests/support/cluster.ts";
 import { OperatorProcess } from "../tests/support/operator_process.ts";
-import { sampleTree } from "./kopf/proc_stats.ts";
+import { CLOCK_TICKS, parseStat, parseStatusKb, sampleTree } from "./kopf/proc_stats.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const { values } = parseArgs({
@@ -38,12 +42,14 @@ const { values } = parseArgs({
     "v8-flags": { type: "string" },
     "no-profile": { type: "boolean", default: false },
     allocations: { type: "boolean", default: false },
+    idle: { type: "string", default: "0" },
   },
 });
 const ALLOCATIONS = values.allocations;
 const PROFILE = !values["no-profile"] && !ALLOCATIONS;
 const N = Number(values.n);
 const TOP = Number(values.top);
+const IDLE = Number(values.idle);
 
 interface ProfileNode {
   id: number;
@@ -177,6 +183,42 @@ function summarise(profile: Profile): void {
   }
 }
 
+/** CPU seconds of each thread of `pid` so far, summed by thread name. */
+async function threadCpu(pid: number): Promise<Map<string, number>> {
+  const byName = new Map<string, number>();
+  for await (const task of Deno.readDir(`/proc/${pid}/task`)) {
+    let stat: string;
+    try {
+      stat = await Deno.readTextFile(`/proc/${pid}/task/${task.name}/stat`);
+    } catch {
+      continue; // the thread ended
+    }
+    const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const { utime, stime } = parseStat(stat);
+    byName.set(name, (byName.get(name) ?? 0) + (utime + stime) / CLOCK_TICKS);
+  }
+  return byName;
+}
+
+/** Prints the CPU each thread of `pid` spent, and its RSS, every 10 s for `seconds`. */
+async function watchIdle(pid: number, seconds: number): Promise<void> {
+  console.log(
+    `\n| quiet for (s) | CPU (s) | by thread | RSS (MiB) |\n| ---: | ---: | --- | ---: |`,
+  );
+  let before = await threadCpu(pid);
+  for (let at = 10; at <= seconds; at += 10) {
+    await new Promise((resolve) => setTimeout(resolve, 10_000));
+    const now = await threadCpu(pid);
+    const spent = [...now].map(([name, cpu]) => [name, cpu - (before.get(name) ?? 0)] as const)
+      .filter(([, cpu]) => cpu > 0).sort((a, b) => b[1] - a[1]);
+    const total = spent.reduce((sum, [, cpu]) => sum + cpu, 0);
+    const rss = parseStatusKb(await Deno.readTextFile(`/proc/${pid}/status`), "VmRSS");
+    const threads = spent.map(([name, cpu]) => `${name} ${cpu.toFixed(2)}`).join(", ") || "—";
+    console.log(`| ${at} | ${total.toFixed(2)} | ${threads} | ${(rss / 2 ** 20).toFixed(0)} |`);
+    before = now;
+  }
+}
+
 const c = await cluster();
 await c.applyCrd(`${ROOT}bench/kopf/crd.yaml`);
 const ns = await c.namespace("profile");
@@ -264,6 +306,8 @@ try {
         `${(sample.hwmBytes / 2 ** 20).toFixed(0)} MiB`,
     );
   }
+  // `kopf run` became the operator (execve): its pid is the operator's.
+  if (IDLE > 0) await watchIdle(operator.pid, IDLE);
 } finally {
   await operator.stop();
   await c.deleteNamespace(ns);
