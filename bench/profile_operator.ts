@@ -183,7 +183,10 @@ function summarise(profile: Profile): void {
   }
 }
 
-/** CPU seconds of each thread of `pid` so far, summed by thread name. */
+/**
+ * CPU seconds of each live thread of `pid` so far, summed by thread name. A thread that ends
+ * between two samples drops out, and so does what it spent since the first of them.
+ */
 async function threadCpu(pid: number): Promise<Map<string, number>> {
   const byName = new Map<string, number>();
   for await (const task of Deno.readDir(`/proc/${pid}/task`)) {
