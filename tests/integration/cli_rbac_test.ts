@@ -197,7 +197,7 @@ Deno.test({
           metadata: { name: "denied" },
           spec: {},
         });
-        const line = await denied.waitForLog(/forbidden|403/i, 60);
+        const line = await denied.waitForLog(/forbidden|(?<![,.:\d])403\b/i, 60);
         assert.match(line, /patch/i, line);
         assert.match(line, /kopfexamples/, line);
       } finally {
